@@ -1,0 +1,145 @@
+"""Run configuration: dataclasses whose field docstrings become ``--help`` text.
+
+Every method's config subclasses :class:`RunConfig`, so engine flags (``--max-steps``, ``--batch-size``,
+``--device`` ...) and the method's own fields sit side by side on one flat command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+
+from unflat.errors import ConfigError
+
+C = TypeVar("C", bound="RunConfig")
+
+
+@dataclass
+class RunConfig:
+    """Settings every training run has, whatever the method."""
+
+    data: Path | None = None
+    """Dataset directory made by `unflat dataset ...` (synth, render, images or from-generator)."""
+    out: Path | None = None
+    """Run directory; default runs/METHOD-YYYYmmdd-HHMMSS."""
+    seed: int = 0
+    """One seed for everything: initialisation, data order, noise, cameras."""
+    max_steps: int = 1000
+    """Total training steps (one step = one update of every network of the method)."""
+    batch_size: int = 8
+    """Images per step on each process (the global batch is this times the number of processes)."""
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    """Where to train; auto picks cuda, then mps, then cpu."""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """Autocast precision: auto = bf16 on CUDA, fp32 elsewhere."""
+    compile: bool = False
+    """Compile the networks with torch.compile (CUDA; first steps are slower)."""
+    tf32: bool = True
+    """Allow TF32 matrix maths on NVIDIA GPUs."""
+    num_workers: int = 0
+    """Data loader worker processes (0 = load in the main process)."""
+    checkpoint_every: int = 500
+    """Write a checkpoint every N steps (and at the end, and on Ctrl-C / SIGTERM)."""
+    keep_checkpoints: int = 3
+    """How many step-XXXXXXXX.pt checkpoints to keep besides latest.pt (0 keeps all)."""
+    log_every: int = 10
+    """Write metrics.jsonl / TensorBoard and print a summary line every N steps."""
+    sample_every: int = 500
+    """Save a sample grid every N steps (0 = only at the end)."""
+    grad_clip: float = 0.0
+    """Clip each network's gradient norm to this value before its update (0 = off)."""
+    nan_policy: Literal["stop", "rollback"] = "stop"
+    """On NaN/Inf losses or gradients: stop (keeping the last good checkpoint), or roll back to it and lower the learning rates."""
+    rollback_lr_factor: float = 0.5
+    """Learning-rate multiplier applied at each rollback (nan_policy=rollback)."""
+    max_rollbacks: int = 3
+    """Give up after this many rollbacks."""
+    tensorboard: bool = True
+    """Write TensorBoard event files into the run directory."""
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first invalid field. Subclasses extend this."""
+        positive = ["max_steps", "batch_size", "checkpoint_every", "log_every"]
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(name, f"must be > 0, got {getattr(self, name)}")
+        for name in ["keep_checkpoints", "sample_every", "num_workers", "max_rollbacks"]:
+            if getattr(self, name) < 0:
+                raise ConfigError(name, f"must be >= 0, got {getattr(self, name)}")
+        if self.grad_clip < 0:
+            raise ConfigError("grad_clip", f"must be >= 0, got {self.grad_clip}")
+        if not 0 < self.rollback_lr_factor <= 1:
+            raise ConfigError("rollback_lr_factor", f"must be in (0, 1], got {self.rollback_lr_factor}")
+
+
+def require_positive(cfg: object, *names: str) -> None:
+    """Helper for subclasses' validate(): each named field must be > 0."""
+    for name in names:
+        value = getattr(cfg, name)
+        if not value > 0:
+            raise ConfigError(name, f"must be > 0, got {value}")
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML round trip
+# ---------------------------------------------------------------------------------------------
+def to_plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    return value
+
+
+def config_to_yaml(cfg: object) -> str:
+    return yaml.safe_dump(to_plain(cfg), sort_keys=False)
+
+
+def _coerce(kind: Any, value: Any, field: str) -> Any:
+    origin = typing.get_origin(kind)
+    args = typing.get_args(kind)
+    if value is None:
+        return None
+    if origin in (typing.Union, types.UnionType):
+        non_none = [a for a in args if a is not type(None)]
+        return _coerce(non_none[0], value, field) if len(non_none) == 1 else value
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(field, f"must be one of {', '.join(map(str, args))}; got {value!r}")
+        return value
+    if origin is tuple:
+        if args and args[-1] is Ellipsis:
+            return tuple(_coerce(args[0], v, field) for v in value)
+        return tuple(_coerce(a, v, field) for a, v in zip(args, value))
+    if dataclasses.is_dataclass(kind):
+        return config_from_dict(kind, value)
+    if kind is Path:
+        return Path(value)
+    if kind is float and isinstance(value, int):
+        return float(value)
+    if kind in (int, float, str, bool) and not isinstance(value, kind):
+        raise ConfigError(field, f"must be a {kind.__name__}, got {value!r}")
+    return value
+
+
+def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
+    """Build a config dataclass from plain data (as read from YAML), checking names and types."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(sorted(unknown)[0], f"is not a field of {cls.__name__}")
+    kwargs = {name: _coerce(hints[name], value, name) for name, value in data.items()}
+    return cls(**kwargs)
+
+
+def config_from_yaml(cls: type[C], text: str) -> C:
+    return config_from_dict(cls, yaml.safe_load(text) or {})

@@ -1,0 +1,386 @@
+"""unflat's one on-disk dataset format: writer, reader and validator.
+
+A dataset is a directory::
+
+    manifest.json     format name/version, counts, resolution, class names, per-file sha256
+    images.npy        uint8 [N,H,W,3]        (memory-mapped on load)
+    masks.npy         uint8 [N,H,W] 0..255   (optional)
+    depth.npy         float16 [N,H,W]        (optional; camera-space z, 0 = background)
+    labels.npy        int64 [N]              class id per image
+    shape_ids.npy     int64 [N]              which object an image shows (views of one shape share it)
+    cameras.json      {"convention": "opencv-cam2world", "frames": [{"cam2world": 4x4, "intrinsics": [fx/W, fy/H, cx/W, cy/H]}, ...]}
+    meshes/           optional ground-truth meshes, ``{shape_id:06d}.ply`` in world units
+    preview.png       a sample grid for people
+
+See docs/dataset-format.md. Everything is validated on load with errors that name the file and field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from unflat import __version__
+from unflat.cameras import Cameras
+from unflat.errors import UserError
+
+FORMAT_NAME = "unflat-dataset"
+FORMAT_VERSION = 1
+CAMERA_CONVENTION = "opencv-cam2world"
+ARRAY_FILES = ("images.npy", "masks.npy", "depth.npy", "labels.npy", "shape_ids.npy")
+
+
+class DatasetError(UserError):
+    """A dataset on disk is missing, broken or inconsistent."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a method needs to know about its training data."""
+
+    resolution: int
+    num_images: int
+    num_shapes: int
+    views_per_shape: int
+    class_names: tuple[str, ...]
+    has_masks: bool
+    has_depth: bool
+    has_meshes: bool
+    kind: str = "synth"
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def _sha256(path: Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# cameras.json
+# ---------------------------------------------------------------------------------------------
+def parse_cameras_json(payload: object, source: str = "cameras.json", expected: int | None = None) -> Cameras:
+    """Validate a cameras JSON payload and return the cameras. Errors name the frame and field."""
+    if not isinstance(payload, dict):
+        raise DatasetError(f"{source}: top level must be an object with 'convention' and 'frames'")
+    convention = payload.get("convention")
+    if convention != CAMERA_CONVENTION:
+        raise DatasetError(f"{source}: field 'convention' must be '{CAMERA_CONVENTION}', got {convention!r}")
+    frames = payload.get("frames")
+    if not isinstance(frames, list):
+        raise DatasetError(f"{source}: field 'frames' must be a list")
+    if expected is not None and len(frames) != expected:
+        raise DatasetError(f"{source}: has {len(frames)} frames but the dataset has {expected} images")
+    c2w = np.zeros((len(frames), 4, 4))
+    intr = np.zeros((len(frames), 4))
+    for i, frame in enumerate(frames):
+        if not isinstance(frame, dict):
+            raise DatasetError(f"{source}: frames[{i}] must be an object")
+        for name, target, shape in (("cam2world", c2w, (4, 4)), ("intrinsics", intr, (4,))):
+            try:
+                value = np.asarray(frame[name], dtype=np.float64)
+            except KeyError:
+                raise DatasetError(f"{source}: frames[{i}] is missing field '{name}'") from None
+            except (TypeError, ValueError):
+                raise DatasetError(f"{source}: frames[{i}].{name} is not numeric") from None
+            if value.shape != shape:
+                raise DatasetError(f"{source}: frames[{i}].{name} must have shape {shape}, got {value.shape}")
+            if not np.isfinite(value).all():
+                raise DatasetError(f"{source}: frames[{i}].{name} contains NaN or Inf")
+            target[i] = value
+    cameras = Cameras(torch.from_numpy(c2w).float(), torch.from_numpy(intr).float())
+    valid = cameras.is_valid(atol=1e-3)
+    if not bool(valid.all()):
+        bad = int((~valid).nonzero()[0, 0])
+        raise DatasetError(
+            f"{source}: frames[{bad}] is not a valid camera (cam2world rotation must be orthonormal with "
+            "det +1, last row (0,0,0,1), intrinsics fx, fy > 0)"
+        )
+    return cameras
+
+
+# ---------------------------------------------------------------------------------------------
+# Writer
+# ---------------------------------------------------------------------------------------------
+class DatasetWriter:
+    """Streams samples to disk in chunks, then assembles the final arrays and manifest.
+
+    Use as a context manager; ``finalize()`` is called on a clean exit. Nothing appears at ``out``
+    until the dataset is complete (it is assembled in ``out.partial`` and renamed).
+    """
+
+    def __init__(
+        self,
+        out: Path,
+        resolution: int,
+        class_names: list[str] | tuple[str, ...],
+        kind: str,
+        with_masks: bool = True,
+        with_depth: bool = False,
+        views_per_shape: int = 1,
+        chunk_size: int = 1024,
+        overwrite: bool = False,
+        source: dict | None = None,
+    ) -> None:
+        self.out = Path(out)
+        if self.out.exists() and any(self.out.iterdir()) and not overwrite:
+            raise UserError(f"{self.out} already exists and is not empty; pass --overwrite or choose another --out")
+        self.tmp = self.out.with_name(self.out.name + ".partial")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        (self.tmp / "chunks").mkdir(parents=True)
+        self.resolution = resolution
+        self.class_names = tuple(class_names)
+        self.kind = kind
+        self.with_masks, self.with_depth = with_masks, with_depth
+        self.views_per_shape = views_per_shape
+        self.chunk_size = chunk_size
+        self.source = source or {}
+        self._buffers: dict[str, list[np.ndarray]] = {name: [] for name in ARRAY_FILES}
+        self._frames: list[dict] = []
+        self._chunks = 0
+        self.count = 0
+        self.meshes_dir = self.tmp / "meshes"
+
+    def __enter__(self) -> "DatasetWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.finalize()
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def add(
+        self,
+        image: np.ndarray,
+        camera: Cameras,
+        class_id: int = 0,
+        shape_id: int | None = None,
+        mask: np.ndarray | None = None,
+        depth: np.ndarray | None = None,
+    ) -> None:
+        """image: uint8 [H,W,3]; mask: uint8 [H,W] or float [H,W] in [0,1]; depth: float [H,W]; camera: 1 camera."""
+        r = self.resolution
+        if image.shape != (r, r, 3) or image.dtype != np.uint8:
+            raise ValueError(f"image must be uint8 [{r},{r},3], got {image.dtype} {image.shape}")
+        if not 0 <= class_id < len(self.class_names):
+            raise ValueError(f"class_id {class_id} out of range for {len(self.class_names)} classes")
+        self._buffers["images.npy"].append(image)
+        if self.with_masks:
+            if mask is None:
+                raise ValueError("this dataset stores masks; pass mask=")
+            if mask.dtype != np.uint8:
+                mask = np.clip(np.rint(mask * 255), 0, 255).astype(np.uint8)
+            self._buffers["masks.npy"].append(mask.reshape(r, r))
+        if self.with_depth:
+            if depth is None:
+                raise ValueError("this dataset stores depth; pass depth=")
+            self._buffers["depth.npy"].append(depth.reshape(r, r).astype(np.float16))
+        self._buffers["labels.npy"].append(np.int64(class_id))
+        self._buffers["shape_ids.npy"].append(np.int64(self.count if shape_id is None else shape_id))
+        self._frames.extend(camera.to_json())
+        self.count += 1
+        if len(self._buffers["images.npy"]) >= self.chunk_size:
+            self._flush()
+
+    def add_mesh(self, shape_id: int, mesh: "object") -> None:
+        """Store a ground-truth mesh (trimesh.Trimesh) for ``shape_id``."""
+        self.meshes_dir.mkdir(exist_ok=True)
+        mesh.export(self.meshes_dir / f"{shape_id:06d}.ply")
+
+    def _flush(self) -> None:
+        if not self._buffers["images.npy"]:
+            return
+        for name, items in self._buffers.items():
+            if items:
+                np.save(self.tmp / "chunks" / f"{self._chunks:05d}-{name}", np.stack(items))
+                items.clear()
+        self._chunks += 1
+
+    def finalize(self) -> Path:
+        self._flush()
+        if self.count == 0:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise UserError(f"no usable samples were written to {self.out}")
+        names = ["images.npy", "labels.npy", "shape_ids.npy"]
+        names += ["masks.npy"] * self.with_masks + ["depth.npy"] * self.with_depth
+        files = {}
+        for name in names:
+            parts = [self.tmp / "chunks" / f"{c:05d}-{name}" for c in range(self._chunks)]
+            first = np.load(parts[0], mmap_mode="r")
+            target = np.lib.format.open_memmap(
+                self.tmp / name, mode="w+", dtype=first.dtype, shape=(self.count, *first.shape[1:])
+            )
+            offset = 0
+            for part in parts:
+                block = np.load(part, mmap_mode="r")
+                target[offset : offset + len(block)] = block
+                offset += len(block)
+            target.flush()
+            del target
+            files[name] = {"sha256": _sha256(self.tmp / name), "bytes": (self.tmp / name).stat().st_size}
+        shutil.rmtree(self.tmp / "chunks")
+        (self.tmp / "cameras.json").write_text(json.dumps({"convention": CAMERA_CONVENTION, "frames": self._frames}))
+        files["cameras.json"] = {"sha256": _sha256(self.tmp / "cameras.json"), "bytes": (self.tmp / "cameras.json").stat().st_size}
+        shape_ids = np.load(self.tmp / "shape_ids.npy", mmap_mode="r")
+        manifest = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "unflat_version": __version__,
+            "kind": self.kind,
+            "num_images": self.count,
+            "num_shapes": int(len(np.unique(shape_ids))),
+            "views_per_shape": self.views_per_shape,
+            "resolution": self.resolution,
+            "class_names": list(self.class_names),
+            "has_masks": self.with_masks,
+            "has_depth": self.with_depth,
+            "has_meshes": self.meshes_dir.exists(),
+            "files": files,
+            "source": self.source,
+        }
+        (self.tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        _write_preview(self.tmp)
+        if self.out.exists():
+            shutil.rmtree(self.out)
+        os.replace(self.tmp, self.out)
+        return self.out
+
+
+def _write_preview(directory: Path, count: int = 16) -> None:
+    from PIL import Image
+
+    images = np.load(directory / "images.npy", mmap_mode="r")
+    pick = np.linspace(0, len(images) - 1, min(count, len(images))).astype(int)
+    cols = int(math.ceil(math.sqrt(len(pick))))
+    rows = int(math.ceil(len(pick) / cols))
+    h, w = images.shape[1:3]
+    grid = np.full((rows * h, cols * w, 3), 255, np.uint8)
+    for n, i in enumerate(pick):
+        grid[(n // cols) * h : (n // cols + 1) * h, (n % cols) * w : (n % cols + 1) * w] = images[i]
+    Image.fromarray(grid).save(directory / "preview.png")
+
+
+# ---------------------------------------------------------------------------------------------
+# Reader
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Dataset:
+    """A loaded dataset: memory-mapped arrays plus cameras. Index with ``slice_numpy``/``loader``."""
+
+    root: Path
+    info: DatasetInfo
+    images: np.ndarray  # uint8 [N,H,W,3]
+    labels: np.ndarray  # int64 [N]
+    shape_ids: np.ndarray  # int64 [N]
+    cameras: Cameras
+    masks: np.ndarray | None = None  # uint8 [N,H,W]
+    depth: np.ndarray | None = None  # float16 [N,H,W]
+    manifest: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return self.info.num_images
+
+    def views_of_shape(self) -> list[np.ndarray]:
+        """Image indices grouped by shape id, in shape-id order."""
+        order = np.argsort(self.shape_ids, kind="stable")
+        ids = self.shape_ids[order]
+        splits = np.flatnonzero(np.diff(ids)) + 1
+        return np.split(order, splits)
+
+    def mesh_path(self, shape_id: int) -> Path | None:
+        path = self.root / "meshes" / f"{shape_id:06d}.ply"
+        return path if path.exists() else None
+
+
+def _load_array(root: Path, name: str, dtype: np.dtype, shape_tail: tuple, count: int) -> np.ndarray:
+    path = root / name
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: missing (the manifest says this dataset has it)") from None
+    except (ValueError, OSError) as exc:
+        raise DatasetError(f"{path}: not a readable .npy array ({exc}); re-create the dataset") from None
+    if array.dtype != dtype:
+        raise DatasetError(f"{path}: dtype must be {np.dtype(dtype)}, got {array.dtype}")
+    if array.shape[0] != count or tuple(array.shape[1:]) != shape_tail:
+        raise DatasetError(f"{path}: shape must be {(count, *shape_tail)}, got {array.shape}")
+    return array
+
+
+def read_manifest(root: Path) -> dict:
+    path = Path(root) / "manifest.json"
+    if not Path(root).is_dir():
+        raise DatasetError(f"{root}: not a directory; make a dataset with `unflat dataset synth|render|images`")
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: missing; {root} is not an unflat dataset (make one with `unflat dataset ...`)") from None
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{path}: invalid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise DatasetError(f"{path}: field 'format' must be '{FORMAT_NAME}'")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise DatasetError(
+            f"{path}: format_version {version!r} is not supported by unflat {__version__} (expects {FORMAT_VERSION}); "
+            "re-create the dataset with this version"
+        )
+    required = {"num_images": int, "resolution": int, "class_names": list, "has_masks": bool, "has_depth": bool}
+    for key, kind in required.items():
+        if not isinstance(manifest.get(key), kind) or isinstance(manifest.get(key), bool) != (kind is bool):
+            raise DatasetError(f"{path}: field '{key}' must be a {kind.__name__}")
+    if manifest["num_images"] <= 0 or manifest["resolution"] <= 0:
+        raise DatasetError(f"{path}: 'num_images' and 'resolution' must be positive")
+    return manifest
+
+
+def open_dataset(root: Path | str, verify_hashes: bool = False) -> Dataset:
+    """Open and validate a dataset directory. ``verify_hashes`` also checks every file's sha256."""
+    root = Path(root)
+    manifest = read_manifest(root)
+    n, r = manifest["num_images"], manifest["resolution"]
+    if verify_hashes:
+        for name, entry in manifest.get("files", {}).items():
+            if _sha256(root / name) != entry.get("sha256"):
+                raise DatasetError(f"{root / name}: content hash does not match manifest.json (file changed or corrupt)")
+    images = _load_array(root, "images.npy", np.uint8, (r, r, 3), n)
+    labels = _load_array(root, "labels.npy", np.int64, (), n)
+    shape_ids = _load_array(root, "shape_ids.npy", np.int64, (), n)
+    masks = _load_array(root, "masks.npy", np.uint8, (r, r), n) if manifest["has_masks"] else None
+    depth = _load_array(root, "depth.npy", np.float16, (r, r), n) if manifest["has_depth"] else None
+    num_classes = len(manifest["class_names"])
+    if n and (labels.min() < 0 or labels.max() >= num_classes):
+        raise DatasetError(f"{root / 'labels.npy'}: class ids must lie in [0, {num_classes}) (manifest class_names)")
+    try:
+        payload = json.loads((root / "cameras.json").read_text())
+    except FileNotFoundError:
+        raise DatasetError(f"{root / 'cameras.json'}: missing") from None
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{root / 'cameras.json'}: invalid JSON ({exc})") from None
+    cameras = parse_cameras_json(payload, str(root / "cameras.json"), expected=n)
+    info = DatasetInfo(
+        resolution=r,
+        num_images=n,
+        num_shapes=int(manifest.get("num_shapes", n)),
+        views_per_shape=int(manifest.get("views_per_shape", 1)),
+        class_names=tuple(manifest["class_names"]),
+        has_masks=manifest["has_masks"],
+        has_depth=manifest["has_depth"],
+        has_meshes=bool(manifest.get("has_meshes", False)),
+        kind=str(manifest.get("kind", "unknown")),
+    )
+    return Dataset(root, info, images, labels, shape_ids, cameras, masks, depth, manifest)
