@@ -188,6 +188,7 @@ def iterate_batches(
         pin_memory=device.type == "cuda",
         prefetch_factor=4 if num_workers > 0 else None,
         persistent_workers=False,
+        generator=torch.Generator().manual_seed(seed),  # keep the global RNG untouched (exact resume)
     )
     for host_batch in loader:
         yield host_batch.to(device)

@@ -1,0 +1,322 @@
+"""The `unflat` command. Every sub-command parses a dataclass config with tyro, so each option's
+docstring is its --help text. User errors print one line (``--debug`` shows the traceback)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Literal, Sequence, TypeVar
+
+from unflat import __version__
+from unflat.errors import UserError
+
+T = TypeVar("T")
+
+
+class NotBuiltYet(UserError):
+    """A sub-command whose capability is not available in this build."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing helpers
+# ---------------------------------------------------------------------------------------------
+def parse(cls: type[T], args: Sequence[str], prog: str, description: str | None = None, default: T | None = None) -> T:
+    """tyro parse with one-line errors. --help prints the full generated help and exits 0."""
+    buffer = io.StringIO()
+    wants_help = any(a in ("-h", "--help") for a in args)
+    kwargs = {"default": default} if default is not None else {}
+    try:
+        with contextlib.redirect_stderr(buffer), contextlib.redirect_stdout(buffer):
+            return tyro_cli(cls, args=list(args), prog=prog, description=description, **kwargs)
+    except SystemExit as exc:
+        text = buffer.getvalue()
+        if wants_help or exc.code == 0:
+            print(text, end="")
+            raise SystemExit(0) from None
+        lines = [line.strip("│|  ").strip() for line in text.splitlines()]
+        lines = [line for line in lines if line and not set(line) <= set("─╭╮╰╯-+ ")]
+        detail = lines[1] if len(lines) > 1 else (lines[0] if lines else "invalid arguments")
+        raise UserError(f"{detail} (see `{prog} --help`)") from None
+
+
+def tyro_cli(cls, **kwargs):
+    import tyro
+
+    return tyro.cli(cls, **kwargs)
+
+
+def _import(module: str, what: str):
+    """Import an optional part of unflat; a missing one is reported as not built, not as a crash."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("unflat"):
+            raise NotBuiltYet(f"{what} is not built in this version of unflat ({exc.name} is missing)") from None
+        raise UserError(f"{what} needs the Python package '{exc.name}': pip install {exc.name}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# train
+# ---------------------------------------------------------------------------------------------
+TRAIN_USAGE = """usage: unflat train METHOD --data DIR [--preset tiny|small|paper] [--out RUN] [--max-steps N] [any config field]
+       unflat train --resume RUN [--max-steps N]
+
+Train a method. Every field of the method's config is a flag: see `unflat train METHOD --help`.
+Presets: tiny (tests, a step in well under a second on CPU), small (CPU demo, minutes), paper (the paper's sizes, GPU).
+Multi-GPU: torchrun --nproc_per_node N -m unflat train METHOD ...
+
+methods:
+"""
+
+
+@dataclass
+class ResumeArgs:
+    """Continue a run from RUN/checkpoints/latest.pt with its exact counters, schedules and data order."""
+
+    resume: Path
+    """Run directory (or checkpoint file) to continue."""
+    max_steps: int | None = None
+    """Train until this total step count (default: the run's own max_steps)."""
+
+
+def cmd_train(args: list[str]) -> int:
+    from unflat.engine import trainer
+    from unflat.methods.registry import all_methods, get_method
+
+    if "--resume" in args:
+        resume = parse(ResumeArgs, args, "unflat train")
+        overrides = {"max_steps": resume.max_steps} if resume.max_steps is not None else None
+        result = trainer.resume(resume.resume, overrides)
+        return 130 if result.interrupted else 0
+    if not args or args[0].startswith("-"):
+        text = TRAIN_USAGE + "".join(f"  {name:<16} {spec.description}\n" for name, spec in all_methods().items())
+        print(text, end="")
+        return 0 if not args or args[0] in ("-h", "--help") else 2
+    spec = get_method(args[0])
+    rest = list(args[1:])
+    preset = "small"
+    if "--preset" in rest:
+        i = rest.index("--preset")
+        if i + 1 >= len(rest):
+            raise UserError("--preset needs a value: tiny, small or paper")
+        preset = rest[i + 1]
+        del rest[i : i + 2]
+    description = (
+        f"Train `{spec.name}`: {spec.description}\n\n"
+        f"--preset {{{'|'.join(spec.presets)}}} picks the defaults below (default: small; these are the '{preset}' values)."
+    )
+    cfg = parse(spec.config_cls, rest, f"unflat train {spec.name}", description, default=spec.config(preset))
+    result = trainer.train(spec, cfg)
+    return 130 if result.interrupted else 0
+
+
+# ---------------------------------------------------------------------------------------------
+# dataset
+# ---------------------------------------------------------------------------------------------
+DATASET_COMMANDS = {
+    "synth": ("unflat.data.commands", "SynthConfig", "run_synth", "embedded procedural categories with ground-truth 3D"),
+    "render": ("unflat.data.commands", "RenderMeshesConfig", "run_render_meshes", "your OBJ/GLB/PLY/STL meshes -> dataset"),
+    "images": ("unflat.data.commands", "ImagesConfig", "run_images", "in-the-wild photos (class sub-folders = labels) -> dataset"),
+    "from-generator": ("unflat.data.from_generator", "FromGeneratorConfig", "run_from_generator",
+                       "posed multi-view images + masks rendered by a trained 3D generator run"),
+}
+
+
+def cmd_dataset(args: list[str]) -> int:
+    if not args or args[0] not in DATASET_COMMANDS:
+        print("usage: unflat dataset {" + ",".join(DATASET_COMMANDS) + "} [options]\n\nMake an unflat dataset:")
+        for name, (*_, text) in DATASET_COMMANDS.items():
+            print(f"  {name:<16} {text}")
+        return 0 if not args or args[0] in ("-h", "--help") else 2
+    module_name, config_name, run_name, text = DATASET_COMMANDS[args[0]]
+    module = _import(module_name, f"`unflat dataset {args[0]}`")
+    cfg = parse(getattr(module, config_name), args[1:], f"unflat dataset {args[0]}", text)
+    getattr(module, run_name)(cfg)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands on a trained run
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class GenerateArgs:
+    """Sample a trained generator: images, depth and meshes for N seeds."""
+
+    run: Path
+    """Run directory (or checkpoint file)."""
+    out: Path = Path("generated")
+    """Output directory."""
+    num: int = 16
+    """How many samples."""
+    seed: int = 0
+    """First seed; sample i uses seed+i."""
+    class_id: int | None = None
+    """Class to generate (class-conditional methods); default: all classes in turn."""
+    device: str = "auto"
+    """cpu, cuda, mps or auto."""
+
+
+@dataclass
+class ExportArgs:
+    """Export meshes from a trained run."""
+
+    run: Path
+    """Run directory (or checkpoint file)."""
+    out: Path = Path("exported")
+    """Output directory."""
+    format: tuple[Literal["glb", "obj", "ply"], ...] = ("glb",)
+    """Mesh formats to write."""
+    num: int = 4
+    """How many samples to export."""
+    seed: int = 0
+    """First seed."""
+    class_id: int | None = None
+    """Class to export (class-conditional methods)."""
+    device: str = "auto"
+    """cpu, cuda, mps or auto."""
+
+
+@dataclass
+class InvertArgs:
+    """PTI inversion of real images into a trained tri-plane generator (mvtriplane, 3dgp)."""
+
+    run: Path
+    """Run directory of a trained mvtriplane or 3dgp generator."""
+    images: tuple[Path, ...]
+    """Images to invert."""
+    out: Path = Path("inverted")
+    """Output directory."""
+    steps_w: int = 500
+    """Stage 1 (latent optimisation) steps."""
+    steps_g: int = 350
+    """Stage 2 (generator fine-tuning) steps."""
+    device: str = "auto"
+    """cpu, cuda, mps or auto."""
+
+
+@dataclass
+class ReconstructArgs:
+    """Single image -> textured mesh with a trained `progressive` run."""
+
+    run: Path
+    """Run directory of a trained progressive model."""
+    images: tuple[Path, ...]
+    """Images (or folders of images) to reconstruct."""
+    out: Path = Path("reconstructed")
+    """Output directory: one GLB + turntable per image."""
+    masks: tuple[Path, ...] = ()
+    """Optional masks (same order as images) used to crop and centre."""
+    batch_size: int = 16
+    """Images per forward pass."""
+    device: str = "auto"
+    """cpu, cuda, mps or auto."""
+
+
+def _loaded(run: Path, device: str):
+    from unflat.engine.trainer import load_run
+
+    return load_run(run, device)
+
+
+def _require(method: object, name: str, what: str) -> Callable:
+    fn = getattr(method, name, None)
+    if fn is None:
+        raise UserError(f"method '{getattr(method, 'name', '?')}' does not support {what}")
+    return fn
+
+
+def cmd_generate(args: list[str]) -> int:
+    a = parse(GenerateArgs, args, "unflat generate")
+    loaded = _loaded(a.run, a.device)
+    paths = _require(loaded.method, "generate", "generate")(a.out, a.num, a.seed, a.class_id)
+    print(f"wrote {len(paths)} files to {a.out}")
+    return 0
+
+
+def cmd_export(args: list[str]) -> int:
+    a = parse(ExportArgs, args, "unflat export")
+    loaded = _loaded(a.run, a.device)
+    paths = loaded.method.export(a.out, a.num, a.seed, a.class_id, a.format)
+    print(f"wrote {len(paths)} meshes to {a.out}")
+    return 0
+
+
+def cmd_invert(args: list[str]) -> int:
+    a = parse(InvertArgs, args, "unflat invert")
+    loaded = _loaded(a.run, a.device)
+    _require(loaded.method, "invert", "PTI inversion (use an mvtriplane or 3dgp run)")(list(a.images), a.out, a.steps_w, a.steps_g)
+    return 0
+
+
+def cmd_reconstruct(args: list[str]) -> int:
+    a = parse(ReconstructArgs, args, "unflat reconstruct")
+    loaded = _loaded(a.run, a.device)
+    fn = _require(loaded.method, "reconstruct", "reconstruct (use a progressive run)")
+    fn(list(a.images), a.out, list(a.masks) or None, a.batch_size)
+    return 0
+
+
+def cmd_module(module: str, function: str, what: str) -> Callable[[list[str]], int]:
+    """A sub-command implemented by ``module.function(argv) -> int`` (evaluate, view, bench, demo)."""
+
+    def run(args: list[str]) -> int:
+        return int(getattr(_import(module, what), function)(args) or 0)
+
+    return run
+
+
+COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
+    "demo": (cmd_module("unflat.demo", "main", "`unflat demo`"), "end to end on embedded data (CPU, minutes): data -> 3D GAN -> samples, mesh, turntable"),
+    "dataset": (cmd_dataset, "make datasets: synth | render | images | from-generator"),
+    "train": (cmd_train, "train a method (iggan, mvtriplane, 3dgp, progressive, ...) or resume a run"),
+    "generate": (cmd_generate, "sample a trained generator: images, depth, meshes"),
+    "invert": (cmd_invert, "PTI inversion of real images (mvtriplane, 3dgp)"),
+    "reconstruct": (cmd_reconstruct, "single image -> textured GLB with a progressive run"),
+    "export": (cmd_export, "export meshes (GLB/OBJ/PLY) from a run"),
+    "evaluate": (cmd_module("unflat.evaluate", "main", "`unflat evaluate`"), "metrics of a run against a dataset -> metrics.json + report"),
+    "view": (cmd_module("unflat.export.viewer.cli", "main", "`unflat view`"), "local web viewer for runs and outputs (127.0.0.1)"),
+    "bench": (cmd_module("unflat.bench", "main", "`unflat bench`"), "run benchmarks and append results to BENCHMARKS.md"),
+}
+
+
+def print_help() -> None:
+    print(f"unflat {__version__}: learn 3D from flat images\n")
+    print("usage: unflat [--debug] COMMAND [options]   (unflat COMMAND --help for details)\n\ncommands:")
+    for name, (_, text) in COMMANDS.items():
+        print(f"  {name:<12} {text}")
+    print("\n  --debug      show full tracebacks for errors\n  --version    print the version")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("UNFLAT_DEBUG") == "1"
+    args = [a for a in args if a != "--debug"]
+    if not args or args[0] in ("-h", "--help", "help"):
+        print_help()
+        return 0
+    if args[0] == "--version":
+        print(__version__)
+        return 0
+    if args[0] not in COMMANDS:
+        print(f"unflat: unknown command '{args[0]}' (see `unflat --help`)", file=sys.stderr)
+        return 2
+    handler = COMMANDS[args[0]][0]
+    try:
+        return handler(args[1:])
+    except UserError as exc:
+        if debug:
+            raise
+        print(f"unflat {args[0]}: error: {exc}", file=sys.stderr)
+        return 3 if isinstance(exc, NotBuiltYet) else 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

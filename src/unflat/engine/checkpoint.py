@@ -1,0 +1,139 @@
+"""Atomic, self-describing checkpoints that load without unpickling code.
+
+Layout: ``RUN/checkpoints/step-XXXXXXXX.pt`` plus ``latest.pt`` (a hard link to the newest). Each file
+is written to a temporary name, fsync'd and renamed, so a crash or kill at any moment leaves the
+previous ``latest.pt`` intact. Loading always uses ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import shutil
+from pathlib import Path
+
+import torch
+
+from unflat import __version__
+from unflat.errors import UserError
+
+CHECKPOINT_FORMAT = "unflat-checkpoint"
+CHECKPOINT_VERSION = 1
+_STEP_FILE = re.compile(r"^step-(\d{8})\.pt$")
+
+
+class CheckpointError(UserError):
+    """A checkpoint is missing, unreadable, unsafe or from an incompatible version."""
+
+
+class CheckpointWriteError(UserError):
+    """A checkpoint could not be written (disk full, permissions); the previous one is intact."""
+
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_torch_save(payload: dict, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(run_dir: Path, payload: dict, step: int, keep_last: int = 3) -> Path:
+    """Write ``step-XXXXXXXX.pt`` atomically, point ``latest.pt`` at it, prune old ones."""
+    directory = checkpoint_dir(run_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    payload = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION, "unflat_version": __version__, **payload}
+    step_path = directory / f"step-{step:08d}.pt"
+    latest = directory / "latest.pt"
+    try:
+        _atomic_torch_save(payload, step_path)
+        link_tmp = directory / f".latest.pt.tmp-{os.getpid()}"
+        link_tmp.unlink(missing_ok=True)
+        try:
+            os.link(step_path, link_tmp)
+        except OSError:  # file systems without hard links
+            shutil.copyfile(step_path, link_tmp)
+        os.replace(link_tmp, latest)
+        _fsync_dir(directory)
+    except OSError as exc:
+        raise CheckpointWriteError(
+            f"could not write checkpoint {step_path} ({exc.strerror or exc}); the previous checkpoint "
+            f"{latest} is intact. Free disk space or fix permissions, then resume with `unflat train --resume {run_dir}`"
+        ) from exc
+    if keep_last > 0:
+        for old in list_checkpoints(run_dir)[:-keep_last]:
+            old.unlink(missing_ok=True)
+    return step_path
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Step checkpoints, oldest first."""
+    directory = checkpoint_dir(run_dir)
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if _STEP_FILE.match(p.name))
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    latest = checkpoint_dir(run_dir) / "latest.pt"
+    return latest if latest.exists() else None
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint safely (no code execution) and check it is an unflat checkpoint."""
+    path = Path(path)
+    if path.is_dir():
+        found = latest_checkpoint(path)
+        if found is None:
+            raise CheckpointError(f"{path}: no checkpoints/latest.pt in this run directory")
+        path = found
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: checkpoint not found") from None
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{path}: refused to load: the file contains Python objects other than tensors and plain data "
+            f"(it could run code). Only load checkpoints you trust, written by unflat. Details: {str(exc).splitlines()[0]}"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise CheckpointError(f"{path}: unreadable or truncated checkpoint ({str(exc).splitlines()[0]})") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not an unflat checkpoint (missing 'format': '{CHECKPOINT_FORMAT}')")
+    if payload.get("format_version") != CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format_version {payload.get('format_version')} is not supported by unflat {__version__}"
+        )
+    return payload
+
+
+def estimate_checkpoint_bytes(state: object) -> int:
+    """Bytes of tensor data in a nested state dict (a lower bound of the file size)."""
+    if isinstance(state, torch.Tensor):
+        return state.numel() * state.element_size()
+    if isinstance(state, dict):
+        return sum(estimate_checkpoint_bytes(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return sum(estimate_checkpoint_bytes(v) for v in state)
+    return 0

@@ -1,0 +1,378 @@
+"""The training engine shared by every method: one readable loop.
+
+Determinism: the data order (see ``unflat.data.loader``) and the random state are pure functions of
+(seed, rank, step) — the torch RNG is re-seeded from them at the start of every step — so resuming
+from a checkpoint reproduces an uninterrupted run bit for bit on CPU without saving loader or RNG
+state, and every DDP rank draws different noise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import shutil
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Iterator
+
+import imageio.v3 as imageio
+import numpy as np
+import torch
+
+from unflat.config import RunConfig, config_from_yaml, config_to_yaml
+from unflat.data.format import DatasetInfo, open_dataset
+from unflat.data.loader import Batch, iterate_batches
+from unflat.engine import distributed
+from unflat.engine.checkpoint import (
+    CheckpointWriteError,
+    estimate_checkpoint_bytes,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from unflat.engine.logger import MetricsLogger, ScalarAverager, open_run_log
+from unflat.engine.progress import TrainingProgress, console
+from unflat.errors import UserError
+from unflat.methods.base import Method, NonFiniteError, TrainContext
+from unflat.methods.registry import MethodSpec, get_method
+
+NUM_SAMPLES = 16
+
+
+class TrainingDiverged(UserError):
+    """Losses or gradients became NaN/Inf and the configured policy gave up."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    interrupted: bool = False
+
+
+@dataclass
+class LoadedRun:
+    """A trained method restored from a run directory or checkpoint file."""
+
+    spec: MethodSpec
+    cfg: RunConfig
+    method: Method
+    step: int
+    run_dir: Path
+
+
+# ---------------------------------------------------------------------------------------------
+# Device, precision, seeds
+# ---------------------------------------------------------------------------------------------
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            name = "cuda"
+        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            name = "mps"
+        else:
+            name = "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda: no CUDA GPU is visible to PyTorch (use --device cpu)")
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank)
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise UserError("--device mps: Apple MPS is not available here (use --device cpu)")
+    return torch.device(name)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    return int(np.random.SeedSequence([seed, rank, step]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def make_context(cfg: RunConfig, local_rank: int = 0, rank: int = 0, world_size: int = 1) -> TrainContext:
+    device = resolve_device(cfg.device, local_rank)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
+        torch.backends.cudnn.allow_tf32 = cfg.tf32
+        torch.backends.cudnn.benchmark = True
+    return TrainContext(device, autocast_dtype(cfg.precision, device), cfg.compile, rank, world_size)
+
+
+# ---------------------------------------------------------------------------------------------
+# Run directories
+# ---------------------------------------------------------------------------------------------
+def default_run_dir(method_name: str) -> Path:
+    return Path("runs") / f"{method_name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def write_run_config(run_dir: Path, method_name: str, cfg: RunConfig) -> None:
+    text = f"# unflat run config (method: {method_name})\n" + config_to_yaml(cfg)
+    (run_dir / "config.yaml").write_text(text)
+    (run_dir / "method.txt").write_text(method_name + "\n")
+
+
+def dataset_info_for(spec: MethodSpec, cfg: RunConfig) -> DatasetInfo:
+    if cfg.data is None:
+        builtin = getattr(spec.method_cls, "builtin_data_info", None)
+        if builtin is None:
+            raise UserError(f"--data is required for method '{spec.name}' (make a dataset with `unflat dataset synth`)")
+        return builtin(cfg)
+    return open_dataset(cfg.data).info
+
+
+def _preflight(run_dir: Path, method: Method) -> None:
+    """Fail before training if the run directory is unwritable or the disk cannot hold checkpoints."""
+    probe = run_dir / ".write-test"
+    try:
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"{run_dir}: run directory is not writable ({exc.strerror}); choose another --out") from None
+    need = 3 * estimate_checkpoint_bytes(method.state_dict()) + (64 << 20)
+    free = shutil.disk_usage(run_dir).free
+    if free < need:
+        raise UserError(
+            f"{run_dir}: only {free / 2**20:.0f} MiB free, checkpoints need about {need / 2**20:.0f} MiB; "
+            "free disk space or choose another --out"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Signals: Ctrl-C / SIGTERM -> checkpoint, then exit
+# ---------------------------------------------------------------------------------------------
+class StopFlag:
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> "StopFlag":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.signum is not None and signum == signal.SIGINT:  # second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.signum = signum
+        console.print(f"[yellow]received {signal.Signals(signum).name}: finishing this step, writing a checkpoint, then exiting")
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------------
+class Trainer:
+    def __init__(self, spec: MethodSpec, cfg: RunConfig, resume_from: Path | None = None) -> None:
+        cfg.validate()
+        self.spec, self.cfg = spec, cfg
+        rank, local_rank, world = distributed.init_from_env(
+            "cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+        )
+        self.ctx = make_context(cfg, local_rank, rank, world)
+        self.resume_payload = load_checkpoint(resume_from) if resume_from is not None else None
+        if resume_from is not None:
+            self.run_dir = Path(resume_from if Path(resume_from).is_dir() else Path(resume_from).parents[1])
+        else:
+            self.run_dir = Path(cfg.out) if cfg.out is not None else default_run_dir(spec.name)
+        self.run_dir = self._agree_on_run_dir(self.run_dir)
+        self.info = dataset_info_for(spec, cfg)
+        torch.manual_seed(cfg.seed)  # same initial weights on every rank (and broadcast anyway)
+        self.method: Method = spec.method_cls(cfg, self.info, self.ctx)
+        self.step = 0
+        self.rollbacks = 0
+        if self.resume_payload is not None:
+            self._restore(self.resume_payload)
+        self.logger: MetricsLogger | None = None
+
+    # -- setup helpers --
+    def _agree_on_run_dir(self, run_dir: Path) -> Path:
+        if distributed.is_initialized():
+            box = [str(run_dir)]
+            torch.distributed.broadcast_object_list(box, src=0)
+            run_dir = Path(box[0])
+        return run_dir
+
+    @property
+    def is_main(self) -> bool:
+        return self.ctx.rank == 0
+
+    def _restore(self, payload: dict) -> None:
+        if payload["method"] != self.spec.name:
+            raise UserError(f"checkpoint is for method '{payload['method']}', not '{self.spec.name}'")
+        self.method.load_state_dict(payload["method_state"])
+        self.step = int(payload["step"])
+        self.rollbacks = int(payload.get("rollbacks", 0))
+
+    def _payload(self) -> dict:
+        return {
+            "method": self.spec.name,
+            "config_yaml": config_to_yaml(self.cfg),
+            "dataset_info": dataclasses.asdict(self.info),
+            "step": self.step,
+            "images_seen": self.step * self.cfg.batch_size * self.ctx.world_size,
+            "world_size": self.ctx.world_size,
+            "rollbacks": self.rollbacks,
+            "method_state": self.method.state_dict(),
+        }
+
+    def save(self) -> None:
+        if not self.is_main:
+            return
+        for name, param in self.method.parameters_by_network():
+            if not torch.isfinite(param).all():
+                raise TrainingDiverged(f"weights of {name} are NaN/Inf at step {self.step}; not overwriting the last good checkpoint")
+        save_checkpoint(self.run_dir, self._payload(), self.step, self.cfg.keep_checkpoints)
+
+    def _batches(self, first_step: int) -> Iterator[Batch | None]:
+        if self.cfg.data is None:
+            return itertools.repeat(None)
+        return iterate_batches(
+            self.cfg.data, first_step, self.cfg.max_steps, self.cfg.batch_size, self.cfg.seed, self.ctx.device,
+            self.ctx.rank, self.ctx.world_size, self.method.views_per_sample, self.cfg.num_workers,
+        )
+
+    def write_samples(self) -> None:
+        if not self.is_main:
+            return
+        from unflat.export.images import make_grid, to_uint8
+
+        samples = self.method.sample(NUM_SAMPLES, seed=self.cfg.seed)
+        grid = make_grid(to_uint8(samples.images, (-1.0, 1.0)), nrow=int(math.ceil(math.sqrt(len(samples.images)))))
+        path = self.run_dir / "samples" / f"step-{self.step:08d}.png"
+        path.parent.mkdir(exist_ok=True)
+        imageio.imwrite(path, grid)
+        if self.logger is not None:
+            self.logger.image("samples", grid, self.step)
+
+    # -- divergence --
+    def _on_non_finite(self, error: NonFiniteError, log) -> Iterator[Batch | None]:
+        message = f"non-finite values at step {self.step}: {error}"
+        log.warning(message)
+        if self.logger:
+            self.logger.scalars(self.step, {}, event=f"non-finite: {error}")
+        if self.cfg.nan_policy == "stop" or self.rollbacks >= self.cfg.max_rollbacks:
+            latest = latest_checkpoint(self.run_dir)
+            raise TrainingDiverged(f"{message}; stopped. Last good checkpoint: {latest} (try a lower learning rate, "
+                                   "or --nan-policy rollback)")
+        payload = load_checkpoint(self.run_dir)
+        self._restore(payload)
+        self.rollbacks += 1
+        self.method.lr_scale *= self.cfg.rollback_lr_factor
+        note = f"rollback {self.rollbacks}: back to step {self.step}, learning rates x{self.method.lr_scale:g}"
+        console.print(f"[yellow]{note}")
+        log.warning(note)
+        if self.logger:
+            self.logger.scalars(self.step, {"lr_scale": self.method.lr_scale}, event=note)
+        return self._batches(self.step)
+
+    def fit(self) -> TrainResult:
+        cfg = self.cfg
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_run_config(self.run_dir, self.spec.name, cfg)
+            _preflight(self.run_dir, self.method)
+        distributed.barrier()
+        log = open_run_log(self.run_dir, self.ctx.device) if self.is_main else _null_logger()
+        self.logger = MetricsLogger(self.run_dir, cfg.tensorboard) if self.is_main else None
+        log.info("%s %s at step %d of %d, world size %d", "resuming" if self.resume_payload else "starting",
+                 self.spec.name, self.step, cfg.max_steps, self.ctx.world_size)
+        if self.resume_payload is None and self.is_main:
+            self.save()  # step 0: proves the disk takes a checkpoint and gives rollback a target
+        averager = ScalarAverager()
+        batches = self._batches(self.step)
+        interrupted = False
+        last_saved = self.step
+        images_per_step = cfg.batch_size * self.ctx.world_size
+        with StopFlag() as stop, TrainingProgress(cfg.max_steps, self.step, images_per_step, f"train {self.spec.name}") as progress:
+            while self.step < cfg.max_steps:
+                batch = next(batches)
+                # after fetching: creating a DataLoader iterator draws from the global RNG
+                torch.manual_seed(step_seed(cfg.seed, self.ctx.rank, self.step))
+                self.method.set_learning_rates(self.step)
+                try:
+                    values = self.method.train_step(batch, self.step)
+                except NonFiniteError as error:
+                    batches = self._on_non_finite(error, log)
+                    averager = ScalarAverager()
+                    continue
+                averager.add(values)
+                self.step += 1
+                progress.advance()
+                if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
+                    steps_per_s, images_per_s = progress.interval_rates()
+                    row = {**averager.pop(), "steps_per_s": steps_per_s, "images_per_s": images_per_s}
+                    if self.is_main:
+                        self.logger.scalars(self.step, row)
+                        progress.summary(self.step, row)
+                if self.step % cfg.checkpoint_every == 0:
+                    self.save()
+                    last_saved = self.step
+                if cfg.sample_every and self.step % cfg.sample_every == 0:
+                    self.write_samples()
+                if stop.signum is not None:
+                    interrupted = True
+                    break
+        if last_saved != self.step:
+            self.save()
+        if not interrupted and not (cfg.sample_every and self.step % cfg.sample_every == 0):
+            self.write_samples()
+        if self.logger:
+            self.logger.close()
+        message = ("interrupted" if interrupted else "finished") + f" at step {self.step}; run directory {self.run_dir}"
+        log.info(message)
+        if self.is_main:
+            console.print(message + (f"\nresume with: unflat train --resume {self.run_dir}" if interrupted else ""))
+        return TrainResult(self.run_dir, self.step, interrupted)
+
+
+def _null_logger():
+    import logging
+
+    logger = logging.getLogger("unflat.null")
+    logger.addHandler(logging.NullHandler())
+    logger.propagate = False
+    return logger
+
+
+def train(spec: MethodSpec, cfg: RunConfig) -> TrainResult:
+    """Train a new run with ``cfg``."""
+    return Trainer(spec, cfg).fit()
+
+
+def resume(run: Path, overrides: dict | None = None) -> TrainResult:
+    """Continue a run from its latest checkpoint; ``overrides`` may change e.g. max_steps."""
+    payload = load_checkpoint(run)
+    spec = get_method(payload["method"])
+    cfg = config_from_yaml(spec.config_cls, payload["config_yaml"])
+    if overrides:
+        cfg = dataclasses.replace(cfg, **overrides)
+    return Trainer(spec, cfg, resume_from=Path(run)).fit()
+
+
+def load_run(run: Path, device: str | torch.device = "auto") -> LoadedRun:
+    """Restore a trained method (for generate, export, invert, reconstruct, evaluate)."""
+    run = Path(run)
+    payload = load_checkpoint(run)
+    spec = get_method(payload["method"])
+    cfg = config_from_yaml(spec.config_cls, payload["config_yaml"])
+    info_fields = dict(payload["dataset_info"])
+    info_fields["class_names"] = tuple(info_fields["class_names"])
+    info = DatasetInfo(**info_fields)
+    device = resolve_device(device) if isinstance(device, str) else device
+    ctx = TrainContext(device, autocast_dtype(cfg.precision, device))
+    method = spec.method_cls(cfg, info, ctx)
+    method.load_state_dict(payload["method_state"])
+    run_dir = run if run.is_dir() else run.parents[1]
+    return LoadedRun(spec, cfg, method, int(payload["step"]), run_dir)
