@@ -1,0 +1,53 @@
+"""Shared benchmark plumbing: device description, timing with CUDA sync, one JSON line + a BENCHMARKS.md row."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+
+BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+HEADER = "| what | command | device | date | figure |\n|---|---|---|---|---|\n"
+
+
+def device_name(device: torch.device | str = "cpu") -> str:
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__})"
+    cores = len(__import__("os").sched_getaffinity(0))
+    return f"CPU {platform.processor() or platform.machine()}, {cores} cores (torch {torch.__version__})"
+
+
+def sync(device: torch.device | str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, device: torch.device | str, repeats: int, warmup: int = 1) -> float:
+    """Seconds per call of fn(), after warm-up, with device synchronisation."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    sync(device)
+    return (time.perf_counter() - start) / repeats
+
+
+def report(what: str, figure: str, device: str, record: dict, write: bool = True) -> None:
+    """Print one JSON line and append a row to BENCHMARKS.md."""
+    command = "python " + " ".join([Path(sys.argv[0]).as_posix().split("/main/")[-1], *sys.argv[1:]])
+    row = {"what": what, "command": command, "device": device, "date": date.today().isoformat(), "figure": figure, **record}
+    print(json.dumps(row), flush=True)
+    if not write:
+        return
+    if not BENCHMARKS_MD.exists():
+        BENCHMARKS_MD.write_text("# Benchmarks\n\nRows are appended by the scripts in benchmarks/ (`unflat bench NAME`).\n\n" + HEADER)
+    with open(BENCHMARKS_MD, "a") as handle:
+        handle.write(f"| {what} | `{command}` | {device} | {row['date']} | {figure} |\n")
