@@ -184,3 +184,42 @@ def test_read_metrics_skips_broken_lines_and_non_numbers(run_dir):
     series = read_metrics(run_dir / "metrics.jsonl")
     assert list(series) == ["loss/G"]
     assert series["loss/G"][2] == (20.0, pytest.approx(1 / 3))
+
+
+def test_method_backend_renders_image_mask_and_depth_side_by_side():
+    import torch
+
+    from unflat.export.viewer.backend import MethodSampleBackend
+    from unflat.methods.base import Samples
+
+    class ConstantMethod:
+        """Stands in for a trained generator: the image value encodes the seed."""
+
+        def sample(self, n: int, seed: int, class_ids=None) -> Samples:
+            value = -1 + 2 * (seed % 10) / 10 + (0 if class_ids is None else 0.1 * class_ids.item())
+            depth = torch.zeros(n, 1, 6, 6)
+            depth[..., 2:4, 2:4] = 2.0
+            return Samples(images=torch.full((n, 3, 6, 6), value), masks=(depth > 0).float(), depth=depth)
+
+    backend = MethodSampleBackend(ConstantMethod(), num_classes=3)
+    image = np.asarray(Image.open(io.BytesIO(backend.sample(5, None))))
+    assert image.shape == (6 + 4, 3 * 6 + 4 * 2, 3)  # three tiles, padding 2
+    assert image[2, 2].tolist() == [128, 128, 128]  # seed 5 -> value 0 in [-1,1]
+    assert image[4, 2 + 8 + 2].tolist() == [255] * 3 and image[2, 2 + 8].tolist() == [0] * 3  # mask tile
+    assert image[4, 2 + 16 + 2].tolist() == [255] * 3  # depth tile: nearest is bright
+    assert np.asarray(Image.open(io.BytesIO(backend.sample(5, 2))))[2, 2, 0] == 153
+    with pytest.raises(ValueError, match="class must be < 3"):
+        backend.sample(0, 3)
+    with pytest.raises(ValueError, match="unconditional"):
+        MethodSampleBackend(ConstantMethod()).sample(0, 1)
+
+
+def test_view_cli_help_and_missing_folder(tmp_path, capsys):
+    from unflat.export.viewer.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    assert "--port" in capsys.readouterr().out
+    with pytest.raises(Exception, match="not a folder"):
+        main([str(tmp_path / "nope")])

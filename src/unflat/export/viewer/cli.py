@@ -1,0 +1,59 @@
+"""``unflat view RUN|DIR``: serve a run or output folder on http://127.0.0.1:PORT/."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Sequence
+
+import tyro
+
+from unflat.export.viewer.server import ViewerBackend, serve
+
+
+@dataclass
+class ViewArgs:
+    """Browse samples, meshes (rotate/zoom in 3D), videos and training curves in a local web page."""
+
+    path: Annotated[Path, tyro.conf.Positional]
+    """A run directory or any folder of outputs (only files under it are served)."""
+    port: int = 8000
+    """Port to listen on (0 picks a free one)."""
+    host: str = "127.0.0.1"
+    """Address to bind. The default is reachable from this computer only; 0.0.0.0 exposes the folder to your network."""
+    open_browser: bool = False
+    """Open the page in the default web browser."""
+    sampler: bool = True
+    """When PATH is a run with a checkpoint, load its generator so the page can render any seed/class on demand."""
+    device: str = "auto"
+    """Device for the on-demand sampler: cpu, cuda, mps or auto."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from unflat.cli import parse  # the shared one-line-error parser; imported late (cli imports us)
+
+    args = parse(ViewArgs, list(sys.argv[1:] if argv is None else argv), "unflat view")
+    if not args.path.is_dir():
+        from unflat.errors import UserError
+
+        raise UserError(f"{args.path} is not a folder")
+    backend = load_backend(args.path, args.device) if args.sampler else None
+    serve(args.path, host=args.host, port=args.port, open_browser=args.open_browser, backend=backend)
+    return 0
+
+
+def load_backend(run_dir: Path, device: str = "auto") -> ViewerBackend | None:
+    """A sampler over the run's latest checkpoint, or None (with a note) when there is none."""
+    if not (run_dir / "checkpoints" / "latest.pt").exists():
+        return None
+    from unflat.engine.trainer import load_run
+    from unflat.export.viewer.backend import MethodSampleBackend
+
+    try:
+        loaded = load_run(run_dir, device)
+    except Exception as error:  # noqa: BLE001 (the viewer is still useful without the sampler)
+        print(f"note: on-demand sampling is off ({type(error).__name__}: {error})", file=sys.stderr)
+        return None
+    num_classes = loaded.method.info.num_classes
+    return MethodSampleBackend(loaded.method, num_classes if num_classes > 1 else None)
