@@ -245,7 +245,7 @@ def to_unit_images(images: Tensor | np.ndarray) -> Tensor:
     if images.dtype == torch.uint8:
         if images.shape[-1] not in (1, 3):
             raise ValueError(f"uint8 images must be [N,H,W,3], got {tuple(images.shape)}")
-        return images.permute(0, 3, 1, 2).float() / 255.0
+        return images.permute(0, 3, 1, 2).contiguous().float() / 255.0
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"float images must be [N,3,H,W] in [0,1], got {tuple(images.shape)}")
     return images.float()
