@@ -1,0 +1,405 @@
+"""An off-the-shelf, non-differentiable OpenGL mesh renderer (pyrender), headless.
+
+This is the "industrial renderer" of the IG-GAN paper (which used pyrender too): it renders
+triangle meshes with vertex colours or textures under directional lights, and returns colour,
+coverage mask, camera-space depth and world-space normals in unflat's ``RenderOutput``.
+
+OpenGL platform. PyOpenGL binds to a platform (EGL, OSMesa, GLX) when it is first imported, so
+the choice happens lazily in ``OpenGLRenderer.__init__`` before pyrender/OpenGL are imported:
+
+1. an explicit ``platform=`` argument, else
+2. an existing ``PYOPENGL_PLATFORM`` environment variable (always respected), else
+3. ``egl`` when an NVIDIA driver and libEGL are present (GPU machines: ~1 ms per frame), else
+4. ``osmesa`` (pure CPU software rendering; Debian ``libosmesa6``).
+
+If OpenGL was already imported by something else, its platform cannot change any more; the
+renderer then uses whatever PyOpenGL picked and says so in ``platform``.
+
+Differences between platforms: pyrender multisamples (4x MSAA) when the platform has framebuffer
+objects (EGL) but not on OSMesa, so edge pixels of ``rgb`` differ slightly between machines. Use
+``supersample=2`` (or more) for antialiasing that is identical everywhere; masks and depth always
+come from the depth buffer, so they agree across platforms.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from unflat.cameras import Cameras
+from unflat.render.base import RenderOutput
+
+Shading = Literal["auto", "flat", "smooth"]
+"""How normals are interpolated: "flat" = one normal per face; "smooth" = interpolated vertex
+normals; "auto" = smooth across edges sharper than ``crease_angle_deg`` are kept sharp (boxes stay
+boxes, cylinders look round)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Lighting
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DirectionalLight:
+    """A beam (directional) light attached to the camera.
+
+    The light comes *from* the direction obtained by turning the camera's view of the object by
+    ``azimuth_deg`` to the camera's right and ``elevation_deg`` upwards (negative = from below).
+    (0, 0) is a headlight shining along the viewing direction.
+    """
+
+    azimuth_deg: float
+    elevation_deg: float
+    intensity: float = 3.0
+    color: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+    def direction_camera_gl(self) -> np.ndarray:
+        """Unit vector from the object towards the light, in OpenGL camera axes (x right, y up, z back)."""
+        az, el = math.radians(self.azimuth_deg), math.radians(self.elevation_deg)
+        return np.array([math.cos(el) * math.sin(az), math.sin(el), math.cos(el) * math.cos(az)])
+
+
+@dataclass(frozen=True)
+class Lighting:
+    """Camera-attached directional lights plus a uniform ambient term (colours in [0,1])."""
+
+    lights: tuple[DirectionalLight, ...] = ()
+    ambient: tuple[float, float, float] = (0.3, 0.3, 0.3)
+
+    @staticmethod
+    def two_beams(
+        azimuth_deg: float = 45.0, elevation_deg: float = -45.0, intensity: float = 2.5, ambient: float = 0.3
+    ) -> "Lighting":
+        """IG-GAN's setting (Sec. 4.2): two beam lights illuminating the object from 45 degrees
+        below the camera and 45 degrees to its left and right; plus ambient so nothing is black."""
+        return Lighting(
+            lights=(
+                DirectionalLight(-azimuth_deg, elevation_deg, intensity),
+                DirectionalLight(azimuth_deg, elevation_deg, intensity),
+            ),
+            ambient=(ambient,) * 3,
+        )
+
+    @staticmethod
+    def headlight(intensity: float = 3.0, ambient: float = 0.3) -> "Lighting":
+        """One light shining along the viewing direction."""
+        return Lighting(lights=(DirectionalLight(0.0, 0.0, intensity),), ambient=(ambient,) * 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Platform choice
+# ---------------------------------------------------------------------------------------------
+def _nvidia_egl_available() -> bool:
+    has_driver = os.path.exists("/proc/driver/nvidia") or os.path.exists("/dev/nvidia0")
+    return has_driver and ctypes.util.find_library("EGL") is not None
+
+
+def choose_platform(requested: str | None = None) -> str:
+    """Pick the PyOpenGL platform (see the module docstring) and export it as PYOPENGL_PLATFORM.
+
+    Must run before ``OpenGL`` is first imported in this process to have an effect.
+    """
+    if "OpenGL" in sys.modules:
+        # Too late to choose: report what the process already uses.
+        return os.environ.get("PYOPENGL_PLATFORM", requested or "default")
+    platform = requested or os.environ.get("PYOPENGL_PLATFORM") or ("egl" if _nvidia_egl_available() else "osmesa")
+    os.environ["PYOPENGL_PLATFORM"] = platform
+    return platform
+
+
+def _look_at_pose(direction: np.ndarray) -> np.ndarray:
+    """4x4 rotation whose +z axis is ``direction`` (a pyrender light shines along its -z)."""
+    z = direction / np.linalg.norm(direction)
+    helper = np.array([0.0, 1.0, 0.0]) if abs(z[1]) < 0.99 else np.array([1.0, 0.0, 0.0])
+    x = np.cross(helper, z)
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    pose = np.eye(4)
+    pose[:3, 0], pose[:3, 1], pose[:3, 2] = x, y, z
+    return pose
+
+
+# ---------------------------------------------------------------------------------------------
+# Renderer
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class _PreparedMesh:
+    colour: object  # pyrender.Mesh for the lit colour pass
+    normals: object | None  # pyrender.Mesh whose vertex colours encode world normals
+    source: object = field(repr=False, default=None)  # keeps the trimesh alive while cached
+
+
+class OpenGLRenderer:
+    """Renders trimesh meshes with pyrender, offscreen; one OffscreenRenderer and scene reused.
+
+    Args:
+        resolution: output images are ``resolution x resolution``.
+        lighting: camera-attached lights (default: IG-GAN's two beam lights + ambient).
+        background: RGB in [0,1] behind the object.
+        platform: "egl" | "osmesa" | None (automatic; see module docstring).
+        shading: "auto" | "flat" | "smooth" normal interpolation (see ``Shading``).
+        crease_angle_deg: for "auto", edges sharper than this stay sharp.
+        supersample: render at ``supersample * resolution`` and box-filter down (antialiasing and
+            soft masks identical on every platform).
+        znear, zfar: clipping planes in world units.
+        compute_normals: also render world-space normals (a second, unlit pass).
+        unlit: render plain albedo (vertex colours / texture, exactly as stored) without lighting.
+    """
+
+    def __init__(
+        self,
+        resolution: int,
+        lighting: Lighting | None = None,
+        background: tuple[float, float, float] = (1.0, 1.0, 1.0),
+        platform: str | None = None,
+        shading: Shading = "auto",
+        crease_angle_deg: float = 30.0,
+        supersample: int = 1,
+        znear: float = 0.05,
+        zfar: float = 100.0,
+        compute_normals: bool = True,
+        unlit: bool = False,
+    ) -> None:
+        if resolution <= 0 or supersample <= 0:
+            raise ValueError("resolution and supersample must be positive")
+        self.platform = choose_platform(platform)
+        import pyrender  # noqa: PLC0415  (lazy: PYOPENGL_PLATFORM must be set first)
+
+        self._pyrender = pyrender
+        self.resolution = resolution
+        self.lighting = lighting if lighting is not None else Lighting.two_beams()
+        self.background = tuple(float(c) for c in background)
+        self.shading: Shading = shading
+        self.crease_angle_deg = crease_angle_deg
+        self.supersample = supersample
+        self.compute_normals = compute_normals
+        self.unlit = unlit
+        self.znear, self.zfar = znear, zfar
+        size = resolution * supersample
+        self._size = size
+        self._renderer = pyrender.OffscreenRenderer(size, size)
+        self._scene = pyrender.Scene(bg_color=[*self.background, 0.0], ambient_light=list(self.lighting.ambient))
+        self._camera = pyrender.IntrinsicsCamera(fx=size, fy=size, cx=size / 2, cy=size / 2, znear=znear, zfar=zfar)
+        self._camera_node = self._scene.add(self._camera, pose=np.eye(4))
+        self._light_nodes = []
+        self._light_offsets = []
+        for light in self.lighting.lights:
+            node = self._scene.add(pyrender.DirectionalLight(color=np.array(light.color), intensity=light.intensity))
+            self._light_nodes.append(node)
+            self._light_offsets.append(_look_at_pose(light.direction_camera_gl()))
+        self._mesh_nodes: list = []
+        self._current_key: int | None = None
+
+    # ---- public API -------------------------------------------------------------------------
+    def render(
+        self, meshes: "Sequence[object] | object", cameras: Cameras, compute_normals: bool | None = None
+    ) -> RenderOutput:
+        """Render one mesh for all cameras, or one mesh per camera (``len(meshes) == len(cameras)``).
+
+        meshes: trimesh.Trimesh (vertex colours, face colours, a texture, or none -> grey); an empty
+            mesh (no faces) renders as background.
+        Returns rgb [B,3,H,W] in [0,1], mask [B,1,H,W], depth [B,1,H,W] (camera z, 0 = background),
+        normals [B,3,H,W] world-space unit vectors (zeros on background) or None.
+        """
+        with_normals = self.compute_normals if compute_normals is None else compute_normals
+        b = len(cameras)
+        mesh_list = list(meshes) if isinstance(meshes, (list, tuple)) else [meshes] * b
+        if len(mesh_list) != b:
+            raise ValueError(f"got {len(mesh_list)} meshes for {b} cameras; pass one mesh or one per camera")
+        poses = cameras.opengl_cam2world().detach().double().cpu().numpy()
+        intrinsics = cameras.intrinsics.detach().double().cpu().numpy()
+        r, s = self.resolution, self.supersample
+        rgb = np.empty((b, r, r, 3), np.float32)
+        mask = np.empty((b, r, r), np.float32)
+        depth = np.empty((b, r, r), np.float32)
+        normals = np.zeros((b, r, r, 3), np.float32) if with_normals else None
+        prepared: dict[int, _PreparedMesh | None] = {}
+        for i, mesh in enumerate(mesh_list):
+            key = id(mesh)
+            if key not in prepared:
+                prepared[key] = self._prepare(mesh, with_normals)
+            self._show(key, prepared[key])
+            self._set_camera(poses[i], intrinsics[i])
+            colour, z = self._render_pass(prepared[key], lit=True)
+            hit = z > 0
+            rgb[i] = _box_down(colour.astype(np.float32) / 255.0, s)
+            mask[i] = _box_down(hit.astype(np.float32), s)
+            depth[i] = _masked_mean_down(z, hit, s)
+            if normals is not None and prepared[key] is not None:
+                encoded, _ = self._render_pass(prepared[key], lit=False)
+                n = encoded.astype(np.float32) / 127.5 - 1.0
+                n = _masked_mean_down(n, hit, s)
+                length = np.linalg.norm(n, axis=-1, keepdims=True)
+                normals[i] = np.where(length > 1e-6, n / np.maximum(length, 1e-6), 0.0)
+        self._drop_meshes()  # do not keep per-call meshes alive between calls
+        return RenderOutput(
+            rgb=torch.from_numpy(rgb).permute(0, 3, 1, 2).contiguous(),
+            mask=torch.from_numpy(mask)[:, None],
+            depth=torch.from_numpy(depth)[:, None],
+            normals=None if normals is None else torch.from_numpy(normals).permute(0, 3, 1, 2).contiguous(),
+        )
+
+    def render_voxels(
+        self,
+        voxels: Tensor | np.ndarray,
+        cameras: Cameras,
+        threshold: float = 0.5,
+        color: tuple[float, float, float] = (0.7, 0.7, 0.7),
+        bounds: tuple[float, float] = (-1.0, 1.0),
+        compute_normals: bool | None = None,
+    ) -> RenderOutput:
+        """Render occupancy grids: voxels [B,D,D,D] (one per camera) or [D,D,D] (shared), values
+        above ``threshold`` are solid. Grid axes are (X, Y, Z) spanning ``bounds`` (see
+        ``unflat.geometry.marching_cubes``); surfaces come from marching cubes at ``threshold``."""
+        grids = voxels.detach().float().cpu().numpy() if isinstance(voxels, Tensor) else np.asarray(voxels, np.float32)
+        if grids.ndim == 3:
+            grids = grids[None]
+        if grids.ndim != 4 or len(set(grids.shape[1:])) != 1:
+            raise ValueError(f"voxels must be [B,D,D,D] or [D,D,D], got {tuple(grids.shape)}")
+        if len(grids) not in (1, len(cameras)):
+            raise ValueError(f"{len(grids)} voxel grids for {len(cameras)} cameras")
+        rgba = np.array([*(np.asarray(color) * 255).round(), 255], np.uint8)
+        meshes = []
+        for grid in grids:
+            mesh = voxels_to_mesh(grid, threshold, bounds)
+            if len(mesh.faces):
+                mesh.visual.vertex_colors = np.tile(rgba, (len(mesh.vertices), 1))
+            meshes.append(mesh)
+        return self.render(meshes[0] if len(meshes) == 1 else meshes, cameras, compute_normals=compute_normals)
+
+    def close(self) -> None:
+        """Free the OpenGL context (also happens at garbage collection)."""
+        if getattr(self, "_renderer", None) is not None:
+            self._renderer.delete()
+            self._renderer = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001  (interpreter shutdown: GL may already be gone)
+            pass
+
+    # ---- internals --------------------------------------------------------------------------
+    def _prepare(self, mesh: object, with_normals: bool) -> _PreparedMesh | None:
+        import trimesh  # noqa: PLC0415
+
+        if not isinstance(mesh, trimesh.Trimesh):
+            raise TypeError(f"expected trimesh.Trimesh, got {type(mesh).__name__}")
+        if len(mesh.faces) == 0:
+            return None
+        pr = self._pyrender
+        if self.shading == "flat":
+            shaded, smooth = mesh, False
+        elif self.shading == "smooth":
+            shaded, smooth = mesh, True
+        else:
+            shaded, smooth = _crease_shaded(mesh, self.crease_angle_deg), True
+        if shaded.visual.kind == "face" and smooth:
+            # pyrender cannot interpolate face colours; unmerge so each face owns its vertices.
+            shaded = _unmerge_face_colours(shaded)
+        colour = pr.Mesh.from_trimesh(shaded, smooth=smooth)
+        normal_mesh = None
+        if with_normals:
+            if smooth:
+                encoded = trimesh.Trimesh(shaded.vertices, shaded.faces, process=False)
+                n = np.asarray(shaded.vertex_normals)
+                encoded.visual.vertex_colors = _encode_normals(n)
+            else:
+                tri = np.asarray(mesh.vertices)[np.asarray(mesh.faces)].reshape(-1, 3)
+                faces = np.arange(len(tri)).reshape(-1, 3)
+                encoded = trimesh.Trimesh(tri, faces, process=False)
+                encoded.visual.vertex_colors = _encode_normals(np.repeat(np.asarray(mesh.face_normals), 3, axis=0))
+            normal_mesh = pr.Mesh.from_trimesh(encoded, smooth=True)
+        return _PreparedMesh(colour, normal_mesh, mesh)
+
+    def _show(self, key: int, prepared: _PreparedMesh | None) -> None:
+        if self._current_key == key:
+            return
+        self._drop_meshes()
+        if prepared is not None:
+            self._mesh_nodes = [self._scene.add(prepared.colour)]
+            if prepared.normals is not None:
+                self._mesh_nodes.append(self._scene.add(prepared.normals))
+        self._current_key = key
+
+    def _drop_meshes(self) -> None:
+        for node in self._mesh_nodes:
+            self._scene.remove_node(node)
+        self._mesh_nodes = []
+        self._current_key = None
+
+    def _set_camera(self, pose_gl: np.ndarray, intrinsics: np.ndarray) -> None:
+        size = self._size
+        self._camera.fx, self._camera.fy = intrinsics[0] * size, intrinsics[1] * size
+        self._camera.cx, self._camera.cy = intrinsics[2] * size, intrinsics[3] * size
+        self._scene.set_pose(self._camera_node, pose_gl)
+        for node, offset in zip(self._light_nodes, self._light_offsets):
+            self._scene.set_pose(node, pose_gl @ offset)
+
+    def _render_pass(self, prepared: _PreparedMesh | None, lit: bool) -> tuple[np.ndarray, np.ndarray]:
+        """One pass: (colour uint8 [S,S,3], linear depth float [S,S]). The unlit pass shows the
+        normal-encoding mesh with FLAT (no lighting) so its colours come back unchanged."""
+        flags = self._pyrender.RenderFlags
+        if prepared is not None:
+            prepared.colour.is_visible = lit
+            if prepared.normals is not None:
+                prepared.normals.is_visible = not lit
+        plain = not lit or self.unlit
+        colour, depth = self._renderer.render(self._scene, flags=flags.FLAT if plain else flags.NONE)
+        return np.asarray(colour)[..., :3], np.asarray(depth, np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------
+def voxels_to_mesh(grid: np.ndarray, threshold: float = 0.5, bounds: tuple[float, float] = (-1.0, 1.0)) -> "object":
+    """Occupancy grid [D,D,D] (axes X, Y, Z) -> closed trimesh surface at ``threshold``."""
+    from unflat.geometry.marching_cubes import extract_mesh  # noqa: PLC0415
+
+    return extract_mesh(grid, level=threshold, bounds=bounds, inside="above")
+
+
+def _crease_shaded(mesh: "object", angle_deg: float) -> "object":
+    import trimesh  # noqa: PLC0415
+
+    return trimesh.graph.smooth_shade(mesh, angle=math.radians(angle_deg))
+
+
+def _unmerge_face_colours(mesh: "object") -> "object":
+    import trimesh  # noqa: PLC0415
+
+    tri = np.asarray(mesh.vertices)[np.asarray(mesh.faces)].reshape(-1, 3)
+    out = trimesh.Trimesh(tri, np.arange(len(tri)).reshape(-1, 3), process=False)
+    out.visual.vertex_colors = np.repeat(np.asarray(mesh.visual.face_colors), 3, axis=0)
+    return out
+
+
+def _encode_normals(normals: np.ndarray) -> np.ndarray:
+    """Unit normals [N,3] -> RGBA uint8 [N,4] with n = c / 127.5 - 1."""
+    rgb = np.clip(np.rint((normals + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    return np.concatenate([rgb, np.full((len(rgb), 1), 255, np.uint8)], axis=1)
+
+
+def _box_down(image: np.ndarray, factor: int) -> np.ndarray:
+    """Average ``factor x factor`` blocks of [S,S,...] -> [S/f,S/f,...]."""
+    if factor == 1:
+        return image
+    s = image.shape[0] // factor
+    return image.reshape(s, factor, s, factor, *image.shape[2:]).mean(axis=(1, 3))
+
+
+def _masked_mean_down(values: np.ndarray, hit: np.ndarray, factor: int) -> np.ndarray:
+    """Mean of ``values`` over the covered sub-pixels of each block (0 where none is covered)."""
+    if factor == 1:
+        return np.where(hit if values.ndim == 2 else hit[..., None], values, 0.0).astype(np.float32)
+    weight = hit.astype(np.float32) if values.ndim == 2 else hit.astype(np.float32)[..., None]
+    total = _box_down(values * weight, factor)
+    count = _box_down(weight, factor)
+    return np.where(count > 0, total / np.maximum(count, 1e-12), 0.0).astype(np.float32)
