@@ -1,0 +1,226 @@
+"""Tests of 3DGP (method "3dgp") and its parts: depth estimator + cache, depth adaptor, camera generator,
+distillation. Tiny random networks on CPU; references are analytic cases or brute-force computations."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from unflat.cameras import Cameras
+from unflat.data.format import open_dataset
+from unflat.data.loader import iterate_batches
+from unflat.methods.base import TrainContext
+
+CPU = torch.device("cpu")
+
+
+# ---------------------------------------------------------------------------------------------
+# Camera generator
+# ---------------------------------------------------------------------------------------------
+def test_camera_generator_outputs_valid_cameras_within_bounds():
+    from unflat.nets.camera_generator import FOV, CameraGenerator, CameraPrior, params_to_cameras
+
+    torch.manual_seed(0)
+    prior = CameraPrior(azimuth_range=(-90, 90), elevation_range=(-45, 45), radius=2.5, fov_range=(10, 45), look_at_radius=0.3)
+    gen = CameraGenerator(prior, num_classes=3, z_dim=8, hidden=16, embed=4)
+    # Push the outputs to the extremes: huge weights saturate the sigmoid squashing.
+    with torch.no_grad():
+        for p in gen.parameters():
+            p.mul_(50)
+    params, cams = gen.sample(256, torch.randint(0, 3, (256,)), torch.randn(256, 8))
+    assert cams.is_valid().all()
+    assert (cams.fov_deg > 10 - 1e-3).all() and (cams.fov_deg < 45 + 1e-3).all()
+    assert torch.allclose(cams.fov_deg, params[:, FOV], atol=1e-3)
+    az, el, radius = cams.to_orbit()
+    assert (az.abs() <= 90 + 1e-3).all() and (el.abs() <= 45 + 1e-3).all()
+    assert torch.allclose(radius, torch.full_like(radius, 2.5), atol=1e-4)  # radius is not learned by default
+    # The camera looks at the look-at point: it projects to the image centre.
+    target = (cams.cam2world[:, :3, 3] + 0)  # eye
+    from unflat.cameras import orbit_to_eye
+    look = orbit_to_eye(torch.rad2deg(params[:, 4]), torch.rad2deg(params[:, 5]), params[:, 6])
+    uv, depth = cams.project(look[:, None])
+    assert torch.allclose(uv[:, 0], torch.full_like(uv[:, 0], 0.5), atol=1e-4) and (depth > 0).all()
+    assert not torch.equal(target, look)
+    assert params_to_cameras(params).cam2world.shape == (256, 4, 4)
+
+
+def test_camera_generator_switches_and_gradients():
+    from unflat.nets.camera_generator import CameraGenerator, CameraPrior
+
+    torch.manual_seed(0)
+    prior = CameraPrior()
+    frozen = CameraGenerator(prior, learn_angles=False, learn_fov=False, learn_look_at=False, hidden=8, embed=4)
+    prior_params = prior.sample(32)
+    assert torch.equal(frozen(prior_params), prior_params)
+    gen = CameraGenerator(prior, num_classes=2, z_dim=4, hidden=8, embed=4)
+    out = gen(prior_params, torch.randint(0, 2, (32,)), torch.randn(32, 4))
+    out[:, [0, 1, 3]].sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in gen.origin.parameters())
+
+
+def test_emd_1d_matches_brute_force_assignment():
+    from scipy.optimize import linear_sum_assignment
+
+    from unflat.nets.camera_generator import emd_1d
+
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(12, 3, generator=g), torch.rand(12, 3, generator=g) * 3
+    ours = emd_1d(a, b)
+    for k in range(3):
+        cost = (a[:, k, None] - b[None, :, k]).square().numpy()
+        rows, cols = linear_sum_assignment(cost)
+        assert ours[k].item() == pytest.approx(cost[rows, cols].mean(), rel=1e-5)
+
+
+def test_camera_regularisers_pull_towards_prior():
+    from unflat.nets.camera_generator import CameraPrior, camera_emd_loss, mean_angle_loss
+
+    prior = CameraPrior()
+    samples = prior.sample(4096, generator=torch.Generator().manual_seed(0))
+    collapsed = samples.clone()
+    collapsed[:, :2] = 0.3  # every camera at one view
+    assert camera_emd_loss(collapsed, samples) > 20 * camera_emd_loss(prior.sample(4096), samples)
+    assert mean_angle_loss(samples, prior) < 0.05
+    assert mean_angle_loss(collapsed, prior).item() == pytest.approx(math.sqrt(2) * 0.3, rel=1e-3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Depth adaptor
+# ---------------------------------------------------------------------------------------------
+def test_depth_adaptor_shape_contract_and_schedule():
+    from unflat.nets.depth_adaptor import DepthAdaptor
+
+    torch.manual_seed(0)
+    adaptor = DepthAdaptor(near=1.0, far=3.0, hidden=8, num_layers=3, kernel_size=5, start_p=0.1)
+    depth = 1 + 2 * torch.rand(5, 1, 12, 10)
+    assert adaptor(depth).shape == (5, 1, 12, 10)
+    assert adaptor.all_outputs(depth).shape == (5, 4, 1, 12, 10)
+    # Probabilities: uniform at the start, first one -> start_p at the end, always increasing and summing to 1.
+    assert torch.allclose(adaptor.selection_probs(), torch.full((4,), 0.25))
+    adaptor.set_progress(1.0)
+    probs = adaptor.selection_probs()
+    assert probs[0].item() == pytest.approx(0.1) and probs.sum().item() == pytest.approx(1.0)
+    assert (probs.diff() > 0).all()
+    # Evaluation uses the deepest map; pick=0 is the normalised depth: near' -> -1, far -> +1.
+    adaptor.eval()
+    assert torch.equal(adaptor(depth), adaptor.all_outputs(depth)[:, -1])
+    near = adaptor.near_plane().item()
+    assert 1.0 < near < 1.0 + 0.25 * 2
+    ends = torch.tensor([near, 3.0]).view(2, 1, 1, 1)
+    assert torch.allclose(adaptor(ends, pick=torch.zeros(2, dtype=torch.long)).flatten(), torch.tensor([-1.0, 1.0]), atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# Depth estimator, ground truth, cache
+# ---------------------------------------------------------------------------------------------
+def test_scale_shift_alignment_is_exact_for_affine_maps():
+    from unflat.nets.depth_estimator import align_scale_shift, relative_depth_error
+
+    target = torch.rand(3, 1, 8, 8)
+    pred = (target - 0.7) / 3.0
+    assert torch.allclose(align_scale_shift(pred, target), target, atol=1e-5)
+    assert relative_depth_error(pred, target).item() < 1e-5
+
+
+def test_ground_truth_relative_depth_of_spheres(sphere_dataset):
+    from unflat.nets.depth_estimator import ground_truth_relative
+
+    batch = next(iterate_batches(sphere_dataset, 0, 1, 8, 0, CPU))
+    rel = ground_truth_relative(batch.depth, batch.cameras, batch.masks)
+    hit = batch.masks > 0.5
+    assert torch.allclose(rel[~hit], torch.ones(()))  # background = far
+    assert torch.allclose(rel.flatten(1).amin(1), -torch.ones(8))
+    # Ordering is preserved: nearer surface points stay nearer.
+    d, r = batch.depth[hit], rel[hit]
+    i, j = torch.randint(0, len(d), (2, 200))
+    same_image = torch.zeros_like(hit, dtype=torch.long) + torch.arange(8).view(8, 1, 1, 1)
+    img = same_image[hit]
+    ok = img[i] == img[j]
+    assert ((d[i] < d[j]) == (r[i] < r[j]))[ok & (d[i] != d[j])].all()
+
+
+def test_self_trained_depth_estimator_reduces_depth_error(tmp_path):
+    from conftest import write_sphere_dataset
+    from unflat.nets.depth_estimator import (DEPTH_SPEC, DepthEstimatorMethod, ground_truth_relative,
+                                             relative_depth_error)
+
+    root = write_sphere_dataset(tmp_path / "train", num_shapes=32, resolution=16, seed=3)
+    held_out = write_sphere_dataset(tmp_path / "test", num_shapes=16, resolution=16, seed=9)
+    cfg = DEPTH_SPEC.config("tiny")
+    cfg.data = root
+    torch.manual_seed(0)
+    method = DepthEstimatorMethod(cfg, open_dataset(root).info, TrainContext(CPU))
+    test_batch = next(iterate_batches(held_out, 0, 1, 16, 0, CPU))
+    target = ground_truth_relative(test_batch.depth, test_batch.cameras, test_batch.masks)
+    estimator = method.estimator()
+    before = relative_depth_error(estimator(test_batch.images), target).item()
+    for step, batch in enumerate(iterate_batches(root, 0, cfg.max_steps, cfg.batch_size, cfg.seed, CPU)):
+        method.set_learning_rates(step)
+        method.train_step(batch, step)
+    estimator = method.estimator()
+    after = relative_depth_error(estimator(test_batch.images), target).item()
+    assert after < 0.5 * before, (before, after)
+    samples = method.sample(4, seed=0)
+    assert samples.images.shape == (4, 3, 16, 48) and samples.depth.shape == (4, 1, 16, 16)
+
+
+def test_depth_cache_computes_once_and_keys_on_estimator(sphere_dataset, tmp_path):
+    from unflat.data.depth_cache import estimated_depth, ground_truth_depth
+    from unflat.nets.depth_estimator import NetworkDepthEstimator, TinyDepthNet, ground_truth_relative
+
+    torch.manual_seed(0)
+    calls = []
+
+    class Counting(NetworkDepthEstimator):
+        def __call__(self, images):
+            calls.append(len(images))
+            return super().__call__(images)
+
+    est = Counting(TinyDepthNet(4, 2), "tiny")
+    first = estimated_depth(sphere_dataset, est, batch_size=3, cache_dir=tmp_path)
+    again = estimated_depth(sphere_dataset, est, batch_size=3, cache_dir=tmp_path)
+    assert calls == [3, 3, 2] and first.shape == (8, 16, 16) and first.dtype == np.float16
+    assert np.array_equal(first, again)
+    dataset = open_dataset(sphere_dataset)
+    images = torch.from_numpy(np.array(dataset.images)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    assert np.allclose(first, NetworkDepthEstimator.__call__(est, images)[:, 0].numpy(), atol=2e-3)
+    other = Counting(TinyDepthNet(4, 2), "tiny")  # different weights -> different cache entry
+    estimated_depth(sphere_dataset, other, cache_dir=tmp_path)
+    assert len(calls) == 4 and len(list((tmp_path / "depth").glob("*.npy"))) == 2
+    gt = ground_truth_depth(sphere_dataset, cache_dir=tmp_path)
+    ref = ground_truth_relative(torch.from_numpy(np.array(dataset.depth, np.float32))[:, None], dataset.cameras,
+                                torch.from_numpy(np.array(dataset.masks))[:, None].float() / 255)
+    assert np.allclose(gt, ref[:, 0].numpy(), atol=2e-3)
+
+
+def test_batch_rows_match_the_loader(sphere_dataset):
+    from unflat.data.depth_cache import BatchRows
+
+    rows = BatchRows(sphere_dataset, batch_size=3, seed=5)
+    dataset = open_dataset(sphere_dataset)
+    for step, batch in enumerate(iterate_batches(sphere_dataset, 0, 6, 3, 5, CPU), start=0):
+        idx = rows.rows(batch, step)
+        assert idx is not None
+        expected = torch.from_numpy(np.array(dataset.images[idx])).permute(0, 3, 1, 2).float() / 127.5 - 1
+        assert torch.equal(expected, batch.images)
+    assert rows.rows(batch, 0) is None or step == 0  # a batch of another step is detected
+
+
+# ---------------------------------------------------------------------------------------------
+# Distillation
+# ---------------------------------------------------------------------------------------------
+def test_distillation_loss_values():
+    from unflat.losses.distillation import distillation_loss, patch_sample_weights
+
+    pred = torch.tensor([[3.0, 0.0], [0.0, 0.0]])
+    target = torch.tensor([[0.0, 4.0], [0.0, 1.0]])
+    assert distillation_loss(pred, target).item() == pytest.approx((5 + 1) / 2)
+    w = patch_sample_weights(torch.tensor([1.0, 0.25]))
+    assert w.mean().item() == pytest.approx(1.0)
+    assert distillation_loss(pred, target, w).item() == pytest.approx((5 * 1.6 + 1 * 0.4) / 2)
+    same = torch.randn(4, 6)
+    assert distillation_loss(same, same, kind="kl").abs().item() < 1e-6
