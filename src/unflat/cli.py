@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal, Sequence, TypeVar
 
+from tyro.conf import Positional
+
 from unflat import __version__
 from unflat.errors import UserError
 
@@ -38,10 +40,27 @@ def parse(cls: type[T], args: Sequence[str], prog: str, description: str | None 
         if wants_help or exc.code == 0:
             print(text, end="")
             raise SystemExit(0) from None
-        lines = [line.strip("│|  ").strip() for line in text.splitlines()]
-        lines = [line for line in lines if line and not set(line) <= set("─╭╮╰╯-+ ")]
-        detail = lines[1] if len(lines) > 1 else (lines[0] if lines else "invalid arguments")
+        detail = _first_error_line(text)
         raise UserError(f"{detail} (see `{prog} --help`)") from None
+
+
+def _first_error_line(text: str) -> str:
+    """The message inside tyro's error box: the lines between the title and the first rule, joined."""
+    lines = [line.strip().strip("│|").strip() for line in text.splitlines()]
+    body: list[str] = []
+    started = False
+    for line in lines:
+        is_rule = bool(line) and set(line) <= set("─━╭╮╰╯-+ ")
+        if not started:
+            started = bool(line) and not is_rule and not line.startswith("usage")
+            continue  # skip the title line
+        if is_rule:
+            if body:
+                break
+            continue
+        if line:
+            body.append(line)
+    return " ".join(body) or "invalid arguments"
 
 
 def tyro_cli(cls, **kwargs):
@@ -147,7 +166,7 @@ def cmd_dataset(args: list[str]) -> int:
 class GenerateArgs:
     """Sample a trained generator: images, depth and meshes for N seeds."""
 
-    run: Path
+    run: Positional[Path]
     """Run directory (or checkpoint file)."""
     out: Path = Path("generated")
     """Output directory."""
@@ -165,7 +184,7 @@ class GenerateArgs:
 class ExportArgs:
     """Export meshes from a trained run."""
 
-    run: Path
+    run: Positional[Path]
     """Run directory (or checkpoint file)."""
     out: Path = Path("exported")
     """Output directory."""
@@ -185,9 +204,9 @@ class ExportArgs:
 class InvertArgs:
     """PTI inversion of real images into a trained tri-plane generator (mvtriplane, 3dgp)."""
 
-    run: Path
+    run: Positional[Path]
     """Run directory of a trained mvtriplane or 3dgp generator."""
-    images: tuple[Path, ...]
+    images: Positional[tuple[Path, ...]]
     """Images to invert."""
     out: Path = Path("inverted")
     """Output directory."""
@@ -203,9 +222,9 @@ class InvertArgs:
 class ReconstructArgs:
     """Single image -> textured mesh with a trained `progressive` run."""
 
-    run: Path
+    run: Positional[Path]
     """Run directory of a trained progressive model."""
-    images: tuple[Path, ...]
+    images: Positional[tuple[Path, ...]]
     """Images (or folders of images) to reconstruct."""
     out: Path = Path("reconstructed")
     """Output directory: one GLB + turntable per image."""
