@@ -110,6 +110,11 @@ def test_mesh_turntable_with_the_opengl_renderer(tmp_path):
     object_pixels = frames.sum(-1) < 600
     columns = [np.nonzero(m.any(axis=0))[0].mean() for m in object_pixels]
     assert columns[0] > 16 and columns[2] < 16
+    # radius=None fits the whole mesh in view: no object pixel on the image border
+    fitted = iio.imread(save_mesh_turntable(box, tmp_path / "fit.gif", renderer, frames=4), index=None)
+    border = np.concatenate([fitted[:, 0], fitted[:, -1], fitted[:, :, 0], fitted[:, :, -1]], axis=1)
+    assert (border.astype(float).sum(-1) > 700).all()
+    assert (fitted.astype(float).sum(-1) < 600).any()
 
 
 def _has_pyav() -> bool:

@@ -106,14 +106,24 @@ def save_mesh_turntable(
     renderer: MeshRenderer,
     frames: int = 36,
     elevation: float = 20.0,
-    radius: float = 2.5,
+    radius: float | None = None,
     fov: float = 30.0,
     fps: int = 12,
 ) -> Path:
-    """Turntable of a mesh with any renderer that has ``.render(mesh, cameras) -> RenderOutput``."""
+    """Turntable of a mesh with any renderer that has ``.render(mesh, cameras) -> RenderOutput``.
+
+    radius: camera distance from the origin; None fits the mesh's farthest vertex in view.
+    """
+    if radius is None:
+        radius = fit_radius(float(np.linalg.norm(mesh.vertices, axis=1).max()), fov)
     return save_turntable(
         lambda cameras: renderer.render(mesh, cameras).rgb, path, frames, elevation, radius, fov, fps
     )
+
+
+def fit_radius(object_radius: float, fov: float, margin: float = 1.1) -> float:
+    """Camera distance at which a sphere of ``object_radius`` about the origin fills the view."""
+    return margin * object_radius / math.sin(math.radians(fov) / 2)
 
 
 def save_interpolation_video(
