@@ -1,0 +1,700 @@
+"""The tri-plane GAN core shared by `mvtriplane` and `3dgp`.
+
+Generator: class-conditional mapping -> StyleGAN2 synthesis of 3 x C feature planes -> tri-plane
+decoder -> volume rendering at the neural resolution -> 2D super-resolution to the output resolution.
+Training: non-saturating loss, lazy R1, generator EMA, EG3D's dual discrimination (SR image + raw
+render as 6 channels), blur fade-in, density regularisation, neural-resolution fade-in.
+
+Extension points for methods built on this core (3dgp overrides these instead of copying code):
+
+* ``build_generator`` / ``build_discriminator`` (e.g. more discriminator input channels, a feature head);
+* ``sample_cameras(n, views, generator)`` - the camera source (a plain ``Cameras`` goes to the generator);
+* ``views_per_latent(step)`` - how many views of each latent are rendered and discriminated;
+* ``fake_discriminator_input(render)`` / ``real_discriminator_input(batch)`` - what D sees;
+* ``extra_generator_loss`` / ``extra_discriminator_loss`` - additional terms and logs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from unflat.cameras import Cameras, fov_to_focal, look_at
+from unflat.config import RunConfig, require_positive
+from unflat.data.format import DatasetInfo
+from unflat.data.loader import Batch
+from unflat.engine.ema import ema_beta, make_ema, update_ema
+from unflat.errors import ConfigError
+from unflat.geometry.triplane import Aggregation, TriplaneDecoder, sample_triplane
+from unflat.losses.adversarial import discriminator_loss, generator_loss, r1_penalty
+from unflat.methods.base import Method, Samples, TrainContext
+from unflat.nets.stylegan2 import Discriminator, MappingNetwork, NoiseMode, SynthesisNetwork
+from unflat.nets.superres import SuperResolution, resize
+from unflat.render.volume import render_rays, render_rays_chunked
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class TriplaneGANConfig(RunConfig):
+    """Tri-plane GAN settings shared by mvtriplane and 3dgp (defaults: EG3D's ShapeNet-like sizes)."""
+
+    # ---- generator -------------------------------------------------------------------------------
+    z_dim: int = 512
+    """Latent code size."""
+    w_dim: int = 512
+    """Intermediate latent (style) size."""
+    mapping_layers: int = 2
+    """Mapping network depth (EG3D uses 2)."""
+    class_conditional: bool = True
+    """Condition generator and discriminator on the dataset's class labels."""
+    plane_resolution: int = 256
+    """Tri-plane resolution (the synthesis network's output size)."""
+    plane_channels: int = 32
+    """Feature channels per plane (3 planes)."""
+    channel_base: int = 32768
+    """Synthesis channels at resolution r are min(channel_base / r, channel_max)."""
+    channel_max: int = 512
+    """Maximum synthesis channels."""
+    extra_blocks: bool = True
+    """Deeper backbone: a non-upsampling synthesis block after every block (the paper's "+g")."""
+    decoder_hidden: int = 64
+    """Tri-plane decoder hidden width."""
+    decoder_extra_layers: int = 2
+    """Extra hidden FC layers in the decoder (the paper's "+d" uses 2; EG3D has 0)."""
+    decoder_features: int = 32
+    """Colour-feature channels the decoder outputs (the first 3 are the raw RGB)."""
+    plane_aggregation: Literal["sum", "mean"] = "sum"
+    """How the three planes' features combine (the paper sums; EG3D averages)."""
+    box_size: float = 2.0
+    """Side of the cube (centred at the origin) that the tri-planes cover, in world units."""
+    white_background: bool = False
+    """Composite renders over white (synthetic data on white) instead of learning the background in the volume."""
+    # ---- rendering -------------------------------------------------------------------------------
+    neural_resolution: int = 64
+    """Volume-rendering resolution (the super-resolution network's input size)."""
+    neural_resolution_final: int = 0
+    """Fade the rendering resolution linearly to this over neural_fade_images (0 = no fade)."""
+    neural_fade_images: int = 1_000_000
+    """Images over which the neural rendering resolution fades in."""
+    output_resolution: int = 0
+    """Final image size after super-resolution (0 = the dataset's resolution)."""
+    sr_channels: int = 128
+    """Super-resolution network width."""
+    num_coarse: int = 48
+    """Stratified samples per ray."""
+    num_fine: int = 48
+    """Importance samples per ray."""
+    ray_near: float = 1.3
+    """Ray start distance from the camera."""
+    ray_far: float = 3.7
+    """Ray end distance from the camera."""
+    # ---- cameras ---------------------------------------------------------------------------------
+    camera_radius: float = 2.5
+    """Distance of sampled cameras from the origin."""
+    camera_fov: float = 40.0
+    """Vertical field of view of sampled cameras, degrees."""
+    elevation_min: float = -90.0
+    """Lowest sampled camera elevation, degrees (-90..90 with the azimuth range below = the whole sphere)."""
+    elevation_max: float = 90.0
+    """Highest sampled camera elevation, degrees."""
+    azimuth_min: float = -180.0
+    """Smallest sampled azimuth, degrees."""
+    azimuth_max: float = 180.0
+    """Largest sampled azimuth, degrees."""
+    camera_perturb_deg: float = 5.0
+    """Std. dev. of a random tilt added to every sampled view direction (against "billboard" solutions)."""
+    # ---- discriminator -------------------------------------------------------------------------
+    d_channel_base: int = 32768
+    """Discriminator channels at resolution r are min(d_channel_base / r, d_channel_max)."""
+    d_channel_max: int = 512
+    """Maximum discriminator channels."""
+    d_mapping_layers: int = 8
+    """Layers of the discriminator's class-embedding mapping network."""
+    mbstd_group: int = 4
+    """Minibatch standard-deviation group size."""
+    # ---- optimisation ----------------------------------------------------------------------------
+    g_lr: float = 0.0025
+    """Generator Adam learning rate."""
+    d_lr: float = 0.002
+    """Discriminator Adam learning rate."""
+    adam_beta2: float = 0.99
+    """Adam beta2 (beta1 is 0, as in StyleGAN2)."""
+    r1_gamma: float = 1.0
+    """R1 weight (gamma)."""
+    r1_every: int = 16
+    """Lazy R1: apply every N steps, scaled by N."""
+    density_reg: float = 0.25
+    """EG3D density regulariser weight (L1 between densities at nearby random points); 0 = off."""
+    density_reg_every: int = 4
+    """Apply the density regulariser every N steps."""
+    ema_half_life_images: float = 10_000.0
+    """Generator EMA half-life in images (EG3D: 10k images for batch 32)."""
+    ema_ramp: float = 0.05
+    """EMA half-life ramp-up as a fraction of images seen (0 = none)."""
+    blur_sigma: float = 10.0
+    """Initial Gaussian blur (pixels) of discriminator inputs, fading to 0 (EG3D)."""
+    blur_fade_images: int = 200_000
+    """Images over which the discriminator blur fades out."""
+    # ---- sampling / export ---------------------------------------------------------------------
+    truncation_psi: float = 1.0
+    """Truncation for samples, meshes and videos (1 = none)."""
+    mesh_resolution: int = 128
+    """Marching-cubes grid resolution for exported meshes."""
+    mesh_density: float = 10.0
+    """Density level of the exported surface (falls back to the field's mean when never crossed)."""
+
+    def validate(self) -> None:
+        super().validate()
+        require_positive(self, "z_dim", "w_dim", "mapping_layers", "plane_channels", "decoder_hidden",
+                         "decoder_features", "num_coarse", "camera_radius", "camera_fov", "box_size",
+                         "r1_every", "density_reg_every", "mesh_resolution", "neural_fade_images")
+        for name in ("plane_resolution", "neural_resolution"):
+            value = getattr(self, name)
+            if value < 4 or value & (value - 1):
+                raise ConfigError(name, f"must be a power of two >= 4, got {value}")
+        if self.decoder_features < 3:
+            raise ConfigError("decoder_features", "must be >= 3 (the first three are RGB)")
+        if self.num_fine < 0:
+            raise ConfigError("num_fine", "must be >= 0")
+        if not 0 <= self.ray_near < self.ray_far:
+            raise ConfigError("ray_far", f"must be > ray_near >= 0 (got near {self.ray_near}, far {self.ray_far})")
+        if not -90 <= self.elevation_min <= self.elevation_max <= 90:
+            raise ConfigError("elevation_max", "need -90 <= elevation_min <= elevation_max <= 90")
+        if self.azimuth_min > self.azimuth_max:
+            raise ConfigError("azimuth_max", "must be >= azimuth_min")
+        if self.output_resolution and (self.output_resolution < self.neural_resolution
+                                       or self.output_resolution & (self.output_resolution - 1)):
+            raise ConfigError("output_resolution", "must be 0 or a power of two >= neural_resolution")
+        if self.r1_gamma < 0 or self.density_reg < 0 or self.blur_sigma < 0:
+            raise ConfigError("r1_gamma", "r1_gamma, density_reg and blur_sigma must be >= 0")
+
+
+# ---------------------------------------------------------------------------------------------
+# Cameras: whole sphere (or a narrower range), several well-separated views per latent
+# ---------------------------------------------------------------------------------------------
+def _random_rotations(n: int, device: torch.device, generator: torch.Generator | None) -> Tensor:
+    """Uniformly distributed rotations [n,3,3] (normalised Gaussian quaternions)."""
+    q = F.normalize(torch.randn(n, 4, generator=generator, device=device), dim=-1)
+    w, x, y, z = q.unbind(-1)
+    return torch.stack([
+        1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
+        2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
+        2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y),
+    ], -1).reshape(n, 3, 3)
+
+
+def spread_directions(views: int) -> Tensor:
+    """``views`` unit vectors far apart from each other [V,3]: antipodal pair, equilateral triangle,
+    tetrahedron, octahedron, else a Fibonacci sphere."""
+    if views == 1:
+        return torch.tensor([[0.0, 0.0, 1.0]])
+    if views == 2:
+        return torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, -1.0]])
+    if views == 3:
+        a = torch.arange(3) * (2 * math.pi / 3)
+        return torch.stack([torch.sin(a), torch.zeros(3), torch.cos(a)], -1)
+    if views == 4:
+        return F.normalize(torch.tensor([[1.0, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]]), dim=-1)
+    if views == 6:
+        return torch.cat([torch.eye(3), -torch.eye(3)])
+    i = torch.arange(views, dtype=torch.float32) + 0.5
+    y = 1 - 2 * i / views
+    r = torch.sqrt(1 - y * y)
+    phi = i * math.pi * (3 - math.sqrt(5))
+    return torch.stack([r * torch.sin(phi), y, r * torch.cos(phi)], -1)
+
+
+def sample_view_cameras(n: int, views: int, radius: float, fov_deg: float,
+                        elevation_range: tuple[float, float] = (-90.0, 90.0),
+                        azimuth_range: tuple[float, float] = (-180.0, 180.0),
+                        perturb_deg: float = 0.0, device: torch.device | str = "cpu",
+                        generator: torch.Generator | None = None) -> Cameras:
+    """Cameras [n*views] looking at the origin; rows i*V .. i*V+V-1 belong to latent i.
+
+    Whole sphere (the default ranges): each latent's V views are a fixed well-separated set of
+    directions under a uniformly random rotation, so every single view is uniform on the sphere and
+    the views of one latent are far apart. Narrower ranges: the azimuth range is split into V strata
+    (one view each) and elevation is area-uniform within its range. ``perturb_deg`` then tilts each
+    direction by a random Gaussian angle. Randomness comes from ``generator`` (CPU) or the global RNG.
+    """
+    whole = elevation_range[0] <= -90 and elevation_range[1] >= 90 and azimuth_range[1] - azimuth_range[0] >= 360
+    if whole:
+        rot = _random_rotations(n, torch.device("cpu"), generator)
+        dirs = torch.einsum("nij,vj->nvi", rot, spread_directions(views)).reshape(n * views, 3)
+    else:
+        u = torch.rand(n, views, 2, generator=generator)
+        width = (azimuth_range[1] - azimuth_range[0]) / views
+        az = azimuth_range[0] + (torch.arange(views) + u[..., 0]) * width
+        lo, hi = (math.sin(math.radians(e)) for e in elevation_range)
+        el = torch.asin((lo + u[..., 1] * (hi - lo)).clamp(-1, 1))
+        az = torch.deg2rad(az)
+        dirs = torch.stack([torch.cos(el) * torch.sin(az), torch.sin(el), torch.cos(el) * torch.cos(az)], -1).reshape(n * views, 3)
+    if perturb_deg > 0:
+        tilt = torch.randn(n * views, 3, generator=generator) * math.radians(perturb_deg)
+        dirs = F.normalize(dirs + tilt - (tilt * dirs).sum(-1, keepdim=True) * dirs, dim=-1)
+    eye = (dirs * radius).to(device)
+    focal = fov_to_focal(fov_deg).to(device).expand(n * views)
+    half = torch.full_like(focal, 0.5)
+    return Cameras(look_at(eye), torch.stack([focal, focal, half, half], -1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Generator
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class TriplaneRender:
+    """What the generator returns for B cameras.
+
+    image: [B,3,R,R] super-resolved RGB in [-1,1].  image_raw: [B,3,r,r] volume-rendered RGB in [-1,1].
+    features: [B,C,r,r] rendered feature image in [-1,1].  depth: [B,1,r,r] camera z (far where empty).
+    opacity: [B,1,r,r].  cameras: the cameras used.
+    """
+
+    image: Tensor
+    image_raw: Tensor
+    features: Tensor
+    depth: Tensor
+    opacity: Tensor
+    cameras: Cameras
+
+
+class TriplaneGenerator(nn.Module):
+    """z [B,z_dim] + class one-hot [B,num_classes] + Cameras -> TriplaneRender."""
+
+    def __init__(self, *, z_dim: int, w_dim: int, num_classes: int, mapping_layers: int, plane_resolution: int,
+                 plane_channels: int, channel_base: int, channel_max: int, extra_blocks: bool, decoder_hidden: int,
+                 decoder_extra_layers: int, decoder_features: int, aggregation: Aggregation, box_size: float,
+                 neural_resolution: int, output_resolution: int, sr_channels: int, ray_near: float, ray_far: float,
+                 num_coarse: int, num_fine: int, white_background: bool) -> None:
+        super().__init__()
+        self.z_dim, self.w_dim, self.num_classes = z_dim, w_dim, num_classes
+        self.plane_channels, self.box_size, self.aggregation = plane_channels, box_size, aggregation
+        self.neural_resolution, self.output_resolution = neural_resolution, output_resolution
+        self.ray_near, self.ray_far, self.num_coarse, self.num_fine = ray_near, ray_far, num_coarse, num_fine
+        self.white_background = white_background
+        self.synthesis = SynthesisNetwork(w_dim, plane_resolution, 3 * plane_channels, channel_base, channel_max, extra_blocks)
+        self.num_ws = self.synthesis.num_ws
+        self.mapping = MappingNetwork(z_dim, num_classes, w_dim, self.num_ws, num_layers=mapping_layers)
+        self.decoder = TriplaneDecoder(plane_channels, decoder_hidden, decoder_features, decoder_extra_layers)
+        self.superres = SuperResolution(decoder_features, neural_resolution, output_resolution, w_dim, sr_channels)
+
+    @classmethod
+    def from_config(cls, cfg: TriplaneGANConfig, num_classes: int, output_resolution: int) -> "TriplaneGenerator":
+        return cls(z_dim=cfg.z_dim, w_dim=cfg.w_dim, num_classes=num_classes, mapping_layers=cfg.mapping_layers,
+                   plane_resolution=cfg.plane_resolution, plane_channels=cfg.plane_channels,
+                   channel_base=cfg.channel_base, channel_max=cfg.channel_max, extra_blocks=cfg.extra_blocks,
+                   decoder_hidden=cfg.decoder_hidden, decoder_extra_layers=cfg.decoder_extra_layers,
+                   decoder_features=cfg.decoder_features, aggregation=cfg.plane_aggregation, box_size=cfg.box_size,
+                   neural_resolution=cfg.neural_resolution, output_resolution=output_resolution,
+                   sr_channels=cfg.sr_channels, ray_near=cfg.ray_near, ray_far=cfg.ray_far,
+                   num_coarse=cfg.num_coarse, num_fine=cfg.num_fine, white_background=cfg.white_background)
+
+    # ---- pieces --------------------------------------------------------------------------------
+    def class_onehot(self, class_ids: Tensor | None, batch: int, device: torch.device) -> Tensor:
+        """[B] class ids -> [B,num_classes] one-hot ([B,0] when unconditional)."""
+        if self.num_classes == 0 or class_ids is None:
+            return torch.zeros(batch, self.num_classes, device=device)
+        return F.one_hot(class_ids.long().to(device), self.num_classes).float()
+
+    def map(self, z: Tensor, c: Tensor, truncation_psi: float = 1.0, update_w_avg: bool = False) -> Tensor:
+        """ws [B,num_ws,w_dim]."""
+        return self.mapping(z, c, truncation_psi=truncation_psi, update_w_avg=update_w_avg)
+
+    def planes(self, ws: Tensor, noise_mode: NoiseMode = "random") -> Tensor:
+        """Tri-planes [B,3,C,R,R]."""
+        img = self.synthesis(ws, noise_mode)
+        return img.reshape(img.shape[0], 3, self.plane_channels, img.shape[-2], img.shape[-1])
+
+    def query(self, planes: Tensor, points: Tensor) -> tuple[Tensor, Tensor]:
+        """planes [B,3,C,R,R], points [B,M,3] -> colour features [B,M,F] in [0,1], density [B,M,1]."""
+        return self.decoder(sample_triplane(planes, points, self.box_size, self.aggregation))
+
+    def render(self, planes: Tensor, ws: Tensor, cameras: Cameras, resolution: int | None = None,
+               perturb: bool = True, noise_mode: NoiseMode = "random", chunk: int | None = None) -> TriplaneRender:
+        """Render planes/ws of B latents from ``cameras`` (B or B*V of them; V views per latent, grouped)."""
+        b = planes.shape[0]
+        if len(cameras) % b:
+            raise ValueError(f"{len(cameras)} cameras for {b} latents")
+        views = len(cameras) // b
+        if views > 1:
+            planes, ws = planes.repeat_interleave(views, 0), ws.repeat_interleave(views, 0)
+        res = resolution or self.neural_resolution
+        origins, dirs = cameras.rays(res, res)
+        field = lambda pts: self.query(planes, pts)  # noqa: E731
+        if chunk:
+            out = render_rays_chunked(field, origins, dirs, self.ray_near, self.ray_far, self.num_coarse,
+                                      self.num_fine, perturb, chunk)
+        else:
+            out = render_rays(field, origins, dirs, self.ray_near, self.ray_far, self.num_coarse, self.num_fine, perturb)
+        feats = out.features
+        if self.white_background:
+            feats = feats + (1 - out.opacity)
+        n = len(cameras)
+        to_image = lambda t: t.transpose(1, 2).reshape(n, -1, res, res)  # noqa: E731
+        feature_image = to_image(feats) * 2 - 1
+        cos = (dirs * cameras.cam2world[:, None, :3, 2]).sum(-1, keepdim=True)
+        depth = to_image(out.depth * cos)
+        image = self.superres(feature_image, ws[:, -1], noise_mode)
+        return TriplaneRender(image.float(), feature_image[:, :3].float(), feature_image, depth, to_image(out.opacity), cameras)
+
+    def forward(self, z: Tensor, c: Tensor, cameras: Cameras, resolution: int | None = None,
+                truncation_psi: float = 1.0, noise_mode: NoiseMode = "random", perturb: bool = True) -> TriplaneRender:
+        ws = self.map(z, c, truncation_psi)
+        return self.render(self.planes(ws, noise_mode), ws, cameras, resolution, perturb, noise_mode)
+
+    @torch.no_grad()
+    def mean_w(self, class_id: int | None, num: int = 1000, seed: int = 0) -> Tensor:
+        """Average w [w_dim] of ``num`` latents of one class (or of all classes when None)."""
+        g = torch.Generator().manual_seed(seed)
+        device = self.mapping.w_avg.device
+        z = torch.randn(num, self.z_dim, generator=g).to(device)
+        ids = (torch.full((num,), class_id) if class_id is not None
+               else torch.randint(max(self.num_classes, 1), (num,), generator=g))
+        return self.map(z, self.class_onehot(ids, num, device))[:, 0].mean(0)
+
+
+def gaussian_blur(images: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur of [B,C,H,W] (sigma in pixels; <= 0 returns the input)."""
+    if sigma <= 0:
+        return images
+    radius = int(math.ceil(sigma * 3))
+    x = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    k = k / k.sum()
+    c = images.shape[1]
+    images = F.conv2d(F.pad(images, (radius, radius, 0, 0), mode="reflect" if radius < images.shape[-1] else "replicate"),
+                      k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    images = F.conv2d(F.pad(images, (0, 0, radius, radius), mode="reflect" if radius < images.shape[-2] else "replicate"),
+                      k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    return images
+
+
+# ---------------------------------------------------------------------------------------------
+# The shared method
+# ---------------------------------------------------------------------------------------------
+class TriplaneGAN(Method):
+    """Training, sampling, export, generation and inversion for a tri-plane GAN; see module docstring."""
+
+    Config = TriplaneGANConfig
+    cfg: TriplaneGANConfig
+
+    def __init__(self, cfg: TriplaneGANConfig, info: DatasetInfo, ctx: TrainContext) -> None:
+        super().__init__(cfg, info, ctx)
+        cfg.validate()
+        self.output_resolution = cfg.output_resolution or info.resolution
+        if self.output_resolution < cfg.neural_resolution:
+            raise ConfigError("neural_resolution", f"must be <= the output resolution {self.output_resolution}")
+        self.num_classes = info.num_classes if cfg.class_conditional and info.num_classes > 1 else 0
+        self.images_seen = 0
+        generator = self.build_generator()
+        self.G = self.add_network("G", generator)
+        self.G_ema = self.add_network("G_ema", make_ema(generator), train=False)
+        self.D = self.add_network("D", self.build_discriminator())
+        betas = (0.0, cfg.adam_beta2)
+        self.add_optimizer("G", torch.optim.Adam(self.G.parameters(), lr=cfg.g_lr, betas=betas, eps=1e-8))
+        # Lazy regularisation: scale lr and betas so the R1 steps do not change the effective schedule.
+        ratio = cfg.r1_every / (cfg.r1_every + 1) if cfg.r1_gamma > 0 else 1.0
+        self.add_optimizer("D", torch.optim.Adam(self.D.parameters(), lr=cfg.d_lr * ratio,
+                                                 betas=(0.0, cfg.adam_beta2 ** ratio), eps=1e-8))
+        # torch.compile: compile the heavy sub-networks' forwards in place (state_dict keys unchanged);
+        # D's eager copy stays for R1, whose double backward compiled graphs do not support.
+        self.G_train = self.G
+        self.D_train = self.maybe_compile(self.D)
+        if ctx.compile:
+            for part in (self.G.synthesis, self.G.superres, self.G.decoder):
+                part.forward = torch.compile(part.forward)
+
+    # ---- hooks ---------------------------------------------------------------------------------
+    def build_generator(self) -> TriplaneGenerator:
+        return TriplaneGenerator.from_config(self.cfg, self.num_classes, self.output_resolution)
+
+    @property
+    def discriminator_channels(self) -> int:
+        """6 = SR image + raw render (EG3D's dual discrimination)."""
+        return 6
+
+    def build_discriminator(self, feature_dim: int = 0) -> Discriminator:
+        cfg = self.cfg
+        return Discriminator(self.output_resolution, self.discriminator_channels, self.num_classes, cfg.d_channel_base,
+                             cfg.d_channel_max, cfg.d_mapping_layers, cfg.mbstd_group, feature_dim)
+
+    def views_per_latent(self, step: int) -> int:
+        return 1
+
+    def sample_cameras(self, n: int, views: int = 1, generator: torch.Generator | None = None) -> Cameras:
+        """The camera source: ``n * views`` cameras, views of one latent grouped and far apart."""
+        cfg = self.cfg
+        return sample_view_cameras(n, views, cfg.camera_radius, cfg.camera_fov, (cfg.elevation_min, cfg.elevation_max),
+                                   (cfg.azimuth_min, cfg.azimuth_max), cfg.camera_perturb_deg, self.device, generator)
+
+    def fake_discriminator_input(self, render: TriplaneRender) -> Tensor:
+        return torch.cat([render.image, resize(render.image_raw, render.image.shape[-1])], 1)
+
+    def real_discriminator_input(self, batch: Batch) -> Tensor:
+        images = resize(batch.images, self.output_resolution)
+        raw = resize(resize(images, self.neural_resolution(self.images_seen)), self.output_resolution)
+        return torch.cat([images, raw], 1)
+
+    def extra_generator_loss(self, render: TriplaneRender, planes: Tensor, batch: Batch, step: int) -> tuple[Tensor | float, dict]:
+        return 0.0, {}
+
+    def extra_discriminator_loss(self, real_in: Tensor, fake_in: Tensor, batch: Batch, step: int) -> tuple[Tensor | float, dict]:
+        return 0.0, {}
+
+    # ---- schedules -----------------------------------------------------------------------------
+    def neural_resolution(self, images_seen: int) -> int:
+        cfg = self.cfg
+        if cfg.neural_resolution_final <= 0:
+            return cfg.neural_resolution
+        t = min(images_seen / cfg.neural_fade_images, 1.0)
+        return int(round(cfg.neural_resolution + t * (cfg.neural_resolution_final - cfg.neural_resolution)))
+
+    def blur_sigma(self) -> float:
+        cfg = self.cfg
+        if cfg.blur_fade_images <= 0:
+            return 0.0
+        return max(1.0 - self.images_seen / cfg.blur_fade_images, 0.0) * cfg.blur_sigma
+
+    # ---- training ------------------------------------------------------------------------------
+    def train_step(self, batch: Batch, step: int) -> dict[str, float | Tensor]:
+        cfg = self.cfg
+        n = len(batch)
+        views = self.views_per_latent(step)
+        res = self.neural_resolution(self.images_seen)
+        sigma = self.blur_sigma()
+        c_real = self.G.class_onehot(batch.class_ids, n, self.device)
+        c_fake = c_real.repeat_interleave(views, 0)
+        logs: dict[str, float | Tensor] = {}
+
+        # Generator: every view of every latent is discriminated; the loss is their average.
+        z = torch.randn(n, cfg.z_dim, device=self.device)
+        cameras = self.sample_cameras(n, views)
+        with self.autocast():
+            ws = self.G_train.map(z, c_real, update_w_avg=True)
+            planes = self.G_train.planes(ws)
+            render = self.G_train.render(planes, ws, cameras, res)
+            fake_in = gaussian_blur(self.fake_discriminator_input(render), sigma)
+            loss_g = generator_loss(self.D_train(fake_in, c_fake))
+            extra, extra_logs = self.extra_generator_loss(render, planes, batch, step)
+            loss_g_total = loss_g + extra
+            if cfg.density_reg > 0 and self.due(cfg.density_reg_every, step):
+                loss_density = self.density_regulariser(planes)
+                loss_g_total = loss_g_total + cfg.density_reg * loss_density
+                logs["loss/density_reg"] = loss_density.detach()
+        self.optimize("G", loss_g_total)
+        logs.update(extra_logs)
+
+        # Discriminator (reuses this step's fakes, detached) + lazy R1 on the reals.
+        do_r1 = cfg.r1_gamma > 0 and self.due(cfg.r1_every, step)
+        real_in = gaussian_blur(self.real_discriminator_input(batch), sigma).detach().requires_grad_(do_r1)
+        with self.autocast():
+            real_logits = (self.D if do_r1 else self.D_train)(real_in, c_real)
+            fake_logits = self.D_train(fake_in.detach(), c_fake)
+            loss_d = discriminator_loss(real_logits, fake_logits)
+            extra_d, extra_d_logs = self.extra_discriminator_loss(real_in, fake_in.detach(), batch, step)
+            loss_d_total = loss_d + extra_d
+        if do_r1:
+            r1 = r1_penalty(real_logits, real_in)
+            loss_d_total = loss_d_total + r1 * (cfg.r1_gamma / 2 * cfg.r1_every)
+            logs["loss/r1"] = r1.detach()
+        self.optimize("D", loss_d_total)
+        logs.update(extra_d_logs)
+
+        self.images_seen += n * self.ctx.world_size
+        beta = ema_beta(n * self.ctx.world_size, cfg.ema_half_life_images,
+                        cfg.ema_ramp if cfg.ema_ramp > 0 else None, self.images_seen)
+        update_ema(self.G_ema, self.G, beta)
+        logs.update({
+            "loss/g": loss_g.detach(), "loss/d": loss_d.detach(),
+            "d/real": real_logits.detach().mean(), "d/fake": fake_logits.detach().mean(),
+            "render/opacity": render.opacity.detach().mean(), "render/resolution": float(res),
+            "views_per_latent": float(views), "blur_sigma": sigma,
+        })
+        return logs
+
+    def density_regulariser(self, planes: Tensor, num_points: int = 1000, distance: float = 0.004) -> Tensor:
+        """EG3D's L1 density smoothness: |sigma(x) - sigma(x + eps)| at random points in the box."""
+        half = self.cfg.box_size / 2
+        pts = (torch.rand(planes.shape[0], num_points, 3, device=self.device) * 2 - 1) * half
+        moved = pts + torch.randn_like(pts) * distance * half
+        _, d0 = self.G_train.query(planes, pts)
+        _, d1 = self.G_train.query(planes, moved)
+        return (d0 - d1).abs().mean()
+
+    # ---- state ---------------------------------------------------------------------------------
+    def extra_state(self) -> dict:
+        return {"images_seen": self.images_seen}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.images_seen = int(state.get("images_seen", 0))
+
+    # ---- sampling ------------------------------------------------------------------------------
+    def _latents(self, n: int, seed: int, class_ids: Tensor | None) -> tuple[Tensor, Tensor, torch.Generator]:
+        g = torch.Generator().manual_seed(seed)
+        z = torch.randn(n, self.cfg.z_dim, generator=g)
+        if class_ids is None and self.num_classes > 0:
+            class_ids = torch.randint(self.num_classes, (n,), generator=g)
+        elif class_ids is not None:
+            class_ids = torch.as_tensor(class_ids).reshape(-1).expand(n) if torch.as_tensor(class_ids).numel() == 1 \
+                else torch.as_tensor(class_ids)
+        ids = class_ids if class_ids is not None else torch.zeros(n, dtype=torch.long)
+        return z.to(self.device), ids.to(self.device), g
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int, class_ids: Tensor | None = None, cameras: Cameras | None = None,
+               chunk: int = 8) -> Samples:
+        z, ids, g = self._latents(n, seed, class_ids)
+        cameras = self.sample_cameras(n, 1, g) if cameras is None else cameras.to(self.device)
+        G = self.G_ema
+        res = self.neural_resolution(self.images_seen)
+        parts = []
+        for s in range(0, n, chunk):
+            c = G.class_onehot(ids[s:s + chunk], len(z[s:s + chunk]), self.device)
+            with self.autocast():
+                parts.append(G(z[s:s + chunk], c, cameras[s:s + chunk], res, self.cfg.truncation_psi, "const", perturb=False))
+        out = self.output_resolution
+        return Samples(
+            images=torch.cat([p.image for p in parts]).float().clamp(-1, 1),
+            cameras=cameras,
+            masks=resize(torch.cat([p.opacity for p in parts]).float(), out).clamp(0, 1),
+            depth=resize(torch.cat([p.depth for p in parts]).float(), out),
+            class_ids=ids if self.num_classes > 0 else None,
+            extras={"image_raw": torch.cat([p.image_raw for p in parts]).float()},
+        )
+
+    # ---- geometry ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def planes_for(self, z: Tensor, class_ids: Tensor, generator: TriplaneGenerator | None = None) -> tuple[Tensor, Tensor]:
+        G = generator or self.G_ema
+        ws = G.map(z, G.class_onehot(class_ids, len(z), self.device), self.cfg.truncation_psi)
+        return G.planes(ws, "const"), ws
+
+    @torch.no_grad()
+    def mesh_from_planes(self, planes: Tensor, generator: TriplaneGenerator | None = None):
+        """Marching cubes on the density of one latent's planes [1,3,C,R,R] -> trimesh with vertex colours."""
+        from unflat.geometry.marching_cubes import extract_mesh, sample_grid
+        from unflat.geometry.mesh_ops import colour_vertices
+
+        G = generator or self.G_ema
+        half = self.cfg.box_size / 2
+        density = lambda pts: G.query(planes, pts[None])[1][0, :, 0]  # noqa: E731
+        grid = sample_grid(density, self.cfg.mesh_resolution, (-half, half), device=self.device)
+        level = self.cfg.mesh_density
+        if not grid.min() < level < grid.max():
+            level = float(grid.mean())  # an untrained/sparse field never reaches the level: take its mean
+        mesh = extract_mesh(grid, level, (-half, half), inside="above")
+        if len(mesh.faces) == 0:
+            return mesh
+        colour = lambda pts: G.query(planes, pts[None])[0][0, :, :3]  # noqa: E731
+        return colour_vertices(mesh, colour, device=self.device)
+
+    @torch.no_grad()
+    def export(self, out_dir: Path, num: int, seed: int, class_id: int | None = None,
+               formats: tuple[str, ...] = ("glb",)) -> list[Path]:
+        from unflat.export.writers import save_mesh
+
+        out_dir = Path(out_dir)
+        ids = None if class_id is None else torch.full((num,), int(class_id))
+        z, ids, _ = self._latents(num, seed, ids)
+        paths = []
+        for i in range(num):
+            planes, _ = self.planes_for(z[i:i + 1], ids[i:i + 1])
+            mesh = self.mesh_from_planes(planes)
+            if len(mesh.faces) == 0:
+                continue
+            for fmt in formats:
+                paths.append(save_mesh(mesh, out_dir / f"sample_{i:03d}_class{int(ids[i])}.{fmt}"))
+        return paths
+
+    # ---- generate: grids, depth, meshes, videos ------------------------------------------------
+    @torch.no_grad()
+    def generate(self, out_dir: Path, num: int, seed: int, class_id: int | None = None, meshes: bool = True,
+                 videos: bool = True, video_frames: int = 24) -> list[Path]:
+        """Per-class sample grids (+ depth), GLB meshes, a turntable, latent and class interpolation videos."""
+        from unflat.export.images import save_grid, save_interpolation_video, save_turntable
+
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written: list[Path] = []
+        classes = [class_id] if class_id is not None else (list(range(self.num_classes)) or [None])
+        for k in classes:
+            ids = None if k is None else torch.full((num,), int(k))
+            samples = self.sample(num, seed, ids)
+            tag = "all" if k is None else f"class{k}_{self._class_name(k)}"
+            written.append(save_grid(samples.images, out_dir / f"samples_{tag}.png", value_range=(-1, 1)))
+            written.append(save_grid(_depth_to_image(samples.depth, samples.masks), out_dir / f"depth_{tag}.png", value_range=(0, 1)))
+            np.save(out_dir / f"depth_{tag}.npy", samples.depth.cpu().numpy())
+            written.append(out_dir / f"depth_{tag}.npy")
+            if meshes:
+                written += self.export(out_dir / "meshes" / tag, min(num, 4), seed, k)
+        if videos:
+            z, ids, _ = self._latents(2, seed, None if class_id is None else torch.full((2,), int(class_id)))
+            cam = self.sample_cameras(1, 1, torch.Generator().manual_seed(seed))
+            frames = [self._render_w(self._interp_ws(z[0], z[1], ids[0], ids[0], t), cam)
+                      for t in torch.linspace(0, 1, video_frames).tolist()]
+            written.append(save_interpolation_video(frames, out_dir / "interp_latent.gif", boomerang=True, value_range=(-1, 1)))
+            if self.num_classes > 1:
+                a = int(ids[0]) if class_id is not None else 0
+                b = (a + 1) % self.num_classes
+                frames = [self._render_w(self._interp_ws(z[0], z[0], torch.tensor(a), torch.tensor(b), t), cam)
+                          for t in torch.linspace(0, 1, video_frames).tolist()]
+                written.append(save_interpolation_video(frames, out_dir / "interp_class.gif", boomerang=True, value_range=(-1, 1)))
+            planes, ws = self.planes_for(z[:1], ids[:1])
+            render_fn = lambda cams: (self.G_ema.render(planes, ws, cams.to(self.device), self.neural_resolution(self.images_seen),  # noqa: E731
+                                                        perturb=False, noise_mode="const").image.clamp(-1, 1) + 1) / 2
+            written.append(save_turntable(render_fn, out_dir / "turntable.gif", frames=video_frames,
+                                          radius=self.cfg.camera_radius, fov=self.cfg.camera_fov, device=self.device))
+        return written
+
+    def _class_name(self, k: int) -> str:
+        names = self.info.class_names
+        return names[k].replace("/", "_").replace(" ", "_") if k < len(names) else str(k)
+
+    def _interp_ws(self, z0: Tensor, z1: Tensor, c0: Tensor, c1: Tensor, t: float) -> Tensor:
+        """ws for a point between (z0, class c0) and (z1, class c1): slerp in z, lerp in the class one-hot."""
+        G = self.G_ema
+        z = _slerp(z0, z1, t)[None]
+        oh0 = G.class_onehot(c0.reshape(1), 1, self.device)
+        oh1 = G.class_onehot(c1.reshape(1), 1, self.device)
+        return G.map(z, oh0.lerp(oh1, t), self.cfg.truncation_psi)
+
+    def _render_w(self, ws: Tensor, cameras: Cameras) -> Tensor:
+        G = self.G_ema
+        return G.render(G.planes(ws, "const"), ws, cameras, self.neural_resolution(self.images_seen),
+                        perturb=False, noise_mode="const").image.clamp(-1, 1)
+
+    # ---- inversion -----------------------------------------------------------------------------
+    def invert(self, images: list[Path], out_dir: Path, steps_w: int = 500, steps_g: int = 350, **kwargs) -> list[Path]:
+        """PTI inversion of each image; see ``unflat.methods.pti.invert_images``."""
+        from unflat.methods.pti import invert_images
+
+        return invert_images(self, images, Path(out_dir), steps_w=steps_w, steps_g=steps_g, **kwargs)
+
+
+def _slerp(a: Tensor, b: Tensor, t: float) -> Tensor:
+    an, bn = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
+    omega = torch.acos((an * bn).sum().clamp(-1 + 1e-6, 1 - 1e-6))
+    so = torch.sin(omega)
+    return (torch.sin((1 - t) * omega) / so) * a + (torch.sin(t * omega) / so) * b
+
+
+def _depth_to_image(depth: Tensor, mask: Tensor | None) -> Tensor:
+    """Depth [B,1,H,W] -> [B,1,H,W] in [0,1] (near = bright), normalised per image over covered pixels."""
+    m = (mask > 0.5) if mask is not None else torch.ones_like(depth, dtype=torch.bool)
+    out = torch.zeros_like(depth)
+    for i in range(depth.shape[0]):
+        d = depth[i][m[i]]
+        if d.numel() > 1:
+            lo, hi = d.min(), d.max()
+            out[i] = torch.where(m[i], 1 - (depth[i] - lo) / (hi - lo + 1e-8), torch.zeros_like(depth[i]))
+    return out
+
