@@ -1,0 +1,504 @@
+"""``unflat dataset synth | render | images``: configs (fields become --flags) and run functions.
+
+Each command writes one dataset in unflat's format (``unflat.data.format``) and returns its path:
+
+* ``run_synth``: embedded procedural categories rendered with the OpenGL renderer, with exact
+  ground-truth meshes, masks, depth and cameras.
+* ``run_render_meshes``: the user's mesh files rendered the same way (IG-GAN's ShapeNet setting).
+* ``run_images``: in-the-wild photos, cropped and resized; cameras are unknown (a default
+  frontal camera is stored for every image so the format stays uniform).
+
+Rendering runs in worker processes (one OpenGL context each) when there is enough work; results
+come back in job order and every random choice is seeded per shape, so a dataset is identical
+whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Literal
+
+import numpy as np
+import torch
+
+from unflat.cameras import Cameras
+from unflat.data.format import DatasetWriter
+from unflat.data.image_files import Crop, LoadedImage, SkipReason, SkipReport, load_image, load_mask
+from unflat.errors import ConfigError, UserError
+
+LightingName = Literal["two-beams", "headlight"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Configs
+# ---------------------------------------------------------------------------------------------
+def _check_range(name: str, values: tuple[float, float], lo: float, hi: float) -> None:
+    if not (lo <= values[0] <= values[1] <= hi):
+        raise ConfigError(name, f"must be (min, max) with {lo} <= min <= max <= {hi}, got {values}")
+
+
+@dataclass
+class _CameraFields:
+    """Camera and rendering fields shared by ``synth`` and ``render``."""
+
+    resolution: int = 64
+    """Image side in pixels."""
+    views_per_shape: int = 1
+    """Views rendered per shape: 1 = unposed single-view data (cameras are stored anyway); V>1 = posed multi-view data."""
+    seed: int = 0
+    """Seed for shapes and cameras; the dataset is a pure function of the config."""
+    azimuth_range: tuple[float, float] = (-180.0, 180.0)
+    """Camera azimuth range in degrees (0 = camera on +Z looking at the front)."""
+    elevation_range: tuple[float, float] = (-30.0, 60.0)
+    """Camera elevation range in degrees (IG-GAN: -30..60 for chairs, 15..60 for couches and bathtubs)."""
+    uniform_on_sphere: bool = False
+    """Sample elevation area-uniformly on the sphere instead of uniformly in angle (IG-GAN: uniform in angle)."""
+    radius: float = 3.0
+    """Camera distance from the origin (shapes fit the unit sphere)."""
+    fov_deg: float = 40.0
+    """Vertical field of view in degrees (40 frames the unit sphere at radius 3 with a small margin)."""
+    with_depth: bool = True
+    """Store camera-space depth maps."""
+    lighting: LightingName = "two-beams"
+    """Lights attached to the camera: "two-beams" = IG-GAN's two beam lights 45 deg below, left and right; "headlight"."""
+    supersample: int = 2
+    """Render at this multiple of the resolution and average down (antialiasing, soft mask edges)."""
+    workers: int = 0
+    """Rendering processes; 0 = automatic (one per CPU core, up to 16, when there is enough work)."""
+    overwrite: bool = False
+    """Replace an existing dataset at --out."""
+
+    def _validate_camera_fields(self) -> None:
+        if self.resolution < 8 or self.resolution > 2048:
+            raise ConfigError("resolution", f"must be in [8, 2048], got {self.resolution}")
+        if self.views_per_shape < 1:
+            raise ConfigError("views_per_shape", "must be at least 1")
+        _check_range("azimuth_range", self.azimuth_range, -360, 360)
+        _check_range("elevation_range", self.elevation_range, -90, 90)
+        if self.radius <= 1.0:
+            raise ConfigError("radius", f"must exceed 1 (shapes fill the unit sphere), got {self.radius}")
+        if not 1.0 <= self.fov_deg <= 150.0:
+            raise ConfigError("fov_deg", f"must be in [1, 150], got {self.fov_deg}")
+        if not 1 <= self.supersample <= 4:
+            raise ConfigError("supersample", "must be 1..4")
+        if self.workers < 0:
+            raise ConfigError("workers", "must be >= 0 (0 = automatic)")
+
+
+@dataclass
+class SynthConfig(_CameraFields):
+    """Render the embedded procedural categories (with exact 3D ground truth) into a dataset."""
+
+    out: Path = Path("data/synth")
+    """Output dataset directory."""
+    category: tuple[str, ...] = ("chair",)
+    """Categories to generate (several = class-labelled data): chair, table, sofa, mug, car, lamp."""
+    num_shapes: int = 100
+    """Shapes per category."""
+
+    def validate(self) -> None:
+        from unflat.data.synth import CATEGORIES  # noqa: PLC0415
+
+        unknown = [c for c in self.category if c not in CATEGORIES]
+        if not self.category or unknown:
+            raise ConfigError("category", f"unknown {unknown}; choose from {', '.join(CATEGORIES)}")
+        if len(set(self.category)) != len(self.category):
+            raise ConfigError("category", "lists a category twice")
+        if self.num_shapes < 1:
+            raise ConfigError("num_shapes", "must be at least 1")
+        self._validate_camera_fields()
+
+
+@dataclass
+class RenderMeshesConfig(_CameraFields):
+    """Render your own meshes (OBJ/GLB/GLTF/PLY/STL/OFF, recursively; sub-folders = classes) into a dataset."""
+
+    meshes: Path = Path("meshes")
+    """Folder of mesh files; first-level sub-folders become class labels when present."""
+    out: Path = Path("data/rendered")
+    """Output dataset directory."""
+    resolution: int = 128
+    """Image side in pixels (IG-GAN: 128)."""
+    lvp: bool = False
+    """IG-GAN's limited-viewpoint setting: azimuth within +-60 deg of the front, elevation 15..60 (overrides the ranges)."""
+    up_axis: Literal["y", "z"] = "y"
+    """Up axis of the files: "y" (OBJ/glTF/ShapeNet) or "z" (many STL/CAD exports)."""
+    store_meshes: bool = True
+    """Store the normalised meshes as ground truth (meshes/ in the dataset)."""
+
+    def validate(self) -> None:
+        if not self.meshes.is_dir():
+            raise ConfigError("meshes", f"{self.meshes} is not a directory")
+        self._validate_camera_fields()
+
+    def camera_ranges(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """(azimuth_range, elevation_range) after applying ``lvp``."""
+        return ((-60.0, 60.0), (15.0, 60.0)) if self.lvp else (self.azimuth_range, self.elevation_range)
+
+
+@dataclass
+class ImagesConfig:
+    """Turn a folder of photos (class sub-folders = labels, ImageNet style) into a dataset."""
+
+    src: Path = Path("photos")
+    """Folder of images; first-level sub-folders are classes (files directly inside form one class)."""
+    out: Path = Path("data/images")
+    """Output dataset directory."""
+    resolution: int = 128
+    """Image side in pixels."""
+    crop: Crop = "center"
+    """Make images square: "center" crop, "pad" with white, or "stretch"."""
+    masks: Path | None = None
+    """Optional folder of masks with the same relative names (any image suffix); images without a mask are skipped."""
+    alpha_as_mask: bool = False
+    """Use the images' alpha channel as the mask (images without alpha get a full mask)."""
+    min_side: int = 16
+    """Skip images whose shorter side is below this many pixels."""
+    max_pixels: int = 0
+    """Larger images are decoded at reduced size (JPEG) or skipped; 0 = PIL's decompression-bomb limit."""
+    radius: float = 3.0
+    """Distance of the default frontal camera stored for every photo (photos have no known camera)."""
+    fov_deg: float = 40.0
+    """Field of view of the default frontal camera."""
+    workers: int = 0
+    """Decoding processes; 0 = automatic."""
+    overwrite: bool = False
+    """Replace an existing dataset at --out."""
+
+    def validate(self) -> None:
+        if not self.src.is_dir():
+            raise ConfigError("src", f"{self.src} is not a directory")
+        if self.masks is not None and not self.masks.is_dir():
+            raise ConfigError("masks", f"{self.masks} is not a directory")
+        if self.masks is not None and self.alpha_as_mask:
+            raise ConfigError("alpha_as_mask", "choose either --masks or --alpha-as-mask")
+        if self.crop not in ("center", "pad", "stretch"):
+            raise ConfigError("crop", "must be center, pad or stretch")
+        if self.resolution < 8 or self.resolution > 2048:
+            raise ConfigError("resolution", f"must be in [8, 2048], got {self.resolution}")
+        if self.min_side < 1 or self.max_pixels < 0 or self.workers < 0:
+            raise ConfigError("min_side", "min_side must be >= 1, max_pixels and workers >= 0")
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering jobs (run in worker processes)
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RenderSettings:
+    """Everything a worker needs to render a shape's views."""
+
+    resolution: int
+    views: int
+    azimuth_range: tuple[float, float]
+    elevation_range: tuple[float, float]
+    uniform_on_sphere: bool
+    radius: float
+    fov_deg: float
+    lighting: LightingName
+    supersample: int
+    with_depth: bool
+
+
+@dataclass(frozen=True)
+class ShapeJob:
+    """One shape to render: from a procedural category (``category``, ``shape_seed``) or a file."""
+
+    shape_id: int
+    class_id: int
+    camera_seed: int
+    category: str = ""
+    shape_seed: int = 0
+    path: str = ""
+    up_axis: str = "y"
+
+
+@dataclass
+class RenderedShape:
+    """images uint8 [V,R,R,3], masks float [V,R,R], depth float [V,R,R] or None, cameras (V), mesh."""
+
+    images: np.ndarray
+    masks: np.ndarray
+    depth: np.ndarray | None
+    cameras: Cameras
+    mesh: object
+
+
+_WORKER_RENDERER = None
+_WORKER_SETTINGS: RenderSettings | None = None
+
+
+def _init_worker(settings: RenderSettings) -> None:
+    global _WORKER_SETTINGS, _WORKER_RENDERER
+    torch.set_num_threads(1)  # one process per core already
+    _WORKER_SETTINGS = settings
+    _WORKER_RENDERER = None
+
+
+def _renderer(settings: RenderSettings):
+    global _WORKER_RENDERER
+    if _WORKER_RENDERER is None:
+        from unflat.render.opengl import Lighting, OpenGLRenderer  # noqa: PLC0415
+
+        lighting = Lighting.two_beams() if settings.lighting == "two-beams" else Lighting.headlight()
+        _WORKER_RENDERER = OpenGLRenderer(settings.resolution, lighting=lighting, supersample=settings.supersample,
+                                          compute_normals=False)
+    return _WORKER_RENDERER
+
+
+def job_cameras(settings: RenderSettings, camera_seed: int) -> Cameras:
+    """The V cameras of one shape: a pure function of the seed."""
+    generator = torch.Generator().manual_seed(camera_seed)
+    return Cameras.sample_orbit(settings.views, generator, settings.azimuth_range, settings.elevation_range,
+                                settings.radius, settings.fov_deg, settings.uniform_on_sphere)
+
+
+def render_job(job: ShapeJob, settings: RenderSettings | None = None) -> RenderedShape | SkipReason:
+    """Build (or load) the shape of ``job`` and render its views."""
+    settings = settings or _WORKER_SETTINGS
+    assert settings is not None
+    if job.path:
+        from unflat.data.prepare_meshes import load_mesh  # noqa: PLC0415
+
+        mesh = load_mesh(Path(job.path), job.up_axis)  # type: ignore[arg-type]
+        if isinstance(mesh, SkipReason):
+            return mesh
+    else:
+        from unflat.data.synth import make_shape  # noqa: PLC0415
+
+        mesh = make_shape(job.category, job.shape_seed).mesh
+    cameras = job_cameras(settings, job.camera_seed)
+    try:
+        out = _renderer(settings).render(mesh, cameras)
+    except Exception as exc:  # noqa: BLE001  (a malformed mesh must not stop the dataset)
+        if not job.path:
+            raise
+        return SkipReason("render failed", f"{type(exc).__name__}: {str(exc)[:100]}")
+    images = np.clip(np.rint(out.rgb.permute(0, 2, 3, 1).numpy() * 255), 0, 255).astype(np.uint8)
+    depth = out.depth[:, 0].numpy() if settings.with_depth else None
+    return RenderedShape(images, out.mask[:, 0].numpy(), depth, cameras, mesh)
+
+
+def _render_job_indexed(job: ShapeJob) -> tuple[ShapeJob, RenderedShape | SkipReason]:
+    return job, render_job(job)
+
+
+def auto_workers(requested: int, work_items: int, minimum_items: int = 64) -> int:
+    """0 = automatic: one process per core (at most 16) when there are enough items to amortise start-up."""
+    if requested > 0:
+        return requested
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 1 if work_items < minimum_items or cores < 2 else min(cores, 16)
+
+
+def run_jobs(jobs: list[ShapeJob], settings: RenderSettings, workers: int) -> Iterator[tuple[ShapeJob, RenderedShape | SkipReason]]:
+    """Render jobs in order, in ``workers`` processes (1 = in this process)."""
+    if workers <= 1:
+        _init_worker(settings)
+        try:
+            for job in jobs:
+                yield job, render_job(job, settings)
+        finally:
+            _release_renderer()
+        return
+    # spawn: a fresh interpreter per worker, so no OpenGL/torch state is inherited through fork.
+    context = multiprocessing.get_context("spawn")
+    chunk = max(1, min(16, len(jobs) // (workers * 8)))
+    with context.Pool(workers, initializer=_init_worker, initargs=(settings,)) as pool:
+        yield from pool.imap(_render_job_indexed, jobs, chunksize=chunk)
+
+
+def _release_renderer() -> None:
+    global _WORKER_RENDERER
+    if _WORKER_RENDERER is not None:
+        _WORKER_RENDERER.close()
+        _WORKER_RENDERER = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress and reporting
+# ---------------------------------------------------------------------------------------------
+def _progress(total: int, description: str) -> "object":
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn  # noqa: PLC0415
+
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    progress.add_task(description, total=total)
+    return progress
+
+
+def _print_report(report: SkipReport, used: int, what: str) -> None:
+    from rich.console import Console  # noqa: PLC0415
+
+    console = Console(stderr=True)
+    if report.total:
+        console.print(report.table(f"Skipped {report.total} of {used + report.total} {what}"))
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {note}")
+
+
+def _write_rendered(writer: DatasetWriter, rendered: RenderedShape, job: ShapeJob, store_mesh: bool) -> None:
+    for v in range(len(rendered.images)):
+        writer.add(
+            image=rendered.images[v],
+            camera=rendered.cameras[v],
+            class_id=job.class_id,
+            shape_id=job.shape_id,
+            mask=rendered.masks[v],
+            depth=None if rendered.depth is None else rendered.depth[v],
+        )
+    if store_mesh:
+        writer.add_mesh(job.shape_id, rendered.mesh)
+
+
+def _settings(cfg: _CameraFields, azimuth_range: tuple[float, float], elevation_range: tuple[float, float]) -> RenderSettings:
+    return RenderSettings(cfg.resolution, cfg.views_per_shape, tuple(azimuth_range), tuple(elevation_range),  # type: ignore[arg-type]
+                          cfg.uniform_on_sphere, cfg.radius, cfg.fov_deg, cfg.lighting, cfg.supersample, cfg.with_depth)
+
+
+def _seed_of(*keys: int) -> int:
+    """A 31-bit seed derived from integer keys (stable across platforms and processes)."""
+    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def _config_dict(cfg: object) -> dict:
+    return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------------------------
+def run_synth(cfg: SynthConfig) -> Path:
+    """Generate ``num_shapes`` shapes per category, render ``views_per_shape`` views of each."""
+    cfg.validate()
+    settings = _settings(cfg, cfg.azimuth_range, cfg.elevation_range)
+    jobs = [
+        ShapeJob(shape_id=c * cfg.num_shapes + j, class_id=c, camera_seed=_seed_of(cfg.seed, 1, c, j),
+                 category=category, shape_seed=_seed_of(cfg.seed, 0, c, j))
+        for c, category in enumerate(cfg.category)
+        for j in range(cfg.num_shapes)
+    ]
+    workers = auto_workers(cfg.workers, len(jobs) * cfg.views_per_shape)
+    source = {"command": "synth", "config": _config_dict(cfg)}
+    with DatasetWriter(cfg.out, cfg.resolution, list(cfg.category), kind="synth", with_masks=True,
+                       with_depth=cfg.with_depth, views_per_shape=cfg.views_per_shape, overwrite=cfg.overwrite,
+                       source=source) as writer:
+        with _progress(len(jobs), f"synth {'+'.join(cfg.category)}") as progress:
+            for job, rendered in run_jobs(jobs, settings, workers):
+                assert isinstance(rendered, RenderedShape)
+                _write_rendered(writer, rendered, job, store_mesh=True)
+                progress.advance(progress.task_ids[0])
+    return cfg.out
+
+
+def run_render_meshes(cfg: RenderMeshesConfig) -> Path:
+    """Render every readable mesh under ``cfg.meshes``; unreadable files are skipped and reported."""
+    from unflat.data.prepare_meshes import find_mesh_files  # noqa: PLC0415
+
+    cfg.validate()
+    items, classes = find_mesh_files(cfg.meshes)
+    if not items:
+        raise UserError(f"{cfg.meshes}: no mesh files found (looked for .obj .glb .gltf .ply .stl .off, recursively)")
+    azimuth_range, elevation_range = cfg.camera_ranges()
+    settings = _settings(cfg, azimuth_range, elevation_range)
+    class_ids = {name: i for i, name in enumerate(classes)}
+    jobs = [
+        ShapeJob(shape_id=i, class_id=class_ids[cls], camera_seed=_seed_of(cfg.seed, 1, i), path=str(path), up_axis=cfg.up_axis)
+        for i, (path, cls) in enumerate(items)
+    ]
+    report = SkipReport()
+    workers = auto_workers(cfg.workers, len(jobs) * cfg.views_per_shape)
+    source = {"command": "render", "config": _config_dict(cfg)}
+    used = 0
+    with DatasetWriter(cfg.out, cfg.resolution, classes, kind="rendered", with_masks=True, with_depth=cfg.with_depth,
+                       views_per_shape=cfg.views_per_shape, overwrite=cfg.overwrite, source=source) as writer:
+        with _progress(len(jobs), "render meshes") as progress:
+            for job, rendered in run_jobs(jobs, settings, workers):
+                if isinstance(rendered, SkipReason):
+                    report.add(rendered, Path(job.path).relative_to(cfg.meshes))
+                else:
+                    _write_rendered(writer, rendered, job, store_mesh=cfg.store_meshes)
+                    used += 1
+                progress.advance(progress.task_ids[0])
+        source["skipped"] = report.as_dict()
+        source["used"] = used
+        _print_report(report, used, "mesh files")
+        if used == 0:
+            raise UserError(f"{cfg.meshes}: none of the {len(jobs)} mesh files could be used (see the table above)")
+    return cfg.out
+
+
+def _load_item(args: tuple[str, str | None, int, str, bool, int, int]) -> LoadedImage | SkipReason | tuple[LoadedImage, np.ndarray]:
+    """Decode one image (and its mask); runs in worker processes."""
+    path, mask_path, resolution, crop, need_mask_file, min_side, max_pixels = args
+    loaded = load_image(path, resolution, crop, min_side=min_side, max_pixels=max_pixels or None)  # type: ignore[arg-type]
+    if isinstance(loaded, SkipReason) or not need_mask_file:
+        return loaded
+    if mask_path is None:
+        return SkipReason("no mask", "no file with the same relative name in --masks")
+    mask = load_mask(mask_path, resolution, crop)  # type: ignore[arg-type]
+    if isinstance(mask, SkipReason):
+        return SkipReason("bad mask", f"{mask}")
+    return loaded, mask
+
+
+def _map_ordered(fn, items: list, workers: int) -> Iterable:
+    if workers <= 1:
+        return map(fn, items)
+    context = multiprocessing.get_context("spawn")
+    pool = context.Pool(workers)
+    chunk = max(1, min(64, len(items) // (workers * 8)))
+
+    def generate():
+        with pool:
+            yield from pool.imap(fn, items, chunksize=chunk)
+
+    return generate()
+
+
+def run_images(cfg: ImagesConfig) -> Path:
+    """Decode, crop and resize every usable image under ``cfg.src``; report what was skipped and why."""
+    from unflat.data.prepare_images import find_image_files, find_mask  # noqa: PLC0415
+
+    cfg.validate()
+    report = SkipReport()
+    items, classes = find_image_files(cfg.src, report)
+    if not items:
+        raise UserError(f"{cfg.src}: no files found")
+    class_ids = {name: i for i, name in enumerate(classes)}
+    with_masks = cfg.masks is not None or cfg.alpha_as_mask
+    args = [
+        (str(path), None if cfg.masks is None else (str(m) if (m := find_mask(path, cfg.src, cfg.masks)) else None),
+         cfg.resolution, cfg.crop, cfg.masks is not None, cfg.min_side, cfg.max_pixels)
+        for path, _ in items
+    ]
+    camera = Cameras.from_orbit(torch.zeros(1), torch.zeros(1), cfg.radius, cfg.fov_deg)
+    full_mask = np.full((cfg.resolution, cfg.resolution), 255, np.uint8)
+    used_per_class = np.zeros(len(classes), np.int64)
+    source: dict = {"command": "images", "config": _config_dict(cfg), "cameras": "unknown: default frontal camera stored"}
+    workers = auto_workers(cfg.workers, len(items), minimum_items=256)
+    with DatasetWriter(cfg.out, cfg.resolution, classes, kind="images", with_masks=with_masks, with_depth=False,
+                       views_per_shape=1, overwrite=cfg.overwrite, source=source) as writer:
+        with _progress(len(items), "images") as progress:
+            for (path, cls), result in zip(items, _map_ordered(_load_item, args, workers)):
+                progress.advance(progress.task_ids[0])
+                if isinstance(result, SkipReason):
+                    report.add(result, path.relative_to(cfg.src))
+                    continue
+                loaded, mask = result if isinstance(result, tuple) else (result, None)
+                if cfg.alpha_as_mask:
+                    mask = loaded.alpha if loaded.alpha is not None else full_mask
+                writer.add(image=loaded.rgb, camera=camera, class_id=class_ids[cls], shape_id=writer.count, mask=mask)
+                used_per_class[class_ids[cls]] += 1
+        for name, count in zip(classes, used_per_class):
+            if count == 0:
+                report.notes.append(f"class '{name}' has files but no usable image; its label {class_ids[name]} stays reserved")
+        source["skipped"] = report.as_dict()
+        source["used"] = int(used_per_class.sum())
+        _print_report(report, int(used_per_class.sum()), "files")
+        if used_per_class.sum() == 0:
+            raise UserError(f"{cfg.src}: none of the {len(items)} files is a usable image (see the table above)")
+    return cfg.out
+
