@@ -1,0 +1,43 @@
+"""Discriminator output matching (DOM), IG-GAN Sec. 3, Eq. (8).
+
+With F(y) = log D(y), D the discriminator's probability that y is real (D = sigmoid(logit)):
+
+    L_DOM(phi) = E_{x_c ~ p_G, x_d ~ p(x_d | x_c)} [ (F(R_d(x_d)) - F(R_phi(x_c)))^2 ]
+
+R_d(x_d): the off-the-shelf (OpenGL) render of the binarised voxels; R_phi(x_c): the proxy neural
+renderer's image of the continuous voxels. Only the proxy renderer is trained by this loss: the
+OpenGL side is a constant target and the discriminator's weights are not updated by it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def log_d(logits: Tensor) -> Tensor:
+    """F = log D = log sigmoid(logit), computed stably."""
+    return F.logsigmoid(logits)
+
+
+def dom_loss_from_logits(proxy_logits: Tensor, opengl_logits: Tensor) -> Tensor:
+    """Eq. (8) from discriminator logits: mean_b (log D(R_d(x_d))_b - log D(R_phi(x_c))_b)^2.
+
+    proxy_logits: [B] D's logits on the proxy renders of the continuous voxels (carry the proxy's graph).
+    opengl_logits: [B] D's logits on the OpenGL renders of the binarised voxels (treated as a constant).
+    """
+    return (log_d(opengl_logits.detach()) - log_d(proxy_logits)).square().mean()
+
+
+def dom_loss(discriminator: nn.Module, proxy_images: Tensor, opengl_images: Tensor) -> Tensor:
+    """Eq. (8) given the discriminator and both renders, each [B,3,S,S] in [-1,1].
+
+    Zero exactly when the discriminator scores each proxy image like its OpenGL counterpart (e.g.
+    when the images are equal); gradients flow into ``proxy_images`` only when they require grad.
+    """
+    # One forward for both halves: a spectrally normalised D in training mode advances its power
+    # iteration on every call, so two calls would score equal images slightly differently.
+    logits = discriminator(torch.cat([proxy_images, opengl_images.detach()]))
+    proxy_logits, opengl_logits = logits.split([proxy_images.shape[0], opengl_images.shape[0]])
+    return dom_loss_from_logits(proxy_logits, opengl_logits)

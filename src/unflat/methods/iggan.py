@@ -1,0 +1,722 @@
+"""IG-GAN: 3D voxel shapes from unposed 2D images through an off-the-shelf renderer (Lunz et al. 2020).
+
+Two registered methods:
+
+* ``iggan``: the GAN. A 3D-conv generator makes continuous voxels x_c; each is binarised with a
+  global threshold tau ~ U[0,1], meshed and rendered by OpenGL (R_d, non-differentiable) for the
+  discriminator; a RenderNet-style proxy R_phi, trained with L2 to the OpenGL images plus
+  discriminator output matching (DOM, weight 100), carries the discriminator's gradient back to
+  the generator. D, R_phi and G are updated once each per step (1:1:1).
+* ``iggan-renderer``: pre-training of the proxy renderer on random shapes (cubes, tables) that it
+  makes itself; its run directory is what ``iggan --renderer-checkpoint`` expects.
+
+Equations, hyper-parameters and their sources: docs/methods/iggan.md.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from unflat.cameras import Cameras
+from unflat.config import RunConfig, require_positive
+from unflat.data.format import DatasetInfo
+from unflat.data.loader import Batch
+from unflat.errors import ConfigError, UserError
+from unflat.losses.adversarial import discriminator_loss, generator_loss
+from unflat.losses.dom import dom_loss
+from unflat.methods.base import Method, Samples, TrainContext
+from unflat.methods.registry import MethodSpec, register
+from unflat.nets.dcgan import DCGANDiscriminator
+from unflat.nets.rendernet import RenderNet, camera_frame_volume
+from unflat.nets.voxel_generator import VoxelGenerator
+from unflat.render.voxel_pipeline import VoxelRenderPipeline, binarise, voxels_to_meshes
+
+ShapeKind = Literal["cubes", "tables", "mixed"]
+
+
+# =============================================================================================
+# Configs
+# =============================================================================================
+@dataclass
+class ProxyRendererConfig(RunConfig):
+    """Fields shared by ``iggan`` and ``iggan-renderer``: the voxel grid, the proxy renderer, the
+    off-the-shelf renderer's look and the views of generated shapes. A pre-trained renderer can be
+    reused only with equal values of the architecture fields."""
+
+    voxel_resolution: int = 64
+    """Voxel grid side R (paper: 64). The camera-frame grid fed to the proxy is 2R (paper: 128)."""
+    voxel_extent: float = 1.0
+    """Half-size of the voxel box in world units: the grid spans [-extent, extent]^3 around the origin."""
+    image_resolution: int = 128
+    """Side of rendered and discriminated images (paper: 128). Real images are resized to it."""
+    renderer_channels_3d: int = 32
+    """Width of the proxy renderer's 3D residual stage (paper silent)."""
+    renderer_channels_2d: int = 256
+    """Width of the proxy renderer's 2D residual stage (paper silent)."""
+    renderer_res_blocks_3d: int = 2
+    """3D residual blocks of the proxy renderer (paper: 2)."""
+    renderer_res_blocks_2d: int = 4
+    """2D residual blocks of the proxy renderer (paper: 4)."""
+    camera_grid: Literal["rigid", "perspective"] = "rigid"
+    """How voxels enter the proxy: the paper's rigid transform into a camera-aligned grid, or a frustum grid whose columns are pixel rays (not in the paper)."""
+    elevation_range: tuple[float, float] = (-30.0, 60.0)
+    """Camera elevations (degrees) for views of generated / random shapes (paper, chairs: -30..60)."""
+    mesh_color: tuple[float, float, float] = (0.7, 0.7, 0.7)
+    """RGB in [0,1] of meshes rendered by OpenGL; must match how the training images were rendered."""
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    """RGB in [0,1] behind rendered meshes; must match the training images."""
+    mesh_workers: int = 4
+    """Threads for marching cubes of a batch before OpenGL rendering."""
+
+    def validate(self) -> None:
+        super().validate()
+        require_positive(self, "voxel_extent", "renderer_channels_3d", "renderer_channels_2d")
+        for name in ("voxel_resolution", "image_resolution"):
+            value = getattr(self, name)
+            if value < 8 or value & (value - 1):
+                raise ConfigError(name, f"must be a power of two >= 8, got {value}")
+        for name in ("renderer_res_blocks_3d", "renderer_res_blocks_2d"):
+            if getattr(self, name) < 0:
+                raise ConfigError(name, f"must be >= 0, got {getattr(self, name)}")
+        lo, hi = self.elevation_range
+        if not -90 <= lo <= hi <= 90:
+            raise ConfigError("elevation_range", f"must satisfy -90 <= lo <= hi <= 90, got {self.elevation_range}")
+        for name in ("mesh_color", "background"):
+            if not all(0.0 <= c <= 1.0 for c in getattr(self, name)):
+                raise ConfigError(name, "RGB components must lie in [0, 1]")
+        if self.mesh_workers < 1:
+            raise ConfigError("mesh_workers", f"must be >= 1, got {self.mesh_workers}")
+
+
+@dataclass
+class IGGANConfig(ProxyRendererConfig):
+    """IG-GAN (Lunz et al. 2020): voxel generator trained through an OpenGL renderer and a proxy neural renderer."""
+
+    batch_size: int = 32
+    """Images per step (paper silent)."""
+    max_steps: int = 100_000
+    """Training steps (paper silent)."""
+    z_dim: int = 200
+    """Latent size (3D-GAN: 200)."""
+    g_channels: int = 64
+    """Generator width at its last hidden layer (R/2); doubles per coarser level (3D-GAN: 64..512)."""
+    g_max_channels: int = 512
+    """Generator width cap."""
+    d_channels: int = 64
+    """Discriminator width at its first layer; doubles per halving (DCGAN: 64..512)."""
+    d_max_channels: int = 512
+    """Discriminator width cap."""
+    d_spectral_norm: bool = True
+    """Spectral normalisation in the discriminator (paper: on)."""
+    lr_g: float = 2e-4
+    """Generator learning rate (paper: 2e-4)."""
+    lr_d: float = 2e-4
+    """Discriminator learning rate (paper: 2e-4)."""
+    lr_renderer: float = 2e-5
+    """Proxy renderer learning rate during GAN training (paper: 2e-5)."""
+    beta1: float = 0.5
+    """Adam beta1 for all networks (paper silent; DCGAN's 0.5)."""
+    beta2: float = 0.999
+    """Adam beta2 for all networks (paper silent; DCGAN's 0.999)."""
+    dom_weight: float = 100.0
+    """lambda of Eq. (9): weight of discriminator output matching over L2 (paper: 100; 0 = the no-DOM ablation)."""
+    freeze_renderer: bool = False
+    """Do not train the proxy renderer during GAN training (the paper's "Fixed" ablation; needs a pre-trained renderer)."""
+    renderer_checkpoint: Path | None = None
+    """Pre-trained proxy renderer: an iggan-renderer (or iggan) run directory or checkpoint file."""
+    pretrain_steps: int = 0
+    """Without --renderer-checkpoint: pre-train the proxy on random shapes for this many steps at the start of this run (G and D wait)."""
+    pretrain_lr: float = 1e-4
+    """Proxy learning rate during in-run pre-training (paper silent)."""
+    pretrain_shapes: ShapeKind = "mixed"
+    """Random shapes for in-run pre-training: cubes, tables or both (paper: tables or cubes)."""
+    view_range: Literal["full", "limited", "dataset"] = "full"
+    """Views of generated shapes: full = all 360 deg of azimuth (elevation from --elevation-range); limited = the paper's LVP (+-60 deg azimuth, 15..60 deg elevation); dataset = the real batch's cameras."""
+    limited_azimuth: float = 60.0
+    """Half-range of azimuth (degrees, about the +Z front) for view_range=limited (paper: 60)."""
+    limited_elevation_range: tuple[float, float] = (15.0, 60.0)
+    """Elevation range (degrees) for view_range=limited (paper: 15..60)."""
+    disc_input: Literal["opengl", "proxy"] = "opengl"
+    """What D sees for generated shapes: OpenGL renders of binarised voxels (the method) or proxy renders (Table 2's "RenderNet" column)."""
+    export_threshold: float = 0.5
+    """Occupancy level of meshes and renders made by sample / generate / export."""
+
+    def validate(self) -> None:
+        super().validate()
+        require_positive(self, "z_dim", "g_channels", "g_max_channels", "d_channels", "d_max_channels",
+                         "lr_g", "lr_d", "lr_renderer", "pretrain_lr")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(name, f"must be in [0, 1), got {getattr(self, name)}")
+        if self.dom_weight < 0:
+            raise ConfigError("dom_weight", f"must be >= 0, got {self.dom_weight}")
+        if self.pretrain_steps < 0:
+            raise ConfigError("pretrain_steps", f"must be >= 0, got {self.pretrain_steps}")
+        if self.freeze_renderer and self.renderer_checkpoint is None and self.pretrain_steps == 0:
+            raise ConfigError("freeze_renderer", "a frozen renderer must be pre-trained: pass --renderer-checkpoint RUN "
+                              "(from `unflat train iggan-renderer`) or --pretrain-steps N")
+        if self.renderer_checkpoint is not None and not Path(self.renderer_checkpoint).exists():
+            raise ConfigError("renderer_checkpoint", f"{self.renderer_checkpoint} does not exist")
+        if not 0 < self.export_threshold < 1:
+            raise ConfigError("export_threshold", f"must be in (0, 1), got {self.export_threshold}")
+        if not 0 < self.limited_azimuth <= 180:
+            raise ConfigError("limited_azimuth", f"must be in (0, 180], got {self.limited_azimuth}")
+
+
+@dataclass
+class IGGANRendererConfig(ProxyRendererConfig):
+    """Pre-training of IG-GAN's proxy renderer on random shapes (Sec. 3, last paragraph; Sec. 5.3)."""
+
+    batch_size: int = 32
+    """Random shapes per step."""
+    max_steps: int = 20_000
+    """Pre-training steps (paper silent)."""
+    lr: float = 1e-4
+    """Adam learning rate (paper silent)."""
+    beta1: float = 0.5
+    """Adam beta1 (paper silent; as for the GAN)."""
+    beta2: float = 0.999
+    """Adam beta2 (paper silent)."""
+    shapes: ShapeKind = "mixed"
+    """Random shapes to pre-train on: unions of boxes ("cubes"), procedural tables, or both."""
+    camera_radius: float = 2.5
+    """Camera distance to the origin for views of the random shapes (with --data: taken from the dataset's cameras instead)."""
+    camera_fov_deg: float = 40.0
+    """Vertical field of view in degrees (with --data: taken from the dataset's cameras instead)."""
+
+    def validate(self) -> None:
+        super().validate()
+        require_positive(self, "lr", "camera_radius", "camera_fov_deg")
+        if self.camera_radius <= math.sqrt(3.0) * self.voxel_extent:
+            raise ConfigError("camera_radius", f"must put the camera outside the voxel box (> {math.sqrt(3) * self.voxel_extent:.2f})")
+
+
+# =============================================================================================
+# Random shapes for renderer pre-training
+# =============================================================================================
+def _grid(resolution: int, extent: float, device: torch.device | str = "cpu") -> Tensor:
+    """World coordinates of the voxel samples, [R,R,R,3] in (X, Y, Z) axis order."""
+    axis = torch.linspace(-extent, extent, resolution, device=device)
+    return torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1)
+
+
+def _inside_boxes(points: Tensor, centres: Tensor, half: Tensor) -> Tensor:
+    """points [P,3], centres/half [K,3] -> bool [P] inside any box."""
+    return ((points[:, None, :] - centres[None]).abs() <= half[None]).all(-1).any(-1)
+
+
+def random_shapes(n: int, resolution: int, kind: ShapeKind = "mixed", extent: float = 1.0,
+                  device: torch.device | str = "cpu") -> Tensor:
+    """Random binary voxel shapes [n,1,R,R,R] in {0,1}, drawn with the global torch RNG.
+
+    cubes: a union of 1-3 boxes of random size and position; tables: a top slab on four legs or a
+    pedestal. Each shape is turned by a random yaw about +Y so that edges are not always grid-aligned.
+    Parts are at least one voxel thick so they survive meshing.
+    """
+    pts = _grid(resolution, extent).reshape(-1, 3)
+    voxel = 2.0 * extent / (resolution - 1)
+    out = torch.zeros(n, resolution**3)
+    for i in range(n):
+        use_table = kind == "tables" or (kind == "mixed" and bool(torch.rand(()) < 0.5))
+        yaw = float(torch.rand(()) * 2 * math.pi)
+        c, s = math.cos(yaw), math.sin(yaw)
+        rot = torch.tensor([[c, 0.0, -s], [0.0, 1.0, 0.0], [s, 0.0, c]])
+        local = pts @ rot.T / extent  # shape designed in the unit box, then scaled by extent
+        if use_table:
+            centres, half = _table_boxes(voxel / extent)
+        else:
+            k = int(torch.randint(1, 4, ()))
+            centres = (torch.rand(k, 3) - 0.5) * 0.8
+            half = torch.rand(k, 3) * 0.45 + max(0.1, voxel / extent)
+        out[i] = _inside_boxes(local, centres, half).float()
+    return out.reshape(n, 1, resolution, resolution, resolution).to(device)
+
+
+def _table_boxes(voxel: float) -> tuple[Tensor, Tensor]:
+    """Boxes (centres, half sizes) [K,3] of a random table in the unit box; ``voxel`` = voxel size."""
+    u = torch.rand(8)
+    top_half = torch.stack([0.35 + 0.5 * u[0], torch.tensor(max(0.03 + 0.05 * float(u[1]), voxel)), 0.35 + 0.5 * u[2]])
+    top_y = -0.2 + 0.6 * u[3]
+    floor = -0.9
+    leg_len = (top_y - top_half[1] - floor) / 2
+    leg_y = floor + leg_len
+    leg_w = max(0.04 + 0.08 * float(u[4]), voxel)
+    centres = [torch.stack([torch.tensor(0.0), top_y, torch.tensor(0.0)])]
+    halves = [top_half]
+    if u[5] < 0.7:  # four legs, inset from the corners
+        for sx in (-1, 1):
+            for sz in (-1, 1):
+                centres.append(torch.stack([sx * (top_half[0] - leg_w), leg_y, sz * (top_half[2] - leg_w)]))
+                halves.append(torch.tensor([leg_w, float(leg_len), leg_w]))
+    else:  # pedestal and foot
+        centres.append(torch.stack([torch.tensor(0.0), leg_y, torch.tensor(0.0)]))
+        halves.append(torch.tensor([leg_w * 1.5, float(leg_len), leg_w * 1.5]))
+        centres.append(torch.tensor([0.0, floor + voxel, 0.0]))
+        halves.append(torch.tensor([0.3 + 0.2 * float(u[6]), voxel, 0.3 + 0.2 * float(u[6])]))
+    return torch.stack(centres), torch.stack(halves)
+
+
+# =============================================================================================
+# Shared pieces
+# =============================================================================================
+def _camera_stats(cameras: Cameras) -> tuple[Tensor, Tensor]:
+    """Per-camera distance to the origin [B] and vertical field of view in degrees [B]."""
+    return cameras.cam2world[:, :3, 3].norm(dim=-1), cameras.fov_deg
+
+
+def sample_views(n: int, radius: Tensor | float, fov_deg: Tensor | float, azimuth_range: tuple[float, float],
+                 elevation_range: tuple[float, float], generator: torch.Generator | None = None,
+                 device: torch.device | str = "cpu") -> Cameras:
+    """n orbit cameras looking at the origin, azimuth and elevation uniform in degrees (Sec. 4.2)."""
+    u = torch.rand(n, 2, generator=generator)
+    az = azimuth_range[0] + u[:, 0] * (azimuth_range[1] - azimuth_range[0])
+    el = elevation_range[0] + u[:, 1] * (elevation_range[1] - elevation_range[0])
+    radius = torch.as_tensor(radius, dtype=torch.float32).cpu().expand(n)
+    fov = torch.as_tensor(fov_deg, dtype=torch.float32).cpu().expand(n)
+    return Cameras.from_orbit(az, el, radius, fov).to(device)
+
+
+def build_renderer(cfg: ProxyRendererConfig) -> RenderNet:
+    return RenderNet(
+        grid_resolution=2 * cfg.voxel_resolution,
+        image_resolution=cfg.image_resolution,
+        channels_3d=cfg.renderer_channels_3d,
+        channels_2d=cfg.renderer_channels_2d,
+        res_blocks_3d=cfg.renderer_res_blocks_3d,
+        res_blocks_2d=cfg.renderer_res_blocks_2d,
+    )
+
+
+def build_pipeline(cfg: ProxyRendererConfig) -> VoxelRenderPipeline:
+    return VoxelRenderPipeline(cfg.image_resolution, extent=cfg.voxel_extent, background=cfg.background,
+                               color=cfg.mesh_color, mesh_workers=cfg.mesh_workers)
+
+
+def load_renderer_state(path: Path) -> dict[str, Tensor]:
+    """The proxy renderer's weights from an iggan-renderer / iggan run directory or checkpoint file.
+
+    Loads with ``torch.load(weights_only=True)`` only. A bare state dict file (``torch.save(renderer
+    .state_dict(), ...)``) is accepted too.
+    """
+    path = Path(path)
+    file = path / "checkpoints" / "latest.pt" if path.is_dir() else path
+    if not file.exists():
+        raise UserError(f"--renderer-checkpoint: {file} not found (expected an `unflat train iggan-renderer` run directory or a checkpoint file)")
+    try:
+        payload = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001  (unpickling refusals, truncated files)
+        raise UserError(f"--renderer-checkpoint: cannot load {file} safely: {str(exc).splitlines()[0]}") from None
+    if isinstance(payload, dict) and "method_state" in payload:
+        networks = payload["method_state"].get("networks", {})
+        if "renderer" not in networks:
+            raise UserError(f"--renderer-checkpoint: {file} (method {payload.get('method')!r}) has no 'renderer' network")
+        return networks["renderer"]
+    if isinstance(payload, dict) and payload and all(isinstance(v, Tensor) for v in payload.values()):
+        return payload
+    raise UserError(f"--renderer-checkpoint: {file} is neither an unflat checkpoint nor a renderer state dict")
+
+
+def proxy_pretrain_loss(method: "_ProxyMethodMixin", n: int, radius: Tensor | float, fov_deg: Tensor | float,
+                        kind: ShapeKind) -> Tensor:
+    """Eq. (5) on random shapes: mean squared error between proxy and OpenGL renders of n random
+    binary shapes, each seen from a random view (azimuth 360 deg, elevation in the config's range)
+    at distance ``radius`` and field of view ``fov_deg`` (scalars or [n]). Uses the global RNG."""
+    cfg = method.cfg
+    radius = torch.as_tensor(radius, dtype=torch.float32).cpu()
+    fov_deg = torch.as_tensor(fov_deg, dtype=torch.float32).cpu()
+    views = sample_views(n, radius, fov_deg, (-180.0, 180.0), cfg.elevation_range, device=method.device)
+    shapes = random_shapes(n, cfg.voxel_resolution, kind, cfg.voxel_extent, device=method.device)
+    target = method.pipeline.images(shapes, views, 0.5)
+    with method.autocast():
+        rendered = method.proxy_render(shapes, views).float()
+    return (rendered - target).square().mean()
+
+
+class _ProxyMethodMixin:
+    """What both IG-GAN methods do with the proxy renderer."""
+
+    cfg: ProxyRendererConfig
+    renderer: RenderNet
+    pipeline: VoxelRenderPipeline
+    device: torch.device
+
+    def proxy_render(self, voxels: Tensor, cameras: Cameras) -> Tensor:
+        """R_phi: voxels [B,1,R,R,R] -> images [B,3,S,S] in [-1,1], through the camera-frame grid."""
+        volume = camera_frame_volume(voxels, cameras, self.cfg.voxel_extent, 2 * self.cfg.voxel_resolution,
+                                     perspective=self.cfg.camera_grid == "perspective")
+        return self.renderer(volume)
+
+
+# =============================================================================================
+# IG-GAN
+# =============================================================================================
+@dataclass
+class Fakes:
+    """One step's generated shapes: x_c [B,1,R,R,R] (with G's graph), cameras, thresholds tau [B],
+    x_d = [x_c > tau] and the OpenGL images R_d(x_d) [B,3,S,S] in [-1,1]."""
+
+    voxels: Tensor
+    cameras: Cameras
+    thresholds: Tensor
+    binary: Tensor
+    opengl: Tensor | None = None
+
+
+class IGGAN(_ProxyMethodMixin, Method):
+    """Generator G, proxy renderer R_phi, discriminator D; OpenGL in the loop."""
+
+    name = "iggan"
+    Config = IGGANConfig
+
+    def __init__(self, cfg: IGGANConfig, info: DatasetInfo, ctx: TrainContext) -> None:
+        super().__init__(cfg, info, ctx)
+        self.cfg: IGGANConfig = cfg
+        self.G = self.add_network("G", VoxelGenerator(cfg.z_dim, cfg.voxel_resolution, cfg.g_channels, cfg.g_max_channels))
+        self.renderer = self.add_network("renderer", build_renderer(cfg))
+        self.D = self.add_network("D", DCGANDiscriminator(cfg.image_resolution, cfg.d_channels, cfg.d_max_channels,
+                                                          spectral_norm=cfg.d_spectral_norm))
+        if cfg.renderer_checkpoint is not None:
+            state = load_renderer_state(cfg.renderer_checkpoint)
+            try:
+                self.renderer.load_state_dict(state)
+            except RuntimeError as exc:
+                raise ConfigError("renderer_checkpoint", "its renderer does not fit this config (voxel_resolution, "
+                                  "image_resolution and renderer_* fields must equal the pre-training run's): "
+                                  + str(exc).splitlines()[0]) from None
+        betas = (cfg.beta1, cfg.beta2)
+        self.add_optimizer("D", torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=betas))
+        # In-run pre-training (only without a pre-trained renderer) runs at its own learning rate.
+        self.pretraining_steps = cfg.pretrain_steps if cfg.renderer_checkpoint is None else 0
+        ratio = cfg.pretrain_lr / cfg.lr_renderer
+        self.add_optimizer("renderer", torch.optim.Adam(self.renderer.parameters(), lr=cfg.lr_renderer, betas=betas),
+                           schedule=lambda step: ratio if step < self.pretraining_steps else 1.0)
+        self.add_optimizer("G", torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=betas))
+        self.pipeline = build_pipeline(cfg)
+        # Camera distance / FoV for views of generated shapes outside training (sample, generate):
+        # the latest real batch's medians, checkpointed so a loaded run needs no dataset.
+        self.view_radius, self.view_fov_deg = 2.5, 40.0
+
+    # ---- views ------------------------------------------------------------------------------
+    def azimuth_elevation_ranges(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        cfg = self.cfg
+        if cfg.view_range == "limited":
+            return (-cfg.limited_azimuth, cfg.limited_azimuth), cfg.limited_elevation_range
+        return (-180.0, 180.0), cfg.elevation_range
+
+    def fake_cameras(self, real_cameras: Cameras) -> Cameras:
+        """Views for this step's generated shapes: sampled from the view range at each real camera's
+        distance and field of view, or the real cameras themselves (view_range=dataset)."""
+        if self.cfg.view_range == "dataset":
+            return real_cameras
+        radius, fov = _camera_stats(real_cameras)
+        az, el = self.azimuth_elevation_ranges()
+        return sample_views(len(real_cameras), radius.cpu(), fov.cpu(), az, el, device=self.device)
+
+    # ---- training ---------------------------------------------------------------------------
+    def real_images(self, batch: Batch) -> Tensor:
+        """Real images [B,3,S,S] in [-1,1] at the discriminator's resolution."""
+        images = batch.images
+        size = self.cfg.image_resolution
+        if images.shape[-1] != size or images.shape[-2] != size:
+            images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return images
+
+    def make_fakes(self, cameras: Cameras) -> Fakes:
+        """x_c = G(z), z ~ N(0, I); tau ~ U[0,1]; x_d = [x_c > tau] (Eq. 1, Sec. 4.1)."""
+        n = len(cameras)
+        z = torch.randn(n, self.cfg.z_dim, device=self.device)
+        with self.autocast():
+            voxels = self.G(z).float()
+        thresholds = torch.rand(n, device=self.device)
+        return Fakes(voxels, cameras, thresholds, binarise(voxels.detach(), thresholds))
+
+    def render_opengl(self, fakes: Fakes) -> Tensor:
+        """y = R_d(x_d): marching cubes + OpenGL, [B,3,S,S] in [-1,1] on the method's device."""
+        fakes.opengl = self.pipeline.images(fakes.binary, fakes.cameras, 0.5)
+        return fakes.opengl
+
+    def update_discriminator(self, real: Tensor, fakes: Fakes) -> dict[str, float]:
+        """max_phi E log D(y_real) + E log(1 - D(y_fake)) (Eq. 2), y_fake = OpenGL renders by default."""
+        with torch.no_grad(), self.autocast():
+            fake = fakes.opengl if self.cfg.disc_input == "opengl" else self.proxy_render(fakes.voxels.detach(), fakes.cameras)
+        with self.autocast():
+            logits = self.D(torch.cat([real, fake.to(real.dtype)])).float()
+        real_logits, fake_logits = logits.split([len(real), len(fake)])
+        loss = discriminator_loss(real_logits, fake_logits)
+        self.optimize("D", loss)
+        return {"loss_D": loss.detach(), "D_real": real_logits.detach().mean(), "D_fake": fake_logits.detach().mean()}
+
+    def renderer_losses(self, fakes: Fakes) -> tuple[Tensor, Tensor, Tensor]:
+        """(L_render, L_2, L_DOM) of Eq. (9): L_2 = ||R_phi(x_d) - R_d(x_d)||^2 (Eq. 5, mean over pixels),
+        L_DOM = (log D(R_d(x_d)) - log D(R_phi(x_c)))^2 (Eq. 8)."""
+        assert fakes.opengl is not None
+        n = len(fakes.cameras)
+        use_dom = self.cfg.dom_weight > 0
+        inputs = torch.cat([fakes.binary, fakes.voxels.detach()]) if use_dom else fakes.binary
+        cams = Cameras.cat([fakes.cameras, fakes.cameras]) if use_dom else fakes.cameras
+        with self.autocast():
+            rendered = self.proxy_render(inputs, cams).float()
+        l2 = (rendered[:n] - fakes.opengl).square().mean()
+        if not use_dom:
+            zero = l2.new_zeros(())
+            return l2, l2, zero
+        with self.autocast():
+            dom = dom_loss(self.D, rendered[n:], fakes.opengl).float()
+        return l2 + self.cfg.dom_weight * dom, l2, dom
+
+    def update_renderer(self, fakes: Fakes) -> dict[str, float]:
+        total, l2, dom = self.renderer_losses(fakes)
+        if not self.cfg.freeze_renderer:
+            self.optimize("renderer", total)
+        return {"loss_R": total.detach(), "R_l2": l2.detach(), "R_dom": dom.detach()}
+
+    def update_generator(self, fakes: Fakes) -> dict[str, float]:
+        """max_theta E log D(R_phi(G(z))) (Eq. 7, the non-saturating loss through the proxy)."""
+        with self.autocast():
+            logits = self.D(self.proxy_render(fakes.voxels, fakes.cameras)).float()
+        loss = generator_loss(logits)
+        self.optimize("G", loss)
+        return {"loss_G": loss.detach(), "voxel_mean": fakes.voxels.detach().mean()}
+
+    def pretrain_step(self, cameras: Cameras) -> dict[str, float]:
+        """In-run proxy pre-training on random shapes (no GAN updates), at the batch's camera distances."""
+        radius, fov = _camera_stats(cameras)
+        loss = proxy_pretrain_loss(self, len(cameras), radius, fov, self.cfg.pretrain_shapes)
+        self.optimize("renderer", loss)
+        return {"R_l2": loss.detach(), "pretraining": 1.0}
+
+    def train_step(self, batch: Batch, step: int) -> dict[str, float | Tensor]:
+        if batch is None:
+            raise UserError("iggan trains on images: pass --data DIR")
+        radius, fov = _camera_stats(batch.cameras)
+        self.view_radius, self.view_fov_deg = float(radius.median()), float(fov.median())
+        if step < self.pretraining_steps:
+            return self.pretrain_step(batch.cameras)
+        real = self.real_images(batch)
+        fakes = self.make_fakes(self.fake_cameras(batch.cameras))
+        self.render_opengl(fakes)
+        logs: dict[str, float | Tensor] = {}
+        logs |= self.update_discriminator(real, fakes)
+        logs |= self.update_renderer(fakes)
+        logs |= self.update_generator(fakes)
+        return logs
+
+    # ---- state ------------------------------------------------------------------------------
+    def extra_state(self) -> dict:
+        return {"view_radius": self.view_radius, "view_fov_deg": self.view_fov_deg}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.view_radius = float(state.get("view_radius", self.view_radius))
+        self.view_fov_deg = float(state.get("view_fov_deg", self.view_fov_deg))
+
+    # ---- sampling ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample_voxels(self, seeds: list[int]) -> Tensor:
+        """Continuous voxels [N,1,R,R,R] for each seed (z from that seed alone; G in eval mode)."""
+        z = torch.stack([torch.randn(self.cfg.z_dim, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
+        was_training = self.G.training
+        self.G.eval()
+        try:
+            with self.autocast():
+                return self.G(z.to(self.device)).float()
+        finally:
+            self.G.train(was_training)
+
+    def sample_cameras(self, n: int, seed: int) -> Cameras:
+        az, el = self.azimuth_elevation_ranges()
+        g = torch.Generator().manual_seed(int(seed) + 7919)
+        return sample_views(n, self.view_radius, self.view_fov_deg, az, el, generator=g, device=self.device)
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int, class_ids: Tensor | None = None, cameras: Cameras | None = None) -> Samples:
+        """n shapes (seeds seed..seed+n-1) rendered by OpenGL at ``export_threshold``; extras["proxy"]
+        holds the proxy renderer's images of the continuous voxels."""
+        voxels = self.sample_voxels([seed + i for i in range(n)])
+        cameras = self.sample_cameras(n, seed) if cameras is None else cameras.to(self.device)
+        out = self.pipeline.render(voxels, cameras, self.cfg.export_threshold)
+        with self.autocast():
+            proxy = self.proxy_render(voxels, cameras).float()
+        return Samples(images=out.rgb.to(self.device) * 2 - 1, cameras=cameras, masks=out.mask.to(self.device),
+                       depth=out.depth.to(self.device), extras={"proxy": proxy, "voxels": voxels})
+
+    def meshes(self, voxels: Tensor) -> list:
+        """Meshes of continuous voxels at ``export_threshold`` (marching cubes), world units."""
+        return voxels_to_meshes(voxels, self.cfg.export_threshold, self.cfg.voxel_extent, color=self.cfg.mesh_color,
+                                workers=self.cfg.mesh_workers)
+
+    def export(self, out_dir: Path, num: int, seed: int, class_id: int | None = None,
+               formats: tuple[str, ...] = ("glb",)) -> list[Path]:
+        """Meshes of ``num`` samples (seeds seed..seed+num-1) as ``mesh_XXXX.<format>``; samples whose
+        occupancy never crosses ``export_threshold`` are skipped with a warning."""
+        from unflat.export.pipeline import export_mesh  # noqa: PLC0415
+
+        out_dir = Path(out_dir)
+        voxels = self.sample_voxels([seed + i for i in range(num)])
+        paths: list[Path] = []
+        empty = []
+        for i, mesh in enumerate(self.meshes(voxels)):
+            if len(mesh.faces) == 0:
+                empty.append(seed + i)
+                continue
+            paths += export_mesh(mesh, out_dir / f"mesh_{seed + i:04d}", formats)
+        if empty:
+            warnings.warn(f"seeds {empty}: occupancy never crosses {self.cfg.export_threshold}; no mesh written", stacklevel=2)
+        if not paths:
+            raise UserError(f"no sample produced a surface at --export-threshold {self.cfg.export_threshold}")
+        return paths
+
+    def generate(self, out_dir: Path, num: int, seed: int = 0, class_id: int | None = None) -> list[Path]:
+        """For seeds seed..seed+num-1: OpenGL renders (render_XXXX.png and renders.png), proxy renders
+        (proxy.png), voxel grids (voxels_XXXX.npy, float16 [R,R,R], axes X, Y, Z) and GLB meshes."""
+        import imageio.v3 as iio  # noqa: PLC0415
+
+        from unflat.export.images import make_grid, to_uint8  # noqa: PLC0415
+
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        samples = self.sample(num, seed)
+        renders = to_uint8(samples.images, (-1.0, 1.0))
+        paths: list[Path] = []
+        nrow = int(math.ceil(math.sqrt(num)))
+        for name, images in (("renders.png", renders), ("proxy.png", to_uint8(samples.extras["proxy"], (-1.0, 1.0)))):
+            iio.imwrite(out_dir / name, make_grid(images, nrow=nrow))
+            paths.append(out_dir / name)
+        voxels = samples.extras["voxels"]
+        for i in range(num):
+            iio.imwrite(out_dir / f"render_{seed + i:04d}.png", renders[i])
+            np.save(out_dir / f"voxels_{seed + i:04d}.npy", voxels[i, 0].cpu().numpy().astype(np.float16))
+            paths += [out_dir / f"render_{seed + i:04d}.png", out_dir / f"voxels_{seed + i:04d}.npy"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            try:
+                paths += self.export(out_dir, num, seed, class_id, ("glb",))
+            except UserError as exc:
+                warnings.warn(str(exc), stacklevel=2)
+        return paths
+
+
+# =============================================================================================
+# Renderer pre-training
+# =============================================================================================
+class IGGANRenderer(_ProxyMethodMixin, Method):
+    """Pre-trains the proxy renderer R_phi with L2 to OpenGL renders of random binary shapes."""
+
+    name = "iggan-renderer"
+    Config = IGGANRendererConfig
+
+    def __init__(self, cfg: IGGANRendererConfig, info: DatasetInfo, ctx: TrainContext) -> None:
+        super().__init__(cfg, info, ctx)
+        self.cfg: IGGANRendererConfig = cfg
+        self.renderer = self.add_network("renderer", build_renderer(cfg))
+        self.add_optimizer("renderer", torch.optim.Adam(self.renderer.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)))
+        self.pipeline = build_pipeline(cfg)
+
+    @staticmethod
+    def builtin_data_info(cfg: IGGANRendererConfig) -> DatasetInfo:
+        """Pre-training makes its own data; the engine asks for this when --data is not given."""
+        return DatasetInfo(resolution=cfg.image_resolution, num_images=0, num_shapes=0, views_per_shape=1,
+                           class_names=(f"random-{cfg.shapes}",), has_masks=False, has_depth=False,
+                           has_meshes=False, kind="random-shapes")
+
+    def train_step(self, batch: Batch | None, step: int) -> dict[str, float | Tensor]:
+        n = self.cfg.batch_size
+        if batch is None:
+            radius, fov = self.cfg.camera_radius, self.cfg.camera_fov_deg
+        else:  # with --data, views copy the dataset's camera distances and fields of view
+            radius, fov = _camera_stats(batch.cameras)
+            radius, fov = radius.cpu().repeat(math.ceil(n / len(radius)))[:n], fov.cpu().repeat(math.ceil(n / len(fov)))[:n]
+        loss = proxy_pretrain_loss(self, n, radius, fov, self.cfg.shapes)
+        self.optimize("renderer", loss)
+        return {"R_l2": loss.detach()}
+
+    @torch.no_grad()
+    def evaluate_l2(self, shapes: Tensor, cameras: Cameras) -> float:
+        """Mean squared error of the proxy against OpenGL on given shapes/views (for tests and logs)."""
+        target = self.pipeline.images(shapes, cameras, 0.5)
+        with self.autocast():
+            return float((self.proxy_render(shapes.to(self.device), cameras).float() - target).square().mean())
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int, class_ids: Tensor | None = None, cameras: Cameras | None = None) -> Samples:
+        """Pairs of (OpenGL, proxy) renders of fixed random shapes: images alternate OpenGL, proxy."""
+        fork = torch.random.fork_rng(devices=[])
+        with fork:
+            torch.manual_seed(seed)
+            pairs = max(1, n // 2)
+            shapes = random_shapes(pairs, self.cfg.voxel_resolution, self.cfg.shapes, self.cfg.voxel_extent, self.device)
+            if cameras is None:
+                cameras = sample_views(pairs, self.cfg.camera_radius, self.cfg.camera_fov_deg, (-180.0, 180.0),
+                                       self.cfg.elevation_range, device=self.device)
+            cameras = cameras[:pairs].to(self.device)
+        target = self.pipeline.images(shapes, cameras, 0.5)
+        with self.autocast():
+            proxy = self.proxy_render(shapes, cameras).float()
+        images = torch.stack([target, proxy], 1).reshape(-1, *target.shape[1:])[:n]
+        return Samples(images=images, cameras=Cameras.cat([cameras[i] for i in range(pairs) for _ in (0, 1)])[:n])
+
+
+# =============================================================================================
+# Presets and registration
+# =============================================================================================
+def _tiny_sizes() -> dict:
+    return dict(voxel_resolution=16, image_resolution=16, renderer_channels_3d=4, renderer_channels_2d=16,
+                renderer_res_blocks_3d=1, renderer_res_blocks_2d=1, mesh_workers=1, batch_size=2,
+                log_every=1, checkpoint_every=1, sample_every=0)
+
+
+def _small_sizes() -> dict:
+    return dict(voxel_resolution=32, image_resolution=32, renderer_channels_3d=16, renderer_channels_2d=64,
+                renderer_res_blocks_3d=2, renderer_res_blocks_2d=2, mesh_workers=2, batch_size=16,
+                log_every=10, checkpoint_every=200, sample_every=100)
+
+
+def iggan_tiny() -> IGGANConfig:
+    return IGGANConfig(**_tiny_sizes(), max_steps=2, z_dim=16, g_channels=8, g_max_channels=16,
+                       d_channels=8, d_max_channels=16)
+
+
+def iggan_small() -> IGGANConfig:
+    return IGGANConfig(**_small_sizes(), max_steps=1500, z_dim=64, g_channels=16, g_max_channels=64,
+                       d_channels=32, d_max_channels=128, pretrain_steps=300, pretrain_lr=1e-3, pretrain_shapes="mixed")
+
+
+def iggan_paper() -> IGGANConfig:
+    return IGGANConfig(mesh_workers=8, pretrain_steps=5000)
+
+
+def renderer_tiny() -> IGGANRendererConfig:
+    return IGGANRendererConfig(**_tiny_sizes() | {"batch_size": 4}, max_steps=2, lr=1e-3)
+
+
+def renderer_small() -> IGGANRendererConfig:
+    return IGGANRendererConfig(**_small_sizes(), max_steps=500, lr=1e-3)
+
+
+def renderer_paper() -> IGGANRendererConfig:
+    return IGGANRendererConfig(mesh_workers=8, max_steps=20_000, shapes="tables")
+
+
+SPEC = register(MethodSpec(
+    name="iggan",
+    description="IG-GAN: voxel shapes from unposed images through OpenGL + a proxy neural renderer (Lunz et al. 2020)",
+    config_cls=IGGANConfig,
+    method_cls=IGGAN,
+    presets={"tiny": iggan_tiny, "small": iggan_small, "paper": iggan_paper},
+))
+
+RENDERER_SPEC = register(MethodSpec(
+    name="iggan-renderer",
+    description="pre-train IG-GAN's proxy neural renderer on random cubes/tables rendered by OpenGL (no --data needed)",
+    config_cls=IGGANRendererConfig,
+    method_cls=IGGANRenderer,
+    presets={"tiny": renderer_tiny, "small": renderer_small, "paper": renderer_paper},
+))

@@ -1,0 +1,229 @@
+"""IG-GAN: camera-frame resampling, OpenGL voxel pipeline, DOM, training with OpenGL in the loop,
+resume, generate/export, renderer pre-training and reuse."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from unflat.cameras import Cameras
+from unflat.data.format import open_dataset
+from unflat.data.loader import iterate_batches
+from unflat.errors import ConfigError
+from unflat.losses.dom import dom_loss
+from unflat.methods.base import TrainContext
+from unflat.methods.iggan import RENDERER_SPEC, SPEC, IGGAN, IGGANRenderer, random_shapes, sample_views
+from unflat.nets.dcgan import DCGANDiscriminator
+from unflat.nets.rendernet import camera_frame_volume
+from unflat.nets.voxel_generator import VoxelGenerator
+from unflat.render.voxel_pipeline import VoxelRenderPipeline, binarise, shared_renderer
+
+CPU = TrainContext(torch.device("cpu"))
+
+
+def _box_voxels(resolution: int, half: float) -> torch.Tensor:
+    axis = torch.linspace(-1, 1, resolution)
+    x, y, z = torch.meshgrid(axis, axis, axis, indexing="ij")
+    inside = (x.abs() <= half) & (y.abs() <= half * 0.6) & (z.abs() <= half * 0.8)
+    return inside.float()[None, None]
+
+
+# ---- building blocks ---------------------------------------------------------------------------
+@pytest.mark.parametrize("perspective", [False, True])
+def test_camera_frame_volume_puts_a_point_where_the_camera_sees_it(perspective: bool) -> None:
+    res, g = 32, 64
+    point = torch.tensor([[0.35, 0.2, -0.3]])
+    axis = torch.linspace(-1, 1, res)
+    grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1)
+    blob = torch.exp(-((grid - point[0]) ** 2).sum(-1) / (2 * 0.06**2))[None, None]
+    cams = Cameras.from_orbit(torch.tensor([35.0]), torch.tensor([25.0]), 2.5, 40.0)
+    volume = camera_frame_volume(blob, cams, 1.0, g, perspective=perspective)[0, 0]  # (depth, row, col)
+    d, r, c = np.unravel_index(int(volume.argmax()), volume.shape)
+    uv, z = cams.project(point[None])
+    d0 = 2.5
+    depth_index = (float(z) - d0) / math.sqrt(3.0) / 2 * (g - 1) + (g - 1) / 2
+    if perspective:  # every (row, col) line is a pixel's ray: columns/rows follow the projection
+        col, row = float(uv[0, 0, 0]) * (g - 1), float(uv[0, 0, 1]) * (g - 1)
+    else:  # the paper's rigid transform: orthographic columns scaled to the image at the target depth
+        cam = (point @ cams.world2cam()[0, :3, :3].T + cams.world2cam()[0, :3, 3])[0]
+        half_w = d0 * 0.5 / float(cams.intrinsics[0, 0])
+        col = (float(cam[0]) / half_w + 1) / 2 * (g - 1)
+        row = (float(cam[1]) / half_w + 1) / 2 * (g - 1)
+    assert abs(c - col) <= 1.0 and abs(r - row) <= 1.0 and abs(d - depth_index) <= 1.0, (d, r, c, depth_index, row, col)
+
+
+def test_binarise_uses_one_threshold_per_sample() -> None:
+    voxels = torch.tensor([0.1, 0.4, 0.6, 0.9]).view(1, 1, 1, 1, 4).repeat(2, 1, 1, 1, 1)
+    out = binarise(voxels, torch.tensor([0.5, 0.05]))
+    assert out[0].flatten().tolist() == [0, 0, 1, 1] and out[1].flatten().tolist() == [1, 1, 1, 1]
+
+
+def test_voxel_pipeline_matches_rendering_the_same_box_mesh() -> None:
+    res, half = 32, 0.5
+    voxels = _box_voxels(res, half)
+    cams = sample_views(3, 2.5, 40.0, (-180, 180), (-30, 60), generator=torch.Generator().manual_seed(3))
+    pipeline = VoxelRenderPipeline(32)
+    out = pipeline.render(voxels.expand(3, -1, -1, -1, -1), cams, torch.full((3,), 0.5))
+    reference = shared_renderer(32, shading="flat").render(
+        trimesh.creation.box(extents=(2 * half, 1.2 * half, 1.6 * half)), cams)
+    inter = (out.mask * reference.mask).sum((1, 2, 3))
+    union = ((out.mask + reference.mask) > 0).float().sum((1, 2, 3))
+    assert (inter / union).min() > 0.85  # marching cubes of the grid vs the exact box
+    assert out.rgb.shape == (3, 3, 32, 32) and out.mask.mean() > 0.05
+    # thresholds above every value give an empty grid -> pure background
+    empty = pipeline.images(voxels.expand(2, -1, -1, -1, -1) * 0.4, cams[:2], 0.5)
+    assert torch.allclose(empty, torch.ones_like(empty))
+
+
+def test_generator_and_discriminator_shapes() -> None:
+    g = VoxelGenerator(z_dim=8, resolution=16, channels=4, max_channels=8)
+    voxels = g(torch.randn(3, 8)).detach()
+    assert voxels.shape == (3, 1, 16, 16, 16) and 0 < float(voxels.min()) and float(voxels.max()) < 1
+    d = DCGANDiscriminator(resolution=32, channels=4, max_channels=8)
+    assert d(torch.randn(3, 3, 32, 32)).shape == (3,)
+
+
+def test_dom_is_zero_for_equal_images_and_positive_otherwise() -> None:
+    torch.manual_seed(0)
+    d = DCGANDiscriminator(resolution=16, channels=4, max_channels=8)
+    d(torch.randn(2, 3, 16, 16))  # one power iteration, then freeze it so the by-hand check below is exact
+    d.eval()
+    opengl = torch.rand(4, 3, 16, 16) * 2 - 1
+    proxy = opengl.clone().requires_grad_(True)
+    zero = dom_loss(d, proxy, opengl)
+    assert float(zero) == 0.0
+    other = (opengl + 0.5 * torch.randn_like(opengl)).requires_grad_(True)
+    positive = dom_loss(d, other, opengl)
+    assert float(positive) > 0
+    positive.backward()
+    assert other.grad is not None and other.grad.abs().sum() > 0
+    assert all(p.grad is None or p.grad.abs().sum() >= 0 for p in d.parameters())  # D is not stepped by DOM
+    # Eq. (8) by hand: (log D(opengl) - log D(proxy))^2, one D forward of both
+    logits = d(torch.cat([other.detach(), opengl]))
+    expected = (torch.nn.functional.logsigmoid(logits[4:]) - torch.nn.functional.logsigmoid(logits[:4])).square().mean()
+    assert torch.allclose(positive.detach(), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_random_shapes_are_binary_and_seeded() -> None:
+    torch.manual_seed(5)
+    a = random_shapes(4, 16, "mixed")
+    torch.manual_seed(5)
+    b = random_shapes(4, 16, "mixed")
+    assert torch.equal(a, b) and set(a.unique().tolist()) <= {0.0, 1.0}
+    assert (a.flatten(1).sum(1) > 0).all()
+
+
+# ---- the method ------------------------------------------------------------------------------
+def _method(data: Path, **overrides) -> IGGAN:
+    cfg = replace(SPEC.config("tiny"), data=data, device="cpu", **overrides)
+    cfg.validate()
+    torch.manual_seed(0)
+    return IGGAN(cfg, open_dataset(data).info, CPU)
+
+
+def test_two_training_steps_with_opengl_in_the_loop(sphere_dataset: Path) -> None:
+    method = _method(sphere_dataset)
+    before = {k: [p.detach().clone() for p in m.parameters()] for k, m in method.networks().items()}
+    seen = []
+    original = method.render_opengl
+
+    def spy(fakes):
+        seen.append(original(fakes))
+        return seen[-1]
+
+    method.render_opengl = spy  # records what OpenGL produced; still the real renderer
+    for step, batch in enumerate(iterate_batches(sphere_dataset, 0, 2, 2, 0, torch.device("cpu"))):
+        logs = method.train_step(batch, step)
+        assert all(math.isfinite(float(v)) for v in logs.values())
+        assert {"loss_D", "loss_G", "R_l2", "R_dom"} <= logs.keys()
+    assert len(seen) == 2 and seen[0].shape == (2, 3, 16, 16)
+    for name, module in method.networks().items():
+        changed = any(not torch.equal(a, b) for a, b in zip(before[name], module.parameters()))
+        assert changed, f"{name} was not updated"
+
+
+def test_dom_weight_zero_and_frozen_renderer(sphere_dataset: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="freeze-renderer"):
+        replace(SPEC.config("tiny"), data=sphere_dataset, freeze_renderer=True).validate()
+    # a bare state dict counts as a pre-trained renderer
+    donor = _method(sphere_dataset)
+    torch.save(donor.renderer.state_dict(), tmp_path / "renderer.pt")
+    method = _method(sphere_dataset, freeze_renderer=True, dom_weight=0.0, renderer_checkpoint=tmp_path / "renderer.pt")
+    frozen = [p.detach().clone() for p in method.renderer.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(frozen, donor.renderer.parameters()))
+    batch = next(iterate_batches(sphere_dataset, 0, 1, 2, 0, torch.device("cpu")))
+    logs = method.train_step(batch, 0)
+    assert float(logs["R_dom"]) == 0.0
+    assert all(torch.equal(a, b) for a, b in zip(frozen, method.renderer.parameters()))
+
+
+def test_train_resume_generate_export_through_the_engine(sphere_dataset: Path, tmp_path: Path) -> None:
+    from unflat.engine import checkpoint as ckpt
+    from unflat.engine.trainer import load_run, resume, train
+
+    def cfg(out: str, steps: int):
+        return replace(SPEC.config("tiny"), data=sphere_dataset, out=tmp_path / out, device="cpu", max_steps=steps,
+                       tensorboard=False)
+
+    train(SPEC, cfg("straight", 2))
+    train(SPEC, cfg("split", 1))
+    resume(tmp_path / "split", {"max_steps": 2})
+    a = ckpt.load_checkpoint(tmp_path / "straight")["method_state"]
+    b = ckpt.load_checkpoint(tmp_path / "split")["method_state"]
+    for net in a["networks"]:
+        for key in a["networks"][net]:
+            assert torch.equal(a["networks"][net][key], b["networks"][net][key]), (net, key)
+    assert a["extra"] == b["extra"]
+
+    loaded = load_run(tmp_path / "split", "cpu")
+    paths = loaded.method.generate(tmp_path / "gen", 2, seed=3)
+    names = {p.name for p in paths}
+    assert {"renders.png", "render_0003.npy".replace(".npy", ".png"), "voxels_0004.npy"} <= names
+    voxels = np.load(tmp_path / "gen" / "voxels_0003.npy")
+    assert voxels.shape == (16, 16, 16)
+    meshes = loaded.method.export(tmp_path / "export", 2, seed=3, formats=("glb", "obj"))
+    glb = [p for p in meshes if p.suffix == ".glb"]
+    assert glb, meshes
+    mesh = trimesh.load(glb[0], force="mesh")
+    assert len(mesh.faces) > 0 and np.abs(mesh.vertices).max() <= 1.0 + 1e-5
+    # sampling is deterministic in the seed
+    s1, s2 = loaded.method.sample(2, seed=9), loaded.method.sample(2, seed=9)
+    assert torch.equal(s1.images, s2.images)
+
+
+# ---- renderer pre-training -------------------------------------------------------------------
+def test_renderer_pretraining_lowers_l2_to_opengl() -> None:
+    cfg = replace(RENDERER_SPEC.config("tiny"), device="cpu", shapes="cubes", batch_size=8, lr=3e-3)
+    cfg.validate()
+    torch.manual_seed(0)
+    method = IGGANRenderer(cfg, IGGANRenderer.builtin_data_info(cfg), CPU)
+    torch.manual_seed(1234)  # held-out shapes and views
+    shapes = random_shapes(8, cfg.voxel_resolution, "cubes")
+    views = sample_views(8, cfg.camera_radius, cfg.camera_fov_deg, (-180, 180), cfg.elevation_range)
+    before = method.evaluate_l2(shapes, views)
+    for step in range(30):
+        torch.manual_seed(step)
+        method.train_step(None, step)
+    after = method.evaluate_l2(shapes, views)
+    assert after < 0.5 * before, (before, after)
+
+
+def test_pretrained_renderer_run_is_reused(sphere_dataset: Path, tmp_path: Path) -> None:
+    from unflat.engine.trainer import train
+
+    rcfg = replace(RENDERER_SPEC.config("tiny"), out=tmp_path / "renderer", device="cpu", max_steps=1, tensorboard=False)
+    train(RENDERER_SPEC, rcfg)
+    from unflat.engine import checkpoint as ckpt
+
+    saved = ckpt.load_checkpoint(tmp_path / "renderer")["method_state"]["networks"]["renderer"]
+    method = _method(sphere_dataset, renderer_checkpoint=tmp_path / "renderer")
+    for key, value in method.renderer.state_dict().items():
+        assert torch.equal(value, saved[key]), key
+    with pytest.raises(ConfigError, match="renderer-checkpoint"):
+        _method(sphere_dataset, renderer_checkpoint=tmp_path / "renderer", renderer_channels_2d=8)
