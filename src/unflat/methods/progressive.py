@@ -1,0 +1,633 @@
+"""`progressive`: single image -> textured mesh, learned from multi-view data in three stages.
+
+Dundar et al., "Progressive Learning of 3D Reconstruction Network from 2D GAN Data". An encoder
+reads one image; a decoder predicts a UV deformation map (offsets of a sphere template's
+vertices) and a UV texture map; a differentiable rasteriser renders the textured mesh.
+Training takes two views of one shape per sample (input view 1, target view 2):
+
+- Stage I (steps < ``stage2_start``): perceptual loss between the novel-view render and view 2,
+  both masked by view 2's ground-truth mask; IoU between the soft silhouette and that mask;
+  Laplacian smoothness of the mesh.
+- Stage II (from ``stage2_start``): adds the same-view perceptual loss (render at view 1 vs the
+  input), both masked by the *predicted* silhouette; no same-view silhouette loss, so noisy input
+  masks cannot pull the geometry.
+- Stage III (from ``stage3_start``): adds an adversarial loss in UV space. The input view and
+  view 2 are projected onto the predicted mesh's UV map (inverse rendering with visibility masks,
+  i.e. pseudo ground-truth partial textures); a multi-view conditional projection discriminator
+  (two scales) judges view 2's partial texture (real) against the predicted texture masked by the
+  same visibility (fake), conditioned on view 1's partial texture.
+
+The stage is a function of the step and the config, so resuming anywhere (across a boundary
+too) continues exactly. ``reconstruct`` turns images into textured GLBs and turntables.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from unflat.cameras import Cameras
+from unflat.config import RunConfig, require_positive
+from unflat.data.format import DatasetInfo
+from unflat.data.loader import Batch
+from unflat.errors import ConfigError, UserError
+from unflat.geometry.laplacian import laplacian_loss, uniform_laplacian
+from unflat.geometry.sphere_template import sphere_template
+from unflat.losses.adversarial import discriminator_loss, generator_loss, r1_penalty
+from unflat.losses.perceptual import PerceptualLoss, build_feature_extractor
+from unflat.losses.silhouette import iou_loss
+from unflat.methods.base import Method, Samples, TrainContext
+from unflat.methods.registry import MethodSpec, register
+from unflat.nets.reconstruction import ImageEncoder, ReconstructionNet, UVDecoder, UVDiscriminator
+from unflat.render.base import RenderOutput
+from unflat.render.rasterizer import project_to_uv, render_textured_mesh
+
+
+
+@dataclass
+class ProgressiveConfig(RunConfig):
+    """Progressive single-image reconstruction (encoder-decoder to a textured sphere-template mesh)."""
+
+    # ---- networks ----
+    encoder_channels: int = 64
+    """Channels of the encoder's first conv block (doubling per block, 7 blocks)."""
+    encoder_max_channels: int = 512
+    """Cap on the encoder's channels."""
+    feature_dim: int = 512
+    """Size of the encoded feature vector."""
+    latent_dim: int = 64
+    """Size of the Gaussian latent concatenated with the features (drives the adaptive normalisation)."""
+    latent_noise: bool = True
+    """Sample the latent from N(0, I) while training (off: always zero, a deterministic model)."""
+    style_dim: int = 256
+    """Size of the style vector that modulates the decoder's normalisation layers."""
+    decoder_start: int = 4
+    """Width of the decoder's first feature map (its height is half that with --symmetric)."""
+    decoder_max_channels: int = 512
+    """Channels of the decoder's first blocks (halving as the maps grow)."""
+    decoder_min_channels: int = 32
+    """Floor on the decoder's channels."""
+    deform_resolution: int = 32
+    """Side of the predicted UV deformation map (decoder_start times a power of two >= 4)."""
+    texture_resolution: int = 256
+    """Side of the predicted UV texture map (decoder_start times a power of two >= 4)."""
+    symmetric: bool = True
+    """Predict half-height maps and mirror them (left-right symmetric objects, as in the paper)."""
+    template_rings: int = 32
+    """Latitude bands of the sphere template."""
+    template_segments: int = 32
+    """Longitude slices of the sphere template (faces = 2 * segments * (rings - 1))."""
+    template_radius: float = 0.5
+    """Radius of the undeformed template sphere in world units."""
+    deform_scale: float = 1.0
+    """Vertex offset = deform_scale x the sampled deformation map."""
+    d_channels: int = 64
+    """Channels of the discriminator's first layer."""
+    d_max_channels: int = 512
+    """Cap on the discriminator's channels."""
+    d_layers: int = 4
+    """Conv layers per discriminator scale (and in each condition-embedding network)."""
+    d_pos_channels: int = 8
+    """Learnable positional-embedding channels concatenated with the discriminator's input."""
+    d_conditional: bool = True
+    """Multi-view conditioning of the discriminator on view 1's partial texture (off: the ablation)."""
+
+    # ---- rendering ----
+    render_resolution: int = 0
+    """Resolution of the renders the losses see (0 = the dataset's)."""
+    silhouette_sigma: float = 1.0
+    """Sharpness of the soft silhouette, in squared pixels at the render resolution."""
+    rasterizer: Literal["auto", "torch", "nvdiffrast"] = "auto"
+    """Rasteriser backend: auto = nvdiffrast on CUDA when it builds, else portable PyTorch."""
+    pseudo_gt_depth_tolerance: float = 0.02
+    """Relative depth slack of the visibility test when projecting images to UV space."""
+
+    # ---- losses and schedule ----
+    perceptual_features: Literal["auto", "alexnet", "vgg16", "domain", "pyramid"] = "auto"
+    """Perceptual-loss features: auto = AlexNet (the paper's), else VGG16, from local weight files; domain = unflat's
+    self-trained backbone (--perceptual-weights FILE); pyramid = weight-free multi-scale pixels + gradients."""
+    perceptual_weights: Path | None = None
+    """Explicit weights file for the perceptual features (AlexNet/VGG16 state dict or a domain backbone .safetensors)."""
+    stage2_start: int = 40000
+    """First step of stage II (adds the same-view perceptual loss)."""
+    stage3_start: int = 70000
+    """First step of stage III (adds the UV-space adversarial loss)."""
+    w_perceptual: float = 1.0
+    """Weight of the novel-view perceptual loss (all stages)."""
+    w_same_view: float = 1.0
+    """Weight of the same-view perceptual loss (stages II and III)."""
+    w_iou: float = 1.0
+    """Weight of the novel-view silhouette IoU loss."""
+    w_laplacian: float = 0.01
+    """Weight of the Laplacian smoothness loss (sum over vertices)."""
+    w_adversarial: float = 0.1
+    """Weight of the generator's adversarial loss (stage III)."""
+    r1_gamma: float = 0.0
+    """R1 penalty on the discriminator's real textures (0 = off; not in the paper)."""
+    lr: float = 1e-4
+    """Adam learning rate of the reconstruction network."""
+    d_lr: float = 1e-4
+    """Adam learning rate of the discriminator."""
+    beta1: float = 0.9
+    """Adam beta1 (both networks)."""
+    beta2: float = 0.999
+    """Adam beta2 (both networks)."""
+    background: float = 1.0
+    """Background value of renders in [0,1] (white = 1)."""
+
+    def validate(self) -> None:
+        super().validate()
+        require_positive(self, "encoder_channels", "feature_dim", "style_dim", "decoder_start", "deform_resolution",
+                         "texture_resolution", "template_radius", "silhouette_sigma", "d_channels", "d_layers",
+                         "lr", "d_lr")
+        if self.latent_dim < 0:
+            raise ConfigError("latent_dim", f"must be >= 0, got {self.latent_dim}")
+        for name in ("deform_resolution", "texture_resolution"):
+            ratio = getattr(self, name) / self.decoder_start
+            if ratio < 4 or ratio != 2 ** int(round(math.log2(ratio))):
+                raise ConfigError(name, f"must be decoder_start ({self.decoder_start}) times a power of two >= 4, got {getattr(self, name)}")
+        if self.symmetric and self.decoder_start < 2:
+            raise ConfigError("decoder_start", "must be >= 2 with --symmetric (the first map is half as high)")
+        if self.template_rings < 2 or self.template_segments < 3:
+            raise ConfigError("template_rings", "need rings >= 2 and segments >= 3")
+        if not 0 <= self.stage2_start <= self.stage3_start:
+            raise ConfigError("stage3_start", f"stages must be ordered: 0 <= stage2_start ({self.stage2_start}) <= stage3_start ({self.stage3_start})")
+        if self.render_resolution < 0:
+            raise ConfigError("render_resolution", "must be >= 0")
+        if not 0 <= self.background <= 1:
+            raise ConfigError("background", "must be in [0, 1]")
+        if self.perceptual_features == "domain" and self.perceptual_weights is None:
+            raise ConfigError("perceptual_weights", "--perceptual-features domain needs the backbone file "
+                              "(train one with `unflat train backbone`)")
+
+
+class Progressive(Method):
+    """Encoder-decoder to a textured mesh; three-stage training (see the module docstring)."""
+
+    name = "progressive"
+    Config = ProgressiveConfig
+
+    def __init__(self, cfg: ProgressiveConfig, info: DatasetInfo, ctx: TrainContext) -> None:
+        super().__init__(cfg, info, ctx)
+        cfg.validate()
+        self.cfg: ProgressiveConfig = cfg
+        if not info.has_masks:
+            raise UserError("progressive needs object masks in the dataset (make it with `unflat dataset synth`, "
+                            "`unflat dataset render` or `unflat dataset from-generator`, which all write masks)")
+        self.image_resolution = info.resolution
+        self.render_resolution = cfg.render_resolution or info.resolution
+        self.template = sphere_template(cfg.template_rings, cfg.template_segments).to(self.device)
+        self.laplacian = uniform_laplacian(self.template.faces.cpu(), self.template.num_vertices).to(self.device)
+        encoder = ImageEncoder(info.resolution, cfg.encoder_channels, cfg.encoder_max_channels, 7, cfg.feature_dim)
+        decoder = UVDecoder(cfg.feature_dim, cfg.latent_dim, cfg.style_dim, cfg.decoder_start, cfg.deform_resolution,
+                            cfg.texture_resolution, cfg.decoder_max_channels, cfg.decoder_min_channels, cfg.symmetric)
+        self.net = self.add_network("G", ReconstructionNet(encoder, decoder))
+        self.disc = self.add_network("D", UVDiscriminator(cfg.texture_resolution, cfg.d_channels, cfg.d_max_channels,
+                                                          cfg.d_layers, cfg.d_pos_channels, 2, cfg.d_conditional))
+        self.add_optimizer("G", torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)))
+        self.add_optimizer("D", torch.optim.Adam(self.disc.parameters(), lr=cfg.d_lr, betas=(cfg.beta1, cfg.beta2)))
+        self.net_fwd = self.maybe_compile(self.net)
+        self._perceptual: PerceptualLoss | None = None
+        self.stage = self.stage_at(0)
+        self.data_stats = self._dataset_stats()
+
+    # ---- bookkeeping -----------------------------------------------------------------------------
+    @property
+    def views_per_sample(self) -> int:
+        return 2  # input view, target view
+
+    def stage_at(self, step: int) -> int:
+        """1, 2 or 3: the training stage of ``step``."""
+        return 1 if step < self.cfg.stage2_start else 2 if step < self.cfg.stage3_start else 3
+
+    @property
+    def perceptual(self) -> PerceptualLoss:
+        # Built lazily so that loading a run for reconstruction never needs the feature weights.
+        if self._perceptual is None:
+            features = build_feature_extractor(self.cfg.perceptual_features, self.cfg.perceptual_weights)
+            self._perceptual = PerceptualLoss(features.to(self.device))
+        return self._perceptual
+
+    def extra_state(self) -> dict:
+        return {"stage": self.stage, "data_stats": dict(self.data_stats)}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.stage = int(state.get("stage", self.stage))
+        self.data_stats.update({k: float(v) for k, v in state.get("data_stats", {}).items()})
+
+    def _dataset_stats(self) -> dict[str, float]:
+        """Camera radius/FoV, object extent and background of the training data (for turntables and for
+        framing images to reconstruct like the training images); defaults when the data is unreachable."""
+        stats = {"camera_radius": 2.5, "camera_fov": 30.0, "object_extent": 0.6,
+                 "background_r": 1.0, "background_g": 1.0, "background_b": 1.0}
+        if self.cfg.data is None:
+            return stats
+        try:
+            from unflat.data.format import open_dataset
+
+            data = open_dataset(self.cfg.data)
+        except Exception:  # data moved or absent (e.g. loading a run elsewhere): stored stats come from the checkpoint
+            return stats
+        _, _, radius = data.cameras.to_orbit()
+        stats["camera_radius"] = float(radius.median())
+        stats["camera_fov"] = float(data.cameras.fov_deg.median())
+        pick = np.linspace(0, len(data) - 1, min(len(data), 64)).astype(int)
+        masks = np.asarray(data.masks[pick]) > 127
+        images = np.asarray(data.images[pick]).astype(np.float32) / 255
+        extents = []
+        for m in masks:
+            rows, cols = np.nonzero(m.any(1))[0], np.nonzero(m.any(0))[0]
+            if len(rows):
+                extents.append(max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1) / m.shape[0])
+        if extents:
+            stats["object_extent"] = float(np.median(extents))
+        if (~masks).any():
+            bg = np.median(images[~masks], axis=0)
+            stats["background_r"], stats["background_g"], stats["background_b"] = (float(c) for c in bg)
+        return stats
+
+    # ---- prediction and rendering ---------------------------------------------------------------------
+    def predict(self, images: Tensor, latent: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """images [B,3,R,R] in [-1,1] -> (vertices [B,V,3] world, texture [B,3,T,T] in [-1,1])."""
+        deformation, texture = self.net_fwd(images, latent)
+        offsets = self.template.sample_vertex_map(deformation.float())
+        verts = self.template.vertices[None] * self.cfg.template_radius + self.cfg.deform_scale * offsets
+        return verts, texture.float()
+
+    def render(self, verts: Tensor, texture: Tensor, cameras: Cameras, resolution: int | None = None,
+               with_silhouette: bool = True) -> RenderOutput:
+        """Render predictions: rgb [B,3,H,W] in [0,1] over the background, mask = soft silhouette."""
+        t = self.template
+        return render_textured_mesh(
+            verts, t.faces, t.uv, t.faces_uv, (texture + 1) / 2, cameras, resolution or self.render_resolution,
+            background=self.cfg.background, sigma=self.cfg.silhouette_sigma, backend=self.cfg.rasterizer,
+            with_silhouette=with_silhouette,
+        )
+
+    def project_views(self, images: Tensor, verts: Tensor, cameras: Cameras, masks: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Pseudo ground truth: images [B,3,H,W] in [-1,1] -> (partial textures [B,3,T,T], visibility [B,1,T,T])."""
+        t = self.template
+        return project_to_uv(images, verts, t.faces, t.uv, t.faces_uv, cameras, self.cfg.texture_resolution,
+                             masks, self.cfg.pseudo_gt_depth_tolerance, self.cfg.rasterizer)
+
+    def _latent(self, batch: int, generator: torch.Generator | None = None) -> Tensor | None:
+        if self.cfg.latent_dim == 0:
+            return None
+        if not self.cfg.latent_noise:
+            return torch.zeros(batch, self.cfg.latent_dim, device=self.device)
+        return torch.randn(batch, self.cfg.latent_dim, generator=generator, device=generator.device if generator else self.device)
+
+    # ---- training -------------------------------------------------------------------------------------
+    def train_step(self, batch: Batch, step: int) -> dict[str, float | Tensor]:
+        cfg = self.cfg
+        self.stage = stage = self.stage_at(step)
+        images = batch.images
+        size = images.shape[-1]
+        if batch.masks is None:
+            raise UserError("progressive needs masks in every batch")
+        view1, view2 = slice(0, None, 2), slice(1, None, 2)
+        inp, tgt = images[view1], images[view2]
+        mask1, mask2 = batch.masks[view1], batch.masks[view2]
+        cam1, cam2 = batch.cameras[view1], batch.cameras[view2]
+        resize = self.render_resolution != size
+
+        def at_render_size(x: Tensor) -> Tensor:
+            return F.interpolate(x, size=self.render_resolution, mode="bilinear", align_corners=False, antialias=True) if resize else x
+
+        with self.autocast():
+            verts, texture = self.predict(inp, self._latent(inp.shape[0]))
+        out2 = self.render(verts, texture, cam2)
+        rgb2 = out2.rgb * 2 - 1
+        m2 = at_render_size(mask2)
+        loss_novel = self.perceptual(rgb2, at_render_size(tgt), mask=m2)
+        loss_iou = iou_loss(out2.mask, m2)
+        loss_lap = laplacian_loss(verts, self.laplacian)
+        total = cfg.w_perceptual * loss_novel + cfg.w_iou * loss_iou + cfg.w_laplacian * loss_lap
+        logs: dict[str, float | Tensor] = {"stage": float(stage), "loss_novel_view": loss_novel.detach(),
+                                           "loss_iou": loss_iou.detach(), "loss_laplacian": loss_lap.detach()}
+        if stage >= 2:
+            out1 = self.render(verts, texture, cam1)
+            sil1 = out1.mask
+            loss_same = self.perceptual(out1.rgb * 2 - 1, at_render_size(inp), mask=sil1)
+            total = total + cfg.w_same_view * loss_same
+            logs["loss_same_view"] = loss_same.detach()
+        if stage >= 3:
+            with torch.no_grad():
+                partial1, vis1 = self.project_views(inp, verts.detach(), cam1, mask1)
+                partial2, vis2 = self.project_views(tgt, verts.detach(), cam2, mask2)
+            with self.autocast():
+                fake_logits = self.disc(texture * vis2, vis2, partial1, vis1)
+            loss_adv = sum(generator_loss(logits.float()) for logits in fake_logits)
+            total = total + cfg.w_adversarial * loss_adv
+            logs["loss_g_adv"] = loss_adv.detach()
+            logs["visible_fraction"] = vis2.mean().detach()
+        self.optimize("G", total)
+        logs["loss_total"] = total.detach()
+
+        if stage >= 3:
+            real = partial2.detach().requires_grad_(cfg.r1_gamma > 0)
+            with self.autocast():
+                real_logits = self.disc(real, vis2, partial1, vis1)
+                fake_logits = self.disc(texture.detach() * vis2, vis2, partial1, vis1)
+            loss_d = sum(discriminator_loss(r.float(), f.float()) for r, f in zip(real_logits, fake_logits))
+            if cfg.r1_gamma > 0:
+                r1 = r1_penalty(sum(r.float().sum() for r in real_logits), real)
+                loss_d = loss_d + cfg.r1_gamma / 2 * r1
+                logs["r1"] = r1.detach()
+            self.optimize("D", loss_d)
+            logs["loss_d"] = loss_d.detach()
+        return logs
+
+    # ---- sampling and export ----------------------------------------------------------------------------
+    def _dataset_views(self, n: int, seed: int) -> tuple[Tensor, Cameras]:
+        """n images [n,3,R,R] in [-1,1] of the training data chosen by ``seed``, with their cameras."""
+        from unflat.data.format import open_dataset
+
+        if self.cfg.data is None:
+            raise UserError("this progressive run has no dataset to take input images from; use `unflat reconstruct`")
+        try:
+            data = open_dataset(self.cfg.data)
+        except UserError as exc:
+            raise UserError(f"progressive samples its training images, but {exc}; use `unflat reconstruct RUN IMAGE...`") from None
+        index = np.sort(np.random.default_rng(seed).choice(len(data), size=n, replace=n > len(data)))
+        images = torch.from_numpy(np.asarray(data.images[index])).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+        return images.to(self.device), data.cameras[torch.from_numpy(index)].to(self.device)
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int, class_ids: Tensor | None = None, cameras: Cameras | None = None) -> Samples:
+        """Reconstruct n training images (chosen by ``seed``) and render them at ``cameras``, by default
+        at each input's camera turned 90 degrees about the vertical axis (a novel view).
+        extras: 'inputs' [n,3,R,R] in [-1,1]."""
+        was_training = self.net.training
+        self.net.eval()
+        images, input_cams = self._dataset_views(n, seed)
+        generator = torch.Generator(self.device).manual_seed(seed)
+        verts, texture = self.predict(images, self._latent(n, generator))
+        if cameras is None:
+            az, el, radius = input_cams.to_orbit()
+            cameras = Cameras.from_orbit(az + 90, el, radius, input_cams.fov_deg)
+        out = self.render(verts, texture, cameras.to(self.device), self.image_resolution)
+        self.net.train(was_training)
+        return Samples(images=out.rgb * 2 - 1, cameras=cameras, masks=out.mask, depth=out.depth,
+                       extras={"inputs": images})
+
+    def export(self, out_dir: Path, num: int, seed: int, class_id: int | None = None,
+               formats: tuple[str, ...] = ("glb",)) -> list[Path]:
+        """Reconstruct ``num`` training images chosen by ``seed`` into textured meshes."""
+        images, _ = self._dataset_views(num, seed)
+        paths = []
+        for start in range(0, num, 16):
+            verts, texture = self._predict_eval(images[start:start + 16])
+            for i in range(verts.shape[0]):
+                mesh = self.to_trimesh(verts[i], texture[i])
+                for fmt in formats:
+                    paths.append(_save_mesh(mesh, Path(out_dir) / f"recon-{seed}-{start + i:04d}.{fmt}"))
+        return paths
+
+    @torch.no_grad()
+    def _predict_eval(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """Inference: eval mode, latent = 0 (the mean of its distribution), so results are deterministic."""
+        was_training = self.net.training
+        self.net.eval()
+        latent = torch.zeros(images.shape[0], self.cfg.latent_dim, device=self.device) if self.cfg.latent_dim else None
+        verts, texture = self.predict(images.to(self.device), latent)
+        self.net.train(was_training)
+        return verts, texture
+
+    def to_trimesh(self, verts: Tensor, texture: Tensor):
+        """One prediction (verts [V,3], texture [3,T,T] in [-1,1]) -> trimesh.Trimesh with an embedded texture."""
+        import trimesh
+        from PIL import Image
+
+        t = self.template
+        vertices = verts.detach().float().cpu()[t.uv_vertex.cpu()].numpy()
+        uv = t.uv.cpu().numpy().astype(np.float64).copy()
+        uv[:, 1] = 1 - uv[:, 1]  # unflat UVs run down the rows; glTF/trimesh UVs run up
+        pixels = ((texture.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+        material = trimesh.visual.material.PBRMaterial(
+            name="unflat_progressive", baseColorTexture=Image.fromarray(pixels, mode="RGB"),
+            metallicFactor=0.0, roughnessFactor=1.0, doubleSided=True,
+        )
+        visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
+        return trimesh.Trimesh(vertices=vertices, faces=t.faces_uv.cpu().numpy(), visual=visual, process=False)
+
+    # ---- reconstruction from files ---------------------------------------------------------------
+    def reconstruct(self, images: list[Path], out_dir: Path, masks: list[Path] | None = None, batch_size: int = 16,
+                    turntable: bool = True, turntable_frames: int = 36, turntable_resolution: int = 256) -> list[Path]:
+        """Images (files or folders of images) -> ``out_dir/NAME.glb`` (texture embedded),
+        ``NAME.gif`` (turntable) and ``NAME-input.png`` (the cropped, centred network input).
+
+        masks: one per image (same order), used to crop/centre and to replace the background;
+        without masks the object is found as what differs from the image border's colour.
+        Returns the written paths. Raises UserError naming any file that cannot be read.
+        """
+        files = expand_image_paths(images)
+        if masks is not None and len(masks) != len(files):
+            raise UserError(f"got {len(masks)} masks for {len(files)} images; give one mask per image or none")
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        background = np.array([self.data_stats[f"background_{c}"] for c in "rgb"], np.float32)
+        written: list[Path] = []
+        names = _unique_stems(files)
+        for start in range(0, len(files), max(1, batch_size)):
+            chunk = files[start:start + batch_size]
+            prepared = []
+            for k, path in enumerate(chunk):
+                rgb, content = read_image_rgb(path)
+                mask = read_mask(masks[start + k]) if masks is not None else None
+                prepared.append(prepare_image(rgb, mask, self.image_resolution, self.data_stats["object_extent"],
+                                              background, content))
+            batch = torch.from_numpy(np.stack(prepared)).permute(0, 3, 1, 2).float().to(self.device) * 2 - 1
+            verts, texture = self._predict_eval(batch)
+            for k in range(len(chunk)):
+                name = names[start + k]
+                written.append(_save_mesh(self.to_trimesh(verts[k], texture[k]), out_dir / f"{name}.glb"))
+                input_path = out_dir / f"{name}-input.png"
+                from PIL import Image
+
+                Image.fromarray((prepared[k] * 255).round().astype(np.uint8)).save(input_path)
+                written.append(input_path)
+                if turntable:
+                    written.append(self._turntable(verts[k:k + 1], texture[k:k + 1], out_dir / f"{name}.gif",
+                                                   turntable_frames, turntable_resolution))
+        return written
+
+    def _turntable(self, verts: Tensor, texture: Tensor, path: Path, frames: int, resolution: int) -> Path:
+        from unflat.export.images import save_turntable
+
+        def render_fn(cameras: Cameras) -> Tensor:
+            count = len(cameras)
+            return self.render(verts.expand(count, -1, -1), texture.expand(count, -1, -1, -1), cameras,
+                               resolution, with_silhouette=False).rgb
+
+        return save_turntable(render_fn, path, frames=frames, elevation=20.0, radius=self.data_stats["camera_radius"],
+                              fov=self.data_stats["camera_fov"], device=self.device)
+
+
+# ---------------------------------------------------------------------------------------------
+# image files
+# ---------------------------------------------------------------------------------------------
+def expand_image_paths(paths: list[Path]) -> list[Path]:
+    """Files as given, folders replaced by their image files (sorted). Raises UserError for missing paths."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            from unflat.data.image_files import IMAGE_SUFFIXES
+
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not found:
+                raise UserError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UserError(f"{path}: no such image file or folder")
+    if not files:
+        raise UserError("no images given")
+    return files
+
+
+WORKING_SIDE = 512
+"""Images (and masks) are decoded into a square of this side, padded, before cropping around the object."""
+
+
+def read_image_rgb(path: Path) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Decode an image robustly (unflat.data.image_files: EXIF, alpha over white, 16-bit, CMYK, ...)
+    into a padded WORKING_SIDE square -> (uint8 [S,S,3], box (top, left, bottom, right) of the real
+    image inside the padding). Raises UserError naming the file when it cannot be read."""
+    from unflat.data.image_files import SkipReason, load_image
+
+    loaded = load_image(path, WORKING_SIDE, crop="pad")
+    if isinstance(loaded, SkipReason):
+        raise UserError(f"cannot read image {path}: {loaded}")
+    width, height = loaded.original_size
+    scale = WORKING_SIDE / max(width, height)
+    w, h = max(1, round(width * scale)), max(1, round(height * scale))
+    top, left = (WORKING_SIDE - h) // 2, (WORKING_SIDE - w) // 2
+    return loaded.rgb, (top, left, top + h, left + w)
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """float [S,S] in [0,1] of a mask file, padded exactly like ``read_image_rgb`` pads its image."""
+    from unflat.data.image_files import SkipReason, load_mask
+
+    mask = load_mask(path, WORKING_SIDE, crop="pad")
+    if isinstance(mask, SkipReason):
+        raise UserError(f"cannot read mask {path}: {mask}")
+    return mask.astype(np.float32) / 255
+
+
+def prepare_image(rgb: np.ndarray, mask: np.ndarray | None, resolution: int, object_extent: float = 0.6,
+                  background: np.ndarray | None = None, content: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Crop and centre an object like the training images: float [R,R,3] in [0,1].
+
+    rgb: uint8 [H,W,3]; mask: [H,W] in [0,1] or None; content: the (top, left, bottom, right) box of
+    real pixels when rgb was padded (default: all of it).
+    The object's bounding box (from ``mask``, or where the image differs from the colour of its
+    border) is centred in a square crop sized so that the object spans ``object_extent`` of it (the
+    training data's median), padded with the background colour; with a mask the background is
+    replaced by ``background`` (the training data's; white by default).
+    """
+    from PIL import Image
+
+    image = rgb.astype(np.float32) / 255
+    top, left, bottom, right = content or (0, 0, image.shape[0], image.shape[1])
+    background = np.ones(3, np.float32) if background is None else np.asarray(background, np.float32)
+    if mask is None:
+        real = image[top:bottom, left:right]
+        border = np.concatenate([real[0], real[-1], real[:, 0], real[:, -1]])
+        background = np.median(border, axis=0).astype(np.float32)
+        filled = np.empty_like(image)
+        filled[:] = background
+        filled[top:bottom, left:right] = real
+        image = filled
+        fg = np.abs(image - background).max(-1) > 0.08
+        if fg.mean() < 0.002:  # nothing stands out: use the whole image
+            fg = np.zeros(image.shape[:2], bool)
+            fg[top:bottom, left:right] = True
+    else:
+        fg = mask > 0.5
+        if not fg.any():
+            raise UserError("mask is empty (no pixel above 0.5)")
+        image = image * mask[..., None] + background * (1 - mask[..., None])
+    rows, cols = np.nonzero(fg.any(1))[0], np.nonzero(fg.any(0))[0]
+    y_lo, y_hi, x_lo, x_hi = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    side = max(int(math.ceil(max(y_hi - y_lo, x_hi - x_lo) / max(object_extent, 1e-3))), 1)
+    y0 = int(round((y_lo + y_hi) / 2 - side / 2))
+    x0 = int(round((x_lo + x_hi) / 2 - side / 2))
+    canvas = np.empty((side, side, 3), np.float32)
+    canvas[:] = background
+    sy0, sx0 = max(y0, 0), max(x0, 0)
+    sy1, sx1 = min(y0 + side, image.shape[0]), min(x0 + side, image.shape[1])
+    canvas[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[sy0:sy1, sx0:sx1]
+    resized = Image.fromarray((canvas * 255).round().astype(np.uint8)).resize((resolution, resolution), Image.LANCZOS)
+    return np.asarray(resized, dtype=np.float32) / 255
+
+
+def _unique_stems(files: list[Path]) -> list[str]:
+    seen: dict[str, int] = {}
+    names = []
+    for path in files:
+        stem = path.stem
+        count = seen.get(stem, 0)
+        seen[stem] = count + 1
+        names.append(stem if count == 0 else f"{stem}-{count}")
+    return names
+
+
+def _save_mesh(mesh, path: Path) -> Path:
+    from unflat.export.writers import save_mesh
+
+    return save_mesh(mesh, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# presets
+# ---------------------------------------------------------------------------------------------
+def tiny() -> ProgressiveConfig:
+    """Tests: 16x16 images, 8x8 UV maps, a 196-face template; stages switch at steps 2 and 4."""
+    return ProgressiveConfig(
+        max_steps=6, batch_size=2, checkpoint_every=2, log_every=1, sample_every=0,
+        encoder_channels=4, encoder_max_channels=16, feature_dim=16, latent_dim=4, style_dim=16,
+        decoder_start=2, decoder_max_channels=16, decoder_min_channels=4, deform_resolution=8, texture_resolution=8,
+        template_rings=8, template_segments=14, d_channels=4, d_max_channels=8, d_layers=2, d_pos_channels=2,
+        perceptual_features="pyramid", rasterizer="torch", stage2_start=2, stage3_start=4, device="cpu",
+    )
+
+
+def small() -> ProgressiveConfig:
+    """CPU demo: 32x32 images, 16x16 deformation and 64x64 texture maps, ~760 faces, weight-free
+    perceptual features (use --perceptual-features auto with AlexNet/VGG16 weights for better textures)."""
+    return ProgressiveConfig(
+        max_steps=3000, batch_size=8, checkpoint_every=500, log_every=25, sample_every=500,
+        encoder_channels=16, encoder_max_channels=128, feature_dim=128, latent_dim=16, style_dim=64,
+        decoder_start=4, decoder_max_channels=128, decoder_min_channels=16, deform_resolution=16, texture_resolution=64,
+        template_rings=16, template_segments=24, d_channels=16, d_max_channels=64, d_layers=3, d_pos_channels=4,
+        perceptual_features="pyramid", stage2_start=1500, stage3_start=2400, lr=3e-4, d_lr=3e-4,
+    )
+
+
+def paper() -> ProgressiveConfig:
+    """The paper's architecture (7-block encoder, 32x32 deformation, 256x256 texture, AlexNet perceptual loss,
+    Adam); batch 4 per GPU as on its 8 GPUs. Its loss weights and learning rates did not survive in our copy
+    of the paper; the values here are DIB-R/GANverse-style choices (see docs/methods/progressive.md)."""
+    return ProgressiveConfig(
+        max_steps=100_000, batch_size=4, checkpoint_every=5000, log_every=100, sample_every=5000,
+        template_rings=32, template_segments=64, stage2_start=40_000, stage3_start=70_000,
+    )
+
+
+register(MethodSpec(
+    name="progressive",
+    description="single image -> textured mesh, trained in 3 stages on multi-view data (e.g. from a 3D generator)",
+    config_cls=ProgressiveConfig,
+    method_cls=Progressive,
+    presets={"tiny": tiny, "small": small, "paper": paper},
+))

@@ -1,0 +1,278 @@
+"""Networks of the progressive single-image reconstruction method (Dundar et al.).
+
+- :class:`ImageEncoder`: 7 stride-2 conv blocks (conv + ReLU) -> a feature vector.
+- :class:`UVDecoder`: feature vector (+ Gaussian latent) -> a UV deformation map and a UV texture map.
+  A linear layer maps [features, latent] to a style vector that drives adaptive instance
+  normalisation (AdaIN) in every decoder block; blocks are two 3x3 convs, each followed by AdaIN
+  and LeakyReLU, with a skip connection, then bilinear x2 upsampling. Two shared blocks, then a
+  mesh branch (blocks + a 3-channel conv -> xyz offsets) and a texture branch (blocks -> mirror ->
+  one block -> 3-channel conv -> RGB). With ``symmetric`` the maps are predicted at half height
+  and mirrored (see :mod:`unflat.geometry.sphere_template`: flipping the map's rows mirrors the
+  object about X = 0, so the x offset changes sign); the texture's last block after the mirror
+  relaxes the symmetry, as in the paper.
+- :class:`UVDiscriminator`: multi-scale, multi-view conditional projection discriminator on UV
+  textures (input: texture + visibility mask + learnable positional embeddings; condition: the
+  partial texture projected from the input view, embedded to a vector by convs + global pooling;
+  score = patch logits + <condition embedding, patch features>).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def _channels(base: int, maximum: int, count: int, grow: bool = True) -> list[int]:
+    """``count`` channel widths doubling from ``base`` (or halving from ``maximum``), capped."""
+    if grow:
+        return [min(base * 2**i, maximum) for i in range(count)]
+    return [max(min(maximum // 2**i, maximum), base) for i in range(count)]
+
+
+class ImageEncoder(nn.Module):
+    """images [B,3,R,R] in [-1,1] -> features [B, feature_dim].
+
+    7 conv blocks (3x3 kernels, stride 2, ReLU; 3x3 keeps working down to 1x1 maps), channels doubling from ``base_channels`` up to
+    ``max_channels``; spatial size R / 128 (at least 1) is flattened into a linear layer.
+    """
+
+    def __init__(self, resolution: int, base_channels: int = 64, max_channels: int = 512,
+                 num_blocks: int = 7, feature_dim: int = 512) -> None:
+        super().__init__()
+        widths = _channels(base_channels, max_channels, num_blocks)
+        layers: list[nn.Module] = []
+        in_ch = 3
+        size = resolution
+        for width in widths:
+            layers += [nn.Conv2d(in_ch, width, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
+            in_ch = width
+            size = max(size // 2, 1)
+        self.convs = nn.Sequential(*layers)
+        self.fc = nn.Linear(in_ch * size * size, feature_dim)
+        self.feature_dim = feature_dim
+        self.resolution = resolution
+
+    def forward(self, images: Tensor) -> Tensor:
+        if images.shape[-1] != self.resolution or images.shape[-2] != self.resolution:
+            images = F.interpolate(images, size=(self.resolution, self.resolution), mode="bilinear",
+                                   align_corners=False, antialias=True)
+        return F.relu(self.fc(self.convs(images).flatten(1)))
+
+
+class AdaIN(nn.Module):
+    """Instance normalisation whose per-channel scale and bias come from a style vector."""
+
+    def __init__(self, channels: int, style_dim: int) -> None:
+        super().__init__()
+        self.affine = nn.Linear(style_dim, 2 * channels)
+        nn.init.zeros_(self.affine.weight)
+        nn.init.zeros_(self.affine.bias)
+
+    def forward(self, x: Tensor, style: Tensor) -> Tensor:
+        scale, bias = self.affine(style)[..., None, None].chunk(2, dim=1)
+        return F.instance_norm(x, eps=1e-5) * (1 + scale) + bias
+
+
+class StyleBlock(nn.Module):
+    """Two (3x3 conv -> AdaIN -> LeakyReLU) layers with a skip connection; optional x2 upsampling after."""
+
+    def __init__(self, in_ch: int, out_ch: int, style_dim: int, upsample: bool = True) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.norm1 = AdaIN(out_ch, style_dim)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        self.norm2 = AdaIN(out_ch, style_dim)
+        self.skip = nn.Identity() if in_ch == out_ch else nn.Conv2d(in_ch, out_ch, 1)
+        self.upsample = upsample
+
+    def forward(self, x: Tensor, style: Tensor) -> Tensor:
+        h = F.leaky_relu(self.norm1(self.conv1(x), style), 0.2)
+        h = F.leaky_relu(self.norm2(self.conv2(h), style), 0.2)
+        out = (h + self.skip(x)) / math.sqrt(2)
+        if self.upsample:
+            out = F.interpolate(out, scale_factor=2, mode="bilinear", align_corners=False)
+        return out
+
+
+def mirror_rows(uv_map: Tensor, negate_channel: int | None = None) -> Tensor:
+    """Half-height map [B,C,h,W] -> full map [B,C,2h,W]: the map above its upside-down copy.
+
+    negate_channel: a channel whose sign flips in the mirrored half (the x offset of a deformation).
+    """
+    flipped = uv_map.flip(-2)
+    if negate_channel is not None:
+        sign = torch.ones(uv_map.shape[1], device=uv_map.device, dtype=uv_map.dtype)
+        sign[negate_channel] = -1
+        flipped = flipped * sign[None, :, None, None]
+    return torch.cat([uv_map, flipped], dim=-2)
+
+
+class UVDecoder(nn.Module):
+    """features [B,F] (+ latent [B,Z]) -> (deformation [B,3,Dm,Dm], texture [B,3,T,T] in [-1,1]).
+
+    start: width of the first feature map (height start/2 when symmetric, else start).
+    Resolutions must be ``start * 2^k`` with k >= 2 (the two shared blocks upsample twice).
+    """
+
+    def __init__(
+        self,
+        feature_dim: int = 512,
+        latent_dim: int = 64,
+        style_dim: int = 256,
+        start: int = 4,
+        deform_resolution: int = 32,
+        texture_resolution: int = 256,
+        max_channels: int = 512,
+        min_channels: int = 32,
+        symmetric: bool = True,
+    ) -> None:
+        super().__init__()
+        for name, res in (("deform_resolution", deform_resolution), ("texture_resolution", texture_resolution)):
+            k = math.log2(res / start) if res >= start else -1
+            if k < 2 or k != int(k):
+                raise ValueError(f"{name}={res} must be start ({start}) times a power of two >= 4")
+        self.latent_dim, self.start, self.symmetric = latent_dim, start, symmetric
+        self.deform_resolution, self.texture_resolution = deform_resolution, texture_resolution
+        self.style = nn.Sequential(nn.Linear(feature_dim + latent_dim, style_dim), nn.LeakyReLU(0.2),
+                                   nn.Linear(style_dim, style_dim))
+        height = start // 2 if symmetric else start
+        if height < 1:
+            raise ValueError("start must be >= 2 with symmetric prediction")
+        self.start_shape = (max_channels, height, start)
+        self.fc = nn.Linear(feature_dim, max_channels * height * start)
+
+        def width(level: int) -> int:  # channels at a map of start * 2^level columns
+            return max(max_channels // 2 ** max(level - 1, 0), min_channels)
+
+        self.shared = nn.ModuleList([StyleBlock(max_channels, width(1), style_dim), StyleBlock(width(1), width(2), style_dim)])
+        shared_level = 2
+        deform_levels = int(math.log2(deform_resolution / start)) - shared_level
+        tex_levels = int(math.log2(texture_resolution / start)) - shared_level
+        self.mesh_blocks = self._branch(width, shared_level, deform_levels, style_dim)
+        self.mesh_out = nn.Conv2d(self.mesh_blocks[-1].conv2.out_channels, 3, 3, padding=1)
+        nn.init.normal_(self.mesh_out.weight, std=1e-3)
+        nn.init.zeros_(self.mesh_out.bias)
+        self.tex_blocks = self._branch(width, shared_level, tex_levels, style_dim)
+        tex_ch = self.tex_blocks[-1].conv2.out_channels
+        self.tex_after_mirror = StyleBlock(tex_ch, tex_ch, style_dim, upsample=False)
+        self.tex_out = nn.Conv2d(tex_ch, 3, 3, padding=1)
+
+    @staticmethod
+    def _branch(width, level: int, levels: int, style_dim: int) -> nn.ModuleList:
+        """``levels`` upsampling blocks from ``level``, or one block at the same size when 0."""
+        if levels == 0:
+            return nn.ModuleList([StyleBlock(width(level), width(level), style_dim, upsample=False)])
+        return nn.ModuleList(
+            [StyleBlock(width(level + i), width(level + i + 1), style_dim) for i in range(levels)]
+        )
+
+    def forward(self, features: Tensor, latent: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        batch = features.shape[0]
+        if latent is None:
+            latent = features.new_zeros(batch, self.latent_dim)
+        style = self.style(torch.cat([features, latent], 1))
+        x = self.fc(features).view(batch, *self.start_shape)
+        for block in self.shared:
+            x = block(x, style)
+        mesh = x
+        for block in self.mesh_blocks:
+            mesh = block(mesh, style)
+        deformation = self.mesh_out(mesh)
+        tex = x
+        for block in self.tex_blocks:
+            tex = block(tex, style)
+        if self.symmetric:
+            deformation = mirror_rows(deformation, negate_channel=0)
+            tex = mirror_rows(tex)
+        tex = self.tex_after_mirror(tex, style)
+        texture = torch.tanh(self.tex_out(tex))
+        return deformation, texture
+
+
+class ReconstructionNet(nn.Module):
+    """images [B,3,R,R] in [-1,1] (+ latent) -> (deformation map, texture map); see UVDecoder."""
+
+    def __init__(self, encoder: ImageEncoder, decoder: UVDecoder) -> None:
+        super().__init__()
+        self.encoder, self.decoder = encoder, decoder
+
+    @property
+    def latent_dim(self) -> int:
+        return self.decoder.latent_dim
+
+    def forward(self, images: Tensor, latent: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self.decoder(self.encoder(images), latent)
+
+
+# ---------------------------------------------------------------------------------------------
+# discriminator
+# ---------------------------------------------------------------------------------------------
+class _ConditionEmbedding(nn.Module):
+    """Conditioning texture + mask [B,4,T,T] -> vector [B,C]: strided convs, then global average pooling."""
+
+    def __init__(self, in_ch: int, channels: list[int]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for width in channels:
+            layers += [nn.Conv2d(in_ch, width, 3, stride=2, padding=1), nn.LeakyReLU(0.2)]
+            in_ch = width
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x).mean((2, 3))
+
+
+class _PatchScale(nn.Module):
+    """One scale: [texture, mask, positional embedding] -> patch features -> logits + projection."""
+
+    def __init__(self, resolution: int, channels: list[int], pos_channels: int) -> None:
+        super().__init__()
+        self.pos = nn.Parameter(torch.randn(1, pos_channels, resolution, resolution) * 0.1)
+        layers: list[nn.Module] = []
+        in_ch = 4 + pos_channels
+        for i, width in enumerate(channels):
+            stride = 2 if i < len(channels) - 1 else 1
+            layers += [nn.Conv2d(in_ch, width, 3, stride=stride, padding=1), nn.LeakyReLU(0.2)]
+            in_ch = width
+        self.features = nn.Sequential(*layers)
+        self.logit = nn.Conv2d(in_ch, 1, 1)
+        self.embed = _ConditionEmbedding(4, channels)
+
+    def forward(self, tex: Tensor, mask: Tensor, cond: Tensor) -> Tensor:
+        pos = F.interpolate(self.pos, size=tex.shape[-2:], mode="bilinear", align_corners=False) \
+            if self.pos.shape[-1] != tex.shape[-1] else self.pos
+        h = self.features(torch.cat([tex, mask, pos.expand(tex.shape[0], -1, -1, -1).to(tex.dtype)], 1))
+        e = self.embed(cond)
+        return self.logit(h) + (h * e[:, :, None, None]).sum(1, keepdim=True)
+
+
+class UVDiscriminator(nn.Module):
+    """Multi-view conditional projection discriminator on UV textures, at two scales.
+
+    forward(texture [B,3,T,T] in [-1,1], mask [B,1,T,T], cond_texture [B,3,T,T], cond_mask [B,1,T,T])
+    -> list of patch logits, one [B,1,h,w] per scale (full resolution, then half). The texture
+    must already be multiplied by its mask (real: the partial texture of view 2; fake: the
+    generated texture masked by view 2's visibility).
+    """
+
+    def __init__(self, resolution: int, base_channels: int = 64, max_channels: int = 512,
+                 num_layers: int = 4, pos_channels: int = 8, num_scales: int = 2, conditional: bool = True) -> None:
+        super().__init__()
+        channels = _channels(base_channels, max_channels, num_layers)
+        self.scales = nn.ModuleList(
+            [_PatchScale(max(resolution // 2**s, 4), channels, pos_channels) for s in range(num_scales)]
+        )
+        self.conditional = conditional
+
+    def forward(self, tex: Tensor, mask: Tensor, cond_tex: Tensor, cond_mask: Tensor) -> list[Tensor]:
+        cond = torch.cat([cond_tex * cond_mask, cond_mask], 1)
+        if not self.conditional:
+            cond = torch.zeros_like(cond)
+        outputs = []
+        for scale in self.scales:
+            outputs.append(scale(tex, mask, cond))
+            tex, mask, cond = (F.avg_pool2d(t, 2) for t in (tex, mask, cond))
+        return outputs
