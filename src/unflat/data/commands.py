@@ -89,15 +89,19 @@ class _CameraFields:
 
 
 @dataclass
-class SynthConfig(_CameraFields):
-    """Render the embedded procedural categories (with exact 3D ground truth) into a dataset."""
-
+class _SynthFields:
     out: Path = Path("data/synth")
     """Output dataset directory."""
     category: tuple[str, ...] = ("chair",)
     """Categories to generate (several = class-labelled data): chair, table, sofa, mug, car, lamp."""
     num_shapes: int = 100
     """Shapes per category."""
+
+
+# Base order puts the command's own fields first in --help (dataclass fields follow reversed MRO).
+@dataclass
+class SynthConfig(_CameraFields, _SynthFields):
+    """Render the embedded procedural categories (with exact 3D ground truth) into a dataset."""
 
     def validate(self) -> None:
         from unflat.data.synth import CATEGORIES  # noqa: PLC0415
@@ -113,13 +117,17 @@ class SynthConfig(_CameraFields):
 
 
 @dataclass
-class RenderMeshesConfig(_CameraFields):
-    """Render your own meshes (OBJ/GLB/GLTF/PLY/STL/OFF, recursively; sub-folders = classes) into a dataset."""
-
+class _RenderFields:
     meshes: Path = Path("meshes")
     """Folder of mesh files; first-level sub-folders become class labels when present."""
     out: Path = Path("data/rendered")
     """Output dataset directory."""
+
+
+@dataclass
+class RenderMeshesConfig(_CameraFields, _RenderFields):
+    """Render your own meshes (OBJ/GLB/GLTF/PLY/STL/OFF, recursively; sub-folders = classes) into a dataset."""
+
     resolution: int = 128
     """Image side in pixels (IG-GAN: 128)."""
     lvp: bool = False
@@ -303,11 +311,23 @@ def run_jobs(jobs: list[ShapeJob], settings: RenderSettings, workers: int) -> It
         finally:
             _release_renderer()
         return
-    # spawn: a fresh interpreter per worker, so no OpenGL/torch state is inherited through fork.
-    context = multiprocessing.get_context("spawn")
+    from unflat.render.opengl import choose_platform  # noqa: PLC0415
+
+    choose_platform()  # fixes PYOPENGL_PLATFORM for the workers before anything imports OpenGL
+    context = _worker_context([__name__, "unflat.data.synth", "unflat.data.prepare_meshes", "pyrender"])
     chunk = max(1, min(16, len(jobs) // (workers * 8)))
     with context.Pool(workers, initializer=_init_worker, initargs=(settings,)) as pool:
         yield from pool.imap(_render_job_indexed, jobs, chunksize=chunk)
+
+
+def _worker_context(preload: list[str]) -> multiprocessing.context.BaseContext:
+    """Worker processes that inherit no OpenGL/CUDA state: a fork server (a fresh interpreter that
+    imports ``preload`` once, then forks each worker) where available, else spawn."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(preload)
+        return context
+    return multiprocessing.get_context("spawn")
 
 
 def _release_renderer() -> None:
@@ -447,7 +467,7 @@ def _load_item(args: tuple[str, str | None, int, str, bool, int, int]) -> Loaded
 def _map_ordered(fn, items: list, workers: int) -> Iterable:
     if workers <= 1:
         return map(fn, items)
-    context = multiprocessing.get_context("spawn")
+    context = _worker_context([__name__])
     pool = context.Pool(workers)
     chunk = max(1, min(64, len(items) // (workers * 8)))
 

@@ -15,10 +15,9 @@ the choice happens lazily in ``OpenGLRenderer.__init__`` before pyrender/OpenGL 
 If OpenGL was already imported by something else, its platform cannot change any more; the
 renderer then uses whatever PyOpenGL picked and says so in ``platform``.
 
-Differences between platforms: pyrender multisamples (4x MSAA) when the platform has framebuffer
-objects (EGL) but not on OSMesa, so edge pixels of ``rgb`` differ slightly between machines. Use
-``supersample=2`` (or more) for antialiasing that is identical everywhere; masks and depth always
-come from the depth buffer, so they agree across platforms.
+Same pictures on every platform: pyrender would multisample (4x MSAA) on EGL but cannot on OSMesa;
+unflat switches multisampling off so both rasterise at pixel centres, and antialiasing comes from
+``supersample`` (render larger, box-filter down), identical everywhere.
 """
 
 from __future__ import annotations
@@ -114,6 +113,16 @@ def choose_platform(requested: str | None = None) -> str:
     return platform
 
 
+def _no_opengl(platform: str, exc: Exception) -> Exception:
+    from unflat.errors import UserError  # noqa: PLC0415
+
+    hint = {
+        "osmesa": "install OSMesa (Debian/Ubuntu: apt-get install libosmesa6) and PyOpenGL>=3.1.7",
+        "egl": "install the EGL/GL libraries (Debian/Ubuntu: apt-get install libegl1 libgl1 libgles2) or set PYOPENGL_PLATFORM=osmesa",
+    }.get(platform, "set PYOPENGL_PLATFORM to egl (GPU) or osmesa (CPU)")
+    return UserError(f"OpenGL renderer unavailable on platform '{platform}' ({type(exc).__name__}: {exc}); {hint}")
+
+
 def _look_at_pose(direction: np.ndarray) -> np.ndarray:
     """4x4 rotation whose +z axis is ``direction`` (a pyrender light shines along its -z)."""
     z = direction / np.linalg.norm(direction)
@@ -170,7 +179,10 @@ class OpenGLRenderer:
         if resolution <= 0 or supersample <= 0:
             raise ValueError("resolution and supersample must be positive")
         self.platform = choose_platform(platform)
-        import pyrender  # noqa: PLC0415  (lazy: PYOPENGL_PLATFORM must be set first)
+        try:
+            import pyrender  # noqa: PLC0415  (lazy: PYOPENGL_PLATFORM must be set first)
+        except Exception as exc:  # noqa: BLE001  (PyOpenGL raises various errors for a missing library)
+            raise _no_opengl(self.platform, exc) from exc
 
         self._pyrender = pyrender
         self.resolution = resolution
@@ -184,7 +196,13 @@ class OpenGLRenderer:
         self.znear, self.zfar = znear, zfar
         size = resolution * supersample
         self._size = size
-        self._renderer = pyrender.OffscreenRenderer(size, size)
+        try:
+            self._renderer = pyrender.OffscreenRenderer(size, size)
+        except Exception as exc:  # noqa: BLE001
+            raise _no_opengl(self.platform, exc) from exc
+        _use_stable_program_cache(self._renderer)
+        _keep_shared_egl_display(self._renderer)
+        _single_sample_rasterisation()
         self._scene = pyrender.Scene(bg_color=[*self.background, 0.0], ambient_light=list(self.lighting.ambient))
         self._camera = pyrender.IntrinsicsCamera(fx=size, fy=size, cx=size / 2, cy=size / 2, znear=znear, zfar=zfar)
         self._camera_node = self._scene.add(self._camera, pose=np.eye(4))
@@ -366,10 +384,128 @@ def voxels_to_mesh(grid: np.ndarray, threshold: float = 0.5, bounds: tuple[float
     return extract_mesh(grid, level=threshold, bounds=bounds, inside="above")
 
 
+def _use_stable_program_cache(offscreen: object) -> None:
+    """Make pyrender reuse compiled shader programs across frames.
+
+    pyrender keys its shader cache by ``OpenGL.contextdata.getContext()``, which under OSMesa
+    returns a new ctypes object on every call, so every frame recompiled its shaders (30+ ms per
+    frame, and the cache grew without bound). Each OpenGLRenderer owns its own context, so keying by
+    shader files and defines alone is safe.
+    """
+    from pyrender.shader_program import ShaderProgramCache  # noqa: PLC0415
+
+    class StableProgramCache(ShaderProgramCache):
+        def __init__(self, shader_dir=None):
+            super().__init__(shader_dir)
+            self._stable: dict = {}
+
+        def get_program(self, vertex_shader, fragment_shader, geometry_shader=None, defines=None):
+            key = (vertex_shader, fragment_shader, geometry_shader, tuple(sorted((defines or {}).items())))
+            program = self._stable.get(key)
+            if program is None:
+                program = super().get_program(vertex_shader, fragment_shader, geometry_shader, defines)
+                self._stable[key] = program
+            return program
+
+        def clear(self):
+            self._stable.clear()
+            super().clear()
+
+    renderer = offscreen._renderer  # the pyrender.Renderer behind the OffscreenRenderer
+    old = renderer._program_cache
+    renderer._program_cache = StableProgramCache(old.shader_dir)
+
+
+def _keep_shared_egl_display(offscreen: object) -> None:
+    """Closing one renderer must not break the others.
+
+    pyrender's EGL platform calls ``eglTerminate`` on the display when a renderer is deleted, but
+    every renderer in a process shares that display, so all other live renderers then fail in
+    ``eglMakeCurrent``. Destroy only this renderer's context; the display lives as long as the process.
+    """
+    platform = offscreen._platform
+    if type(platform).__name__ != "EGLPlatform":
+        return
+
+    def delete_context() -> None:
+        from OpenGL.EGL import eglDestroyContext  # noqa: PLC0415
+
+        if platform._egl_display is not None and platform._egl_context is not None:
+            eglDestroyContext(platform._egl_display, platform._egl_context)
+        platform._egl_context = None
+
+    platform.delete_context = delete_context
+
+
+def _single_sample_rasterisation() -> None:
+    """Rasterise at pixel centres on every platform.
+
+    pyrender enables 4x MSAA when the platform has framebuffer objects (EGL) but OSMesa has none, so
+    colours, masks and normals at silhouettes would differ between a GPU and a CPU machine (and MSAA
+    blends the normal pass with the background). With ``GL_MULTISAMPLE`` off, every sample takes the
+    pixel-centre value, so EGL renders exactly what OSMesa renders; antialiasing is ``supersample``'s
+    job. (Patches pyrender's module-level ``glEnable``; unflat is pyrender's only user here.)
+    """
+    import pyrender.renderer as pyrender_renderer  # noqa: PLC0415
+    from OpenGL.GL import GL_MULTISAMPLE  # noqa: PLC0415
+
+    if getattr(pyrender_renderer, "_unflat_single_sample", False):
+        return
+    enable = pyrender_renderer.glEnable
+    disable = pyrender_renderer.glDisable
+
+    def gl_enable(capability: int) -> None:
+        if capability == GL_MULTISAMPLE:
+            disable(capability)
+        else:
+            enable(capability)
+
+    pyrender_renderer.glEnable = gl_enable
+    pyrender_renderer._unflat_single_sample = True
+
+
 def _crease_shaded(mesh: "object", angle_deg: float) -> "object":
+    """A copy with one vertex per face corner and per-corner normals: the area-weighted mean of the
+    normals of the faces around that vertex that lie within ``angle_deg`` of the corner's own face.
+
+    Same result as ``trimesh.graph.smooth_shade`` (which is ~30x slower on coloured meshes because it
+    splits the mesh into sub-meshes); colours and UVs are carried per corner.
+    """
     import trimesh  # noqa: PLC0415
 
-    return trimesh.graph.smooth_shade(mesh, angle=math.radians(angle_deg))
+    faces = np.asarray(mesh.faces)
+    num_faces, num_vertices = len(faces), len(mesh.vertices)
+    face_normals = np.asarray(mesh.face_normals)
+    area = np.asarray(mesh.area_faces)
+    corner_vertex = faces.reshape(-1)  # [3F]
+    corner_face = np.repeat(np.arange(num_faces), 3)  # [3F]
+    order = np.argsort(corner_vertex, kind="stable")
+    faces_by_vertex = corner_face[order]  # incident faces, grouped by vertex
+    degree = np.bincount(corner_vertex, minlength=num_vertices)
+    start = np.concatenate([[0], np.cumsum(degree)[:-1]])
+    # Every (corner, incident face of the corner's vertex) pair.
+    corner_degree = degree[corner_vertex]
+    pair_corner = np.repeat(np.arange(3 * num_faces), corner_degree)
+    offset = np.arange(len(pair_corner)) - np.repeat(np.cumsum(corner_degree) - corner_degree, corner_degree)
+    pair_face = faces_by_vertex[start[corner_vertex[pair_corner]] + offset]
+    similar = (face_normals[corner_face[pair_corner]] * face_normals[pair_face]).sum(1) >= math.cos(math.radians(angle_deg))
+    weights = area[pair_face] * similar
+    normals = np.stack([np.bincount(pair_corner, weights * face_normals[pair_face, k], minlength=3 * num_faces)
+                        for k in range(3)], 1)
+    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    normals = np.where(length > 1e-12, normals / np.maximum(length, 1e-12), np.repeat(face_normals, 3, axis=0))
+    vertices = np.asarray(mesh.vertices)[corner_vertex]
+    out = trimesh.Trimesh(vertices, np.arange(3 * num_faces).reshape(-1, 3), vertex_normals=normals, process=False)
+    visual = mesh.visual
+    if visual.kind == "vertex":
+        out.visual.vertex_colors = np.asarray(visual.vertex_colors)[corner_vertex]
+    elif visual.kind == "face":
+        out.visual.vertex_colors = np.repeat(np.asarray(visual.face_colors), 3, axis=0)
+    elif visual.kind == "texture" and getattr(visual, "uv", None) is not None and len(visual.uv) == num_vertices:
+        out.visual = trimesh.visual.TextureVisuals(uv=np.asarray(visual.uv)[corner_vertex], material=visual.material)
+    elif visual.kind == "texture":
+        out.visual = trimesh.visual.TextureVisuals(material=visual.material)
+    return out
 
 
 def _unmerge_face_colours(mesh: "object") -> "object":
