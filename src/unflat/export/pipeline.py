@@ -13,7 +13,7 @@ import torch
 import trimesh
 from torch import Tensor
 
-from unflat.export.texture import bake_texture
+from unflat.export.texture import UVMethod, bake_texture
 from unflat.export.writers import save_mesh
 from unflat.geometry.marching_cubes import Inside, extract_from_function
 from unflat.geometry.mesh_ops import CleanupConfig, ColourFn, cleanup, colour_vertices
@@ -35,6 +35,8 @@ class MeshExportConfig:
     """Bake a UV texture (GLB/OBJ carry it; PLY samples it per vertex), store vertex colours, or none."""
     texture_size: int = 1024
     """Side of the baked texture image in texels."""
+    uv_method: UVMethod = "auto"
+    """UV unwrapping: xatlas charts (up to 20k faces with auto), or a grid atlas (any size, instant)."""
     formats: tuple[str, ...] = ("glb",)
     """File formats to write: any of glb, obj, ply, stl."""
     cleanup: CleanupConfig = field(default_factory=CleanupConfig)
@@ -60,11 +62,10 @@ def field_to_mesh(
             "(an untrained generator, or the wrong --level / --inside?)"
         )
     mesh = cleanup(mesh, cfg.cleanup)
-    colour_device = device if device is not None else "cpu"
     if colour_fn is not None and cfg.colours == "texture":
-        mesh = bake_texture(mesh, colour_fn, cfg.texture_size, chunk=cfg.chunk, device=colour_device)
+        mesh = bake_texture(mesh, colour_fn, cfg.texture_size, cfg.uv_method, chunk=cfg.chunk, device=device)
     elif colour_fn is not None and cfg.colours == "vertex":
-        mesh = colour_vertices(mesh, colour_fn, cfg.chunk, colour_device)
+        mesh = colour_vertices(mesh, colour_fn, cfg.chunk, device)
     return mesh
 
 

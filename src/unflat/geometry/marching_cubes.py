@@ -95,7 +95,7 @@ def sample_grid(
     device: torch.device | str | None = None,
 ) -> np.ndarray:
     """Evaluate ``fn`` on the grid of ``grid_points`` -> float32 array [Rx,Ry,Rz]."""
-    device = torch.device(device) if device is not None else _module_device(fn)
+    device = torch.device(device) if device is not None else module_device(fn)
     points = grid_points(resolution, bounds)
     shape = points.shape[:3]
     flat = points.reshape(-1, 3)
@@ -114,7 +114,8 @@ def _as_numpy(field: Tensor | np.ndarray) -> np.ndarray:
     return np.asarray(field, dtype=np.float32)
 
 
-def _module_device(fn: object) -> torch.device:
+def module_device(fn: object) -> torch.device:
+    """The device of ``fn``'s parameters when it is an ``nn.Module`` with any, else CPU."""
     if isinstance(fn, torch.nn.Module):
         for parameter in fn.parameters():
             return parameter.device

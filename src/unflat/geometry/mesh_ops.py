@@ -13,6 +13,8 @@ import torch
 import trimesh
 from torch import Tensor
 
+from unflat.geometry.marching_cubes import module_device
+
 ColourFn = Callable[[Tensor], "Tensor | np.ndarray"]
 """Maps world points [N,3] (float32 tensor) to RGB [N,3] in [0,1] (tensor or array)."""
 
@@ -99,9 +101,13 @@ def normalise_to_box(mesh: trimesh.Trimesh, half_size: float = 1.0) -> trimesh.T
 
 
 def query_colours(
-    colour_fn: ColourFn, points: np.ndarray, chunk: int = 65536, device: torch.device | str = "cpu"
+    colour_fn: ColourFn, points: np.ndarray, chunk: int = 65536, device: torch.device | str | None = None
 ) -> np.ndarray:
-    """Evaluate ``colour_fn`` on points [N,3] in chunks under no_grad -> float32 RGB [N,3] in [0,1]."""
+    """Evaluate ``colour_fn`` on points [N,3] in chunks under no_grad -> float32 RGB [N,3] in [0,1].
+
+    device: where the points are made (None: the colour function's parameters' device, or CPU).
+    """
+    device = torch.device(device) if device is not None else module_device(colour_fn)
     out = np.zeros((len(points), 3), dtype=np.float32)
     with torch.no_grad():
         for start in range(0, len(points), chunk):
@@ -112,7 +118,7 @@ def query_colours(
 
 
 def colour_vertices(
-    mesh: trimesh.Trimesh, colour_fn: ColourFn, chunk: int = 65536, device: torch.device | str = "cpu"
+    mesh: trimesh.Trimesh, colour_fn: ColourFn, chunk: int = 65536, device: torch.device | str | None = None
 ) -> trimesh.Trimesh:
     """A copy of ``mesh`` with RGBA uint8 vertex colours from ``colour_fn`` at the vertices."""
     rgb = query_colours(colour_fn, np.asarray(mesh.vertices), chunk, device)
