@@ -20,7 +20,7 @@ from unflat.losses.dom import dom_loss
 from unflat.methods.base import TrainContext
 from unflat.methods.iggan import RENDERER_SPEC, SPEC, IGGAN, IGGANRenderer, random_shapes, sample_views
 from unflat.nets.dcgan import DCGANDiscriminator
-from unflat.nets.rendernet import camera_frame_volume
+from unflat.nets.rendernet import affine_grid_3d, camera_frame_volume
 from unflat.nets.voxel_generator import VoxelGenerator
 from unflat.render.voxel_pipeline import VoxelRenderPipeline, binarise, shared_renderer
 
@@ -56,6 +56,12 @@ def test_camera_frame_volume_puts_a_point_where_the_camera_sees_it(perspective: 
         col = (float(cam[0]) / half_w + 1) / 2 * (g - 1)
         row = (float(cam[1]) / half_w + 1) / 2 * (g - 1)
     assert abs(c - col) <= 1.0 and abs(r - row) <= 1.0 and abs(d - depth_index) <= 1.0, (d, r, c, depth_index, row, col)
+
+
+def test_broadcast_affine_grid_equals_torch_affine_grid() -> None:
+    theta = torch.randn(3, 3, 4)
+    expected = torch.nn.functional.affine_grid(theta, [3, 1, 9, 9, 9], align_corners=True)
+    assert torch.allclose(affine_grid_3d(theta, 9), expected, atol=1e-5)
 
 
 def test_binarise_uses_one_threshold_per_sample() -> None:

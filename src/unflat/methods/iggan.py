@@ -36,7 +36,7 @@ from unflat.losses.dom import dom_loss
 from unflat.methods.base import Method, Samples, TrainContext
 from unflat.methods.registry import MethodSpec, register
 from unflat.nets.dcgan import DCGANDiscriminator
-from unflat.nets.rendernet import RenderNet, camera_frame_volume
+from unflat.nets.rendernet import RenderNet, camera_frame_grid, sample_camera_frame
 from unflat.nets.voxel_generator import VoxelGenerator
 from unflat.render.voxel_pipeline import VoxelRenderPipeline, binarise, voxels_to_meshes
 
@@ -74,6 +74,8 @@ class ProxyRendererConfig(RunConfig):
     """RGB in [0,1] of meshes rendered by OpenGL; must match how the training images were rendered."""
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
     """RGB in [0,1] behind rendered meshes; must match the training images."""
+    supersample: int = 2
+    """OpenGL antialiasing: render at this multiple of the image size and average down; match the dataset's (unflat dataset synth/render default: 2)."""
     mesh_workers: int = 4
     """Threads for marching cubes of a batch before OpenGL rendering."""
 
@@ -93,6 +95,8 @@ class ProxyRendererConfig(RunConfig):
         for name in ("mesh_color", "background"):
             if not all(0.0 <= c <= 1.0 for c in getattr(self, name)):
                 raise ConfigError(name, "RGB components must lie in [0, 1]")
+        if self.supersample < 1:
+            raise ConfigError("supersample", f"must be >= 1, got {self.supersample}")
         if self.mesh_workers < 1:
             raise ConfigError("mesh_workers", f"must be >= 1, got {self.mesh_workers}")
 
@@ -298,7 +302,7 @@ def build_renderer(cfg: ProxyRendererConfig) -> RenderNet:
 
 def build_pipeline(cfg: ProxyRendererConfig) -> VoxelRenderPipeline:
     return VoxelRenderPipeline(cfg.image_resolution, extent=cfg.voxel_extent, background=cfg.background,
-                               color=cfg.mesh_color, mesh_workers=cfg.mesh_workers)
+                               color=cfg.mesh_color, supersample=cfg.supersample, mesh_workers=cfg.mesh_workers)
 
 
 def load_renderer_state(path: Path) -> dict[str, Tensor]:
@@ -349,11 +353,14 @@ class _ProxyMethodMixin:
     pipeline: VoxelRenderPipeline
     device: torch.device
 
+    def camera_grid(self, cameras: Cameras) -> Tensor:
+        """Where the camera-frame grid (2R)^3 samples the voxel grid: [B,2R,2R,2R,3] (see nets.rendernet)."""
+        return camera_frame_grid(cameras.to(self.device), self.cfg.voxel_extent, 2 * self.cfg.voxel_resolution,
+                                 perspective=self.cfg.camera_grid == "perspective")
+
     def proxy_render(self, voxels: Tensor, cameras: Cameras) -> Tensor:
         """R_phi: voxels [B,1,R,R,R] -> images [B,3,S,S] in [-1,1], through the camera-frame grid."""
-        volume = camera_frame_volume(voxels, cameras, self.cfg.voxel_extent, 2 * self.cfg.voxel_resolution,
-                                     perspective=self.cfg.camera_grid == "perspective")
-        return self.renderer(volume)
+        return self.renderer(sample_camera_frame(voxels, self.camera_grid(cameras)))
 
 
 # =============================================================================================
@@ -362,12 +369,15 @@ class _ProxyMethodMixin:
 @dataclass
 class Fakes:
     """One step's generated shapes: x_c [B,1,R,R,R] (with G's graph), cameras, thresholds tau [B],
-    x_d = [x_c > tau] and the OpenGL images R_d(x_d) [B,3,S,S] in [-1,1]."""
+    x_d = [x_c > tau], both resampled into the camera frame ([B,1,2R,2R,2R]; x_c's with G's graph),
+    and the OpenGL images R_d(x_d) [B,3,S,S] in [-1,1]."""
 
     voxels: Tensor
     cameras: Cameras
     thresholds: Tensor
     binary: Tensor
+    volume: Tensor
+    volume_binary: Tensor
     opengl: Tensor | None = None
 
 
@@ -437,7 +447,10 @@ class IGGAN(_ProxyMethodMixin, Method):
         with self.autocast():
             voxels = self.G(z).float()
         thresholds = torch.rand(n, device=self.device)
-        return Fakes(voxels, cameras, thresholds, binarise(voxels.detach(), thresholds))
+        binary = binarise(voxels.detach(), thresholds)
+        grid = self.camera_grid(cameras)  # one resampling grid for x_c and x_d
+        return Fakes(voxels, cameras, thresholds, binary, sample_camera_frame(voxels, grid),
+                     sample_camera_frame(binary, grid))
 
     def render_opengl(self, fakes: Fakes) -> Tensor:
         """y = R_d(x_d): marching cubes + OpenGL, [B,3,S,S] in [-1,1] on the method's device."""
@@ -447,7 +460,7 @@ class IGGAN(_ProxyMethodMixin, Method):
     def update_discriminator(self, real: Tensor, fakes: Fakes) -> dict[str, float]:
         """max_phi E log D(y_real) + E log(1 - D(y_fake)) (Eq. 2), y_fake = OpenGL renders by default."""
         with torch.no_grad(), self.autocast():
-            fake = fakes.opengl if self.cfg.disc_input == "opengl" else self.proxy_render(fakes.voxels.detach(), fakes.cameras)
+            fake = fakes.opengl if self.cfg.disc_input == "opengl" else self.renderer(fakes.volume.detach())
         with self.autocast():
             logits = self.D(torch.cat([real, fake.to(real.dtype)])).float()
         real_logits, fake_logits = logits.split([len(real), len(fake)])
@@ -461,10 +474,9 @@ class IGGAN(_ProxyMethodMixin, Method):
         assert fakes.opengl is not None
         n = len(fakes.cameras)
         use_dom = self.cfg.dom_weight > 0
-        inputs = torch.cat([fakes.binary, fakes.voxels.detach()]) if use_dom else fakes.binary
-        cams = Cameras.cat([fakes.cameras, fakes.cameras]) if use_dom else fakes.cameras
+        inputs = torch.cat([fakes.volume_binary, fakes.volume.detach()]) if use_dom else fakes.volume_binary
         with self.autocast():
-            rendered = self.proxy_render(inputs, cams).float()
+            rendered = self.renderer(inputs).float()
         l2 = (rendered[:n] - fakes.opengl).square().mean()
         if not use_dom:
             zero = l2.new_zeros(())
@@ -482,7 +494,7 @@ class IGGAN(_ProxyMethodMixin, Method):
     def update_generator(self, fakes: Fakes) -> dict[str, float]:
         """max_theta E log D(R_phi(G(z))) (Eq. 7, the non-saturating loss through the proxy)."""
         with self.autocast():
-            logits = self.D(self.proxy_render(fakes.voxels, fakes.cameras)).float()
+            logits = self.D(self.renderer(fakes.volume)).float()
         loss = generator_loss(logits)
         self.optimize("G", loss)
         return {"loss_G": loss.detach(), "voxel_mean": fakes.voxels.detach().mean()}
@@ -674,8 +686,9 @@ def _tiny_sizes() -> dict:
 
 
 def _small_sizes() -> dict:
-    return dict(voxel_resolution=32, image_resolution=32, renderer_channels_3d=16, renderer_channels_2d=64,
-                renderer_res_blocks_3d=2, renderer_res_blocks_2d=2, mesh_workers=2, batch_size=16,
+    # Sized for 2 CPU cores, where the proxy's 3D convolutions on the 64^3 camera-frame grid dominate.
+    return dict(voxel_resolution=32, image_resolution=32, renderer_channels_3d=8, renderer_channels_2d=32,
+                renderer_res_blocks_3d=1, renderer_res_blocks_2d=2, mesh_workers=2, batch_size=8,
                 log_every=10, checkpoint_every=200, sample_every=100)
 
 

@@ -69,6 +69,46 @@ def camera_frame_theta(cameras: Cameras, voxel_extent: float, depth_extent: floa
     return torch.cat([linear, translation], -1), d0
 
 
+def affine_grid_3d(theta: Tensor, size: int) -> Tensor:
+    """``F.affine_grid(theta, [B,1,G,G,G], align_corners=True)`` computed as a sum of three broadcast
+    per-axis terms: equal to it (to float rounding) and several times faster on CPU, where
+    affine_grid's batched matrix product over every sample dominates a training step."""
+    lin = torch.linspace(-1.0, 1.0, size, device=theta.device, dtype=theta.dtype)
+    linear, t = theta[:, :, :3], theta[:, :, 3]
+    cols = linear[:, None, None, None, :, 0] * lin[None, None, None, :, None]
+    rows = linear[:, None, None, None, :, 1] * lin[None, None, :, None, None]
+    depth = linear[:, None, None, None, :, 2] * lin[None, :, None, None, None] + t[:, None, None, None, :]
+    return (cols + rows) + depth
+
+
+def camera_frame_grid(cameras: Cameras, voxel_extent: float, grid_resolution: int,
+                      depth_extent: float | None = None, perspective: bool = False) -> Tensor:
+    """grid_sample coordinates [B,G,G,G,3] of the camera-frame grid in the voxel grid (see
+    ``camera_frame_volume``); depends only on the cameras, so one grid serves several voxel batches."""
+    g = grid_resolution
+    theta, _ = camera_frame_theta(cameras, voxel_extent, depth_extent)
+    if not perspective:
+        return affine_grid_3d(theta, g)
+    # Camera-grid (a, b, c) -> camera point ((a w_x + o_x) z / d0, (b w_y + o_y) z / d0, z): the
+    # affine map's camera-frame part scaled by z / d0 per slice, so each column is a pixel's ray.
+    b = len(cameras)
+    base = affine_grid_3d(torch.eye(3, 4, device=theta.device).expand(b, 3, 4), g)
+    scale, offset = camera_frame_scale_offset(cameras, voxel_extent, depth_extent)
+    bcast = (slice(None), None, None, None)
+    depth = offset[:, 2][bcast] + base[..., 2] * scale[:, 2][bcast]
+    bend = (depth / offset[:, 2][bcast]).clamp_min(0.0)
+    cam = torch.stack([(base[..., 0] * scale[:, 0][bcast] + offset[:, 0][bcast]) * bend,
+                       (base[..., 1] * scale[:, 1][bcast] + offset[:, 1][bcast]) * bend, depth], -1)
+    c2w = cameras.cam2world.float()
+    world = cam @ c2w[:, None, None, :3, :3].transpose(-1, -2) + c2w[:, None, None, None, :3, 3]
+    return world.flip(-1) / voxel_extent  # (x, y, z) -> grid_sample's (z, y, x)
+
+
+def sample_camera_frame(voxels: Tensor, grid: Tensor) -> Tensor:
+    """Trilinear resampling of voxels [B,C,R,R,R] at ``grid`` [B,G,G,G,3] -> [B,C,G,G,G]; zero outside."""
+    return F.grid_sample(voxels, grid.to(voxels.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
+
+
 def camera_frame_volume(voxels: Tensor, cameras: Cameras, voxel_extent: float = 1.0, grid_resolution: int | None = None,
                         depth_extent: float | None = None, perspective: bool = False) -> Tensor:
     """Resample object-space voxels into the camera frame.
@@ -82,25 +122,9 @@ def camera_frame_volume(voxels: Tensor, cameras: Cameras, voxel_extent: float = 
     perspective). perspective=True scales each depth slice by z / d0 so that every (row, column)
     line of the grid is a camera ray through that pixel (a frustum grid); an option, not the paper.
     """
-    b, c = voxels.shape[:2]
     g = 2 * voxels.shape[-1] if grid_resolution is None else grid_resolution
-    theta, _ = camera_frame_theta(cameras, voxel_extent, depth_extent)
-    if not perspective:
-        grid = F.affine_grid(theta.to(voxels.dtype), [b, c, g, g, g], align_corners=True)
-    else:
-        # Camera-grid (a, b, c) -> camera point ((a w_x + o_x) z / d0, (b w_y + o_y) z / d0, z): the
-        # affine map's camera-frame part scaled by z / d0 per slice, so each column is a pixel's ray.
-        base = F.affine_grid(torch.eye(3, 4, device=voxels.device).expand(b, 3, 4), [b, c, g, g, g], align_corners=True)
-        scale, offset = camera_frame_scale_offset(cameras, voxel_extent, depth_extent)
-        bcast = (slice(None), None, None, None)
-        depth = offset[:, 2][bcast] + base[..., 2] * scale[:, 2][bcast]
-        bend = (depth / offset[:, 2][bcast]).clamp_min(0.0)
-        cam = torch.stack([(base[..., 0] * scale[:, 0][bcast] + offset[:, 0][bcast]) * bend,
-                           (base[..., 1] * scale[:, 1][bcast] + offset[:, 1][bcast]) * bend, depth], -1)
-        c2w = cameras.cam2world.float()
-        world = cam @ c2w[:, None, None, :3, :3].transpose(-1, -2) + c2w[:, None, None, None, :3, 3]
-        grid = (world.flip(-1) / voxel_extent).to(voxels.dtype)  # (x, y, z) -> grid_sample's (z, y, x)
-    return F.grid_sample(voxels, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    grid = camera_frame_grid(cameras.to(voxels.device), voxel_extent, g, depth_extent, perspective)
+    return sample_camera_frame(voxels, grid)
 
 
 # ---------------------------------------------------------------------------------------------
