@@ -7,6 +7,7 @@ the Frechet distance of 2048-d statistics (ours vs torchmetrics, same run, same 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -30,7 +31,8 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only; do not append to BENCHMARKS.md")
     args = parser.parse_args()
     device = torch.device(args.device)
-    name = device_name(device)
+    # Other processes on a shared machine slow CPU figures down: record the load with them.
+    name = f"{device_name(device)}, load avg {os.getloadavg()[0]:.1f}"
     write = not args.no_write
 
     # Feature extraction: a randomly initialised network has the same cost as a trained one.
@@ -67,7 +69,7 @@ def main() -> None:
     report(
         "metrics: Frechet distance of 2048-d stats, unflat (eigh) vs torchmetrics (eigvals)",
         f"{ours:.2f} s vs {lib:.2f} s (ratio {lib / ours:.2f}x); values {value_ours:.6f} vs {value_lib:.6f}",
-        device_name("cpu"),
+        f"{device_name('cpu')}, load avg {os.getloadavg()[0]:.1f}",
         {"unflat_s": ours, "torchmetrics_s": lib, "fid_unflat": value_ours, "fid_torchmetrics": value_lib},
         write,
     )

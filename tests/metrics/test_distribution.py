@@ -115,6 +115,7 @@ def test_kid_subsets_mean_and_std():
     assert kernel_inception_distance(x, y, 20, 50, seed=3) == (mean, std)
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_inception_score_analytic_and_torchmetrics():
     # Uniform predictions: IS = 1. Confident, balanced over C classes: IS = C.
     assert inception_score(torch.zeros(40, 7), splits=4)[0] == pytest.approx(1.0)
