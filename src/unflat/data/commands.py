@@ -349,14 +349,21 @@ def _progress(total: int, description: str) -> "object":
     return progress
 
 
-def _print_report(report: SkipReport, used: int, what: str) -> None:
+def _print_report(report: SkipReport, used: int, total: int, what: str) -> None:
+    """The skip table (reason | count | examples) and notes, on stderr."""
     from rich.console import Console  # noqa: PLC0415
 
     console = Console(stderr=True)
     if report.total:
-        console.print(report.table(f"Skipped {report.total} of {used + report.total} {what}"))
+        console.print(report.table(f"Used {used} of {total} {what}; skipped:"))
     for note in report.notes:
         console.print(f"[yellow]note:[/] {note}")
+
+
+def _print_done(out: Path, images: int, classes: int) -> None:
+    from rich.console import Console  # noqa: PLC0415
+
+    Console(stderr=True).print(f"[green]wrote[/] {images} images ({classes} classes) to {out}")
 
 
 def _write_rendered(writer: DatasetWriter, rendered: RenderedShape, job: ShapeJob, store_mesh: bool) -> None:
@@ -410,6 +417,7 @@ def run_synth(cfg: SynthConfig) -> Path:
                 assert isinstance(rendered, RenderedShape)
                 _write_rendered(writer, rendered, job, store_mesh=True)
                 progress.advance(progress.task_ids[0])
+    _print_done(cfg.out, len(jobs) * cfg.views_per_shape, len(cfg.category))
     return cfg.out
 
 
@@ -444,9 +452,10 @@ def run_render_meshes(cfg: RenderMeshesConfig) -> Path:
                 progress.advance(progress.task_ids[0])
         source["skipped"] = report.as_dict()
         source["used"] = used
-        _print_report(report, used, "mesh files")
+        _print_report(report, used, len(jobs), "mesh files")
         if used == 0:
             raise UserError(f"{cfg.meshes}: none of the {len(jobs)} mesh files could be used (see the table above)")
+    _print_done(cfg.out, used * cfg.views_per_shape, len(classes))
     return cfg.out
 
 
@@ -517,8 +526,9 @@ def run_images(cfg: ImagesConfig) -> Path:
                 report.notes.append(f"class '{name}' has files but no usable image; its label {class_ids[name]} stays reserved")
         source["skipped"] = report.as_dict()
         source["used"] = int(used_per_class.sum())
-        _print_report(report, int(used_per_class.sum()), "files")
+        _print_report(report, int(used_per_class.sum()), len(items), "files")
         if used_per_class.sum() == 0:
             raise UserError(f"{cfg.src}: none of the {len(items)} files is a usable image (see the table above)")
+    _print_done(cfg.out, int(used_per_class.sum()), len(classes))
     return cfg.out
 
