@@ -82,3 +82,32 @@ def test_index_page_renders_without_errors(served: str, tmp_path: Path):
     assert "meshes/sphere.glb" in result.stdout and "samples/grid.png" in result.stdout
     assert 'aria-label="loss"' in result.stdout
     assert console_errors(result.stderr) == []
+
+
+def test_sampler_asks_the_backend_and_shows_the_image(tmp_path: Path):
+    import io
+
+    class SeedColour:
+        def __init__(self) -> None:
+            self.calls: list[tuple[int, int | None]] = []
+
+        def sample(self, seed: int, class_id: int | None) -> bytes:
+            self.calls.append((seed, class_id))
+            buffer = io.BytesIO()
+            Image.new("RGB", (32, 32), (200, 30, 30)).save(buffer, "PNG")
+            return buffer.getvalue()
+
+    backend = SeedColour()
+    (tmp_path / "run").mkdir()
+    server = make_server(tmp_path / "run", port=0, backend=backend, quiet=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        result = chromium(server.url, tmp_path, "--dump-dom")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert backend.calls == [(0, None)]  # the page renders seed 0, any class, on load
+    assert 'id="sample"' in result.stdout and 'src="/api/sample?seed=0"' in result.stdout
+    assert re.search(r'<p id="sample-status">\s*</p>', result.stdout), "the image did not load"
+    assert console_errors(result.stderr) == []

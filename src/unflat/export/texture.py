@@ -71,7 +71,7 @@ def xatlas_uv(mesh: trimesh.Trimesh, texture_size: int) -> tuple[np.ndarray, np.
         np.savez(source, vertices=np.asarray(mesh.vertices, np.float32), faces=np.asarray(mesh.faces, np.uint32))
         result = subprocess.run(
             [sys.executable, str(worker), str(source), str(target), str(texture_size)],
-            capture_output=True, text=True,
+            capture_output=True, text=True, cwd=folder,  # a crash's core file, if any, goes away with the folder
         )
         if result.returncode != 0 or not target.exists():
             detail = result.stderr.strip().splitlines()[-1:] or [f"exit status {result.returncode}"]
