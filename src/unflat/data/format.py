@@ -12,7 +12,7 @@ A dataset is a directory::
     meshes/           optional ground-truth meshes, ``{shape_id:06d}.ply`` in world units
     preview.png       a sample grid for people
 
-See docs/dataset-format.md. Everything is validated on load with errors that name the file and field.
+See docs/data.md. Everything is validated on load with errors that name the file and field.
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ class HostBatch:
     class_ids: Tensor
     shape_ids: Tensor
     masks: Tensor | None
-    depth: Tensor | None
+    depth: Tensor | None  # float16 [B,H,W]
     views_per_sample: int
 
     def pin_memory(self) -> "HostBatch":
@@ -131,7 +131,6 @@ def gather(dataset: Dataset, indices: np.ndarray, views_per_sample: int = 1) -> 
         return torch.from_numpy(np.ascontiguousarray(array[sorted_idx][inverse]))
 
     idx = torch.from_numpy(indices)
-    depth = take(dataset.depth)
     return HostBatch(
         images=take(dataset.images),
         cam2world=dataset.cameras.cam2world[idx],
@@ -139,7 +138,7 @@ def gather(dataset: Dataset, indices: np.ndarray, views_per_sample: int = 1) -> 
         class_ids=torch.from_numpy(dataset.labels[indices]),
         shape_ids=torch.from_numpy(dataset.shape_ids[indices]),
         masks=take(dataset.masks),
-        depth=None if depth is None else depth.float(),
+        depth=take(dataset.depth),  # float16 until it reaches the device
         views_per_sample=views_per_sample,
     )
 
