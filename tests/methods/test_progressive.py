@@ -308,3 +308,23 @@ def test_from_generator_rejects_methods_without_the_multiview_contract(tmp_path:
     with pytest.raises(UserError, match="multi-view contract"):
         write_from_generator(OneViewPerLatent(2), cfg, ("a",), 16, 2.5, 40.0)
     assert not (tmp_path / "x").exists()
+
+
+def test_evaluate_same_and_novel_views(multiview_sphere_dataset: Path):
+    from unflat.metrics.evaluate import ReconstructionEvaluation
+
+    method = _method(multiview_sphere_dataset)
+    views = method.evaluate_views(multiview_sphere_dataset, num_shapes=4, seed=0, batch_size=3)
+    data = open_dataset(multiview_sphere_dataset)
+    for name in ("same", "novel"):
+        v = views[name]
+        assert v["pred_images"].shape == v["target_images"].shape == (4, 3, 16, 16)
+        assert v["pred_masks"].shape == v["target_masks"].shape == (4, 1, 16, 16)
+        assert 0 <= v["pred_images"].min() and v["pred_images"].max() <= 1
+    # Targets are dataset images: each same-view target is one of the dataset's images.
+    all_images = torch.from_numpy(np.asarray(data.images, dtype=np.float32) / 255).permute(0, 3, 1, 2)
+    for target in views["same"]["target_images"]:
+        assert (all_images - target).abs().flatten(1).amax(1).min() < 1e-6
+    result = method.evaluate(multiview_sphere_dataset, num_shapes=4)
+    assert isinstance(result["novel_view"], ReconstructionEvaluation)
+    assert 0 <= result["same_view"].silhouette_iou.mean <= 1 and result["novel_view"].ssim is not None

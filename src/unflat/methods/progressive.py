@@ -314,7 +314,10 @@ class Progressive(Method):
                                            "loss_iou": loss_iou.detach(), "loss_laplacian": loss_lap.detach()}
         if stage >= 2:
             out1 = self.render(verts, texture, cam1)
-            sil1 = out1.mask
+            # The predicted silhouette only selects pixels: without detaching, shrinking the mesh would
+            # be an easy way to lower this loss, and the paper keeps same-view silhouettes from guiding
+            # the geometry. The mesh still learns from the rendered colours (through the barycentrics).
+            sil1 = out1.mask.detach()
             loss_same = self.perceptual(out1.rgb * 2 - 1, at_render_size(inp), mask=sil1)
             total = total + cfg.w_same_view * loss_same
             logs["loss_same_view"] = loss_same.detach()
@@ -417,6 +420,79 @@ class Progressive(Method):
         )
         visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
         return trimesh.Trimesh(vertices=vertices, faces=t.faces_uv.cpu().numpy(), visual=visual, process=False)
+
+    # ---- evaluation (the paper's same-view / novel-view protocol) ------------------------------
+    @torch.no_grad()
+    def evaluate_views(self, data: Path, num_shapes: int = 64, seed: int = 0, batch_size: int = 16) -> dict:
+        """Reconstruct one view of ``num_shapes`` multi-view shapes of dataset ``data`` and render the
+        prediction at that view ("same") and at another view of the shape ("novel").
+
+        Returns {"same": views, "novel": views, "pred_meshes": [trimesh], "gt_meshes": [trimesh] or None}
+        with views = {"pred_images", "target_images" [N,3,H,W] in [0,1] (predictions composited over the
+        data's background colour), "pred_masks", "target_masks" [N,1,H,W], "pred_depth", "reference_depth"
+        (None without depth)}; ready for ``unflat.metrics.evaluate.evaluate_reconstruction``.
+        """
+        import trimesh
+
+        from unflat.data.format import open_dataset
+
+        dataset = open_dataset(data)
+        groups = [g for g in dataset.views_of_shape() if len(g) >= 2]
+        if not groups:
+            raise UserError(f"{data}: evaluation needs shapes with at least 2 views")
+        rng = np.random.default_rng(seed)
+        chosen = rng.choice(len(groups), size=min(num_shapes, len(groups)), replace=False)
+        pairs = np.array([rng.choice(groups[i], 2, replace=False) for i in np.sort(chosen)])
+        background = torch.tensor([self.data_stats[f"background_{c}"] for c in "rgb"], device=self.device).view(1, 3, 1, 1)
+        result: dict = {"same": {}, "novel": {}, "pred_meshes": [], "gt_meshes": [] if dataset.info.has_meshes else None}
+        parts: dict[str, dict[str, list[Tensor]]] = {"same": {}, "novel": {}}
+
+        def load(index: np.ndarray, array: np.ndarray | None, scale: float) -> Tensor | None:
+            if array is None:
+                return None
+            values = torch.from_numpy(np.asarray(array[np.sort(index)][np.argsort(np.argsort(index))], dtype=np.float32))
+            return values.to(self.device) / scale
+
+        t = self.template
+        for start in range(0, len(pairs), batch_size):
+            chunk = pairs[start:start + batch_size]
+            inputs = load(chunk[:, 0], dataset.images, 127.5).permute(0, 3, 1, 2) - 1
+            verts, texture = self._predict_eval(inputs)
+            for i, shape_index in enumerate(chunk[:, 0]):
+                result["pred_meshes"].append(trimesh.Trimesh(verts[i].cpu().numpy(), t.faces.cpu().numpy(), process=False))
+                if result["gt_meshes"] is not None:
+                    path = dataset.mesh_path(int(dataset.shape_ids[shape_index]))
+                    result["gt_meshes"].append(trimesh.load(path, force="mesh") if path else None)
+            for name, column in (("same", 0), ("novel", 1)):
+                index = chunk[:, column]
+                out = self.render(verts, texture, dataset.cameras[torch.from_numpy(index)].to(self.device),
+                                  self.image_resolution, with_silhouette=False)
+                coverage = out.extras["coverage"]
+                pred = torch.where(coverage > 0, out.rgb, background.expand_as(out.rgb))
+                values = {"pred_images": pred, "target_images": load(index, dataset.images, 255.0).permute(0, 3, 1, 2),
+                          "pred_masks": coverage, "target_masks": load(index, dataset.masks, 255.0)[:, None],
+                          "pred_depth": out.depth,
+                          "reference_depth": None if dataset.depth is None else load(index, dataset.depth, 1.0)[:, None]}
+                for key, value in values.items():
+                    parts[name].setdefault(key, []).append(None if value is None else value.cpu())
+        for name in ("same", "novel"):
+            result[name] = {k: (None if v[0] is None else torch.cat(v)) for k, v in parts[name].items()}
+        if result["gt_meshes"] is not None and any(m is None for m in result["gt_meshes"]):
+            result["gt_meshes"] = None
+        return result
+
+    def evaluate(self, data: Path, num_shapes: int = 64, seed: int = 0, perceptual=None, batch_size: int = 16) -> dict:
+        """The paper's table for this run on dataset ``data``: {"same_view": ReconstructionEvaluation,
+        "novel_view": ...} with MSE/PSNR/SSIM, LPIPS when ``perceptual`` (unflat.metrics.lpips) is
+        given, silhouette IoU, depth accuracy; shape metrics (Chamfer, F-score, volume IoU) against the
+        dataset's ground-truth meshes, when it has them, are in "same_view" (the mesh is view-independent)."""
+        from unflat.metrics.evaluate import evaluate_reconstruction
+
+        views = self.evaluate_views(data, num_shapes, seed, batch_size)
+        same = evaluate_reconstruction(**views["same"], pred_meshes=views["pred_meshes"] if views["gt_meshes"] else None,
+                                       gt_meshes=views["gt_meshes"], perceptual=perceptual, device=self.device, seed=seed)
+        novel = evaluate_reconstruction(**views["novel"], perceptual=perceptual, device=self.device, seed=seed)
+        return {"same_view": same, "novel_view": novel}
 
     # ---- reconstruction from files ---------------------------------------------------------------
     def reconstruct(self, images: list[Path], out_dir: Path, masks: list[Path] | None = None, batch_size: int = 16,
