@@ -294,11 +294,13 @@ def texture(tex: Tensor, uv: Tensor, mode: str = "bilinear") -> Tensor:
 # ---------------------------------------------------------------------------------------------
 # soft silhouette
 # ---------------------------------------------------------------------------------------------
-def _segment_sq_distance(p: Tensor, a: Tensor, b: Tensor) -> Tensor:
-    ab = b - a
-    t = ((p - a) * ab).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-20)
-    closest = a + t.clamp(0, 1)[..., None] * ab
-    return ((p - closest) ** 2).sum(-1)
+def _segment_sq_distance(px: Tensor, py: Tensor, ax: Tensor, ay: Tensor, bx: Tensor, by: Tensor) -> Tensor:
+    """Squared distance from points (px, py) to segments (a, b), all [N] (components: fewer, larger kernels)."""
+    abx, aby = bx - ax, by - ay
+    apx, apy = px - ax, py - ay
+    t = ((apx * abx + apy * aby) / (abx * abx + aby * aby).clamp_min(1e-20)).clamp(0, 1)
+    dx, dy = apx - t * abx, apy - t * aby
+    return dx * dx + dy * dy
 
 
 def soft_silhouette(
@@ -355,10 +357,11 @@ def soft_silhouette(
         outside = flat_covered[key] < 0.5
         face, col, row, key = face[outside], col[outside], row[outside], key[outside]
         t = flat_tri[face]
-        p = torch.stack([col, row], -1).to(t.dtype)
+        px, py = col.to(t.dtype), row.to(t.dtype)
+        x0, y0, x1, y1, x2, y2 = t.reshape(-1, 6).unbind(-1)
         d2 = torch.minimum(
-            torch.minimum(_segment_sq_distance(p, t[:, 0], t[:, 1]), _segment_sq_distance(p, t[:, 1], t[:, 2])),
-            _segment_sq_distance(p, t[:, 2], t[:, 0]),
+            torch.minimum(_segment_sq_distance(px, py, x0, y0, x1, y1), _segment_sq_distance(px, py, x1, y1, x2, y2)),
+            _segment_sq_distance(px, py, x2, y2, x0, y0),
         )
         near = d2.detach() < margin * margin
         # log(1 - exp(-x)), finite for the (measure-zero) case of a pixel centre on an edge.
