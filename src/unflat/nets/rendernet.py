@@ -8,7 +8,7 @@ Two stages:
    along the first axis is looking through the camera.
 2. ``RenderNet``: 3D convolutions (two stride-2 downsamplings, then 2 residual blocks), a projection
    unit (depth folded into channels + 1x1 convolution, as in RenderNet), 4 residual blocks in 2D and
-   up/down-sampling to the image size; tanh output in [-1, 1].
+   up/down-sampling to the image size; a linear output regressed onto images in [-1, 1].
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ class ResBlock(nn.Module):
 
 
 class RenderNet(nn.Module):
-    """Camera-frame volume [B,1,G,G,G] -> image [B,3,S,S] in [-1,1].
+    """Camera-frame volume [B,1,G,G,G] -> image [B,3,S,S] (trained towards images in [-1,1]; not clamped).
 
     grid_resolution: G (paper: 128); the 3D stage works at G/4 after two stride-2 convolutions.
     image_resolution: S (paper: 128); the 2D stage up- or down-samples from G/4 to S by factors of 2.
@@ -185,10 +185,12 @@ class RenderNet(nn.Module):
         self.decoder = nn.Sequential(_act(), *layers)
 
     def forward(self, volume: Tensor) -> Tensor:
-        """volume: [B,1,G,G,G] (depth, rows, columns) -> [B,3,S,S] in [-1,1]."""
+        """volume: [B,1,G,G,G] (depth, rows, columns) -> [B,3,S,S] (linear output)."""
         if volume.shape[-3:] != (self.grid_resolution,) * 3:
             raise ValueError(f"RenderNet expects a {self.grid_resolution}^3 volume, got {tuple(volume.shape)}")
         feats = self.encoder3d(volume)  # [B,C,D,H,W]
         b, c, d, h, w = feats.shape
         feats = self.projection(feats.reshape(b, c * d, h, w))
-        return torch.tanh(self.decoder(self.blocks2d(feats)))
+        # Linear output: a tanh saturates at the white background early in training and then passes
+        # no gradient to the object's pixels (the proxy collapses to an empty image).
+        return self.decoder(self.blocks2d(feats))
