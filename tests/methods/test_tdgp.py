@@ -224,3 +224,165 @@ def test_distillation_loss_values():
     assert distillation_loss(pred, target, w).item() == pytest.approx((5 * 1.6 + 1 * 0.4) / 2)
     same = torch.randn(4, 6)
     assert distillation_loss(same, same, kind="kl").abs().item() < 1e-6
+
+
+# ---------------------------------------------------------------------------------------------
+# The method
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNFLAT_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def make_tdgp(dataset: Path, **overrides):
+    from dataclasses import replace
+
+    from unflat.methods.registry import get_method
+
+    spec = get_method("3dgp")
+    torch.manual_seed(0)
+    cfg = replace(spec.config("tiny"), data=dataset, device="cpu", **overrides)
+    return spec.method_cls(cfg, open_dataset(dataset).info, TrainContext(CPU))
+
+
+def run_steps(method, dataset: Path, steps: int = 2) -> list[dict]:
+    logs = []
+    for step, batch in enumerate(iterate_batches(dataset, 0, steps, method.cfg.batch_size, method.cfg.seed, CPU)):
+        torch.manual_seed(step)
+        method.set_learning_rates(step)
+        logs.append(method.train_step(batch, step))
+    return logs
+
+
+def test_depth_method_is_registered():
+    from unflat.methods.registry import get_method
+
+    assert get_method("depth").config("tiny").max_steps > 0
+    assert get_method("3dgp").config("paper").plane_resolution == 512
+
+
+@pytest.mark.parametrize("off", ["use_depth", "depth_adaptor", "learn_cameras", "distill", "patch_training", "all"])
+def test_each_component_switches_off(sphere_dataset, cache_dir, off):
+    names = ["use_depth", "depth_adaptor", "learn_cameras", "distill", "patch_training"]
+    method = make_tdgp(sphere_dataset, **{n: False for n in names if off in (n, "all")})
+    logs = run_steps(method, sphere_dataset)
+    cfg = method.cfg
+    assert method.D.in_channels == 3 + cfg.use_depth + 2 * cfg.patch_training
+    assert ("loss/distill" in logs[0]) == cfg.distill
+    assert ("camera/mean_angle_loss" in logs[0]) == cfg.learn_cameras
+    assert (method.G.depth_adaptor is not None) == (cfg.use_depth and cfg.depth_adaptor)
+    assert ("patch/mean_scale" in logs[0]) and (logs[-1]["patch/mean_scale"] < 1) == cfg.patch_training
+    assert all(math.isfinite(float(v)) for log in logs for v in log.values())
+    if not cfg.learn_cameras:  # prior cameras: azimuth spread over the prior's range
+        az = torch.rad2deg(method._fake_params[:, 0])
+        assert az.min() >= cfg.azimuth_min and az.max() <= cfg.azimuth_max
+
+
+def test_patch_cameras_render_exactly_the_crop_of_the_full_frame(sphere_dataset, cache_dir):
+    from unflat.methods.tdgp import extract_patches, patch_cameras
+
+    method = make_tdgp(sphere_dataset, patch_training=True)
+    G = method.G_ema
+    torch.manual_seed(1)
+    z = torch.randn(2, method.cfg.z_dim)
+    ws = G.map(z, G.class_onehot(torch.tensor([0, 1]), 2, CPU))
+    planes = G.planes(ws, "const")
+    cams = Cameras.from_orbit(torch.tensor([10.0, -30.0]), torch.tensor([5.0, 20.0]), 2.0, 40.0)
+    full = G.render(planes, ws, cams, 16, perturb=False, noise_mode="const")
+    scales, offsets = torch.tensor([0.5, 0.5]), torch.tensor([[0.25, 0.25], [0.5, 0.0]])
+    patch = G.render(planes, ws, patch_cameras(cams, scales, offsets), 8, perturb=False, noise_mode="const")
+    crops = torch.stack([full.image[0, :, 4:12, 4:12], full.image[1, :, 0:8, 8:16]])
+    torch.testing.assert_close(patch.image, crops, atol=1e-5, rtol=0)
+    torch.testing.assert_close(extract_patches(full.image, scales, offsets, 8), crops, atol=1e-5, rtol=0)
+
+
+def test_method_cameras_are_valid_and_within_the_prior(sphere_dataset, cache_dir):
+    method = make_tdgp(sphere_dataset)
+    run_steps(method, sphere_dataset, 1)
+    params, cams = method.camera_samples(128, seed=0, class_ids=torch.tensor(1))
+    cfg = method.cfg
+    assert cams.is_valid().all()
+    assert (cams.fov_deg >= cfg.fov_min - 1e-3).all() and (cams.fov_deg <= cfg.fov_max + 1e-3).all()
+    az, el, _ = cams.to_orbit()
+    assert (az >= cfg.azimuth_min - 1e-3).all() and (az <= cfg.azimuth_max + 1e-3).all()
+    assert (el >= cfg.elevation_min - 1e-3).all() and (el <= cfg.elevation_max + 1e-3).all()
+    hist = method.histograms()
+    assert set(hist) >= {"camera/azimuth", "camera/fov"} and len(hist["camera/fov"]) == cfg.batch_size
+
+
+def test_loss_explosion_detector():
+    from unflat.methods.base import NonFiniteError
+    from unflat.methods.tdgp import LossExplosion, LossExplosionDetector
+
+    det = LossExplosionDetector(factor=10, warmup_steps=3, momentum=0.5)
+    for value in [1.0, 1.2, 0.8]:
+        det.check("G", torch.tensor(value))
+    det.check("G", torch.tensor(5.0))  # large, but under 10x the running mean
+    with pytest.raises(LossExplosion) as info:
+        det.check("G", torch.tensor(1e3))
+    assert isinstance(info.value, NonFiniteError) and "running mean" in str(info.value)
+    det.check("D", torch.tensor(1e3))  # each loss has its own mean and warm-up
+    clone = LossExplosionDetector(10, 3, 0.5)
+    clone.load(det.state())
+    assert clone.means == det.means and clone.counts == det.counts
+
+
+def test_train_resume_sample_export_through_the_engine(sphere_dataset, cache_dir, tmp_path):
+    from dataclasses import replace
+
+    import trimesh
+
+    from unflat.engine import checkpoint as ckpt
+    from unflat.engine.trainer import load_run, resume, train
+    from unflat.methods.registry import get_method
+
+    spec = get_method("3dgp")
+
+    def cfg(out: str, steps: int):
+        return replace(spec.config("tiny"), data=sphere_dataset, out=tmp_path / out, device="cpu", max_steps=steps)
+
+    train(spec, cfg("straight", 2))
+    train(spec, cfg("split", 1))
+    resume(tmp_path / "split", {"max_steps": 2})
+    a = ckpt.load_checkpoint(tmp_path / "straight")["method_state"]
+    b = ckpt.load_checkpoint(tmp_path / "split")["method_state"]
+    for net in a["networks"]:
+        for key in a["networks"][net]:
+            assert torch.equal(a["networks"][net][key], b["networks"][net][key]), (net, key)
+    assert a["extra"] == b["extra"]
+    assert len(list((cache_dir / "depth").glob("*.npy"))) == 1  # ground-truth depth, computed once
+    assert len(list((cache_dir / "features").glob("*.npy"))) == 1
+
+    method = load_run(tmp_path / "split", "cpu").method
+    s1 = method.sample(3, seed=5, class_ids=torch.tensor(1))
+    s2 = method.sample(3, seed=5, class_ids=torch.tensor(1))
+    assert torch.equal(s1.images, s2.images) and s1.images.shape == (3, 3, 16, 16)  # full frames, not patches
+    assert s1.cameras.is_valid().all()
+    meshes = method.export(tmp_path / "export", 1, seed=0, formats=("glb",))
+    assert len(trimesh.load(meshes[0], force="mesh").faces) > 0
+
+
+def test_loss_explosion_stops_the_update_and_reaches_the_engine(sphere_dataset, cache_dir, tmp_path):
+    from dataclasses import replace
+
+    from unflat.engine.trainer import TrainingDiverged, train
+    from unflat.methods.registry import get_method
+    from unflat.methods.tdgp import LossExplosion
+
+    # A hair-trigger detector: any loss above its running mean "explodes".
+    method = make_tdgp(sphere_dataset, explosion_factor=1.0001, explosion_warmup_steps=1)
+    batches = list(iterate_batches(sphere_dataset, 0, 3, method.cfg.batch_size, method.cfg.seed, CPU))
+    with pytest.raises(LossExplosion) as info:
+        for step, batch in enumerate(batches):
+            torch.manual_seed(step)
+            before = {name: {k: v.detach().clone() for k, v in net.named_parameters()} for name, net in method.networks().items()}
+            method.train_step(batch, step)
+    exploded = str(info.value).split(":")[0]  # the optimiser whose loss exploded: its network was not updated
+    after = dict(method.networks()[exploded].named_parameters())
+    assert all(torch.equal(before[exploded][k], after[k]) for k in after)
+    spec = get_method("3dgp")
+    cfg = replace(spec.config("tiny"), data=sphere_dataset, out=tmp_path / "run", device="cpu", max_steps=4,
+                  explosion_factor=1.0001, explosion_warmup_steps=1, nan_policy="stop")
+    with pytest.raises(TrainingDiverged, match="exceeds"):
+        train(spec, cfg)

@@ -50,16 +50,17 @@ def patch_sample_weights(scales: Tensor | None, power: float = 1.0) -> Tensor | 
 class FeatureTeacher(nn.Module):
     """A frozen feature network for distillation: images [B,3,H,W] in [-1,1] -> features [B,D].
 
-    ``net`` maps ImageNet-normalised images (or [-1,1] images when ``imagenet_normalise`` is False) to
-    features; images are resized to ``input_size``. ``identity`` names the network and its weights (keys caches).
+    ``input_range`` says what ``net`` expects: "imagenet" (ImageNet mean/std normalised, e.g. ResNet-50),
+    "unit" ([0,1], e.g. unflat's domain backbone) or "signed" ([-1,1]). Images are resized to
+    ``input_size`` first (None = as given). ``identity`` names the network and its weights (keys caches).
     """
 
     def __init__(self, net: nn.Module, feature_dim: int, identity: str, input_size: int | None = 224,
-                 imagenet_normalise: bool = True) -> None:
+                 input_range: Literal["imagenet", "unit", "signed"] = "imagenet") -> None:
         super().__init__()
         self.net = net.eval().requires_grad_(False)
         self.feature_dim, self.identity = feature_dim, identity
-        self.input_size, self.imagenet_normalise = input_size, imagenet_normalise
+        self.input_size, self.input_range = input_size, input_range
 
     def train(self, mode: bool = True) -> "FeatureTeacher":
         return super().train(False)  # always frozen: BatchNorm statistics must not move
@@ -71,14 +72,11 @@ class FeatureTeacher(nn.Module):
     @torch.no_grad()
     def forward(self, images: Tensor) -> Tensor:
         x = images.to(self.device, torch.float32)
-        if self.imagenet_normalise:
+        if self.input_range == "imagenet":
             x = ((x + 1) / 2 - x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        elif self.input_range == "unit":
+            x = (x + 1) / 2
         if self.input_size is not None and x.shape[-1] != self.input_size:
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False, antialias=True)
         feats = self.net(x)
         return feats.flatten(1).float()
-
-
-def resnet50_trunk(resnet: nn.Module) -> nn.Module:
-    """torchvision ResNet-50 -> its 2048-d pooled features (the classifier's penultimate layer)."""
-    return nn.Sequential(*list(resnet.children())[:-1], nn.Flatten(1))

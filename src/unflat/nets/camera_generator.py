@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from unflat.cameras import Cameras, fov_to_focal, look_at, orbit_to_eye
+from unflat.nets.stylegan2 import EqualLinear
 
 CAMERA_PARAMS = ("azimuth", "elevation", "radius", "fov", "look_at_azimuth", "look_at_elevation", "look_at_radius")
 AZ, EL, RADIUS, FOV, LA_AZ, LA_EL, LA_R = range(7)
@@ -88,26 +89,32 @@ def _normalise_2nd_moment(x: Tensor, eps: float = 1e-8) -> Tensor:
 
 
 class _ParamsMLP(nn.Module):
-    """params [B,k] (+ class embedding, + z embedding) -> raw outputs [B,m]; softplus MLP as in public 3DGP."""
+    """params [B,k] (+ class embedding, + z embedding) -> raw outputs [B,m]: the public 3DGP softplus MLP,
+    with equalised-learning-rate layers whose ``lr_multiplier`` slows the camera down relative to G."""
 
-    def __init__(self, in_params: int, out_params: int, hidden: int, embed: int, num_classes: int, z_dim: int) -> None:
+    def __init__(self, in_params: int, out_params: int, hidden: int, embed: int, num_classes: int, z_dim: int,
+                 lr_multiplier: float) -> None:
         super().__init__()
-        self.project_params = nn.Linear(in_params, hidden)
-        self.embed_class = nn.Embedding(num_classes, embed) if num_classes > 1 else None
-        self.project_z = nn.Linear(z_dim, embed) if z_dim > 0 else None
+        lin = lambda i, o: EqualLinear(i, o, lr_multiplier=lr_multiplier)  # noqa: E731
+        self.num_classes = num_classes
+        self.project_params = lin(in_params, hidden)
+        self.embed_class = lin(num_classes, embed) if num_classes > 1 else None
+        self.project_z = lin(z_dim, embed) if z_dim > 0 else None
         width = hidden + (embed if self.embed_class is not None else 0) + (embed if self.project_z is not None else 0)
-        self.main = nn.Sequential(nn.Linear(width, hidden), nn.Softplus(), nn.Linear(hidden, out_params))
+        self.hidden = lin(width, hidden)
+        self.out = lin(hidden, out_params)
 
     def forward(self, params: Tensor, class_ids: Tensor | None, z: Tensor | None) -> Tensor:
         parts = [F.softplus(self.project_params(params))]
         if self.embed_class is not None:
             ids = torch.zeros(len(params), dtype=torch.long, device=params.device) if class_ids is None else class_ids
-            parts.append(_normalise_2nd_moment(F.softplus(self.embed_class(ids))))
+            onehot = F.one_hot(ids.long().to(params.device), self.num_classes).to(params.dtype)
+            parts.append(_normalise_2nd_moment(F.softplus(self.embed_class(onehot))))
         if self.project_z is not None:
             if z is None:
                 raise ValueError("this camera generator needs the latent z")
             parts.append(_normalise_2nd_moment(F.softplus(self.project_z(z))))
-        return self.main(torch.cat(parts, 1))
+        return self.out(F.softplus(self.hidden(torch.cat(parts, 1))))
 
 
 class CameraGenerator(nn.Module):
@@ -116,16 +123,18 @@ class CameraGenerator(nn.Module):
     Two stages, as in the public 3DGP code: the camera position from the prior position and the class;
     then field of view and look-at point from the new position, the prior fov/look-at, the class and z.
     ``learn_*`` switches each group off (then the prior value passes through unchanged).
+    ``lr_multiplier`` (0.1 in public 3DGP) scales the camera network's effective learning rate.
     """
 
     def __init__(self, prior: CameraPrior, num_classes: int = 1, z_dim: int = 0, hidden: int = 256, embed: int = 16,
                  learn_angles: bool = True, learn_radius: bool = False, learn_fov: bool = True,
-                 learn_look_at: bool = True) -> None:
+                 learn_look_at: bool = True, lr_multiplier: float = 0.1) -> None:
         super().__init__()
         self.prior = prior
+        self.z_dim = z_dim
         self.learn = {"angles": learn_angles, "radius": learn_radius, "fov": learn_fov, "look_at": learn_look_at}
-        self.origin = _ParamsMLP(3, 3, hidden, embed, num_classes, 0)
-        self.look = _ParamsMLP(7, 4, hidden, embed, num_classes, z_dim)
+        self.origin = _ParamsMLP(3, 3, hidden, embed, num_classes, 0, lr_multiplier)
+        self.look = _ParamsMLP(7, 4, hidden, embed, num_classes, z_dim, lr_multiplier)
 
     def forward(self, prior_params: Tensor, class_ids: Tensor | None = None, z: Tensor | None = None) -> Tensor:
         norm = self.prior.normalise(prior_params)
