@@ -78,6 +78,8 @@ class TriplaneGANConfig(RunConfig):
     """Side of the cube (centred at the origin) that the tri-planes cover, in world units."""
     white_background: bool = False
     """Composite renders over white (synthetic data on white) instead of learning the background in the volume."""
+    channels_last: bool = True
+    """Keep convolution weights/activations channels-last on CUDA (faster convolutions with bf16)."""
     # ---- rendering -------------------------------------------------------------------------------
     neural_resolution: int = 64
     """Volume-rendering resolution (the super-resolution network's input size)."""
@@ -326,10 +328,16 @@ class TriplaneGenerator(nn.Module):
             raise ValueError(f"{len(cameras)} cameras for {b} latents")
         views = len(cameras) // b
         if views > 1:
-            planes, ws = planes.repeat_interleave(views, 0), ws.repeat_interleave(views, 0)
+            ws = ws.repeat_interleave(views, 0)
         res = resolution or self.neural_resolution
         origins, dirs = cameras.rays(res, res)
-        field = lambda pts: self.query(planes, pts)  # noqa: E731
+
+        def field(points: Tensor) -> tuple[Tensor, Tensor]:
+            # The V views of a latent query its planes together (points [B*V,M,3] -> [B,V*M,3]), so the
+            # planes are never copied per view.
+            feats, density = self.query(planes, points.reshape(b, -1, 3))
+            return feats.reshape(points.shape[0], points.shape[1], -1), density.reshape(points.shape[0], points.shape[1], 1)
+
         if chunk:
             out = render_rays_chunked(field, origins, dirs, self.ray_near, self.ray_far, self.num_coarse,
                                       self.num_fine, perturb, chunk)
@@ -396,9 +404,14 @@ class TriplaneGAN(Method):
         self.num_classes = info.num_classes if cfg.class_conditional and info.num_classes > 1 else 0
         self.images_seen = 0
         generator = self.build_generator()
+        cl = cfg.channels_last and ctx.device.type == "cuda"
+        if cl:
+            generator = generator.to(memory_format=torch.channels_last)
         self.G = self.add_network("G", generator)
         self.G_ema = self.add_network("G_ema", make_ema(generator), train=False)
         self.D = self.add_network("D", self.build_discriminator())
+        if cl:
+            self.D = self.D.to(memory_format=torch.channels_last)
         betas = (0.0, cfg.adam_beta2)
         self.add_optimizer("G", torch.optim.Adam(self.G.parameters(), lr=cfg.g_lr, betas=betas, eps=1e-8))
         # Lazy regularisation: scale lr and betas so the R1 steps do not change the effective schedule.
@@ -539,15 +552,17 @@ class TriplaneGAN(Method):
 
     # ---- sampling ------------------------------------------------------------------------------
     def _latents(self, n: int, seed: int, class_ids: Tensor | None) -> tuple[Tensor, Tensor, torch.Generator]:
+        """z [n,z_dim], class ids [n] (random unless given; one id is broadcast) and the CPU generator (seeded
+        with ``seed``) to draw the cameras from next, so samples are deterministic in the seed."""
         g = torch.Generator().manual_seed(seed)
         z = torch.randn(n, self.cfg.z_dim, generator=g)
-        if class_ids is None and self.num_classes > 0:
-            class_ids = torch.randint(self.num_classes, (n,), generator=g)
-        elif class_ids is not None:
-            class_ids = torch.as_tensor(class_ids).reshape(-1).expand(n) if torch.as_tensor(class_ids).numel() == 1 \
-                else torch.as_tensor(class_ids)
-        ids = class_ids if class_ids is not None else torch.zeros(n, dtype=torch.long)
-        return z.to(self.device), ids.to(self.device), g
+        if class_ids is None:
+            ids = torch.randint(max(self.num_classes, 1), (n,), generator=g) if self.num_classes > 0 \
+                else torch.zeros(n, dtype=torch.long)
+        else:
+            given = torch.as_tensor(class_ids).reshape(-1)
+            ids = given.expand(n) if given.numel() == 1 else given
+        return z.to(self.device), ids.long().to(self.device), g
 
     @torch.no_grad()
     def sample(self, n: int, seed: int, class_ids: Tensor | None = None, cameras: Cameras | None = None,
@@ -605,7 +620,7 @@ class TriplaneGAN(Method):
         out_dir = Path(out_dir)
         ids = None if class_id is None else torch.full((num,), int(class_id))
         z, ids, _ = self._latents(num, seed, ids)
-        paths = []
+        paths: list[Path] = []
         for i in range(num):
             planes, _ = self.planes_for(z[i:i + 1], ids[i:i + 1])
             mesh = self.mesh_from_planes(planes)
@@ -634,8 +649,8 @@ class TriplaneGAN(Method):
             written.append(save_grid(_depth_to_image(samples.depth, samples.masks), out_dir / f"depth_{tag}.png", value_range=(0, 1)))
             np.save(out_dir / f"depth_{tag}.npy", samples.depth.cpu().numpy())
             written.append(out_dir / f"depth_{tag}.npy")
-            if meshes:
-                written += self.export(out_dir / "meshes" / tag, min(num, 4), seed, k)
+            if meshes:  # all classes: one mesh each; one class: up to four
+                written += self.export(out_dir / "meshes" / tag, min(num, 4 if len(classes) == 1 else 1), seed, k)
         if videos:
             z, ids, _ = self._latents(2, seed, None if class_id is None else torch.full((2,), int(class_id)))
             cam = self.sample_cameras(1, 1, torch.Generator().manual_seed(seed))
