@@ -328,3 +328,30 @@ def test_evaluate_same_and_novel_views(multiview_sphere_dataset: Path):
     result = method.evaluate(multiview_sphere_dataset, num_shapes=4)
     assert isinstance(result["novel_view"], ReconstructionEvaluation)
     assert 0 <= result["same_view"].silhouette_iou.mean <= 1 and result["novel_view"].ssim is not None
+
+
+def test_exported_texture_orientation_matches_the_renderer(multiview_sphere_dataset: Path, tmp_path: Path):
+    """A texture whose top rows are red and bottom rows blue: after a GLB round trip, trimesh's
+    texture lookup gives red exactly where unflat's renderer looks up the top rows (v < 0.5)."""
+    method = _method(multiview_sphere_dataset)
+    texture = torch.zeros(3, 8, 8)
+    texture[0, :4] = 1  # red on top (rows 0..3), in [-1,1]: red = (1,-1,-1)
+    texture[1:, :4] = -1
+    texture[2, 4:] = 1
+    texture[:2, 4:] = -1
+    verts = method.template.vertices * 0.5
+    path = tmp_path / "oriented.glb"
+    path.write_bytes(trimesh.exchange.gltf.export_glb(method.to_trimesh(verts, texture)))
+    mesh = trimesh.load(path, force="mesh")
+    colours = np.asarray(mesh.visual.to_color().vertex_colors)[:, :3].astype(int)
+    v_unflat = 1 - np.asarray(mesh.visual.uv)[:, 1]
+    top, bottom = v_unflat < 0.4, v_unflat > 0.6
+    assert top.any() and bottom.any()
+    assert (colours[top, 0] > 200).all() and (colours[top, 2] < 50).all()
+    assert (colours[bottom, 2] > 200).all() and (colours[bottom, 0] < 50).all()
+    # and unflat's own lookup agrees
+    from unflat.render.rasterizer import texture as lookup
+
+    uv = method.template.uv
+    ours = lookup((texture[None] + 1) / 2, uv[None, None])[0, 0]
+    assert (ours[uv[:, 1] < 0.4, 0] > 0.9).all() and (ours[uv[:, 1] > 0.6, 2] > 0.9).all()
