@@ -24,6 +24,7 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+import yaml
 from torch import Tensor
 
 from unflat.cameras import Cameras
@@ -76,8 +77,8 @@ class ProxyRendererConfig(RunConfig):
     """RGB in [0,1] behind rendered meshes; must match the training images."""
     supersample: int = 2
     """OpenGL antialiasing: render at this multiple of the image size and average down; match the dataset's (unflat dataset synth/render default: 2)."""
-    mesh_workers: int = 4
-    """Threads for marching cubes of a batch before OpenGL rendering."""
+    mesh_workers: int = 1
+    """Processes for marching cubes of a batch before OpenGL rendering (1 = in the training process; a GPU machine wants several)."""
 
     def validate(self) -> None:
         super().validate()
@@ -305,8 +306,13 @@ def build_pipeline(cfg: ProxyRendererConfig) -> VoxelRenderPipeline:
                                color=cfg.mesh_color, supersample=cfg.supersample, mesh_workers=cfg.mesh_workers)
 
 
-def load_renderer_state(path: Path) -> dict[str, Tensor]:
-    """The proxy renderer's weights from an iggan-renderer / iggan run directory or checkpoint file.
+ARCHITECTURE_FIELDS = ("voxel_resolution", "image_resolution", "renderer_channels_3d", "renderer_channels_2d",
+                       "renderer_res_blocks_3d", "renderer_res_blocks_2d")
+
+
+def load_renderer_state(path: Path) -> tuple[dict[str, Tensor], dict]:
+    """The proxy renderer's weights from an iggan-renderer / iggan run directory or checkpoint file,
+    plus the architecture fields of the run that trained it (empty for a bare state dict).
 
     Loads with ``torch.load(weights_only=True)`` only. A bare state dict file (``torch.save(renderer
     .state_dict(), ...)``) is accepted too.
@@ -323,9 +329,10 @@ def load_renderer_state(path: Path) -> dict[str, Tensor]:
         networks = payload["method_state"].get("networks", {})
         if "renderer" not in networks:
             raise UserError(f"--renderer-checkpoint: {file} (method {payload.get('method')!r}) has no 'renderer' network")
-        return networks["renderer"]
+        trained = yaml.safe_load(payload.get("config_yaml", "")) or {}
+        return networks["renderer"], {k: trained[k] for k in ARCHITECTURE_FIELDS if k in trained}
     if isinstance(payload, dict) and payload and all(isinstance(v, Tensor) for v in payload.values()):
-        return payload
+        return payload, {}
     raise UserError(f"--renderer-checkpoint: {file} is neither an unflat checkpoint nor a renderer state dict")
 
 
@@ -395,7 +402,12 @@ class IGGAN(_ProxyMethodMixin, Method):
         self.D = self.add_network("D", DCGANDiscriminator(cfg.image_resolution, cfg.d_channels, cfg.d_max_channels,
                                                           spectral_norm=cfg.d_spectral_norm))
         if cfg.renderer_checkpoint is not None:
-            state = load_renderer_state(cfg.renderer_checkpoint)
+            state, trained = load_renderer_state(cfg.renderer_checkpoint)
+            differ = {k: v for k, v in trained.items() if getattr(cfg, k) != v}
+            if differ:
+                flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in differ.items())
+                raise ConfigError("renderer_checkpoint", f"was trained with a different renderer; add {flags} "
+                                  "(or pre-train one for this config)")
             try:
                 self.renderer.load_state_dict(state)
             except RuntimeError as exc:
@@ -688,7 +700,7 @@ def _tiny_sizes() -> dict:
 def _small_sizes() -> dict:
     # Sized for 2 CPU cores, where the proxy's 3D convolutions on the 64^3 camera-frame grid dominate.
     return dict(voxel_resolution=32, image_resolution=32, renderer_channels_3d=8, renderer_channels_2d=32,
-                renderer_res_blocks_3d=1, renderer_res_blocks_2d=2, mesh_workers=2, batch_size=8,
+                renderer_res_blocks_3d=1, renderer_res_blocks_2d=2, mesh_workers=1, batch_size=8,
                 log_every=10, checkpoint_every=200, sample_every=100)
 
 
