@@ -22,7 +22,7 @@ from unflat.methods.iggan import RENDERER_SPEC, SPEC, IGGAN, IGGANRenderer, rand
 from unflat.nets.dcgan import DCGANDiscriminator
 from unflat.nets.rendernet import affine_grid_3d, camera_frame_volume
 from unflat.nets.voxel_generator import VoxelGenerator
-from unflat.render.voxel_pipeline import VoxelRenderPipeline, binarise, shared_renderer
+from unflat.render.voxel_pipeline import VoxelRenderPipeline, binarise, shared_renderer, voxels_to_meshes
 
 CPU = TrainContext(torch.device("cpu"))
 
@@ -85,6 +85,16 @@ def test_voxel_pipeline_matches_rendering_the_same_box_mesh() -> None:
     # thresholds above every value give an empty grid -> pure background
     empty = pipeline.images(voxels.expand(2, -1, -1, -1, -1) * 0.4, cams[:2], 0.5)
     assert torch.allclose(empty, torch.ones_like(empty))
+
+
+def test_marching_cubes_in_worker_processes_equals_in_process() -> None:
+    torch.manual_seed(2)
+    grids = random_shapes(3, 12, "cubes")
+    grids[2] = torch.rand(1, 12, 12, 12)  # a continuous grid travels as float
+    one = voxels_to_meshes(grids, workers=1)
+    two = voxels_to_meshes(grids, workers=2)
+    for a, b in zip(one, two):
+        assert np.array_equal(a.vertices, b.vertices) and np.array_equal(a.faces, b.faces) and len(a.faces) > 0
 
 
 def test_generator_and_discriminator_shapes() -> None:

@@ -414,6 +414,8 @@ class IGGAN(_ProxyMethodMixin, Method):
                 raise ConfigError("renderer_checkpoint", "its renderer does not fit this config (voxel_resolution, "
                                   "image_resolution and renderer_* fields must equal the pre-training run's): "
                                   + str(exc).splitlines()[0]) from None
+        # torch.compile'd views for the training step when --compile is set (weights are shared).
+        self.G_step, self.renderer_step, self.D_step = (self.maybe_compile(m) for m in (self.G, self.renderer, self.D))
         betas = (cfg.beta1, cfg.beta2)
         self.add_optimizer("D", torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=betas))
         # In-run pre-training (only without a pre-trained renderer) runs at its own learning rate.
@@ -457,7 +459,7 @@ class IGGAN(_ProxyMethodMixin, Method):
         n = len(cameras)
         z = torch.randn(n, self.cfg.z_dim, device=self.device)
         with self.autocast():
-            voxels = self.G(z).float()
+            voxels = self.G_step(z).float()
         thresholds = torch.rand(n, device=self.device)
         binary = binarise(voxels.detach(), thresholds)
         grid = self.camera_grid(cameras)  # one resampling grid for x_c and x_d
@@ -472,9 +474,9 @@ class IGGAN(_ProxyMethodMixin, Method):
     def update_discriminator(self, real: Tensor, fakes: Fakes) -> dict[str, float]:
         """max_phi E log D(y_real) + E log(1 - D(y_fake)) (Eq. 2), y_fake = OpenGL renders by default."""
         with torch.no_grad(), self.autocast():
-            fake = fakes.opengl if self.cfg.disc_input == "opengl" else self.renderer(fakes.volume.detach())
+            fake = fakes.opengl if self.cfg.disc_input == "opengl" else self.renderer_step(fakes.volume.detach())
         with self.autocast():
-            logits = self.D(torch.cat([real, fake.to(real.dtype)])).float()
+            logits = self.D_step(torch.cat([real, fake.to(real.dtype)])).float()
         real_logits, fake_logits = logits.split([len(real), len(fake)])
         loss = discriminator_loss(real_logits, fake_logits)
         self.optimize("D", loss)
@@ -488,13 +490,13 @@ class IGGAN(_ProxyMethodMixin, Method):
         use_dom = self.cfg.dom_weight > 0
         inputs = torch.cat([fakes.volume_binary, fakes.volume.detach()]) if use_dom else fakes.volume_binary
         with self.autocast():
-            rendered = self.renderer(inputs).float()
+            rendered = self.renderer_step(inputs).float()
         l2 = (rendered[:n] - fakes.opengl).square().mean()
         if not use_dom:
             zero = l2.new_zeros(())
             return l2, l2, zero
         with self.autocast():
-            dom = dom_loss(self.D, rendered[n:], fakes.opengl).float()
+            dom = dom_loss(self.D_step, rendered[n:], fakes.opengl).float()
         return l2 + self.cfg.dom_weight * dom, l2, dom
 
     def update_renderer(self, fakes: Fakes) -> dict[str, float]:
@@ -506,7 +508,7 @@ class IGGAN(_ProxyMethodMixin, Method):
     def update_generator(self, fakes: Fakes) -> dict[str, float]:
         """max_theta E log D(R_phi(G(z))) (Eq. 7, the non-saturating loss through the proxy)."""
         with self.autocast():
-            logits = self.D(self.renderer(fakes.volume)).float()
+            logits = self.D_step(self.renderer_step(fakes.volume)).float()
         loss = generator_loss(logits)
         self.optimize("G", loss)
         return {"loss_G": loss.detach(), "voxel_mean": fakes.voxels.detach().mean()}
