@@ -305,6 +305,8 @@ def test_method_cameras_are_valid_and_within_the_prior(sphere_dataset, cache_dir
     assert cams.is_valid().all()
     assert (cams.fov_deg >= cfg.fov_min - 1e-3).all() and (cams.fov_deg <= cfg.fov_max + 1e-3).all()
     az, el, _ = cams.to_orbit()
+    torch.testing.assert_close(az, torch.rad2deg(params[:, 0]), atol=1e-3, rtol=0)  # the parameters it returns
+    torch.testing.assert_close(cams.fov_deg, params[:, 3], atol=1e-3, rtol=0)
     assert (az >= cfg.azimuth_min - 1e-3).all() and (az <= cfg.azimuth_max + 1e-3).all()
     assert (el >= cfg.elevation_min - 1e-3).all() and (el <= cfg.elevation_max + 1e-3).all()
     hist = method.histograms()

@@ -415,6 +415,7 @@ class TDGP(TriplaneGAN):
         self._fake_patch: tuple[Tensor, Tensor] | None = None
         self._real_patch_scales: Tensor | None = None
         self._fake_params: Tensor | None = None
+        self._last_params: Tensor | None = None
         self._data_ready = False
         self._rows: BatchRows | None = None
         self._real_depth: np.ndarray | None = None
@@ -506,6 +507,7 @@ class TDGP(TriplaneGAN):
         else:
             params = prior_params
         cameras = params_to_cameras(params)
+        self._last_params = params.detach()
         if training:
             self._fake_params = params.detach()
             scales, offsets = self.sample_patches(total)
@@ -716,18 +718,13 @@ class TDGP(TriplaneGAN):
 
     @torch.no_grad()
     def camera_samples(self, n: int, seed: int, class_ids: Tensor | None = None) -> tuple[Tensor, Cameras]:
-        """n posterior camera parameters [n,7] and Cameras of the EMA camera generator (deterministic in seed)."""
-        g = torch.Generator().manual_seed(seed)
+        """n posterior camera parameters [n,7] and their Cameras from the EMA camera generator (deterministic in seed)."""
         ids = torch.zeros(n, dtype=torch.long) if class_ids is None else torch.as_tensor(class_ids).expand(n)
         self._class_ids = ids.to(self.device)
         with self.full_frame():
-            cams = self.sample_cameras(n, 1, g)
-        cg = self.G_ema.camera_generator
-        prior = self.camera_prior.sample(n, self.device, torch.Generator().manual_seed(seed))
-        if cg is None:
-            return prior, cams
-        z = torch.randn(n, cg.z_dim, generator=torch.Generator().manual_seed(seed + 1)).to(self.device) if cg.z_dim else None
-        return cg(prior, self._class_ids, z), cams
+            cams = self.sample_cameras(n, 1, torch.Generator().manual_seed(seed))
+        assert self._last_params is not None
+        return self._last_params, cams
 
 
 # ---------------------------------------------------------------------------------------------
