@@ -279,6 +279,17 @@ def test_each_component_switches_off(sphere_dataset, cache_dir, off):
         assert az.min() >= cfg.azimuth_min and az.max() <= cfg.azimuth_max
 
 
+def test_auto_teacher_falls_back_to_a_domain_backbone_trained_on_the_data(sphere_dataset, cache_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("UNFLAT_WEIGHTS_DIR", str(tmp_path / "no-weights"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-torch-home"))
+    monkeypatch.setattr(Path, "home", lambda: tmp_path / "home")  # no ResNet-50 anywhere
+    method = make_tdgp(sphere_dataset, distill_teacher="auto", distill_backbone_steps=2)
+    assert method.teacher.identity.startswith("unflat-domain") and method.cfg.distill_feature_dim == 256
+    assert len(list((cache_dir / "backbones").glob("*.safetensors"))) == 1
+    logs = run_steps(method, sphere_dataset, 1)
+    assert math.isfinite(float(logs[0]["loss/distill"]))
+
+
 def test_patch_cameras_render_exactly_the_crop_of_the_full_frame(sphere_dataset, cache_dir):
     from unflat.methods.tdgp import extract_patches, patch_cameras
 

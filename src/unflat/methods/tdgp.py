@@ -173,10 +173,12 @@ class TDGPConfig(TriplaneGANConfig):
     """The weight decays linearly to 0 over this many images (public: 100000 kimg, i.e. about constant)."""
     distill_teacher: Literal["auto", "resnet50", "domain", "random"] = "auto"
     """Teacher: resnet50 (local torchvision weights), domain (an unflat domain backbone .safetensors in
-    --distill-weights), auto = resnet50 if its weights are local, else domain; random = an untrained
-    network, for tests and timing only (it carries no knowledge)."""
+    --distill-weights), auto = resnet50 if its weights are local, else the domain backbone in --distill-weights,
+    else one trained on the dataset now (cached); random = an untrained network, for tests and timing only."""
     distill_weights: Path | None = None
     """ResNet-50 weights file, or a domain backbone .safetensors (`unflat train backbone`)."""
+    distill_backbone_steps: int = 2000
+    """Training steps of the domain backbone made from the dataset when auto finds no teacher weights."""
     distill_feature_dim: int = 0
     """Teacher feature size; 0 = found from the teacher at the start of training (then recorded here)."""
     distill_loss: Literal["l2", "kl"] = "l2"
@@ -209,7 +211,7 @@ class TDGPConfig(TriplaneGANConfig):
         super().validate()
         require_positive(self, "fov_min", "depth_adaptor_hidden", "depth_adaptor_kernel", "camera_hidden",
                          "camera_embed", "camera_lr_multiplier", "patch_beta_alpha", "patch_beta_start",
-                         "patch_beta_end", "explosion_momentum")
+                         "patch_beta_end", "explosion_momentum", "distill_backbone_steps")
         if not self.fov_min <= self.fov_max < 180:
             raise ConfigError("fov_max", f"need fov_min <= fov_max < 180, got {self.fov_min}, {self.fov_max}")
         if not -90 < self.elevation_min <= self.elevation_max < 90:
@@ -361,10 +363,13 @@ def build_teacher(cfg: TDGPConfig, device: torch.device) -> FeatureTeacher:
             try:
                 return build_teacher(_replace(cfg, distill_teacher="resnet50"), device)
             except MissingWeightsError as exc:
-                raise UserError(
-                    f"3dgp distillation needs a teacher: {exc}. Or train unflat's domain backbone "
-                    "(`unflat train backbone --data DIR --out backbone.safetensors`) and pass "
-                    "--distill-weights backbone.safetensors, or switch distillation off with --no-distill") from None
+                if cfg.data is None or weights is not None:
+                    raise UserError(
+                        f"3dgp distillation needs a teacher: {exc}. Or pass a domain backbone "
+                        "(`unflat train backbone`) as --distill-weights FILE.safetensors, or --no-distill") from None
+                log.info("3dgp: no ResNet-50 weights (%s); distilling from unflat's domain backbone instead", exc)
+                return build_teacher(_replace(cfg, distill_teacher="domain",
+                                              distill_weights=dataset_backbone(cfg, device)), device)
     if kind == "resnet50":
         net = load_resnet50(weights)
         return FeatureTeacher(net.to(device), 2048, f"resnet50-{hash_module(net)}", 224, "imagenet")
@@ -383,6 +388,23 @@ def build_teacher(cfg: TDGPConfig, device: torch.device) -> FeatureTeacher:
             model = DomainBackbone(DomainBackboneConfig(resolution=32, widths=(8, 16)))
         return FeatureTeacher(model.to(device), 16, f"random-{hash_module(model)}", None, "unit")
     raise ConfigError("distill_teacher", f"unknown teacher '{kind}'")
+
+
+def dataset_backbone(cfg: TDGPConfig, device: torch.device) -> Path:
+    """A domain backbone trained on the training dataset itself (cached per dataset): the offline teacher."""
+    from unflat.data.depth_cache import cache_root, dataset_fingerprint
+    from unflat.nets.domain_backbone import train_backbone_from_dataset
+
+    assert cfg.data is not None
+    path = cache_root() / "backbones" / f"{dataset_fingerprint(cfg.data)}-steps{cfg.distill_backbone_steps}.safetensors"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        log.info("3dgp: training a domain backbone on %s for %d steps -> %s", cfg.data, cfg.distill_backbone_steps, path)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            _, report, _ = train_backbone_from_dataset(cfg.data, path, steps=cfg.distill_backbone_steps, device=device,
+                                                       seed=cfg.seed)
+        log.info("3dgp: domain backbone held-out accuracy %s", report.as_dict())
+    return path
 
 
 def _replace(cfg: TDGPConfig, **changes) -> TDGPConfig:
@@ -746,17 +768,19 @@ def _tiny() -> TDGPConfig:
 
 
 def _small() -> TDGPConfig:
-    """CPU demo (2 cores, minutes): 32x32 synthetic renders with ground-truth depth, 16x16 patches."""
+    """CPU demo (2 cores, minutes): 32x32 `unflat dataset synth` renders (camera radius 3, fov 40, elevation
+    -30..60) with ground-truth depth, 16x16 patches."""
     return TDGPConfig(
         max_steps=3000, batch_size=8, log_every=25, checkpoint_every=500, sample_every=250,
         z_dim=64, w_dim=64, plane_resolution=32, plane_channels=16, channel_base=2048, channel_max=64,
         decoder_hidden=32, neural_resolution=16, num_coarse=16, num_fine=16,
         d_channel_base=2048, d_channel_max=64, d_mapping_layers=2, mbstd_group=4, r1_gamma=1.0,
-        ray_near=0.5, ray_far=3.5, camera_radius=2.0, fov_min=30.0, fov_max=50.0, camera_fov=40.0,
-        white_background=True, azimuth_min=-180.0, azimuth_max=180.0, elevation_min=-20.0, elevation_max=60.0,
-        camera_hidden=64, camera_z_dim=16, depth_adaptor_hidden=16, depth_adaptor_anneal_images=10_000,
-        camera_emd_anneal_images=5_000, patch_anneal_images=10_000, blur_fade_images=2_000,
-        ema_half_life_images=2_000.0, mesh_resolution=64, distill_teacher="auto",
+        ray_near=1.5, ray_far=4.5, camera_radius=3.0, fov_min=35.0, fov_max=45.0, camera_fov=40.0,
+        look_at_radius=0.2, white_background=True, azimuth_min=-180.0, azimuth_max=180.0, elevation_min=-30.0,
+        elevation_max=60.0, camera_hidden=64, camera_z_dim=16, depth_adaptor_hidden=16,
+        depth_adaptor_anneal_images=10_000, camera_emd_anneal_images=5_000, patch_anneal_images=10_000,
+        blur_fade_images=2_000, ema_half_life_images=2_000.0, mesh_resolution=64, distill_teacher="auto",
+        distill_backbone_steps=600,
     )
 
 
