@@ -184,25 +184,29 @@ class TorchRasterizer:
         a, b, c = tri[..., 0, :], tri[..., 1, :], tri[..., 2, :]
         area = (b[..., 0] - a[..., 0]) * (c[..., 1] - a[..., 1]) - (b[..., 1] - a[..., 1]) * (c[..., 0] - a[..., 0])
         valid = (tri_w > _W_EPS).all(-1) & (area.abs() > 1e-12)
-        zbuf = torch.full((batch * height * width,), math.inf, device=verts_clip.device, dtype=verts_clip.dtype)
-        winners = []
+        # One scatter-min over packed keys: the depth's float32 bit pattern (monotonic for positive
+        # floats) in the high 32 bits, the face index in the low ones (ties: the lower face index).
+        empty = torch.iinfo(torch.int64).max
+        zbuf = torch.full((batch * height * width,), empty, device=verts_clip.device, dtype=torch.long)
         flat_tri = tri.reshape(-1, 3, 2)
         flat_w = tri_w.reshape(-1, 3)
         for face, col, row in _candidate_pairs(tri, valid, resolution, 0.0, self.max_pairs):
             t = flat_tri[face]
-            weights, signed_area = _edge_weights(t[:, 0], t[:, 1], t[:, 2], torch.stack([col, row], -1).to(t.dtype))
-            weights = weights / signed_area[:, None]
-            inside = (weights >= 0).all(-1)
-            face, col, row, weights = face[inside], col[inside], row[inside], weights[inside]
-            inv_depth = (weights / flat_w[face]).sum(-1)
-            depth = 1.0 / inv_depth
-            key = (face // num_faces) * (height * width) + row * width + col
-            zbuf.scatter_reduce_(0, key, depth, reduce="amin")
-            winners.append((key, depth, face % num_faces))
-        face_buf = torch.full((batch * height * width,), -1, device=verts_clip.device, dtype=torch.long)
-        for key, depth, face in winners:
-            hit = depth <= zbuf[key]
-            face_buf.scatter_reduce_(0, key[hit], face[hit], reduce="amax")
+            x0, y0, x1, y1, x2, y2 = t.reshape(-1, 6).unbind(-1)
+            px, py = col.to(t.dtype), row.to(t.dtype)
+            area = (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0)
+            l0 = ((x1 - px) * (y2 - py) - (y1 - py) * (x2 - px)) / area
+            l1 = ((x2 - px) * (y0 - py) - (y2 - py) * (x0 - px)) / area
+            l2 = 1 - l0 - l1
+            inside = (l0 >= 0) & (l1 >= 0) & (l2 >= -1e-7)
+            face, col, row = face[inside], col[inside], row[inside]
+            fw = flat_w[face]
+            depth = 1.0 / (l0[inside] / fw[:, 0] + l1[inside] / fw[:, 1] + l2[inside] / fw[:, 2])
+            bits = depth.float().clamp_min(0).view(torch.int32).long()
+            packed = (bits << 32) | (face % num_faces)
+            pixel = (face // num_faces) * (height * width) + row * width + col
+            zbuf.scatter_reduce_(0, pixel, packed, reduce="amin")
+        face_buf = torch.where(zbuf == empty, torch.full_like(zbuf, -1), zbuf & 0xFFFFFFFF)
         return face_buf.view(batch, height, width)
 
     def rasterize(self, verts_clip: Tensor, faces: Tensor, resolution: tuple[int, int]) -> Fragments:
