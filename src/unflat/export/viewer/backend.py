@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -40,7 +41,8 @@ class MethodSampleBackend:
                 depth = torch.where(hit, 1 - (depth - lo) / (hi - lo).clamp_min(1e-6) * 0.8, torch.zeros_like(depth))
             tiles.append(to_uint8(depth, (0.0, 1.0)))
         tiles = [t for t in tiles if t.shape[1:3] == tiles[0].shape[1:3]]
-        grid = make_grid(torch.cat([torch.from_numpy(t) for t in tiles]).numpy(), nrow=len(tiles), padding=2)
+        # Grey padding: a white mask tile stays visible on the white page.
+        grid = make_grid(np.concatenate(tiles), nrow=len(tiles), padding=2, pad_value=96)
         buffer = io.BytesIO()
         Image.fromarray(grid).save(buffer, format="PNG")
         return buffer.getvalue()
