@@ -50,6 +50,7 @@ def load_backend(run_dir: Path, device: str = "auto") -> ViewerBackend | None:
     from unflat.engine.trainer import load_run
     from unflat.export.viewer.backend import MethodSampleBackend
 
+    print(f"loading the generator of {run_dir} for on-demand samples (--no-sampler skips this)", file=sys.stderr)
     try:
         loaded = load_run(run_dir, device)
     except Exception as error:  # noqa: BLE001 (the viewer is still useful without the sampler)
