@@ -27,22 +27,36 @@ from torch import Tensor
 from unflat.render.rasterizer import Fragments, fragments_from_face_ids
 
 
+def _registering(function, name_of):
+    """Wrap a cpp_extension loader so the module it returns is importable by name afterwards."""
+    if getattr(function, "_unflat_patched", False):
+        return function
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        module = function(*args, **kwargs)
+        name = name_of(args, kwargs)
+        if module is not None and name and name not in sys.modules:
+            sys.modules[name] = module
+        return module
+
+    wrapper._unflat_patched = True  # type: ignore[attr-defined]
+    return wrapper
+
+
 @functools.lru_cache(maxsize=1)
 def _import():
-    """Import nvdiffrast.torch, patching cpp_extension.load so the built plugin is importable."""
+    """Import nvdiffrast.torch with cpp_extension's loaders patched (see the module doc).
+
+    nvdiffrast first tries ``_import_module_from_library`` (a plugin built earlier) and else
+    ``load`` (build now), then ``importlib.import_module(plugin_name)``; both loaders get wrapped.
+    """
     import torch.utils.cpp_extension as cpp
 
-    original_load = cpp.load
-    if not getattr(original_load, "_unflat_patched", False):
-
-        def load(name, *args, **kwargs):
-            module = original_load(name, *args, **kwargs)
-            if module is not None and name not in sys.modules:
-                sys.modules[name] = module
-            return module
-
-        load._unflat_patched = True  # type: ignore[attr-defined]
-        cpp.load = load
+    cpp.load = _registering(cpp.load, lambda a, k: k.get("name", a[0] if a else None))
+    if hasattr(cpp, "_import_module_from_library"):
+        cpp._import_module_from_library = _registering(
+            cpp._import_module_from_library, lambda a, k: k.get("module_name", a[0] if a else None))
     import nvdiffrast.torch as dr  # noqa: PLC0415
 
     return dr
@@ -95,16 +109,24 @@ class NvdiffrastRasterizer:
         pos = verts_clip.float().contiguous()
         tri = faces.to(device=pos.device, dtype=torch.int32).contiguous()
         rast, _ = dr.rasterize(ctx, pos, tri, resolution=list(resolution))
-        face_id = rast[..., 3].long() - 1
-        if verts_clip.dtype == torch.float32:
-            u, v = rast[..., 0], rast[..., 1]
-            covered = (face_id >= 0).to(u.dtype)
-            bary = torch.stack([u, v, 1 - u - v], -1) * covered[..., None]
-            # Depth through the same perspective-correct weights (w is linear in the weights / w).
-            w = pos[..., 3]
-            batch = pos.shape[0]
-            corner_w = w[torch.arange(batch, device=pos.device)[:, None, None, None], faces.long()[face_id.clamp_min(0)]]
-            depth = (bary * corner_w).sum(-1) * covered
-            return Fragments(face_id, bary, depth)
-        # Other dtypes (float64 checks): recompute the weights in that precision from the face ids.
-        return fragments_from_face_ids(verts_clip, faces.long(), face_id, resolution)
+        if verts_clip.dtype != torch.float32:
+            # Other precisions (float64 checks): recompute the weights in that precision from the face ids.
+            return fragments_from_face_ids(verts_clip, faces.long(), rast[..., 3].long() - 1, resolution)
+        return fragments_from_nvdiffrast(rast, pos, faces)
+
+
+def fragments_from_nvdiffrast(rast: Tensor, verts_clip: Tensor, faces: Tensor) -> Fragments:
+    """nvdiffrast's rasteriser output [B,H,W,4] = (u, v, z/w, face+1) -> Fragments.
+
+    Its (u, v) weight the face's first and second vertex (the third gets 1-u-v) and carry gradients
+    to the clip positions; depth (clip w) is interpolated with those perspective-correct weights.
+    """
+    face_id = rast[..., 3].long() - 1
+    covered = (face_id >= 0).to(rast.dtype)
+    u, v = rast[..., 0], rast[..., 1]
+    bary = torch.stack([u, v, 1 - u - v], -1) * covered[..., None]
+    batch = verts_clip.shape[0]
+    corner_w = verts_clip[..., 3][torch.arange(batch, device=rast.device)[:, None, None, None],
+                                   faces.long()[face_id.clamp_min(0)]]
+    depth = (bary * corner_w).sum(-1) * covered
+    return Fragments(face_id, bary, depth)
