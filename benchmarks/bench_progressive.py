@@ -20,7 +20,6 @@ import argparse
 import io
 import os
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 

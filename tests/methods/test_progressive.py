@@ -13,7 +13,6 @@ import torch
 import trimesh
 from PIL import Image
 
-from unflat.cameras import Cameras
 from unflat.data.format import open_dataset
 from unflat.errors import ConfigError, UserError
 from unflat.methods.base import Samples, TrainContext

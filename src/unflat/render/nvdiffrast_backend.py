@@ -13,7 +13,7 @@ Building it: ``pip install nvdiffrast`` (or the ``diffrp-nvdiffrast`` wheel, whi
 sources) then the first use JIT-compiles the CUDA plugin (~30 s, needs nvcc + ninja). With recent
 PyTorch, ``torch.utils.cpp_extension.load`` no longer makes the built plugin importable by name,
 which breaks nvdiffrast's ``importlib.import_module``; :func:`_import` registers the module that
-``load`` returned in ``sys.modules`` as a workaround (see /work/shared/FIELD-NOTES.md).
+``load`` (or ``_import_module_from_library``) returned in ``sys.modules`` as a workaround.
 """
 
 from __future__ import annotations

@@ -334,7 +334,6 @@ def soft_silhouette(
         face_id = _TORCH.face_ids(verts_clip, faces, resolution)
     covered = (face_id >= 0).to(verts_clip.dtype)  # [B,H,W]
     margin = math.sqrt(cutoff * sigma)
-    reach = int(math.ceil(margin))
 
     pix, w = _to_pixels(verts_clip, resolution)
     tri = pix[:, faces]  # [B,F,3,2] (with grad)
