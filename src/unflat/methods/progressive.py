@@ -679,14 +679,14 @@ def tiny() -> ProgressiveConfig:
 
 
 def small() -> ProgressiveConfig:
-    """CPU demo: 32x32 images, 16x16 deformation and 64x64 texture maps, ~760 faces, weight-free
+    """CPU demo (about 10-20 minutes on 2 cores): 32x32 images, 16x16 deformation and 64x64 texture maps, 720 faces, weight-free
     perceptual features (use --perceptual-features auto with AlexNet/VGG16 weights for better textures)."""
     return ProgressiveConfig(
-        max_steps=3000, batch_size=8, checkpoint_every=500, log_every=25, sample_every=500,
+        max_steps=1500, batch_size=8, checkpoint_every=500, log_every=25, sample_every=250,
         encoder_channels=16, encoder_max_channels=128, feature_dim=128, latent_dim=16, style_dim=64,
         decoder_start=4, decoder_max_channels=128, decoder_min_channels=16, deform_resolution=16, texture_resolution=64,
         template_rings=16, template_segments=24, d_channels=16, d_max_channels=64, d_layers=3, d_pos_channels=4,
-        perceptual_features="pyramid", stage2_start=1500, stage3_start=2400, lr=3e-4, d_lr=3e-4,
+        perceptual_features="pyramid", stage2_start=700, stage3_start=1150, lr=3e-4, d_lr=3e-4,
     )
 
 
