@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-apt_packages=(libosmesa6 libgl1 libglu1-mesa)
+apt_packages=(libosmesa6 libgl1 libglu1-mesa libegl1)
 [ "${1:-}" = "test" ] && apt_packages+=(chromium)
 missing=()
 for pkg in "${apt_packages[@]}"; do

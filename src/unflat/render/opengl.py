@@ -110,6 +110,8 @@ def choose_platform(requested: str | None = None) -> str:
         return os.environ.get("PYOPENGL_PLATFORM", requested or "default")
     platform = requested or os.environ.get("PYOPENGL_PLATFORM") or ("egl" if _nvidia_egl_available() else "osmesa")
     os.environ["PYOPENGL_PLATFORM"] = platform
+    # pyrender imports pyglet's window module, which needs X11 libraries unless pyglet is headless.
+    os.environ.setdefault("PYGLET_HEADLESS", "true")
     return platform
 
 
