@@ -12,7 +12,9 @@ spanning [-extent, extent]^3 with both ends sampled (``unflat.geometry.marching_
 from __future__ import annotations
 
 import multiprocessing
+import warnings
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Sequence
 
 import numpy as np
@@ -59,12 +61,20 @@ def voxels_to_meshes(
         grids = grids[:, 0]
     if grids.ndim != 4:
         raise ValueError(f"voxels must be [B,1,R,R,R] or [B,R,R,R], got {grids.shape}")
-    if workers > 1 and len(grids) > 1:
+    arrays = None
+    if workers > 1 and len(grids) > 1 and workers not in _BROKEN_POOLS:
         # binary grids travel as uint8 (a quarter of the bytes)
         binary = bool(np.isin(grids, (0.0, 1.0)).all())
         payload = grids.astype(np.uint8) if binary else grids
-        arrays = list(_mesh_pool(workers).map(_surface_arrays, payload, [level] * len(grids), [extent] * len(grids)))
-    else:
+        try:
+            arrays = list(_mesh_pool(workers).map(_surface_arrays, payload, [level] * len(grids), [extent] * len(grids)))
+        except BrokenProcessPool:
+            _BROKEN_POOLS.add(workers)
+            _POOLS.pop(workers, None)
+            warnings.warn("marching-cubes worker processes failed to start; meshing in this process from now on. "
+                          "Scripts that train or sample with mesh_workers > 1 need an `if __name__ == \"__main__\":` "
+                          "guard (worker processes are spawned and re-import the main module).", stacklevel=2)
+    if arrays is None:
         arrays = [_surface_arrays(grid, level, extent) for grid in grids]
     rgba = None if color is None else np.array([*(np.asarray(color) * 255).round(), 255], np.uint8)
     meshes = []
@@ -83,6 +93,7 @@ def _surface_arrays(grid: np.ndarray, level: float, extent: float) -> tuple[np.n
 
 
 _POOLS: dict[int, ProcessPoolExecutor] = {}
+_BROKEN_POOLS: set[int] = set()
 
 
 def _mesh_pool(workers: int) -> ProcessPoolExecutor:
