@@ -62,6 +62,12 @@ class RunConfig:
     """Give up after this many rollbacks."""
     tensorboard: bool = True
     """Write TensorBoard event files into the run directory."""
+    eval_every: int = 0
+    """Every N steps, log a quick FID/KID of eval_samples samples on the domain backbone (0 = off; see `unflat evaluate`)."""
+    eval_samples: int = 256
+    """Samples for the --eval-every FID/KID."""
+    eval_backbone: Path | None = None
+    """Domain backbone for --eval-every; default DATA/backbone.safetensors (made by `unflat train backbone --data DATA`)."""
 
     def validate(self) -> None:
         """Raise ConfigError naming the first invalid field. Subclasses extend this."""
@@ -69,9 +75,11 @@ class RunConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(name, f"must be > 0, got {getattr(self, name)}")
-        for name in ["keep_checkpoints", "sample_every", "num_workers", "max_rollbacks"]:
+        for name in ["keep_checkpoints", "sample_every", "num_workers", "max_rollbacks", "eval_every"]:
             if getattr(self, name) < 0:
                 raise ConfigError(name, f"must be >= 0, got {getattr(self, name)}")
+        if self.eval_samples <= 0:
+            raise ConfigError("eval_samples", f"must be > 0, got {self.eval_samples}")
         if self.grad_clip < 0:
             raise ConfigError("grad_clip", f"must be >= 0, got {self.grad_clip}")
         if not 0 < self.rollback_lr_factor <= 1:

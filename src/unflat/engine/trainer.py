@@ -256,6 +256,25 @@ class Trainer:
         if self.logger is not None:
             self.logger.image("samples", grid, self.step)
 
+    def evaluate(self) -> None:
+        """--eval-every: quick metrics (see ``unflat.evaluate.periodic_evaluation``), logged on rank 0."""
+        if not self.is_main:
+            return
+        from unflat.evaluate import periodic_evaluation
+
+        result = periodic_evaluation(self.method, self.cfg, self.run_dir)
+        if result is not None and self.logger is not None:
+            self.logger.scalars(self.step, result.scalars, event=result.label)
+
+    def finish(self) -> None:
+        """A method's ``on_train_end(run_dir) -> scalars`` (e.g. the backbone writes its weights file)."""
+        hook = getattr(self.method, "on_train_end", None)
+        if hook is None or not self.is_main:
+            return
+        values = hook(self.run_dir)
+        if values and self.logger is not None:
+            self.logger.scalars(self.step, values, event="end of training")
+
     # -- divergence --
     def _on_non_finite(self, error: NonFiniteError, log) -> Iterator[Batch | None]:
         message = f"non-finite values at step {self.step}: {error}"
@@ -321,6 +340,8 @@ class Trainer:
                     last_saved = self.step
                 if cfg.sample_every and self.step % cfg.sample_every == 0:
                     self.write_samples()
+                if cfg.eval_every and self.step % cfg.eval_every == 0:
+                    self.evaluate()
                 if stop.signum is not None:
                     interrupted = True
                     break
@@ -328,6 +349,8 @@ class Trainer:
             self.save()
         if not interrupted and not (cfg.sample_every and self.step % cfg.sample_every == 0):
             self.write_samples()
+        if not interrupted:
+            self.finish()
         if self.logger:
             self.logger.close()
         message = ("interrupted" if interrupted else "finished") + f" at step {self.step}; run directory {self.run_dir}"

@@ -19,6 +19,7 @@ METHOD_MODULES = (
     "unflat.methods.mvtriplane",
     "unflat.methods.tdgp",
     "unflat.methods.progressive",
+    "unflat.methods.backbone",
 )
 
 PRESETS = ("tiny", "small", "paper")
