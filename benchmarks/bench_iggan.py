@@ -77,7 +77,7 @@ def main() -> None:
         meshes = clock("marching_cubes", lambda: voxels_to_meshes(
             fakes.binary, 0.5, cfg.voxel_extent, cfg.mesh_color, cfg.mesh_workers), record=record)
         out = clock("opengl_draw", lambda: method.pipeline.render_meshes(meshes, fakes.cameras), record=record)
-        fakes.opengl = out.rgb.to(device) * 2 - 1
+        fakes.opengl = (torch.round(out.rgb * 255.0) / 127.5 - 1.0).to(device)
 
     for step in range(args.warmup + args.steps):
         record = step >= args.warmup

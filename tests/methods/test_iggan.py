@@ -243,3 +243,15 @@ def test_pretrained_renderer_run_is_reused(sphere_dataset: Path, tmp_path: Path)
         assert torch.equal(value, saved[key]), key
     with pytest.raises(ConfigError, match="renderer-checkpoint"):
         _method(sphere_dataset, renderer_checkpoint=tmp_path / "renderer", renderer_channels_2d=8)
+    # a GAN run that used it still loads once the pre-training run is gone; a fresh run refuses to train
+    from unflat.engine.trainer import load_run
+
+    gan = replace(SPEC.config("tiny"), data=sphere_dataset, out=tmp_path / "gan", device="cpu", max_steps=1,
+                  tensorboard=False, renderer_checkpoint=tmp_path / "renderer")
+    train(SPEC, gan)
+    (tmp_path / "renderer").rename(tmp_path / "moved")
+    assert load_run(tmp_path / "gan", "cpu").method.sample(1, seed=0).images.shape == (1, 3, 16, 16)
+    fresh = _method(sphere_dataset, renderer_checkpoint=tmp_path / "renderer")
+    batch = next(iterate_batches(sphere_dataset, 0, 1, 2, 0, torch.device("cpu")))
+    with pytest.raises(ConfigError, match="does not exist"):
+        fresh.train_step(batch, 0)

@@ -169,8 +169,6 @@ class IGGANConfig(ProxyRendererConfig):
         if self.freeze_renderer and self.renderer_checkpoint is None and self.pretrain_steps == 0:
             raise ConfigError("freeze_renderer", "a frozen renderer must be pre-trained: pass --renderer-checkpoint RUN "
                               "(from `unflat train iggan-renderer`) or --pretrain-steps N")
-        if self.renderer_checkpoint is not None and not Path(self.renderer_checkpoint).exists():
-            raise ConfigError("renderer_checkpoint", f"{self.renderer_checkpoint} does not exist")
         if not 0 < self.export_threshold < 1:
             raise ConfigError("export_threshold", f"must be in (0, 1), got {self.export_threshold}")
         if not 0 < self.limited_azimuth <= 180:
@@ -401,7 +399,12 @@ class IGGAN(_ProxyMethodMixin, Method):
         self.renderer = self.add_network("renderer", build_renderer(cfg))
         self.D = self.add_network("D", DCGANDiscriminator(cfg.image_resolution, cfg.d_channels, cfg.d_max_channels,
                                                           spectral_norm=cfg.d_spectral_norm))
-        if cfg.renderer_checkpoint is not None:
+        # A resumed or loaded run restores its own renderer weights right after construction, so a
+        # pre-trained renderer that has since moved is only an error when a fresh run starts training.
+        self.missing_renderer_checkpoint: Path | None = None
+        if cfg.renderer_checkpoint is not None and not Path(cfg.renderer_checkpoint).exists():
+            self.missing_renderer_checkpoint = Path(cfg.renderer_checkpoint)
+        elif cfg.renderer_checkpoint is not None:
             state, trained = load_renderer_state(cfg.renderer_checkpoint)
             differ = {k: v for k, v in trained.items() if getattr(cfg, k) != v}
             if differ:
@@ -467,8 +470,10 @@ class IGGAN(_ProxyMethodMixin, Method):
                      sample_camera_frame(binary, grid))
 
     def render_opengl(self, fakes: Fakes) -> Tensor:
-        """y = R_d(x_d): marching cubes + OpenGL, [B,3,S,S] in [-1,1] on the method's device."""
-        fakes.opengl = self.pipeline.images(fakes.binary, fakes.cameras, 0.5)
+        """y = R_d(x_d): marching cubes + OpenGL, [B,3,S,S] in [-1,1] on the method's device, rounded
+        to 8 bits like every unflat dataset's images (so D cannot tell them apart by quantisation)."""
+        rgb = self.pipeline.render(fakes.binary, fakes.cameras, 0.5).rgb
+        fakes.opengl = (torch.round(rgb * 255.0) / 127.5 - 1.0).to(self.device)
         return fakes.opengl
 
     def update_discriminator(self, real: Tensor, fakes: Fakes) -> dict[str, float]:
@@ -520,9 +525,15 @@ class IGGAN(_ProxyMethodMixin, Method):
         self.optimize("renderer", loss)
         return {"R_l2": loss.detach(), "pretraining": 1.0}
 
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.missing_renderer_checkpoint = None  # the run's own renderer weights are loaded
+
     def train_step(self, batch: Batch, step: int) -> dict[str, float | Tensor]:
         if batch is None:
             raise UserError("iggan trains on images: pass --data DIR")
+        if self.missing_renderer_checkpoint is not None:
+            raise ConfigError("renderer_checkpoint", f"{self.missing_renderer_checkpoint} does not exist")
         radius, fov = _camera_stats(batch.cameras)
         self.view_radius, self.view_fov_deg = float(radius.median()), float(fov.median())
         if step < self.pretraining_steps:
