@@ -35,15 +35,15 @@ def _sphere_meshes(data: Path, num_shapes: int, seed: int = 0) -> None:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A 24-sphere dataset with meshes, a backbone trained on it (2 steps) and a 2-step mvtriplane run
-    with --eval-every 2, all through the CLI."""
+    """A 24-sphere dataset with meshes, a backbone trained on it (2 steps, --eval-every 1) and a 2-step
+    mvtriplane run with --eval-every 2, all through the CLI."""
     root = tmp_path_factory.mktemp("evaluate")
     data = write_sphere_dataset(root / "data", num_shapes=24)
     _sphere_meshes(data, 24)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("UNFLAT_CACHE_DIR", str(root / "env-cache"))
         assert cli.main(["train", "backbone", "--preset", "tiny", "--data", str(data), "--out", str(root / "backbone"),
-                         "--no-tensorboard"]) == 0
+                         "--eval-every", "1", "--no-tensorboard"]) == 0
         assert cli.main(["train", "mvtriplane", "--preset", "tiny", "--data", str(data), "--out", str(root / "mv"),
                          "--eval-every", "2", "--eval-samples", "8", "--no-tensorboard"]) == 0
     return {"root": root, "data": data, "backbone_run": root / "backbone", "run": root / "mv"}
@@ -67,6 +67,8 @@ def test_train_backbone_writes_the_trained_weights_with_held_out_accuracy(traine
     assert DomainBackboneExtractor.load(data / "backbone.safetensors").weights_hash == extractor.weights_hash
     log = read_metrics_log(run / "metrics.jsonl")
     assert log["held_out/category"] == [(2, accuracy["category_accuracy"])]
+    assert [step for step, _ in log["eval/held_out/azimuth"]] == [1, 2]  # --eval-every 1
+    assert log["eval/held_out/azimuth"][-1][1] == accuracy["azimuth_accuracy"]
     # `unflat export RUN` writes the same file pair
     assert cli.main(["export", str(run), "--out", str(tmp_path / "exported")]) == 0
     assert DomainBackboneExtractor.load(tmp_path / "exported" / "backbone.safetensors").weights_hash == extractor.weights_hash

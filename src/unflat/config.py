@@ -63,7 +63,7 @@ class RunConfig:
     tensorboard: bool = True
     """Write TensorBoard event files into the run directory."""
     eval_every: int = 0
-    """Every N steps, log a quick FID/KID of eval_samples samples on the domain backbone (0 = off; see `unflat evaluate`)."""
+    """Every N steps, log a quick FID/KID of eval_samples samples on the domain backbone (backbone runs: held-out accuracy); 0 = off."""
     eval_samples: int = 256
     """Samples for the --eval-every FID/KID."""
     eval_backbone: Path | None = None

@@ -21,7 +21,7 @@ import warnings
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Callable, Iterator, Literal
 
 import numpy as np
 import torch
@@ -44,8 +44,7 @@ METHODS_WITH_LEARNED_CAMERAS = ("3dgp",)
 
 @dataclass
 class EvaluateArgs:
-    """Metrics of a trained run against a dataset -> metrics.json, plus report.md (tables, sample grid,
-    training curves) next to it."""
+    """Metrics of a trained run against a dataset -> metrics.json, and report.md (tables, samples, training curves) next to it."""
 
     run: Positional[Path]
     """Run directory (or checkpoint file)."""
@@ -279,7 +278,7 @@ def evaluate_generator_run(method: Method, method_name: str, dataset: Dataset, a
 # ---------------------------------------------------------------------------------------------
 # progressive
 # ---------------------------------------------------------------------------------------------
-def perceptual_metric(choice: str, extractor_source: callable, explicit: bool, results: dict):
+def perceptual_metric(choice: str, extractor_source: Callable, explicit: bool, results: dict):
     """The PerceptualDistance for progressive's image metrics, or None (with the reason in results)."""
     from unflat.metrics.lpips import PerceptualDistance
     from unflat.pretrained import MissingWeightsError
@@ -307,7 +306,8 @@ def perceptual_metric(choice: str, extractor_source: callable, explicit: bool, r
 
 
 def evaluate_progressive_run(method: Method, dataset: Dataset, args: EvaluateArgs, wanted: set[str], explicit: bool,
-                             extractor_source, results: dict) -> dict[str, np.ndarray]:
+                             extractor_source: Callable, results: dict) -> dict[str, np.ndarray]:
+    """Fill ``results`` with "same_view" and "novel_view"; returns the report's pictures."""
     from unflat.export.images import make_grid, to_uint8
     from unflat.metrics.evaluate import evaluate_reconstruction
     from unflat.metrics.report import upscale_nearest
