@@ -128,14 +128,20 @@ def dataset_info_for(spec: MethodSpec, cfg: RunConfig) -> DatasetInfo:
     return open_dataset(cfg.data).info
 
 
-def _preflight(run_dir: Path, method: Method) -> None:
-    """Fail before training if the run directory is unwritable or the disk cannot hold checkpoints."""
+def _preflight(run_dir: Path, method: Method, fresh: bool) -> None:
+    """Fail before training, and before writing anything into an existing run, if the run directory
+    cannot be written, already holds another run (a new run would overwrite its latest.pt), or the
+    disk cannot hold the checkpoints."""
     probe = run_dir / ".write-test"
     try:
+        run_dir.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as exc:
-        raise UserError(f"{run_dir}: run directory is not writable ({exc.strerror}); choose another --out") from None
+        raise UserError(f"{run_dir}: run directory is not writable ({exc.strerror or exc}); choose another --out") from None
+    if fresh and latest_checkpoint(run_dir) is not None:
+        raise UserError(f"{run_dir} already holds a trained run (checkpoints/latest.pt); continue it with "
+                        f"`unflat train --resume {run_dir}` or choose another --out")
     need = 3 * estimate_checkpoint_bytes(method.state_dict()) + (64 << 20)
     free = shutil.disk_usage(run_dir).free
     if free < need:
@@ -227,6 +233,14 @@ class Trainer:
             "method_state": self.method.state_dict(),
         }
 
+    def check_weights(self) -> None:
+        """Raise NonFiniteError if an update overflowed a weight to NaN/Inf (losses and gradients are checked
+        at every update; weights at every checkpoint). Every rank checks: DDP keeps weights identical."""
+        params = [param for _, param in self.method.parameters_by_network()]
+        if params and not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
+            bad = next(name for name, p in self.method.parameters_by_network() if not torch.isfinite(p).all())
+            raise NonFiniteError(f"weights of {bad} are NaN/Inf")
+
     def save(self) -> None:
         if not self.is_main:
             return
@@ -299,9 +313,8 @@ class Trainer:
     def fit(self) -> TrainResult:
         cfg = self.cfg
         if self.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            _preflight(self.run_dir, self.method, fresh=self.resume_payload is None)
             write_run_config(self.run_dir, self.spec.name, cfg)
-            _preflight(self.run_dir, self.method)
         distributed.barrier()
         log = open_run_log(self.run_dir, self.ctx.device) if self.is_main else _null_logger()
         self.logger = MetricsLogger(self.run_dir, cfg.tensorboard) if self.is_main else None
@@ -329,6 +342,14 @@ class Trainer:
                 averager.add(values)
                 self.step += 1
                 progress.advance()
+                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.max_steps or stop.signum is not None:
+                    try:  # before a checkpoint could keep them
+                        self.check_weights()
+                    except NonFiniteError as error:
+                        self.step -= 1  # the step that produced them is not kept
+                        batches = self._on_non_finite(error, log)
+                        averager = ScalarAverager()
+                        continue
                 if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
                     steps_per_s, images_per_s = progress.interval_rates()
                     row = {**averager.pop(), "steps_per_s": steps_per_s, "images_per_s": images_per_s}
