@@ -66,6 +66,9 @@ def save_checkpoint(run_dir: Path, payload: dict, step: int, keep_last: int = 3)
     payload = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION, "unflat_version": __version__, **payload}
     step_path = directory / f"step-{step:08d}.pt"
     latest = directory / "latest.pt"
+    for stale in directory.glob(".*.tmp-*"):  # left by a process killed mid-write (only rank 0 writes here)
+        if not stale.name.endswith(f".tmp-{os.getpid()}"):
+            stale.unlink(missing_ok=True)
     try:
         _atomic_torch_save(payload, step_path)
         link_tmp = directory / f".latest.pt.tmp-{os.getpid()}"
@@ -76,9 +79,10 @@ def save_checkpoint(run_dir: Path, payload: dict, step: int, keep_last: int = 3)
             shutil.copyfile(step_path, link_tmp)
         os.replace(link_tmp, latest)
         _fsync_dir(directory)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:  # torch.save reports a short write (disk full, file too big) as RuntimeError
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"short write, is the disk full? {str(exc).splitlines()[0]}"
         raise CheckpointWriteError(
-            f"could not write checkpoint {step_path} ({exc.strerror or exc}); the previous checkpoint "
+            f"could not write checkpoint {step_path} ({reason}); the previous checkpoint "
             f"{latest} is intact. Free disk space or fix permissions, then resume with `unflat train --resume {run_dir}`"
         ) from exc
     if keep_last > 0:

@@ -38,11 +38,26 @@ class ScalarAverager:
         return means
 
 
+def _end_cut_line(path: Path) -> None:
+    """A run killed mid-write leaves a partial last line; end it so the resumed run's rows stay separate lines."""
+    try:
+        with open(path, "rb+") as handle:
+            handle.seek(0, 2)
+            if handle.tell() == 0:
+                return
+            handle.seek(-1, 2)
+            if handle.read(1) != b"\n":
+                handle.write(b"\n")
+    except FileNotFoundError:
+        pass
+
+
 class MetricsLogger:
     """Appends one JSON object per interval to metrics.jsonl and mirrors scalars to TensorBoard."""
 
     def __init__(self, run_dir: Path, tensorboard: bool = True) -> None:
         self.path = Path(run_dir) / "metrics.jsonl"
+        _end_cut_line(self.path)
         self.tb = None
         if tensorboard:
             try:
