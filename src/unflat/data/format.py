@@ -312,11 +312,13 @@ def _load_array(root: Path, name: str, dtype: np.dtype, shape_tail: tuple, count
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except FileNotFoundError:
         raise DatasetError(f"{path}: missing (the manifest says this dataset has it)") from None
+    except EOFError:  # a zero-byte or cut-off header
+        raise DatasetError(f"{path}: empty or truncated .npy file; re-create the dataset") from None
     except (ValueError, OSError) as exc:
         raise DatasetError(f"{path}: not a readable .npy array ({exc}); re-create the dataset") from None
     if array.dtype != dtype:
         raise DatasetError(f"{path}: dtype must be {np.dtype(dtype)}, got {array.dtype}")
-    if array.shape[0] != count or tuple(array.shape[1:]) != shape_tail:
+    if array.ndim != 1 + len(shape_tail) or array.shape[0] != count or tuple(array.shape[1:]) != shape_tail:
         raise DatasetError(f"{path}: shape must be {(count, *shape_tail)}, got {array.shape}")
     return array
 
@@ -329,8 +331,10 @@ def read_manifest(root: Path) -> dict:
         manifest = json.loads(path.read_text())
     except FileNotFoundError:
         raise DatasetError(f"{path}: missing; {root} is not an unflat dataset (make one with `unflat dataset ...`)") from None
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path}: invalid JSON ({exc})") from None
+    except OSError as exc:
+        raise DatasetError(f"{path}: unreadable ({exc.strerror or exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise DatasetError(f"{path}: field 'format' must be '{FORMAT_NAME}'")
     version = manifest.get("format_version")
@@ -345,6 +349,12 @@ def read_manifest(root: Path) -> dict:
             raise DatasetError(f"{path}: field '{key}' must be a {kind.__name__}")
     if manifest["num_images"] <= 0 or manifest["resolution"] <= 0:
         raise DatasetError(f"{path}: 'num_images' and 'resolution' must be positive")
+    for key in ("num_shapes", "views_per_shape"):  # optional, but used when present
+        value = manifest.get(key, 1)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise DatasetError(f"{path}: field '{key}' must be a positive int, got {value!r}")
+    if not all(isinstance(name, str) for name in manifest["class_names"]) or not manifest["class_names"]:
+        raise DatasetError(f"{path}: field 'class_names' must be a non-empty list of strings")
     return manifest
 
 
@@ -369,8 +379,10 @@ def open_dataset(root: Path | str, verify_hashes: bool = False) -> Dataset:
         payload = json.loads((root / "cameras.json").read_text())
     except FileNotFoundError:
         raise DatasetError(f"{root / 'cameras.json'}: missing") from None
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{root / 'cameras.json'}: invalid JSON ({exc})") from None
+    except OSError as exc:
+        raise DatasetError(f"{root / 'cameras.json'}: unreadable ({exc.strerror or exc})") from None
     cameras = parse_cameras_json(payload, str(root / "cameras.json"), expected=n)
     info = DatasetInfo(
         resolution=r,
