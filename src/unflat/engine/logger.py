@@ -119,3 +119,12 @@ def open_run_log(run_dir: Path, device: torch.device) -> logging.Logger:
     )
     logger.info("device: %s (%s)", device, device_name)
     return logger
+
+
+def close_run_log() -> None:
+    """Detach run.log at the end of a run: close its file, let 'unflat.run' records propagate again."""
+    logger = logging.getLogger("unflat.run")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    logger.propagate = True

@@ -35,7 +35,7 @@ from unflat.engine.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from unflat.engine.logger import MetricsLogger, ScalarAverager, open_run_log
+from unflat.engine.logger import MetricsLogger, ScalarAverager, close_run_log, open_run_log
 from unflat.engine.progress import TrainingProgress, console
 from unflat.errors import UserError
 from unflat.methods.base import Method, NonFiniteError, TrainContext
@@ -311,6 +311,12 @@ class Trainer:
         return self._batches(self.step)
 
     def fit(self) -> TrainResult:
+        try:
+            return self._fit()
+        finally:
+            close_run_log()  # later runs and commands in this process must not write into this run.log
+
+    def _fit(self) -> TrainResult:
         cfg = self.cfg
         if self.is_main:
             _preflight(self.run_dir, self.method, fresh=self.resume_payload is None)
