@@ -235,3 +235,14 @@ def test_run_log_has_command_versions_git_hash_and_device(sphere_dataset: Path, 
     assert f"git {head}" in text and git_head
     assert "device: cpu" in text
     assert "finished at step 2" in text
+
+
+def test_run_log_is_detached_when_the_run_ends(sphere_dataset: Path, tmp_path: Path, caplog) -> None:
+    """Later runs or commands in the same process (generate, a second train) must not write into a finished run's log."""
+    import logging
+
+    train(SPEC, replace(SPEC.config("tiny"), data=sphere_dataset, out=tmp_path / "run", device="cpu", max_steps=1))
+    with caplog.at_level("WARNING", logger="unflat.run"):
+        logging.getLogger("unflat.run").warning("written after the run ended")
+    assert "written after the run ended" not in (tmp_path / "run" / "run.log").read_text()
+    assert "written after the run ended" in caplog.text
