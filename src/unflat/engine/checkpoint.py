@@ -31,6 +31,10 @@ class CheckpointWriteError(UserError):
     """A checkpoint could not be written (disk full, permissions); the previous one is intact."""
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def checkpoint_dir(run_dir: Path) -> Path:
     return Path(run_dir) / "checkpoints"
 
@@ -80,7 +84,7 @@ def save_checkpoint(run_dir: Path, payload: dict, step: int, keep_last: int = 3)
         os.replace(link_tmp, latest)
         _fsync_dir(directory)
     except (OSError, RuntimeError) as exc:  # torch.save reports a short write (disk full, file too big) as RuntimeError
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"short write, is the disk full? {str(exc).splitlines()[0]}"
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"short write, is the disk full? {_first_line(exc)}"
         raise CheckpointWriteError(
             f"could not write checkpoint {step_path} ({reason}); the previous checkpoint "
             f"{latest} is intact. Free disk space or fix permissions, then resume with `unflat train --resume {run_dir}`"
@@ -113,16 +117,27 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
             raise CheckpointError(f"{path}: no checkpoints/latest.pt in this run directory")
         path = found
     try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: checkpoint not found") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    if not head:
+        raise CheckpointError(f"{path}: empty file, not a checkpoint")
+    if not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):  # torch's zip format, or a legacy pickle
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint file")
+    try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: checkpoint not found") from None
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
             f"{path}: refused to load: the file contains Python objects other than tensors and plain data "
-            f"(it could run code). Only load checkpoints you trust, written by unflat. Details: {str(exc).splitlines()[0]}"
+            f"(it could run code). Only load checkpoints you trust, written by unflat. Details: {_first_line(exc)}"
         ) from None
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise CheckpointError(f"{path}: unreadable or truncated checkpoint ({str(exc).splitlines()[0]})") from None
+    except (RuntimeError, EOFError, OSError, KeyError, IndexError, ValueError) as exc:
+        raise CheckpointError(f"{path}: unreadable or truncated checkpoint ({_first_line(exc)})") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not an unflat checkpoint (missing 'format': '{CHECKPOINT_FORMAT}')")
     if payload.get("format_version") != CHECKPOINT_VERSION:
