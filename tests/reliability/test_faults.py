@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpers import REPO, assert_one_line_error, cli_error, toy_spec
 from unflat.engine import checkpoint as ckpt
@@ -246,3 +248,39 @@ def test_run_log_is_detached_when_the_run_ends(sphere_dataset: Path, tmp_path: P
         logging.getLogger("unflat.run").warning("written after the run ended")
     assert "written after the run ended" not in (tmp_path / "run" / "run.log").read_text()
     assert "written after the run ended" in caplog.text
+
+
+# ---- damaged checkpoints ------------------------------------------------------------------------------
+CHECKPOINT_ZOO = {
+    "empty": (lambda good: b"", "empty file"),
+    "text": (lambda good: b"hello world\n", "not a PyTorch checkpoint"),
+    "numpy file": (lambda good: b"\x93NUMPY\x01\x00" + bytes(100), "not a PyTorch checkpoint"),
+    "cut in the middle": (lambda good: good[: len(good) // 2], "unreadable or truncated"),
+    "cut at the end": (lambda good: good[:-50], "unreadable or truncated"),
+}
+
+
+@pytest.mark.parametrize("damage", list(CHECKPOINT_ZOO))
+def test_damaged_checkpoint_is_a_one_line_error(sphere_dataset: Path, tmp_path: Path, capsys, damage: str) -> None:
+    run = tmp_path / "run"
+    train(SPEC, replace(SPEC.config("tiny"), data=sphere_dataset, out=run, device="cpu", max_steps=1))
+    path = run / "checkpoints" / "latest.pt"
+    make, problem = CHECKPOINT_ZOO[damage]
+    bad = make(path.read_bytes())
+    path.unlink()  # a hard link to step-00000001.pt: replace, don't write through it
+    path.write_bytes(bad)
+    for argv in (["train", "--resume", str(run)], ["generate", str(path), "--out", str(tmp_path / "g"), "--device", "cpu"]):
+        code, err = cli_error(capsys, argv)
+        assert_one_line_error(code, err, str(path), problem)
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(data=st.binary(max_size=300), prefix=st.sampled_from([b"", b"PK\x03\x04", b"\x80\x02", b"\x80\x05"]))
+def test_load_checkpoint_of_arbitrary_bytes_never_crashes(data: bytes, prefix: bytes) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "x.pt"
+        path.write_bytes(prefix + data)
+        with pytest.raises(ckpt.CheckpointError, match=str(path)):
+            ckpt.load_checkpoint(path)
