@@ -191,8 +191,8 @@ class IGGANRendererConfig(ProxyRendererConfig):
     """Adam beta2 (paper silent)."""
     shapes: ShapeKind = "mixed"
     """Random shapes to pre-train on: unions of boxes ("cubes"), procedural tables, or both."""
-    camera_radius: float = 2.5
-    """Camera distance to the origin for views of the random shapes (with --data: taken from the dataset's cameras instead)."""
+    camera_radius: float = 3.0
+    """Camera distance to the origin for views of the random shapes (default: `unflat dataset synth`'s; with --data: taken from the dataset's cameras instead)."""
     camera_fov_deg: float = 40.0
     """Vertical field of view in degrees (with --data: taken from the dataset's cameras instead)."""
 
@@ -336,7 +336,7 @@ def load_renderer_state(path: Path) -> tuple[dict[str, Tensor], dict]:
 
 def proxy_pretrain_loss(method: "_ProxyMethodMixin", n: int, radius: Tensor | float, fov_deg: Tensor | float,
                         kind: ShapeKind) -> Tensor:
-    """Eq. (5) on random shapes: mean squared error between proxy and OpenGL renders of n random
+    """Eq. (5) on random shapes: squared L2 error (Eq. 5 reduction) between proxy and OpenGL renders of n random
     binary shapes, each seen from a random view (azimuth 360 deg, elevation in the config's range)
     at distance ``radius`` and field of view ``fov_deg`` (scalars or [n]). Uses the global RNG."""
     cfg = method.cfg
@@ -347,7 +347,13 @@ def proxy_pretrain_loss(method: "_ProxyMethodMixin", n: int, radius: Tensor | fl
     target = method.pipeline.images(shapes, views, 0.5)
     with method.autocast():
         rendered = method.proxy_render(shapes, views).float()
-    return (rendered - target).square().mean()
+    return squared_l2(rendered, target)
+
+
+def squared_l2(images: Tensor, target: Tensor) -> Tensor:
+    """Eq. (5)'s ||R_phi(x_d) - R_d(x_d)||_2^2: squared error summed over each image's pixels and
+    channels (images in [-1,1]), averaged over the batch."""
+    return (images - target).square().flatten(1).sum(1).mean()
 
 
 class _ProxyMethodMixin:
@@ -430,7 +436,7 @@ class IGGAN(_ProxyMethodMixin, Method):
         self.pipeline = build_pipeline(cfg)
         # Camera distance / FoV for views of generated shapes outside training (sample, generate):
         # the latest real batch's medians, checkpointed so a loaded run needs no dataset.
-        self.view_radius, self.view_fov_deg = 2.5, 40.0
+        self.view_radius, self.view_fov_deg = 3.0, 40.0
 
     # ---- views ------------------------------------------------------------------------------
     def azimuth_elevation_ranges(self) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -488,7 +494,7 @@ class IGGAN(_ProxyMethodMixin, Method):
         return {"loss_D": loss.detach(), "D_real": real_logits.detach().mean(), "D_fake": fake_logits.detach().mean()}
 
     def renderer_losses(self, fakes: Fakes) -> tuple[Tensor, Tensor, Tensor]:
-        """(L_render, L_2, L_DOM) of Eq. (9): L_2 = ||R_phi(x_d) - R_d(x_d)||^2 (Eq. 5, mean over pixels),
+        """(L_render, L_2, L_DOM) of Eq. (9): L_2 = ||R_phi(x_d) - R_d(x_d)||^2 (Eq. 5, summed over pixels),
         L_DOM = (log D(R_d(x_d)) - log D(R_phi(x_c)))^2 (Eq. 8)."""
         assert fakes.opengl is not None
         n = len(fakes.cameras)
@@ -496,7 +502,7 @@ class IGGAN(_ProxyMethodMixin, Method):
         inputs = torch.cat([fakes.volume_binary, fakes.volume.detach()]) if use_dom else fakes.volume_binary
         with self.autocast():
             rendered = self.renderer_step(inputs).float()
-        l2 = (rendered[:n] - fakes.opengl).square().mean()
+        l2 = squared_l2(rendered[:n], fakes.opengl)
         if not use_dom:
             zero = l2.new_zeros(())
             return l2, l2, zero
@@ -677,7 +683,7 @@ class IGGANRenderer(_ProxyMethodMixin, Method):
 
     @torch.no_grad()
     def evaluate_l2(self, shapes: Tensor, cameras: Cameras) -> float:
-        """Mean squared error of the proxy against OpenGL on given shapes/views (for tests and logs)."""
+        """Mean squared error per pixel of the proxy against OpenGL on given shapes/views (tests, logs)."""
         target = self.pipeline.images(shapes, cameras, 0.5)
         with self.autocast():
             return float((self.proxy_render(shapes.to(self.device), cameras).float() - target).square().mean())
