@@ -54,6 +54,22 @@ def test_modulated_conv_equals_grouped_convolution_reference():
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
 
 
+def test_triplane_sampling_reproduces_linear_fields_on_each_plane():
+    from unflat.geometry.triplane import sample_triplane
+
+    r = 32
+    centres = (torch.arange(r) * 2 + 1) / r - 1  # texel centres in grid coordinates (align_corners=False)
+    rows, cols = torch.meshgrid(centres, centres, indexing="ij")  # rows follow the 2nd axis, cols the 1st
+    planes = torch.stack([2 * cols + 3 * rows, 5 * rows, 7 * cols])[None, :, None]  # (x,y), (x,z), (y,z)
+    box = 4.0
+    points = (torch.rand(1, 50, 3) * 1.8 - 0.9) * (1 - 1 / r) * box / 2
+    feats = sample_triplane(planes, points, box, "sum")
+    x, y, z = (points[0] * 2 / box).unbind(-1)
+    torch.testing.assert_close(feats[0, :, 0], 2 * x + 3 * y + 5 * z + 7 * y, atol=1e-4, rtol=1e-4)
+    outside = sample_triplane(planes, torch.full((1, 1, 3), box), box, "mean")
+    assert outside.abs().max() == 0
+
+
 def test_extra_blocks_roughly_double_the_synthesis_parameters():
     count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
     base = SynthesisNetwork(32, 32, 24, channel_base=1024, channel_max=64, extra_blocks=False)

@@ -33,7 +33,8 @@ def sample_triplane(planes: Tensor, points: Tensor, box_size: float, aggregation
     """
     b, n_planes, c, h, w = planes.shape
     grid = project_to_planes(points, box_size).reshape(b * n_planes, 1, -1, 2)
-    sampled = F.grid_sample(planes.reshape(b * n_planes, c, h, w), grid.to(planes.dtype), mode="bilinear",
+    # fp32 even under bf16 autocast: bf16 coordinates (8-bit mantissa) would snap to ~1/128 of the plane.
+    sampled = F.grid_sample(planes.reshape(b * n_planes, c, h, w).float(), grid.float(), mode="bilinear",
                             padding_mode="zeros", align_corners=False)  # [B*3, C, 1, M]
     sampled = sampled.reshape(b, n_planes, c, -1)
     feats = sampled.sum(1) if aggregation == "sum" else sampled.mean(1)

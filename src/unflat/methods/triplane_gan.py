@@ -95,13 +95,13 @@ class TriplaneGANConfig(RunConfig):
     """Stratified samples per ray."""
     num_fine: int = 48
     """Importance samples per ray."""
-    ray_near: float = 1.3
-    """Ray start distance from the camera."""
-    ray_far: float = 3.7
-    """Ray end distance from the camera."""
+    ray_near: float = 1.8
+    """Ray start distance from the camera (default: camera_radius - 1.2, the unit sphere plus a margin)."""
+    ray_far: float = 4.2
+    """Ray end distance from the camera (default: camera_radius + 1.2)."""
     # ---- cameras ---------------------------------------------------------------------------------
-    camera_radius: float = 2.5
-    """Distance of sampled cameras from the origin."""
+    camera_radius: float = 3.0
+    """Distance of sampled cameras from the origin (unflat's synthetic data: 3, fov 40 frames the unit sphere)."""
     camera_fov: float = 40.0
     """Vertical field of view of sampled cameras, degrees."""
     elevation_min: float = -90.0
