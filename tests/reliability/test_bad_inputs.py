@@ -260,3 +260,9 @@ def test_evaluate_bad_inputs(runs, tmp_path: Path, capsys, case: str) -> None:
     if "is not built" in err:
         pytest.xfail("`unflat evaluate` is not built yet (src/unflat/evaluate.py is missing)")
     assert_one_line_error(code, err, str(run) if case == "missing run" else str(data / "images.npy"))
+
+
+def test_from_generator_without_a_run(tmp_path: Path, capsys) -> None:
+    code, err = cli_error(capsys, ["dataset", "from-generator", str(tmp_path / "no-run"), "--num-shapes", "1",
+                                   "--out", str(tmp_path / "ds")])
+    assert_one_line_error(code, err, str(tmp_path / "no-run"), "not found")

@@ -257,7 +257,18 @@ CHECKPOINT_ZOO = {
     "numpy file": (lambda good: b"\x93NUMPY\x01\x00" + bytes(100), "not a PyTorch checkpoint"),
     "cut in the middle": (lambda good: good[: len(good) // 2], "unreadable or truncated"),
     "cut at the end": (lambda good: good[:-50], "unreadable or truncated"),
+    "another program's torch file": (lambda good: _torch_bytes({"state_dict": {"w": torch.zeros(2)}}), "not an unflat checkpoint"),
+    "from a future unflat": (lambda good: _torch_bytes({"format": "unflat-checkpoint", "format_version": 7}),
+                             "format_version 7 is not supported"),
 }
+
+
+def _torch_bytes(obj: object) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
 
 
 @pytest.mark.parametrize("damage", list(CHECKPOINT_ZOO))
