@@ -94,3 +94,20 @@ def test_batched_rendering_equals_per_ray_rendering():
         one = render_rays(field, origins[:, i:i + 1], dirs[:, i:i + 1], 0.5, 4.0, 12, 12, perturb=False)
         torch.testing.assert_close(one.features, full.features[:, i:i + 1], atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(one.depth, full.depth[:, i:i + 1], atol=1e-5, rtol=1e-5)
+
+
+def test_merged_coarse_and_fine_samples_equal_compositing_at_the_sorted_depths():
+    torch.manual_seed(2)
+    w = torch.randn(3, 6)
+
+    def field(points):
+        h = torch.sin(points @ w)
+        return torch.sigmoid(h[..., :5]), torch.nn.functional.softplus(h[..., 5:]) * 3
+
+    origins, dirs = rays_along_z(7, 20.0)
+    out = render_rays(field, origins, dirs, 0.5, 4.0, 10, 14, perturb=True)
+    points = origins.unsqueeze(2) + out.depths.unsqueeze(-1) * dirs.unsqueeze(2)
+    feats, density = field(points.reshape(1, -1, 3))
+    ref = composite(feats.reshape(1, 7, 24, 5), density.reshape(1, 7, 24, 1), out.depths)
+    torch.testing.assert_close(out.features, ref.features, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.opacity, ref.opacity, atol=1e-6, rtol=1e-6)

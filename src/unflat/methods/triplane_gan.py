@@ -399,6 +399,10 @@ class TriplaneGAN(Method):
         super().__init__(cfg, info, ctx)
         cfg.validate()
         self.output_resolution = cfg.output_resolution or info.resolution
+        if self.output_resolution & (self.output_resolution - 1) or self.output_resolution < 4:
+            nearest = 2 ** max(2, int(math.log2(max(self.output_resolution, 4))))
+            raise ConfigError("output_resolution", f"the dataset's images are {info.resolution}px, not a power of two; "
+                                                   f"pass e.g. --output-resolution {nearest} (images are resized)")
         if self.output_resolution < cfg.neural_resolution:
             raise ConfigError("neural_resolution", f"must be <= the output resolution {self.output_resolution}")
         self.num_classes = info.num_classes if cfg.class_conditional and info.num_classes > 1 else 0

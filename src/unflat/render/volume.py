@@ -52,23 +52,37 @@ def stratified_depths(shape: tuple[int, int], num: int, near: float, far: float,
     return t.contiguous()
 
 
-def composite(features: Tensor, densities: Tensor, depths: Tensor, far: float | None = None) -> VolumeOutput:
-    """features [B,R,N,C], densities [B,R,N,1], depths [B,R,N] (sorted) -> VolumeOutput (fp32 maths)."""
-    features, densities, depths = features.float(), densities.float(), depths.float()
-    deltas = depths[..., 1:] - depths[..., :-1]  # [B,R,N-1]
-    feat_mid = 0.5 * (features[..., 1:, :] + features[..., :-1, :])
-    sigma_mid = 0.5 * (densities[..., 1:, 0] + densities[..., :-1, 0])
-    depth_mid = 0.5 * (depths[..., 1:] + depths[..., :-1])
-    tau = sigma_mid * deltas
+def interval_weights(densities: Tensor, depths: Tensor) -> Tensor:
+    """densities [B,R,N,1] (or [B,R,N]), sorted depths [B,R,N] -> interval weights [B,R,N-1] (fp32)."""
+    sigma = densities.float().reshape(depths.shape)
+    depths = depths.float()
+    tau = 0.5 * (sigma[..., 1:] + sigma[..., :-1]) * (depths[..., 1:] - depths[..., :-1])
     alpha = 1.0 - torch.exp(-tau)
     transmittance = torch.exp(-(torch.cumsum(tau, dim=-1) - tau))  # exclusive cumulative sum
-    weights = alpha * transmittance
+    return alpha * transmittance
+
+
+def per_sample_weights(weights: Tensor) -> Tensor:
+    """Interval weights [...,N-1] -> sample weights [...,N] with sum_i w_i (f_i + f_i+1)/2 = sum_j v_j f_j,
+    so features are composited without building the [B,R,N-1,C] interval midpoints."""
+    return 0.5 * (F.pad(weights, (0, 1)) + F.pad(weights, (1, 0)))
+
+
+def _finish(features: Tensor, weights: Tensor, depths: Tensor, far: float | None) -> VolumeOutput:
+    depths = depths.float()
     opacity = weights.sum(-1, keepdim=True)
-    rgb = (weights.unsqueeze(-1) * feat_mid).sum(-2)
+    depth_mid = 0.5 * (depths[..., 1:] + depths[..., :-1])
     far_value = depths[..., -1:] if far is None else torch.full_like(depths[..., -1:], far)
     depth = torch.where(opacity > 1e-6, (weights * depth_mid).sum(-1, keepdim=True) / opacity.clamp_min(1e-6), far_value)
     depth = torch.minimum(torch.maximum(depth, depths[..., :1]), depths[..., -1:])
-    return VolumeOutput(rgb, depth, opacity, weights, depths)
+    return VolumeOutput(features, depth, opacity, weights, depths)
+
+
+def composite(features: Tensor, densities: Tensor, depths: Tensor, far: float | None = None) -> VolumeOutput:
+    """features [B,R,N,C], densities [B,R,N,1], depths [B,R,N] (sorted) -> VolumeOutput (fp32 maths)."""
+    weights = interval_weights(densities, depths)
+    rgb = torch.einsum("brn,brnc->brc", per_sample_weights(weights), features.float())
+    return _finish(rgb, weights, depths, far)
 
 
 def sample_pdf(bins: Tensor, weights: Tensor, num: int, deterministic: bool,
@@ -123,16 +137,19 @@ def render_rays(field: FieldFn, origins: Tensor, dirs: Tensor, near: float, far:
     if num_fine <= 0:
         return composite(f_coarse, s_coarse, t_coarse, far)
     with torch.no_grad():
-        coarse = composite(f_coarse.detach(), s_coarse.detach(), t_coarse, far)
-        t_fine = sample_pdf(t_coarse, smooth_weights(coarse.weights), num_fine, deterministic=not perturb,
+        coarse_weights = interval_weights(s_coarse.detach(), t_coarse)
+        t_fine = sample_pdf(t_coarse, smooth_weights(coarse_weights), num_fine, deterministic=not perturb,
                             generator=generator)
     f_fine, s_fine = _query(field, origins, dirs, t_fine)
-    # Merge coarse and fine samples into one sorted set (gather, no loops).
+    # Composite coarse + fine samples in depth order. Only depths and densities are sorted; the sample
+    # weights are scattered back to the unsorted order, so the C-channel features are never gathered.
     t_all, order = torch.sort(torch.cat([t_coarse, t_fine], -1), dim=-1)
-    f_all = torch.gather(torch.cat([f_coarse, f_fine.to(f_coarse.dtype)], 2), 2,
-                         order.unsqueeze(-1).expand(-1, -1, -1, f_coarse.shape[-1]))
-    s_all = torch.gather(torch.cat([s_coarse, s_fine.to(s_coarse.dtype)], 2), 2, order.unsqueeze(-1))
-    return composite(f_all, s_all, t_all, far)
+    s_all = torch.gather(torch.cat([s_coarse, s_fine.to(s_coarse.dtype)], 2)[..., 0], 2, order)
+    weights = interval_weights(s_all, t_all)
+    unsorted = torch.zeros_like(t_all).scatter(-1, order, per_sample_weights(weights))
+    rgb = (torch.einsum("brn,brnc->brc", unsorted[..., :num_coarse], f_coarse.float())
+           + torch.einsum("brn,brnc->brc", unsorted[..., num_coarse:], f_fine.float()))
+    return _finish(rgb, weights, t_all, far)
 
 
 def render_rays_chunked(field: FieldFn, origins: Tensor, dirs: Tensor, near: float, far: float, num_coarse: int,
