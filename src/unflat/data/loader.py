@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from unflat.cameras import Cameras
-from unflat.data.format import Dataset, open_dataset
+from unflat.data.format import Dataset, DatasetError, open_dataset
 
 
 @dataclass
@@ -87,7 +87,7 @@ class StepSampler:
         if views_per_sample > 1:
             groups = [g for g in dataset.views_of_shape() if len(g) >= views_per_sample]
             if not groups:
-                raise ValueError(f"no shape in {dataset.root} has {views_per_sample} views; make a multi-view dataset "
+                raise DatasetError(f"{dataset.root}: no shape has {views_per_sample} views, which this method needs; make a multi-view dataset "
                                  f"(unflat dataset synth --views-per-shape {views_per_sample})")
             self.groups = groups
             self.num_items = len(groups)

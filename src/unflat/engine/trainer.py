@@ -26,12 +26,13 @@ import torch
 
 from unflat.config import RunConfig, config_from_yaml, config_to_yaml
 from unflat.data.format import DatasetInfo, open_dataset
-from unflat.data.loader import Batch, iterate_batches
+from unflat.data.loader import Batch, StepSampler, iterate_batches
 from unflat.engine import distributed
 from unflat.engine.checkpoint import (
     CheckpointWriteError,
     estimate_checkpoint_bytes,
     latest_checkpoint,
+    list_checkpoints,
     load_checkpoint,
     save_checkpoint,
 )
@@ -139,8 +140,10 @@ def _preflight(run_dir: Path, method: Method, fresh: bool) -> None:
         probe.unlink()
     except OSError as exc:
         raise UserError(f"{run_dir}: run directory is not writable ({exc.strerror or exc}); choose another --out") from None
-    if fresh and latest_checkpoint(run_dir) is not None:
-        raise UserError(f"{run_dir} already holds a trained run (checkpoints/latest.pt); continue it with "
+    steps = list_checkpoints(run_dir)
+    trained = [p.name for p in steps if p.name != "step-00000000.pt"]  # step 0 holds only the initial weights
+    if fresh and (trained or (not steps and latest_checkpoint(run_dir) is not None)):
+        raise UserError(f"{run_dir} already holds a trained run ({(trained or ['latest.pt'])[-1]}); continue it with "
                         f"`unflat train --resume {run_dir}` or choose another --out")
     need = 3 * estimate_checkpoint_bytes(method.state_dict()) + (64 << 20)
     free = shutil.disk_usage(run_dir).free
@@ -196,6 +199,8 @@ class Trainer:
         self.info = dataset_info_for(spec, cfg)
         torch.manual_seed(cfg.seed)  # same initial weights on every rank (and broadcast anyway)
         self.method: Method = spec.method_cls(cfg, self.info, self.ctx)
+        if cfg.data is not None and self.method.views_per_sample > 1:  # fail now, not at the first batch
+            StepSampler(open_dataset(cfg.data), cfg.batch_size, cfg.seed, views_per_sample=self.method.views_per_sample)
         self.step = 0
         self.rollbacks = 0
         if self.resume_payload is not None:
