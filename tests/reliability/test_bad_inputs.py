@@ -96,6 +96,13 @@ def test_dataset_from_an_older_unflat_of_the_same_format_is_accepted(good: Path,
     assert code == 0
 
 
+def test_single_view_data_for_a_multi_view_method(good: Path, tmp_path: Path, capsys) -> None:
+    code, err = cli_error(capsys, ["train", "progressive", "--preset", "tiny", "--data", str(good), "--device", "cpu",
+                                   "--out", str(tmp_path / "run")])
+    assert_one_line_error(code, err, str(good), "no shape has 2 views", "--views-per-shape 2")
+    assert not (tmp_path / "run").exists()  # refused before the run directory is made
+
+
 @pytest.mark.parametrize("data", ["missing", "a-file"])
 def test_train_data_that_is_not_a_folder(tmp_path: Path, capsys, data: str) -> None:
     path = tmp_path / data

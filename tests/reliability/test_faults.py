@@ -71,6 +71,16 @@ def test_new_run_into_an_existing_run_is_refused_and_keeps_it(sphere_dataset: Pa
     assert (run / "checkpoints" / "latest.pt").read_bytes() == before
 
 
+def test_run_that_failed_before_its_first_step_can_be_started_again(sphere_dataset: Path, tmp_path: Path, capsys) -> None:
+    """Only the step-0 checkpoint (initial weights) exists: nothing to lose, the same command may run again."""
+    run = tmp_path / "run"
+    code, err = cli_error(capsys, _train_args(sphere_dataset, run, "--nan-at-step", "0", "--max-steps", "2"))
+    assert_one_line_error(code, err, "non-finite values at step 0")
+    assert [p.name for p in ckpt.list_checkpoints(run)] == ["step-00000000.pt"]
+    assert cli_error(capsys, _train_args(sphere_dataset, run, "--max-steps", "2"))[0] == 0
+    assert ckpt.load_checkpoint(run)["step"] == 2
+
+
 def test_disk_full_during_training_keeps_previous_checkpoint_and_stops(sphere_dataset: Path, tmp_path: Path, capsys) -> None:
     """A real short write: the file-size limit (RLIMIT_FSIZE) lets the step-0 checkpoint (~70 kB, no Adam state
     yet) through and cuts the step-2 one (~155 kB) like a full disk would."""
