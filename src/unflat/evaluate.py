@@ -268,10 +268,16 @@ def evaluate_generator_run(method: Method, method_name: str, dataset: Dataset, a
                 raise UserError(f"cannot compute chamfer (COV/MMD/1-NNA): {reason}")
             results["skipped"]["chamfer"] = reason
         else:
-            fake_clouds = generated_point_clouds(method, args.num_shapes, args.seed, args.num_points)
-            report = evaluate_generator(None, None, None, fake_clouds=fake_clouds, reference_clouds=reference_clouds,
-                                        device=device)
-            results["shapes"] = report.shapes.to_dict()
+            try:
+                fake_clouds = generated_point_clouds(method, args.num_shapes, args.seed, args.num_points)
+            except UserError as exc:  # e.g. an early generator whose occupancy never reaches the surface level
+                if explicit:
+                    raise
+                results["skipped"]["chamfer"] = str(exc)
+            else:
+                report = evaluate_generator(None, None, None, fake_clouds=fake_clouds, reference_clouds=reference_clouds,
+                                            device=device)
+                results["shapes"] = report.shapes.to_dict()
     return pictures
 
 
