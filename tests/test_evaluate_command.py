@@ -187,3 +187,14 @@ def test_svg_line_plot_maps_points_into_the_frame():
     xy = np.array([[float(v) for v in p.split(",")] for p in points])
     # x: 0 -> left edge (56), 20 -> right edge (320 - 10); y: max -> top (24), min -> bottom (180 - 30)
     assert xy[0, 0] == 56 and xy[-1, 0] == 310 and xy[1, 1] == 24 and xy[0, 1] == 150 and xy[2, 1] == 87
+
+
+def test_read_metrics_log_keeps_finite_numbers_and_survives_a_cut_line(tmp_path):
+    from unflat.metrics.report import curve_order
+
+    log = tmp_path / "metrics.jsonl"
+    log.write_text('{"step": 1, "time": 5.0, "loss/g": 1.5, "eval/fid": NaN, "event": "x", "flag": true}\n'
+                   '{"step": 2, "time": 6.0, "loss/g": 1.25, "eval/fid": 40.0}\n{"step": 3, "loss/g": 1.')
+    series = read_metrics_log(log)
+    assert series == {"loss/g": [(1, 1.5), (2, 1.25)], "eval/fid": [(2, 40.0)]}
+    assert curve_order(["steps_per_s", "d/real", "loss/g", "eval/fid"]) == ["eval/fid", "loss/g", "d/real", "steps_per_s"]
