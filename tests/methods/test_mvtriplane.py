@@ -194,3 +194,16 @@ def test_pti_loss_decreases_and_writes_outputs(sphere_dataset: Path, tmp_path: P
     paths = method.invert([image], tmp_path / "inv", steps_w=2, steps_g=2, progress=False, camera_candidates=2)
     names = {p.name for p in paths}
     assert {"reconstruction.png", "novel_views.png", "depth.png", "generator.safetensors", "inversion.json"} <= names
+
+
+def test_pti_uses_the_data_folders_domain_backbone_as_features_and_classifier(sphere_dataset: Path, tmp_path: Path):
+    from unflat.methods.pti import choose_feature_fn
+    from unflat.nets.domain_backbone import DomainBackbone, DomainBackboneConfig, save_domain_backbone
+
+    path = save_domain_backbone(DomainBackbone(DomainBackboneConfig(resolution=16, widths=(4, 8), num_classes=2)),
+                                tmp_path / "backbone.safetensors")
+    method = make_method(sphere_dataset)
+    feature_fn, name, classifier = choose_feature_fn(method, vgg_weights=tmp_path / "missing-vgg16.pth", backbone=path)
+    assert name.startswith("domain backbone") and classifier is not None
+    images = torch.rand(2, 3, 16, 16) * 2 - 1
+    assert classifier(images).shape == (2, 2) and len(feature_fn(images)) == 2

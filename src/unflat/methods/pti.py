@@ -143,16 +143,19 @@ def feature_distance(a: list[Tensor], b: list[Tensor]) -> Tensor:
 def choose_feature_fn(method, vgg_weights: str | Path | None = None, backbone: str | Path | None = None
                       ) -> tuple[FeatureFn, str, ClassifyFn | None]:
     """(feature_fn, its name, classifier or None): VGG16 if its weights are here, else the domain backbone
-    when a path is given, else the method's discriminator."""
+    (``backbone``, or the training data's ``backbone.safetensors``), else the method's discriminator.
+    The backbone's category head classifies the image when its classes match the generator's."""
     from unflat.errors import UserError
 
     classifier = None
+    data = getattr(method.cfg, "data", None)
+    if backbone is None and data is not None and (Path(data) / "backbone.safetensors").is_file():
+        backbone = Path(data) / "backbone.safetensors"  # unflat's convention: DATA/backbone.safetensors
     if backbone is not None:
         from unflat.nets.domain_backbone import load_domain_backbone
 
         model, _ = load_domain_backbone(backbone, method.device)
-        n_classes = model.heads(model(torch.zeros(1, 3, 8, 8, device=method.device)))["category"].shape[1]
-        if n_classes == method.num_classes:
+        if model.config.num_classes == method.num_classes:
             classifier = lambda images: model.heads(model((images.float().clamp(-1, 1) + 1) / 2))["category"]  # noqa: E731
     try:
         return vgg16_feature_fn(vgg_weights, method.device), "vgg16", classifier
