@@ -39,7 +39,7 @@ from unflat.methods.registry import MethodSpec, register
 from unflat.nets.dcgan import DCGANDiscriminator
 from unflat.nets.rendernet import RenderNet, camera_frame_grid, sample_camera_frame
 from unflat.nets.voxel_generator import VoxelGenerator
-from unflat.render.voxel_pipeline import VoxelRenderPipeline, binarise, voxels_to_meshes
+from unflat.render.voxel_pipeline import VoxelRenderPipeline, binarise, sample_thresholds, voxels_to_meshes
 
 ShapeKind = Literal["cubes", "tables", "mixed"]
 
@@ -469,7 +469,7 @@ class IGGAN(_ProxyMethodMixin, Method):
         z = torch.randn(n, self.cfg.z_dim, device=self.device)
         with self.autocast():
             voxels = self.G_step(z).float()
-        thresholds = torch.rand(n, device=self.device)
+        thresholds = sample_thresholds(n, self.device)
         binary = binarise(voxels.detach(), thresholds)
         grid = self.camera_grid(cameras)  # one resampling grid for x_c and x_d
         return Fakes(voxels, cameras, thresholds, binary, sample_camera_frame(voxels, grid),
