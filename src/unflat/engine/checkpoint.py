@@ -136,8 +136,8 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
             f"{path}: refused to load: the file contains Python objects other than tensors and plain data "
             f"(it could run code). Only load checkpoints you trust, written by unflat. Details: {_first_line(exc)}"
         ) from None
-    except (RuntimeError, EOFError, OSError, KeyError, IndexError, ValueError) as exc:
-        raise CheckpointError(f"{path}: unreadable or truncated checkpoint ({_first_line(exc)})") from None
+    except Exception as exc:  # garbage makes torch's unpickler raise almost anything (struct.error, KeyError, ...)
+        raise CheckpointError(f"{path}: unreadable or truncated checkpoint ({type(exc).__name__}: {_first_line(exc)})") from exc
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not an unflat checkpoint (missing 'format': '{CHECKPOINT_FORMAT}')")
     if payload.get("format_version") != CHECKPOINT_VERSION:
