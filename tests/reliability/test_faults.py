@@ -295,7 +295,7 @@ def test_damaged_checkpoint_is_a_one_line_error(sphere_dataset: Path, tmp_path: 
         assert_one_line_error(code, err, str(path), problem)
 
 
-@settings(max_examples=60, deadline=None, database=None)
+@settings(max_examples=150, deadline=None, database=None)
 @given(data=st.binary(max_size=300), prefix=st.sampled_from([b"", b"PK\x03\x04", b"\x80\x02", b"\x80\x05"]))
 def test_load_checkpoint_of_arbitrary_bytes_never_crashes(data: bytes, prefix: bytes) -> None:
     import tempfile

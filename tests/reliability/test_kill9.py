@@ -21,7 +21,7 @@ from helpers import assert_payloads_equal, subprocess_env, toy_spec
 from unflat.engine.checkpoint import latest_checkpoint, load_checkpoint
 
 SCRIPT = Path(__file__).with_name("toy_cli.py")
-MAX_STEPS, EVERY, KILLS = 40, 4, 3
+MAX_STEPS, EVERY, KILLS = 60, 4, 3
 
 
 def furthest_logged_step(run: Path) -> int:
