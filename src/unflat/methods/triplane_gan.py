@@ -573,10 +573,16 @@ class TriplaneGAN(Method):
                chunk: int = 8) -> Samples:
         z, ids, g = self._latents(n, seed, class_ids)
         cameras = self.sample_cameras(n, 1, g) if cameras is None else cameras.to(self.device)
+        if len(cameras) != n:
+            # multi-view contract (see unflat.data.from_generator): latent i at cameras i*V .. i*V+V-1
+            if len(cameras) % n:
+                raise ValueError(f"{len(cameras)} cameras for {n} latents: give n or n*V cameras")
+            views = len(cameras) // n
+            z, ids = z.repeat_interleave(views, 0), ids.repeat_interleave(views, 0)
         G = self.G_ema
         res = self.neural_resolution(self.images_seen)
         parts = []
-        for s in range(0, n, chunk):
+        for s in range(0, len(z), chunk):
             c = G.class_onehot(ids[s:s + chunk], len(z[s:s + chunk]), self.device)
             with self.autocast():
                 parts.append(G(z[s:s + chunk], c, cameras[s:s + chunk], res, self.cfg.truncation_psi, "const", perturb=False))
