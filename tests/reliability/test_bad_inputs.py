@@ -246,14 +246,10 @@ def test_run_of_the_wrong_method_or_missing_run(runs, tmp_path: Path, capsys, co
     assert_one_line_error(code, err, str(tmp_path / "no-run"), "not found")
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason=(
-    "Progressive.sample (src/unflat/methods/progressive.py:368-379) renders n reconstructions at the n*V cameras "
-    "from-generator passes (src/unflat/data/from_generator.py:133) -> RuntimeError in render/rasterizer.py:85 "
-    "instead of the one-line 'does not follow the multi-view contract' error"))
 def test_from_generator_with_a_method_that_cannot(runs, tmp_path: Path, capsys) -> None:
     code, err = cli_error(capsys, ["dataset", "from-generator", str(runs["progressive"]), "--num-shapes", "1",
                                    "--out", str(tmp_path / "ds")])
-    assert_one_line_error(code, err)
+    assert_one_line_error(code, err, "progressive", "3D generator")
 
 
 @pytest.mark.parametrize("case", ["missing run", "broken data"])

@@ -117,10 +117,18 @@ def mask_fraction_ok(masks: torch.Tensor, views: int, low: float, high: float) -
     return ((fraction >= low) & (fraction <= high)).all(1)
 
 
+def require_multiview_generator(method) -> None:
+    """One-line error for runs that cannot render a latent from several cameras (e.g. a progressive run)."""
+    if not getattr(method, "multiview_generator", False):
+        raise UserError(f"a '{getattr(method, 'name', type(method).__name__)}' run cannot make a multi-view dataset: "
+                        "use a trained 3D generator run (iggan, mvtriplane or 3dgp)")
+
+
 def render_shapes(method, cfg: FromGeneratorConfig, radius: float, fov: float, num_classes: int,
                   ) -> Iterator[tuple[int, torch.Tensor, Cameras, torch.Tensor, torch.Tensor | None, int]]:
     """Yield accepted shapes one by one: (class id, images [V,3,H,W] in [-1,1], cameras, masks [V,1,H,W],
     depth [V,1,H,W] or None, latent index). Stops after ``max_attempts_factor * num_shapes`` latents."""
+    require_multiview_generator(method)
     views = cfg.views_per_shape
     budget = int(math.ceil(cfg.max_attempts_factor * cfg.num_shapes))
     camera_gen = torch.Generator().manual_seed(cfg.seed)

@@ -70,6 +70,9 @@ class Method:
 
     name: ClassVar[str] = ""
     Config: ClassVar[type[RunConfig]] = RunConfig
+    multiview_generator: ClassVar[bool] = False
+    """True for 3D generators whose ``sample(n, seed, cameras=<n*V cameras>)`` renders latent i from
+    cameras i*V .. i*V+V-1 (what ``unflat dataset from-generator`` needs)."""
 
     def __init__(self, cfg: RunConfig, info: DatasetInfo, ctx: TrainContext) -> None:
         self.cfg = cfg

@@ -319,20 +319,17 @@ def _locality(method, original, tuned, ws: Tensor, class_id: int | None, alpha: 
 # Files in, files out
 # ---------------------------------------------------------------------------------------------
 def load_image(path: Path, resolution: int) -> Tensor:
-    """An image file -> [1,3,R,R] in [-1,1]: RGB (alpha composited on white), centre-cropped square, resized."""
-    from PIL import Image
+    """An image file -> [1,3,R,R] in [-1,1]: RGB (alpha composited on white), centre-cropped square, resized.
 
-    img = Image.open(path)
-    if img.mode in ("RGBA", "LA", "P"):
-        img = img.convert("RGBA")
-        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(white, img)
-    img = img.convert("RGB")
-    side = min(img.size)
-    left, top = (img.width - side) // 2, (img.height - side) // 2
-    img = img.crop((left, top, left + side, top + side)).resize((resolution, resolution), Image.LANCZOS)
-    array = torch.from_numpy(np.asarray(img, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)
-    return array[None]
+    Unreadable files raise a one-line UserError naming the file and the reason.
+    """
+    from unflat.data.image_files import SkipReason, load_image_rgb
+    from unflat.errors import UserError
+
+    rgb = load_image_rgb(path, resolution)
+    if isinstance(rgb, SkipReason):
+        raise UserError(f"{path}: cannot use this image ({rgb})")
+    return (torch.from_numpy(rgb.astype(np.float32)) / 127.5 - 1).permute(2, 0, 1)[None]
 
 
 def invert_images(method, images: list[Path], out_dir: Path, steps_w: int = 500, steps_g: int = 350,

@@ -392,6 +392,8 @@ def gaussian_blur(images: Tensor, sigma: float) -> Tensor:
 class TriplaneGAN(Method):
     """Training, sampling, export, generation and inversion for a tri-plane GAN; see module docstring."""
 
+    multiview_generator = True
+
     Config = TriplaneGANConfig
     cfg: TriplaneGANConfig
 
