@@ -79,15 +79,20 @@ def cached_per_image(
     n = len(dataset)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
+    from unflat.engine.progress import progress_bar
+
     started = time.time()
     out: np.ndarray | None = None
     try:
-        for start in range(0, n, batch_size):
-            stop = min(n, start + batch_size)
-            values = compute(dataset, start, stop).detach().float().cpu().numpy()
-            if out is None:
-                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(n, *values.shape[1:]))
-            out[start:stop] = values.astype(dtype)
+        with progress_bar(transient=True) as bar:
+            task = bar.add_task(f"{kind} of {n} images", total=n, rate="")
+            for start in range(0, n, batch_size):
+                stop = min(n, start + batch_size)
+                values = compute(dataset, start, stop).detach().float().cpu().numpy()
+                if out is None:
+                    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(n, *values.shape[1:]))
+                out[start:stop] = values.astype(dtype)
+                bar.update(task, completed=stop)
         assert out is not None
         out.flush()
         del out

@@ -395,15 +395,23 @@ def dataset_backbone(cfg: TDGPConfig, device: torch.device) -> Path:
     from unflat.data.depth_cache import cache_root, dataset_fingerprint
     from unflat.nets.domain_backbone import train_backbone_from_dataset
 
+    from unflat.data.format import read_manifest
+    from unflat.engine.progress import console, progress_bar
+
     assert cfg.data is not None
-    path = cache_root() / "backbones" / f"{dataset_fingerprint(cfg.data)}-steps{cfg.distill_backbone_steps}.safetensors"
+    steps = cfg.distill_backbone_steps
+    resolution = min(64, int(read_manifest(Path(cfg.data))["resolution"]))
+    path = cache_root() / "backbones" / f"{dataset_fingerprint(cfg.data)}-{resolution}px-steps{steps}.safetensors"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        log.info("3dgp: training a domain backbone on %s for %d steps -> %s", cfg.data, cfg.distill_backbone_steps, path)
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            _, report, _ = train_backbone_from_dataset(cfg.data, path, steps=cfg.distill_backbone_steps, device=device,
-                                                       seed=cfg.seed)
-        log.info("3dgp: domain backbone held-out accuracy %s", report.as_dict())
+        console.print(f"3dgp: no ResNet-50 weights; training unflat's domain backbone on {cfg.data} for {steps} steps "
+                      f"as the distillation teacher (cached: {path})")
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), progress_bar(True) as bar:
+            task = bar.add_task("domain backbone", total=steps, rate="")
+            _, report, _ = train_backbone_from_dataset(
+                cfg.data, path, steps=steps, device=device, resolution=resolution, seed=cfg.seed,
+                progress=lambda step, total, losses: bar.update(task, completed=step + 1))
+        console.print(f"3dgp: domain backbone held-out accuracy {report.as_dict()}")
     return path
 
 
@@ -780,7 +788,7 @@ def _small() -> TDGPConfig:
         elevation_max=60.0, camera_hidden=64, camera_z_dim=16, depth_adaptor_hidden=16,
         depth_adaptor_anneal_images=10_000, camera_emd_anneal_images=5_000, patch_anneal_images=10_000,
         blur_fade_images=2_000, ema_half_life_images=2_000.0, mesh_resolution=64, distill_teacher="auto",
-        distill_backbone_steps=600,
+        distill_backbone_steps=300,
     )
 
 
