@@ -101,6 +101,8 @@ def test_generator_and_discriminator_shapes() -> None:
     g = VoxelGenerator(z_dim=8, resolution=16, channels=4, max_channels=8)
     voxels = g(torch.randn(3, 8)).detach()
     assert voxels.shape == (3, 1, 16, 16, 16) and 0 < float(voxels.min()) and float(voxels.max()) < 1
+    low = VoxelGenerator(z_dim=8, resolution=16, channels=4, max_channels=8, output_bias=-2.0)(torch.randn(3, 8)).detach()
+    assert abs(float(low.mean()) - float(torch.sigmoid(torch.tensor(-2.0)))) < 0.05
     d = DCGANDiscriminator(resolution=32, channels=4, max_channels=8)
     assert d(torch.randn(3, 3, 32, 32)).shape == (3,)
 

@@ -116,6 +116,8 @@ class IGGANConfig(ProxyRendererConfig):
     """Generator width at its last hidden layer (R/2); doubles per coarser level (3D-GAN: 64..512)."""
     g_max_channels: int = 512
     """Generator width cap."""
+    g_output_bias: float = 0.0
+    """Initial bias of G's last layer: initial occupancy sigmoid(bias) (3D-GAN: 0, i.e. 0.5 everywhere; the small preset uses -2)."""
     d_channels: int = 64
     """Discriminator width at its first layer; doubles per halving (DCGAN: 64..512)."""
     d_max_channels: int = 512
@@ -401,7 +403,8 @@ class IGGAN(_ProxyMethodMixin, Method):
     def __init__(self, cfg: IGGANConfig, info: DatasetInfo, ctx: TrainContext) -> None:
         super().__init__(cfg, info, ctx)
         self.cfg: IGGANConfig = cfg
-        self.G = self.add_network("G", VoxelGenerator(cfg.z_dim, cfg.voxel_resolution, cfg.g_channels, cfg.g_max_channels))
+        self.G = self.add_network("G", VoxelGenerator(cfg.z_dim, cfg.voxel_resolution, cfg.g_channels, cfg.g_max_channels,
+                                                      cfg.g_output_bias))
         self.renderer = self.add_network("renderer", build_renderer(cfg))
         self.D = self.add_network("D", DCGANDiscriminator(cfg.image_resolution, cfg.d_channels, cfg.d_max_channels,
                                                           spectral_norm=cfg.d_spectral_norm))
@@ -730,7 +733,8 @@ def iggan_tiny() -> IGGANConfig:
 
 def iggan_small() -> IGGANConfig:
     return IGGANConfig(**_small_sizes(), max_steps=1500, z_dim=64, g_channels=16, g_max_channels=64,
-                       d_channels=32, d_max_channels=128, pretrain_steps=300, pretrain_lr=1e-3, pretrain_shapes="mixed")
+                       d_channels=32, d_max_channels=128, pretrain_steps=300, pretrain_lr=1e-3, pretrain_shapes="mixed",
+                       g_output_bias=-2.0)
 
 
 def iggan_paper() -> IGGANConfig:

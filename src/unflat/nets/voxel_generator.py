@@ -26,7 +26,8 @@ class VoxelGenerator(nn.Module):
         ``max_channels`` (3D-GAN: 64 -> 128 -> 256 -> 512).
     """
 
-    def __init__(self, z_dim: int = 200, resolution: int = 64, channels: int = 64, max_channels: int = 512) -> None:
+    def __init__(self, z_dim: int = 200, resolution: int = 64, channels: int = 64, max_channels: int = 512,
+                 output_bias: float = 0.0) -> None:
         super().__init__()
         if resolution < 8 or resolution & (resolution - 1):
             raise ValueError(f"voxel resolution must be a power of two >= 8, got {resolution}")
@@ -47,6 +48,7 @@ class VoxelGenerator(nn.Module):
             ]
         layers.append(nn.ConvTranspose3d(widths[-1], 1, kernel_size=4, stride=2, padding=1))
         self.net = nn.Sequential(*layers)
+        self.output_bias = output_bias
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -59,6 +61,8 @@ class VoxelGenerator(nn.Module):
             elif isinstance(module, nn.BatchNorm3d):
                 nn.init.normal_(module.weight, 1.0, 0.02)
                 nn.init.zeros_(module.bias)
+        # Initial occupancy sigmoid(output_bias): 0 gives 3D-GAN's 0.5 everywhere.
+        nn.init.constant_(self.net[-1].bias, self.output_bias)
 
     def forward(self, z: Tensor) -> Tensor:
         """z: [B, z_dim] -> [B,1,R,R,R] in (0, 1)."""
