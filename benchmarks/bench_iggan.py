@@ -92,7 +92,8 @@ def main() -> None:
     ms = {p: 1000 * totals[p] / args.steps for p in phases}
     step_ms = sum(ms.values())
     platform = method.pipeline.renderer.platform
-    load = f", load avg {os.getloadavg()[0]:.1f}" if device.type == "cpu" else ""
+    # On a shared CPU the thread count decides the figure (OpenMP threads spin-wait on busy cores).
+    load = f", {torch.get_num_threads()} threads, load avg {os.getloadavg()[0]:.1f}" if device.type == "cpu" else ""
     name = f"{device_name(device)}, GL {platform}{load}"
     parts = ", ".join(f"{p} {ms[p]:.0f}" for p in phases)
     report(
