@@ -238,6 +238,7 @@ class SphereGenerator:
     radius r_i (from the seed) ray-traced at cameras i*V..i*V+V-1. Radius 0.05 = a failed sample."""
 
     device = CPU
+    multiview_generator = True  # it claims the contract; write_from_generator still checks what it returns
 
     def __init__(self, views: int, resolution: int = 16) -> None:
         self.views, self.resolution = views, resolution
