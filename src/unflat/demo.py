@@ -32,8 +32,10 @@ class DemoConfig:
     """Shapes per category in the demo dataset (one unposed view each)."""
     resolution: int = 32
     """Image side of the demo dataset."""
-    max_steps: int = 400
+    max_steps: int = 300
     """Training steps (the small preset's own schedule is longer; this keeps the demo to minutes)."""
+    train_args: tuple[str, ...] = ("--pretrain-steps", "100")
+    """Extra `unflat train METHOD` flags for the demo run (default: a shorter proxy-renderer pre-training for iggan)."""
     num_samples: int = 16
     """Samples in the final grid and meshes exported."""
     seed: int = 0
@@ -69,9 +71,12 @@ def train_generator(cfg: DemoConfig, data: Path) -> Path:
         console.print(f"[2/3] resuming {run}")
         resume(run, {"max_steps": cfg.max_steps})
         return run
+    from unflat.cli import parse
+
     spec = get_method(cfg.method)
+    small = parse(spec.config_cls, list(cfg.train_args), f"unflat train {spec.name}", default=spec.config("small"))
     train_cfg = dataclasses.replace(
-        spec.config("small"), data=data, out=run, seed=cfg.seed, device=cfg.device, max_steps=cfg.max_steps,
+        small, data=data, out=run, seed=cfg.seed, device=cfg.device, max_steps=cfg.max_steps,
         checkpoint_every=max(cfg.max_steps // 4, 1), sample_every=max(cfg.max_steps // 4, 1), log_every=max(cfg.max_steps // 20, 1),
     )
     console.print(f"[2/3] training {cfg.method} (small preset) for {cfg.max_steps} steps -> {run}")
