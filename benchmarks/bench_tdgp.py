@@ -12,7 +12,8 @@ Three variants, timed in the same process on the same batch:
   python benchmarks/bench_tdgp.py --preset tiny --device cpu     # smoke test
   python benchmarks/bench_tdgp.py --batch-size 32 --no-write
 
-Steps are timed over a multiple of the R1 interval so lazy R1 is amortised exactly. Prints one JSON
+Variants are timed in interleaved rounds (median reported), each a whole number of R1 intervals so lazy
+R1 is amortised exactly. Prints one JSON
 line (and appends a BENCHMARKS.md row unless --no-write).
 """
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -48,7 +50,7 @@ def fake_batch(n: int, resolution: int, num_classes: int, device: torch.device, 
     return Batch(images, cams, ids, ids.clone(), masks=torch.ones_like(depth), depth=depth)
 
 
-def time_variant(spec, cfg, info, batch: Batch, variant: str, steps: int, warmup: int) -> dict:
+def build_variant(spec, cfg, info, batch: Batch, variant: str):
     distill = variant != "no_distill"
     cfg = dataclasses.replace(cfg, distill=distill, distill_feature_dim=2048 if distill else 0)
     ctx = make_context(cfg)
@@ -61,22 +63,46 @@ def time_variant(spec, cfg, info, batch: Batch, variant: str, steps: int, warmup
         if variant == "distill":
             cached = teacher(batch.images).detach()
             method.teacher_features = lambda b: cached  # what the cache returns: rows of precomputed features
+    return method
+
+
+def time_variants(spec, cfg, info, batch: Batch, variants: tuple[str, ...], steps: int, warmup: int,
+                  rounds: int) -> dict:
+    """Build every variant, warm each up, then time them in interleaved rounds (A B C A B C ...) so load
+    changes on a shared machine hit all variants alike; report the median seconds per step."""
+    device = make_context(cfg).device
+    methods = {v: build_variant(spec, cfg, info, batch, v) for v in variants}
     r1 = cfg.r1_every if cfg.r1_gamma > 0 else 1
-    steps = max(r1, int(math.ceil(steps / r1)) * r1)
-    for s in range(warmup):
-        method.set_learning_rates(s)
-        method.train_step(batch, s)
-    if ctx.device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    sync(ctx.device)
-    start = time.perf_counter()
-    for s in range(warmup, warmup + steps):
-        method.set_learning_rates(s)
-        method.train_step(batch, s)
-    sync(ctx.device)
-    seconds = (time.perf_counter() - start) / steps
-    peak = torch.cuda.max_memory_allocated() / 2**30 if ctx.device.type == "cuda" else 0.0
-    return {"s_per_step": seconds, "images_per_s": cfg.batch_size / seconds, "peak_gb": round(peak, 2), "steps": steps}
+    per_round = max(r1, int(math.ceil(steps / rounds / r1)) * r1)  # whole R1 periods: R1 amortised exactly
+    counters = dict.fromkeys(variants, 0)
+
+    def run(v: str, n: int) -> None:
+        for _ in range(n):
+            methods[v].set_learning_rates(counters[v])
+            methods[v].train_step(batch, counters[v])
+            counters[v] += 1
+
+    for v in variants:
+        run(v, warmup)
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    peaks = dict.fromkeys(variants, 0.0)
+    for _ in range(rounds):
+        for v in variants:
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            sync(device)
+            start = time.perf_counter()
+            run(v, per_round)
+            sync(device)
+            times[v].append((time.perf_counter() - start) / per_round)
+            if device.type == "cuda":
+                peaks[v] = max(peaks[v], torch.cuda.max_memory_allocated() / 2**30)
+    out = {}
+    for v in variants:
+        seconds = statistics.median(times[v])
+        out[v] = {"s_per_step": seconds, "images_per_s": cfg.batch_size / seconds, "peak_gb": round(peaks[v], 2),
+                  "steps": per_round * rounds, "round_s_per_step": [round(t, 5) for t in times[v]]}
+    return out
 
 
 def main() -> None:
@@ -89,6 +115,7 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=32)
     parser.add_argument("--warmup", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved timing rounds (median reported)")
     parser.add_argument("--no-write", action="store_true", help="print only; do not append to BENCHMARKS.md")
     args = parser.parse_args()
 
@@ -103,8 +130,8 @@ def main() -> None:
                        has_meshes=False)
     device = make_context(cfg).device
     batch = fake_batch(cfg.batch_size, resolution, classes, device, torch.Generator().manual_seed(0))
-    results = {v: time_variant(spec, cfg, info, batch, v, args.steps, args.warmup)
-               for v in ("no_distill", "distill", "distill_teacher_per_step")}
+    results = time_variants(spec, cfg, info, batch, ("no_distill", "distill", "distill_teacher_per_step"),
+                            args.steps, args.warmup, args.rounds)
     base = results["no_distill"]["s_per_step"]
     overhead = {v: round(100 * (r["s_per_step"] / base - 1), 2) for v, r in results.items() if v != "no_distill"}
     figure = (f"{results['no_distill']['images_per_s']:.1f} img/s without distillation, "

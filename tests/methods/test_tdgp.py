@@ -279,6 +279,22 @@ def test_each_component_switches_off(sphere_dataset, cache_dir, off):
         assert az.min() >= cfg.azimuth_min and az.max() <= cfg.azimuth_max
 
 
+def test_depth_from_a_trained_depth_run(sphere_dataset, cache_dir, tmp_path):
+    from dataclasses import replace
+
+    from unflat.engine.trainer import train
+    from unflat.methods.registry import get_method
+
+    spec = get_method("depth")
+    train(spec, replace(spec.config("tiny"), data=sphere_dataset, out=tmp_path / "depth", device="cpu", max_steps=3))
+    method = make_tdgp(sphere_dataset, depth_source="run", depth_run=tmp_path / "depth")
+    logs = run_steps(method, sphere_dataset, 1)
+    assert math.isfinite(float(logs[0]["loss/d"]))
+    cached = list((cache_dir / "depth").glob("*unflat-tinydepth-*.npy"))
+    assert len(cached) == 1 and np.load(cached[0]).shape == (8, 16, 16)
+    assert method._resolved_depth_source == "run"
+
+
 def test_auto_teacher_falls_back_to_a_domain_backbone_trained_on_the_data(sphere_dataset, cache_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("UNFLAT_WEIGHTS_DIR", str(tmp_path / "no-weights"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-torch-home"))
