@@ -209,3 +209,27 @@ def test_sigterm_writes_checkpoint_then_exits(sphere_dataset: Path, tmp_path: Pa
     step = int(out.split("STOPPED")[1].split()[0])
     assert step > 0 and "True" in out
     assert ckpt.load_checkpoint(run)["step"] == step
+
+
+def test_rollback_gives_up_when_the_failure_repeats(sphere_dataset: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    cfg = _cfg(sphere_dataset, run, max_steps=6, nan_policy="rollback", max_rollbacks=2)
+    from toy_method import ToyGAN
+
+    original = ToyGAN.train_step
+
+    def always_nan(self, batch, step):  # a failure that a lower learning rate does not cure
+        values = original(self, batch, step)
+        if step == 4:
+            from unflat.methods.base import NonFiniteError
+            raise NonFiniteError("G: loss is nan (repeating)")
+        return values
+
+    ToyGAN.train_step = always_nan
+    try:
+        with pytest.raises(TrainingDiverged):
+            train(SPEC, cfg)
+    finally:
+        ToyGAN.train_step = original
+    events = [json.loads(l).get("event", "") for l in (run / "metrics.jsonl").read_text().splitlines()]
+    assert sum(e.startswith("rollback") for e in events) == 2

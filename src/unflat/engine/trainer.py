@@ -305,9 +305,10 @@ class Trainer:
             raise TrainingDiverged(f"{message}; stopped. Last good checkpoint: {latest} (try a lower learning rate, "
                                    "or --nan-policy rollback)")
         payload = load_checkpoint(self.run_dir)
+        # the checkpoint predates this failure: carry the rollback count and the lowered rates across the restore
+        rollbacks, lr_scale = self.rollbacks + 1, self.method.lr_scale * self.cfg.rollback_lr_factor
         self._restore(payload)
-        self.rollbacks += 1
-        self.method.lr_scale *= self.cfg.rollback_lr_factor
+        self.rollbacks, self.method.lr_scale = rollbacks, lr_scale
         note = f"rollback {self.rollbacks}: back to step {self.step}, learning rates x{self.method.lr_scale:g}"
         console.print(f"[yellow]{note}")
         log.warning(note)
