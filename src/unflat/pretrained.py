@@ -14,8 +14,8 @@ A missing file raises :class:`MissingWeightsError`, whose one-line message names
 file names looked for, the folders searched and how to provide them.
 
 AlexNet, VGG16 and ResNet-50 are defined here with torchvision's parameter names, so their
-standard weight files load without torchvision. Inception-v3 uses torchvision's definition when
-torchvision is installed.
+standard weight files load without torchvision; Inception-v3 likewise, from
+``unflat.nets.inception``.
 """
 
 from __future__ import annotations
@@ -25,12 +25,15 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from unflat.errors import UserError
+
+if TYPE_CHECKING:
+    from unflat.nets.inception import InceptionV3
 
 
 class MissingWeightsError(UserError):
@@ -295,26 +298,18 @@ def imagenet_normalize(images: Tensor) -> Tensor:
     return (images - mean) / std
 
 
-# ---- Inception-v3 (torchvision definition) ------------------------------------------------------------
-def _require_torchvision(what: str):
-    try:
-        import torchvision
-    except ImportError:
-        raise MissingWeightsError(
-            f"{what} needs torchvision's network definition, and torchvision is not installed; "
-            f"install the build matching your torch (e.g. pip install torch==2.14.1 torchvision==0.29.1)"
-        ) from None
-    return torchvision
+# ---- Inception-v3 (torchvision parameter names, defined in unflat.nets.inception) -------------------------
+def load_inception_v3(weights: str | Path | None = None) -> "InceptionV3":
+    """Standard ImageNet Inception-v3 (eval mode, frozen) from torchvision's weights file
+    ``inception_v3_google-0cc3c7bd.pth``, loaded into unflat's own copy of torchvision's
+    definition (no torchvision needed) with a strict key check.
 
-
-def load_inception_v3(weights: str | Path | None = None) -> nn.Module:
-    """Standard ImageNet Inception-v3 (eval mode, frozen), torchvision's definition and weights.
-
-    Note: the FID literature uses the TF-ported "pt_inception" weights with slightly different
-    blocks (pytorch-fid); torchvision's ImageNet weights give close but not identical FIDs, and
-    results record which weights hash was used.
+    ``model(images [B,3,H,W] in [0,1]) -> (features [B,2048], logits [B,1000])``; see
+    ``unflat.nets.inception`` for the exact preprocessing. Note: the FID literature uses the
+    TF-ported "pt_inception" weights with slightly different blocks (pytorch-fid); torchvision's
+    ImageNet weights give close but not identical FIDs, and results record the weights hash used.
     """
-    torchvision = _require_torchvision("Inception-v3")
+    from unflat.nets.inception import InceptionV3
+
     path = find_weights(INCEPTION_V3_TORCHVISION, weights)
-    model = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False)
-    return _load_into(model, load_state_dict_file(path), path)
+    return _load_into(InceptionV3(), load_state_dict_file(path), path)

@@ -59,6 +59,7 @@ def test_missing_weights_message_names_expected_files(tmp_path, monkeypatch):
         (pretrained.load_vgg16_features, "vgg16-397923af.pth"),
         (pretrained.load_alexnet_features, "alexnet-owt-7be5be79.pth"),
         (pretrained.load_resnet50, "resnet50-11ad3fa6.pth"),
+        (pretrained.load_inception_v3, "inception_v3_google-0cc3c7bd.pth"),
     ):
         with pytest.raises(pretrained.MissingWeightsError) as error:
             loader()
@@ -73,18 +74,3 @@ def test_mismatched_file_is_reported(tmp_path):
     torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "bad.pth")
     with pytest.raises(ValueError, match="does not match"):
         pretrained.load_alexnet_features(tmp_path / "bad.pth")
-
-
-def test_inception_without_torchvision_says_so(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_torchvision(name, *args, **kwargs):
-        if name == "torchvision":
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_torchvision)
-    with pytest.raises(pretrained.MissingWeightsError, match="torchvision"):
-        pretrained.load_inception_v3()

@@ -11,12 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from unflat import pretrained
 from unflat.metrics.distribution import DOMAIN_BACKBONE, STANDARD_INCEPTION
 from unflat.nets.domain_backbone import DomainBackbone, load_domain_backbone
+from unflat.nets.inception import InceptionV3
 
 
 class DomainBackboneExtractor:
@@ -58,36 +58,30 @@ class DomainBackboneExtractor:
 
 
 class InceptionV3Extractor:
-    """Standard ImageNet Inception-v3: 2048-d pool features and 1000-way logits at 299x299.
+    """Standard ImageNet Inception-v3 (torchvision's network and weights, no torchvision needed):
+    2048-d pool features and 1000-way logits, images resized to 299x299 inside.
 
-    Needs torchvision (for the definition) and its weights file in a local cache; see
-    ``unflat.pretrained.load_inception_v3``.
+    Loads ``inception_v3_google-0cc3c7bd.pth`` from a local cache (see
+    ``unflat.pretrained.load_inception_v3``); ``weights_hash`` is the hash of those weights.
+    Results are "standard torchvision Inception-v3" numbers, close to but not equal to FIDs made
+    with the TF-ported pt_inception weights (see ``unflat.nets.inception``).
     """
 
     kind = STANDARD_INCEPTION
 
-    def __init__(self, weights: str | Path | None = None, device: str | torch.device = "cpu", model: nn.Module | None = None) -> None:
-        self.model = (model if model is not None else pretrained.load_inception_v3(weights)).to(device).eval()
+    def __init__(self, weights: str | Path | None = None, device: str | torch.device = "cpu", model: InceptionV3 | None = None) -> None:
+        self.model = (model if model is not None else pretrained.load_inception_v3(weights)).to(device).eval().requires_grad_(False)
         self.name = "inception-v3-torchvision-imagenet"
         self.weights_hash = pretrained.hash_module(self.model)
-        self._pool: Tensor | None = None
-        self.model.avgpool.register_forward_hook(lambda _m, _i, out: setattr(self, "_pool", out.flatten(1)))
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def _run(self, images: Tensor) -> Tensor:
-        x = F.interpolate(images.to(self.device), size=(299, 299), mode="bilinear", align_corners=False, antialias=True)
-        # torchvision's Google weights expect inputs in [-1,1] (transform_input is off here)
-        return self.model(x * 2 - 1)
-
     @torch.no_grad()
     def features_and_logits(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        logits = self._run(images)
-        if isinstance(logits, tuple):  # aux logits in train mode
-            logits = logits[0]
-        return self._pool, logits
+        """images: [B,3,H,W] in [0,1] -> (features [B,2048], logits [B,1000])."""
+        return self.model(images.to(self.device))
 
     def __call__(self, images: Tensor) -> Tensor:
         return self.features_and_logits(images)[0]
