@@ -233,3 +233,18 @@ def test_rollback_gives_up_when_the_failure_repeats(sphere_dataset: Path, tmp_pa
         ToyGAN.train_step = original
     events = [json.loads(l).get("event", "") for l in (run / "metrics.jsonl").read_text().splitlines()]
     assert sum(e.startswith("rollback") for e in events) == 2
+
+
+def test_method_histograms_reach_tensorboard(sphere_dataset: Path, tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from toy_method import ToyGAN
+
+    ToyGAN.histograms = lambda self: {"toy/weights": self.G[0].weight.detach().flatten()}
+    try:
+        train(SPEC, _cfg(sphere_dataset, tmp_path / "run", max_steps=2, tensorboard=True))
+    finally:
+        del ToyGAN.histograms
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    assert "toy/weights" in events.Tags()["histograms"]
+    assert "loss_G" in events.Tags()["scalars"]

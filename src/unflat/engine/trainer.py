@@ -367,6 +367,8 @@ class Trainer:
                     row = {**averager.pop(), "steps_per_s": steps_per_s, "images_per_s": images_per_s}
                     if self.is_main:
                         self.logger.scalars(self.step, row)
+                        for tag, values in getattr(self.method, "histograms", dict)().items():  # e.g. 3dgp's cameras
+                            self.logger.histogram(tag, values, self.step)
                         progress.summary(self.step, row)
                 if self.step % cfg.checkpoint_every == 0:
                     self.save()
