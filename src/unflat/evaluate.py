@@ -58,7 +58,7 @@ class EvaluateArgs:
     progressive: mse psnr ssim lpips iou depth chamfer (= Chamfer, F-score, volume IoU)."""
     backbone: str | None = None
     """Feature network: a domain backbone file (.safetensors, from `unflat train backbone`), or 'inception'
-    (torchvision + local Inception-v3 weights). Default: DATA/backbone.safetensors."""
+    (local inception_v3_google-0cc3c7bd.pth weights; no torchvision needed). Default: DATA/backbone.safetensors."""
     num_samples: int = 1000
     """Generated images for FID/KID/IS/precision-recall."""
     num_shapes: int = 64
@@ -110,7 +110,7 @@ def backbone_path_for(choice: str | Path | None, data_dir: Path) -> str | Path |
 
 def missing_backbone_message(data_dir: Path) -> str:
     return (f"no feature backbone: {Path(data_dir) / BACKBONE_FILE} does not exist; run `unflat train backbone --data {data_dir}` "
-            "first, or pass --backbone PATH (or --backbone inception when torchvision and the Inception-v3 weights are local)")
+            "first, or pass --backbone PATH (or --backbone inception when inception_v3_google-0cc3c7bd.pth is in the torch hub cache)")
 
 
 def load_backbone(choice: str | Path, device: torch.device):
