@@ -22,6 +22,7 @@ import json
 import math
 import os
 import shutil
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -314,8 +315,10 @@ def _load_array(root: Path, name: str, dtype: np.dtype, shape_tail: tuple, count
         raise DatasetError(f"{path}: missing (the manifest says this dataset has it)") from None
     except EOFError:  # a zero-byte or cut-off header
         raise DatasetError(f"{path}: empty or truncated .npy file; re-create the dataset") from None
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:  # a 'PK' header makes numpy try .npz
         raise DatasetError(f"{path}: not a readable .npy array ({exc}); re-create the dataset") from None
+    if not isinstance(array, np.ndarray):  # an .npz archive, not an array
+        raise DatasetError(f"{path}: an .npz archive, not a .npy array; re-create the dataset")
     if array.dtype != dtype:
         raise DatasetError(f"{path}: dtype must be {np.dtype(dtype)}, got {array.dtype}")
     if array.ndim != 1 + len(shape_tail) or array.shape[0] != count or tuple(array.shape[1:]) != shape_tail:
