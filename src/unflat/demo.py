@@ -32,9 +32,11 @@ class DemoConfig:
     """Shapes per category in the demo dataset (one unposed view each)."""
     resolution: int = 32
     """Image side of the demo dataset."""
-    max_steps: int = 300
+    material: Literal["parts", "grey"] = "grey"
+    """Surface colours of the demo data: grey suits iggan (its generator makes shape only); parts for mvtriplane."""
+    max_steps: int = 800
     """Training steps (the small preset's own schedule is longer; this keeps the demo to minutes)."""
-    train_args: tuple[str, ...] = ("--pretrain-steps", "100")
+    train_args: tuple[str, ...] = ("--pretrain-steps", "150")
     """Extra `unflat train METHOD` flags for the demo run (default: a shorter proxy-renderer pre-training for iggan)."""
     num_samples: int = 16
     """Samples in the final grid and meshes exported."""
@@ -57,7 +59,7 @@ def make_data(cfg: DemoConfig) -> Path:
         pass
     console.print(f"[1/3] rendering {cfg.num_shapes} procedural {'/'.join(cfg.category)} shapes at {cfg.resolution}^2 -> {data}")
     run_synth(SynthConfig(out=data, category=cfg.category, num_shapes=cfg.num_shapes, resolution=cfg.resolution,
-                          views_per_shape=1, seed=cfg.seed, overwrite=True))
+                          views_per_shape=1, seed=cfg.seed, material=cfg.material, overwrite=True))
     return data
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Literal
 
 import numpy as np
+import trimesh
 import torch
 
 from unflat.cameras import Cameras
@@ -64,6 +65,9 @@ class _CameraFields:
     """Store camera-space depth maps."""
     lighting: LightingName = "two-beams"
     """Lights attached to the camera: "two-beams" = IG-GAN's two beam lights 45 deg below, left and right; "headlight"."""
+    material: Literal["parts", "grey"] = "parts"
+    """Surface colours: "parts" = each part's own colour (files: their own); "grey" = one plain grey material,
+    IG-GAN's setting (its voxel generator makes shape only, so its training images must not carry colour)."""
     supersample: int = 2
     """Render at this multiple of the resolution and average down (antialiasing, soft mask edges)."""
     workers: int = 0
@@ -208,6 +212,10 @@ class RenderSettings:
     lighting: LightingName
     supersample: int
     with_depth: bool
+    material: str = "parts"
+
+
+GREY = (178, 178, 178, 255)  # IG-GAN's plain grey (0.7), what its voxel generator's renders look like
 
 
 @dataclass(frozen=True)
@@ -277,6 +285,9 @@ def render_job(job: ShapeJob, settings: RenderSettings | None = None) -> Rendere
         from unflat.data.synth import make_shape  # noqa: PLC0415
 
         mesh = make_shape(job.category, job.shape_seed).mesh
+    if settings.material == "grey":
+        mesh = mesh.copy()
+        mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=np.tile(GREY, (len(mesh.vertices), 1)))
     cameras = job_cameras(settings, job.camera_seed)
     try:
         out = _renderer(settings).render(mesh, cameras)
@@ -382,7 +393,8 @@ def _write_rendered(writer: DatasetWriter, rendered: RenderedShape, job: ShapeJo
 
 def _settings(cfg: _CameraFields, azimuth_range: tuple[float, float], elevation_range: tuple[float, float]) -> RenderSettings:
     return RenderSettings(cfg.resolution, cfg.views_per_shape, tuple(azimuth_range), tuple(elevation_range),  # type: ignore[arg-type]
-                          cfg.uniform_on_sphere, cfg.radius, cfg.fov_deg, cfg.lighting, cfg.supersample, cfg.with_depth)
+                          cfg.uniform_on_sphere, cfg.radius, cfg.fov_deg, cfg.lighting, cfg.supersample, cfg.with_depth,
+                          cfg.material)
 
 
 def _seed_of(*keys: int) -> int:
