@@ -7,6 +7,7 @@ logs, checkpoints, samples and resumes through this interface.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,7 +66,7 @@ class _Optimiser:
     schedule: Callable[[int], float] | None
 
 
-class Method:
+class Method(abc.ABC):
     """Base class for a registered method. Subclasses set ``name`` and implement train_step/sample."""
 
     name: ClassVar[str] = ""
@@ -89,14 +90,13 @@ class Method:
         """Views of one shape each training sample needs (multi-view methods return > 1)."""
         return 1
 
+    @abc.abstractmethod
     def train_step(self, batch: Batch, step: int) -> dict[str, float | Tensor]:
         """One update of every network; returns scalar losses/statistics to log."""
-        raise NotImplementedError(f"{type(self).__name__} must implement train_step")
 
-    @torch.no_grad()
+    @abc.abstractmethod
     def sample(self, n: int, seed: int, class_ids: Tensor | None = None, cameras: Cameras | None = None) -> Samples:
         """n samples, deterministic in ``seed``; at fixed cameras when given."""
-        raise NotImplementedError(f"{type(self).__name__} must implement sample")
 
     def extra_state(self) -> dict:
         """Method-specific counters or buffers to checkpoint (tensors, numbers, strings, lists, dicts)."""
@@ -205,7 +205,9 @@ class Method:
     def export(self, out_dir: Path, num: int, seed: int, class_id: int | None = None,
                formats: tuple[str, ...] = ("glb",)) -> list[Path]:
         """Write meshes for ``num`` samples; methods with 3D output override this."""
-        raise NotImplementedError(f"method '{self.name}' does not produce meshes")
+        from unflat.errors import UserError
+
+        raise UserError(f"method '{self.name}' does not produce meshes (nothing to export)")
 
 
 def _unwrap(module: nn.Module) -> nn.Module:
