@@ -1,7 +1,7 @@
 """`unflat demo`: the whole product on embedded data, on a CPU, in minutes.
 
 1. ``unflat dataset synth``: render procedural chairs (exact ground-truth meshes) with the OpenGL renderer.
-2. ``unflat train iggan --preset small``: a voxel GAN trained through that non-differentiable renderer.
+2. ``unflat train iggan --preset small`` (1,500 steps): a voxel GAN trained through that non-differentiable renderer.
 3. ``unflat generate`` / ``unflat export``: sample grid, voxel grids, GLB meshes, and a turntable.
 
 Re-running continues where it stopped (the dataset is reused, the run resumes from its checkpoint).
@@ -34,7 +34,7 @@ class DemoConfig:
     """Image side of the demo dataset."""
     material: Literal["parts", "grey"] = "grey"
     """Surface colours of the demo data: grey suits iggan (its generator makes shape only); parts for mvtriplane."""
-    max_steps: int = 800
+    max_steps: int = 1500
     """Training steps (the small preset's own schedule is longer; this keeps the demo to minutes)."""
     train_args: tuple[str, ...] = ("--pretrain-steps", "150")
     """Extra `unflat train METHOD` flags for the demo run (default: a shorter proxy-renderer pre-training for iggan)."""
