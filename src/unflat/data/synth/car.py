@@ -6,11 +6,7 @@ import numpy as np
 import trimesh
 
 from unflat.data.synth import palettes
-from unflat.data.synth.parts import Part, box, jitter_color, rod
-
-
-def _choice(rng: np.random.Generator, options: list):
-    return options[int(rng.integers(len(options)))]
+from unflat.data.synth.parts import box, choice, jitter_color, Part, rod
 
 
 def _hull(points: list[tuple[float, float, float]]) -> trimesh.Trimesh:
@@ -27,7 +23,7 @@ def _prism(profile_zy: list[tuple[float, float]], half_width_bottom: float, half
 
 
 def generate(rng: np.random.Generator) -> tuple[list[Part], dict]:
-    style = _choice(rng, ["sedan", "hatchback", "suv", "pickup"])
+    style = choice(rng, ["sedan", "hatchback", "suv", "pickup"])
     length = rng.uniform(1.7, 2.4) * (1.1 if style == "pickup" else 1.0)
     width = rng.uniform(0.75, 0.95)
     wheel_r = rng.uniform(0.14, 0.2) * (1.2 if style in ("suv", "pickup") else 1.0)
@@ -35,9 +31,9 @@ def generate(rng: np.random.Generator) -> tuple[list[Part], dict]:
     body_h = rng.uniform(0.22, 0.34) * (1.2 if style == "suv" else 1.0)
     cabin_h = rng.uniform(0.2, 0.32)
     hood_slope = rng.uniform(0.03, 0.1)
-    paint = jitter_color(rng, _choice(rng, palettes.CAR_PAINT), 12)
-    glass = jitter_color(rng, _choice(rng, palettes.GLASS), 8)
-    hub = jitter_color(rng, _choice(rng, palettes.METAL), 8)
+    paint = jitter_color(rng, choice(rng, palettes.CAR_PAINT), 12)
+    glass = jitter_color(rng, choice(rng, palettes.GLASS), 8)
+    hub = jitter_color(rng, choice(rng, palettes.METAL), 8)
     half_l, half_w = length / 2, width / 2
     y0, y1 = clearance, clearance + body_h
     # Lower body: side profile with a sloped nose (front is +Z).

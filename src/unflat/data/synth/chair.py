@@ -5,11 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from unflat.data.synth import palettes
-from unflat.data.synth.parts import Part, box, jitter_color, rod
-
-
-def _choice(rng: np.random.Generator, options: list):
-    return options[int(rng.integers(len(options)))]
+from unflat.data.synth.parts import box, choice, jitter_color, Part, rod
 
 
 def generate(rng: np.random.Generator) -> tuple[list[Part], dict]:
@@ -20,12 +16,12 @@ def generate(rng: np.random.Generator) -> tuple[list[Part], dict]:
     back_h = rng.uniform(0.28, 0.60)
     back_t = rng.uniform(0.025, 0.06)
     leg_t = rng.uniform(0.025, 0.055)
-    legs = _choice(rng, ["square", "square", "round", "swivel"])
-    back = _choice(rng, ["solid", "vertical_slats", "horizontal_slats", "frame"])
+    legs = choice(rng, ["square", "square", "round", "swivel"])
+    back = choice(rng, ["solid", "vertical_slats", "horizontal_slats", "frame"])
     arms = bool(rng.random() < 0.35)
     stretchers = legs != "swivel" and bool(rng.random() < 0.5)
-    frame_color = jitter_color(rng, _choice(rng, palettes.WOOD if legs != "swivel" else palettes.METAL))
-    seat_color = jitter_color(rng, _choice(rng, palettes.FABRIC + palettes.WOOD))
+    frame_color = jitter_color(rng, choice(rng, palettes.WOOD if legs != "swivel" else palettes.METAL))
+    seat_color = jitter_color(rng, choice(rng, palettes.FABRIC + palettes.WOOD))
     back_color = seat_color if rng.random() < 0.7 else frame_color
 
     parts = [Part("seat", box((width, seat_t, depth), (0, seat_h - seat_t / 2, 0)), seat_color, "fabric")]

@@ -6,11 +6,7 @@ import numpy as np
 import trimesh
 
 from unflat.data.synth import palettes
-from unflat.data.synth.parts import Part, jitter_color, revolve_y, rod, tube
-
-
-def _choice(rng: np.random.Generator, options: list):
-    return options[int(rng.integers(len(options)))]
+from unflat.data.synth.parts import choice, jitter_color, Part, revolve_y, rod, tube
 
 
 def _shade(rng: np.random.Generator, height: float) -> tuple[trimesh.Trimesh, float, float]:
@@ -31,9 +27,9 @@ def _orient(mesh: trimesh.Trimesh, direction: np.ndarray, position: np.ndarray) 
 
 
 def generate(rng: np.random.Generator) -> tuple[list[Part], dict]:
-    style = _choice(rng, ["floor", "desk", "arc"])
-    metal = jitter_color(rng, _choice(rng, palettes.METAL + [palettes.PLASTIC[1], palettes.WOOD[0]]), 10)
-    shade_color = jitter_color(rng, _choice(rng, palettes.SHADE), 10)
+    style = choice(rng, ["floor", "desk", "arc"])
+    metal = jitter_color(rng, choice(rng, palettes.METAL + [palettes.PLASTIC[1], palettes.WOOD[0]]), 10)
+    shade_color = jitter_color(rng, choice(rng, palettes.SHADE), 10)
     base_r = rng.uniform(0.12, 0.25)
     base_t = rng.uniform(0.02, 0.06)
     pole_r = rng.uniform(0.01, 0.025)

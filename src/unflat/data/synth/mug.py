@@ -5,11 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from unflat.data.synth import palettes
-from unflat.data.synth.parts import Part, jitter_color, revolve_y, tube
-
-
-def _choice(rng: np.random.Generator, options: list):
-    return options[int(rng.integers(len(options)))]
+from unflat.data.synth.parts import choice, jitter_color, Part, revolve_y, tube
 
 
 def generate(rng: np.random.Generator) -> tuple[list[Part], dict]:
@@ -25,8 +21,8 @@ def generate(rng: np.random.Generator) -> tuple[list[Part], dict]:
         [0.0, 0.0], [r_bot, 0.0], [r_top, height], [r_top - wall, height],
         [r_bot + slope * bottom - wall, bottom], [0.0, bottom],
     ])
-    body_color = jitter_color(rng, _choice(rng, palettes.CERAMIC), 10)
-    handle_color = body_color if rng.random() < 0.8 else jitter_color(rng, _choice(rng, palettes.CERAMIC), 10)
+    body_color = jitter_color(rng, choice(rng, palettes.CERAMIC), 10)
+    handle_color = body_color if rng.random() < 0.8 else jitter_color(rng, choice(rng, palettes.CERAMIC), 10)
     parts = [Part("body", revolve_y(profile, 64), body_color, "ceramic")]
     # Handle: an elliptic arc on the +X side whose ends sink into the wall.
     span = height * rng.uniform(0.45, 0.7)

@@ -140,3 +140,8 @@ def assemble(category: str, seed: int, parts: list[Part], params: dict) -> Synth
     mesh = trimesh.util.concatenate(coloured)
     params = {**params, "normalize_scale": float(scale)}
     return SynthShape(category=category, seed=seed, mesh=mesh, parts=parts, params=params)
+
+
+def choice(rng: np.random.Generator, options: list):
+    """One of ``options``, drawn with ``rng`` (index draw, so results are stable across numpy versions)."""
+    return options[int(rng.integers(len(options)))]

@@ -5,11 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from unflat.data.synth import palettes
-from unflat.data.synth.parts import Part, box, jitter_color, rod
-
-
-def _choice(rng: np.random.Generator, options: list):
-    return options[int(rng.integers(len(options)))]
+from unflat.data.synth.parts import box, choice, jitter_color, Part, rod
 
 
 def generate(rng: np.random.Generator) -> tuple[list[Part], dict]:
@@ -24,9 +20,9 @@ def generate(rng: np.random.Generator) -> tuple[list[Part], dict]:
     arm_h = rng.uniform(0.1, 0.3)
     seats = int(rng.integers(1, 4))
     chaise = bool(rng.random() < 0.25)
-    fabric = jitter_color(rng, _choice(rng, palettes.FABRIC))
-    cushion_color = fabric if rng.random() < 0.7 else jitter_color(rng, _choice(rng, palettes.FABRIC))
-    leg_color = jitter_color(rng, _choice(rng, palettes.WOOD + palettes.METAL))
+    fabric = jitter_color(rng, choice(rng, palettes.FABRIC))
+    cushion_color = fabric if rng.random() < 0.7 else jitter_color(rng, choice(rng, palettes.FABRIC))
+    leg_color = jitter_color(rng, choice(rng, palettes.WOOD + palettes.METAL))
     parts: list[Part] = []
     y_base = leg_h + base_h / 2
     parts.append(Part("base", box((width, base_h, depth), (0, y_base, 0)), fabric, "fabric"))

@@ -5,23 +5,19 @@ from __future__ import annotations
 import numpy as np
 
 from unflat.data.synth import palettes
-from unflat.data.synth.parts import Part, box, jitter_color, revolve_y, rod
-
-
-def _choice(rng: np.random.Generator, options: list):
-    return options[int(rng.integers(len(options)))]
+from unflat.data.synth.parts import box, choice, jitter_color, Part, revolve_y, rod
 
 
 def generate(rng: np.random.Generator) -> tuple[list[Part], dict]:
-    top = _choice(rng, ["rect", "rect", "round"])
+    top = choice(rng, ["rect", "rect", "round"])
     height = rng.uniform(0.40, 0.80)
     top_t = rng.uniform(0.025, 0.07)
     width = rng.uniform(0.8, 1.7)
     depth = width if top == "round" else rng.uniform(0.5, min(1.0, width))
-    base = _choice(rng, ["pedestal", "four_legs"]) if top == "round" else _choice(rng, ["four_legs", "four_legs", "trestle"])
+    base = choice(rng, ["pedestal", "four_legs"]) if top == "round" else choice(rng, ["four_legs", "four_legs", "trestle"])
     leg_t = rng.uniform(0.03, 0.08)
-    top_color = jitter_color(rng, _choice(rng, palettes.WOOD + [palettes.PLASTIC[0], palettes.METAL[2]]))
-    leg_color = top_color if rng.random() < 0.6 else jitter_color(rng, _choice(rng, palettes.METAL + palettes.WOOD))
+    top_color = jitter_color(rng, choice(rng, palettes.WOOD + [palettes.PLASTIC[0], palettes.METAL[2]]))
+    leg_color = top_color if rng.random() < 0.6 else jitter_color(rng, choice(rng, palettes.METAL + palettes.WOOD))
     parts: list[Part] = []
     y_top = height - top_t / 2
     if top == "round":
