@@ -10,7 +10,6 @@ in [-1,1] on the device (CUDA when available), for each worker count.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import device_name, report, sync  # noqa: E402
+from common import device_name, load_note, report, sync  # noqa: E402
 
 from unflat.cameras import Cameras  # noqa: E402
 from unflat.data.format import DatasetWriter  # noqa: E402
@@ -51,13 +50,6 @@ def images_per_second(root: Path, batch: int, steps: int, workers: int, device: 
             count += len(b)
     sync(device)
     return count / (time.perf_counter() - start)
-
-
-def load_note() -> str:
-    """" (machine busy: ...)" when other processes competed for the CPU during the run, else ""."""
-    cores = len(os.sched_getaffinity(0))
-    load = os.getloadavg()[0]
-    return f" (machine busy: load avg {load:.1f} on {cores} cores)" if load > cores + 0.5 else ""
 
 
 def main() -> None:

@@ -26,18 +26,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import device_name, report, timed  # noqa: E402
+from common import device_name, load_note, report, timed  # noqa: E402
 
 from unflat.cameras import Cameras  # noqa: E402
 from unflat.geometry.sphere_template import sphere_template  # noqa: E402
 from unflat.render import nvdiffrast_backend  # noqa: E402
 from unflat.render.rasterizer import clip_from_cameras, render_textured_mesh, soft_silhouette  # noqa: E402
-
-
-def load_note() -> str:
-    cores = len(os.sched_getaffinity(0))
-    load = os.getloadavg()[0]
-    return f" (machine busy: load avg {load:.1f} on {cores} cores)" if load > cores + 0.5 else ""
 
 
 def rasteriser_fps(device: torch.device, backend: str, resolution: int, batch: int, rings: int, segments: int,

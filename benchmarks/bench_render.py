@@ -10,7 +10,6 @@ mask and depth (plus normals with --normals). The GL platform is chosen as in th
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import device_name, report  # noqa: E402
+from common import device_name, load_note, report  # noqa: E402
 
 from unflat.cameras import Cameras  # noqa: E402
 from unflat.data.synth import make_shape  # noqa: E402
@@ -37,13 +36,6 @@ def frames_per_second(resolution: int, batch: int, repeats: int, normals: bool, 
     platform = renderer.platform
     renderer.close()
     return batch * repeats / seconds, platform
-
-
-def load_note() -> str:
-    """" (machine busy: ...)" when other processes competed for the CPU during the run, else ""."""
-    cores = len(os.sched_getaffinity(0))
-    load = os.getloadavg()[0]
-    return f" (machine busy: load avg {load:.1f} on {cores} cores)" if load > cores + 0.5 else ""
 
 
 def main() -> None:

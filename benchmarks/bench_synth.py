@@ -8,7 +8,6 @@ Each worker count is timed end to end (process start-up included); 0 = automatic
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -18,17 +17,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import device_name, report  # noqa: E402
+from common import device_name, load_note, report  # noqa: E402
 
 from unflat.data.commands import SynthConfig, auto_workers, run_synth  # noqa: E402
 from unflat.render.opengl import choose_platform  # noqa: E402
-
-
-def load_note() -> str:
-    """" (machine busy: ...)" when other processes competed for the CPU during the run, else ""."""
-    cores = len(os.sched_getaffinity(0))
-    load = os.getloadavg()[0]
-    return f" (machine busy: load avg {load:.1f} on {cores} cores)" if load > cores + 0.5 else ""
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import time
@@ -19,8 +20,15 @@ def device_name(device: torch.device | str = "cpu") -> str:
     device = torch.device(device)
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__})"
-    cores = len(__import__("os").sched_getaffinity(0))
+    cores = len(os.sched_getaffinity(0))
     return f"CPU {platform.processor() or platform.machine()}, {cores} cores (torch {torch.__version__})"
+
+
+def load_note() -> str:
+    """" (machine busy: ...)" when other processes competed for the CPU during the run, else ""."""
+    cores = len(os.sched_getaffinity(0))
+    load = os.getloadavg()[0]
+    return f" (machine busy: load avg {load:.1f} on {cores} cores)" if load > cores + 0.5 else ""
 
 
 def sync(device: torch.device | str) -> None:
