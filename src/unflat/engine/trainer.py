@@ -14,7 +14,6 @@ import math
 import shutil
 import signal
 import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +28,6 @@ from unflat.data.format import DatasetInfo, open_dataset
 from unflat.data.loader import Batch, StepSampler, iterate_batches
 from unflat.engine import distributed
 from unflat.engine.checkpoint import (
-    CheckpointWriteError,
     estimate_checkpoint_bytes,
     latest_checkpoint,
     list_checkpoints,
