@@ -48,3 +48,19 @@ def test_generator_to_dataset_to_reconstruction(sphere_dataset: Path, tmp_path: 
     assert len(glbs) == 1
     mesh = trimesh.load(glbs[0], force="mesh")
     assert len(mesh.faces) > 0 and mesh.visual.kind == "texture"
+
+
+def test_iggan_run_makes_a_multiview_dataset(sphere_dataset: Path, tmp_path: Path) -> None:
+    run, data = tmp_path / "ig", tmp_path / "mv"
+    assert cli.main(["train", "iggan", "--preset", "tiny", "--data", str(sphere_dataset), "--out", str(run),
+                     "--device", "cpu"]) == 0
+    method = load_run(run, "cpu").method
+    cameras = method.sample_cameras(4, seed=1)
+    multi = method.sample(2, seed=3, cameras=cameras)
+    single = method.sample(2, seed=3, cameras=cameras[torch.tensor([0, 2])])
+    assert multi.images.shape[0] == 4
+    assert torch.allclose(multi.images[0::2], single.images, atol=1e-5)  # view 0 of shape i = shape i
+    assert cli.main(["dataset", "from-generator", str(run), "--num-shapes", "2", "--views-per-shape", "2",
+                     "--out", str(data), "--min-mask-fraction", "0", "--max-mask-fraction", "1", "--device", "cpu"]) == 0
+    dataset = open_dataset(data, verify_hashes=True)
+    assert dataset.info.num_shapes == 2 and dataset.info.views_per_shape == 2

@@ -397,6 +397,8 @@ class Fakes:
 class IGGAN(_ProxyMethodMixin, Method):
     """Generator G, proxy renderer R_phi, discriminator D; OpenGL in the loop."""
 
+    multiview_generator = True
+
     name = "iggan"
     Config = IGGANConfig
 
@@ -585,9 +587,14 @@ class IGGAN(_ProxyMethodMixin, Method):
     @torch.no_grad()
     def sample(self, n: int, seed: int, class_ids: Tensor | None = None, cameras: Cameras | None = None) -> Samples:
         """n shapes (seeds seed..seed+n-1) rendered by OpenGL at ``export_threshold``; extras["proxy"]
-        holds the proxy renderer's images of the continuous voxels."""
+        holds the proxy renderer's images of the continuous voxels. With n*V cameras, shape i is rendered
+        at cameras i*V .. i*V+V-1 (the multi-view contract of ``unflat dataset from-generator``)."""
         voxels = self.sample_voxels([seed + i for i in range(n)])
         cameras = self.sample_cameras(n, seed) if cameras is None else cameras.to(self.device)
+        if len(cameras) != n:
+            if len(cameras) % n:
+                raise ValueError(f"{len(cameras)} cameras for {n} shapes: give n or n*V cameras")
+            voxels = voxels.repeat_interleave(len(cameras) // n, 0)
         out = self.pipeline.render(voxels, cameras, self.cfg.export_threshold)
         with self.autocast():
             proxy = self.proxy_render(voxels, cameras).float()
