@@ -74,3 +74,23 @@ def sphere_dataset(tmp_path: Path) -> Path:
 def multiview_sphere_dataset(tmp_path: Path) -> Path:
     """6 shapes x 4 views, 16x16, 2 classes."""
     return write_sphere_dataset(tmp_path / "spheres_mv", num_shapes=6, views_per_shape=4)
+
+
+def assert_resume_matches_straight(spec, base_cfg, tmp_path: Path, steps: int = 2) -> Path:
+    """Train ``steps`` straight and ``steps // 2`` + resume to ``steps`` through the engine; every network
+    tensor and the method's extra state must be equal bitwise. Returns the resumed run's directory."""
+    from dataclasses import replace
+
+    from unflat.engine import checkpoint as ckpt
+    from unflat.engine.trainer import resume, train
+
+    train(spec, replace(base_cfg, out=tmp_path / "straight", max_steps=steps))
+    train(spec, replace(base_cfg, out=tmp_path / "split", max_steps=steps // 2))
+    resume(tmp_path / "split", {"max_steps": steps})
+    a = ckpt.load_checkpoint(tmp_path / "straight")["method_state"]
+    b = ckpt.load_checkpoint(tmp_path / "split")["method_state"]
+    for net in a["networks"]:
+        for key in a["networks"][net]:
+            assert torch.equal(a["networks"][net][key], b["networks"][net][key]), (net, key)
+    assert a["extra"] == b["extra"]
+    return tmp_path / "split"

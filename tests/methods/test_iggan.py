@@ -23,6 +23,7 @@ from unflat.nets.dcgan import DCGANDiscriminator
 from unflat.nets.rendernet import affine_grid_3d, camera_frame_volume
 from unflat.nets.voxel_generator import VoxelGenerator
 from unflat.render.voxel_pipeline import VoxelRenderPipeline, binarise, shared_renderer, voxels_to_meshes
+from conftest import assert_resume_matches_straight
 
 CPU = TrainContext(torch.device("cpu"))
 
@@ -182,22 +183,9 @@ def test_dom_weight_zero_and_frozen_renderer(sphere_dataset: Path, tmp_path: Pat
 
 
 def test_train_resume_generate_export_through_the_engine(sphere_dataset: Path, tmp_path: Path) -> None:
-    from unflat.engine import checkpoint as ckpt
-    from unflat.engine.trainer import load_run, resume, train
+    from unflat.engine.trainer import load_run
 
-    def cfg(out: str, steps: int):
-        return replace(SPEC.config("tiny"), data=sphere_dataset, out=tmp_path / out, device="cpu", max_steps=steps,
-                       tensorboard=False)
-
-    train(SPEC, cfg("straight", 2))
-    train(SPEC, cfg("split", 1))
-    resume(tmp_path / "split", {"max_steps": 2})
-    a = ckpt.load_checkpoint(tmp_path / "straight")["method_state"]
-    b = ckpt.load_checkpoint(tmp_path / "split")["method_state"]
-    for net in a["networks"]:
-        for key in a["networks"][net]:
-            assert torch.equal(a["networks"][net][key], b["networks"][net][key]), (net, key)
-    assert a["extra"] == b["extra"]
+    assert_resume_matches_straight(SPEC, replace(SPEC.config("tiny"), data=sphere_dataset, device="cpu", tensorboard=False), tmp_path)
 
     loaded = load_run(tmp_path / "split", "cpu")
     paths = loaded.method.generate(tmp_path / "gen", 2, seed=3)

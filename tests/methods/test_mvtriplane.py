@@ -19,6 +19,7 @@ from unflat.methods.mvtriplane import MVTriplane, sample_diversity, tiny
 from unflat.methods.registry import get_method
 from unflat.methods.triplane_gan import sample_view_cameras
 from unflat.nets.stylegan2 import Discriminator, SynthesisNetwork, modulated_conv2d
+from conftest import assert_resume_matches_straight
 
 CPU = torch.device("cpu")
 
@@ -140,23 +141,11 @@ def test_collapse_signal_switches_multiview_on_and_is_checkpointed(sphere_datase
 
 
 def test_train_resume_generate_invert_through_the_engine(sphere_dataset: Path, tmp_path: Path):
-    from unflat.engine import checkpoint as ckpt
-    from unflat.engine.trainer import load_run, resume, train
+    from unflat.engine.trainer import load_run
 
     spec = get_method("mvtriplane")
 
-    def cfg(out: str, steps: int):
-        return replace(spec.config("tiny"), data=sphere_dataset, out=tmp_path / out, device="cpu", max_steps=steps)
-
-    train(spec, cfg("straight", 2))
-    train(spec, cfg("split", 1))
-    resume(tmp_path / "split", {"max_steps": 2})
-    a = ckpt.load_checkpoint(tmp_path / "straight")["method_state"]
-    b = ckpt.load_checkpoint(tmp_path / "split")["method_state"]
-    for net in a["networks"]:
-        for key in a["networks"][net]:
-            assert torch.equal(a["networks"][net][key], b["networks"][net][key]), (net, key)
-    assert a["extra"] == b["extra"]
+    assert_resume_matches_straight(spec, replace(spec.config("tiny"), data=sphere_dataset, device="cpu"), tmp_path)
 
     method = load_run(tmp_path / "split", "cpu").method
     # generate by class: grids, depth, meshes, videos; samples deterministic in the seed and of that class

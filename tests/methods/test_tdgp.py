@@ -14,6 +14,7 @@ from unflat.cameras import Cameras
 from unflat.data.format import open_dataset
 from unflat.data.loader import iterate_batches
 from unflat.methods.base import TrainContext
+from conftest import assert_resume_matches_straight
 
 CPU = torch.device("cpu")
 
@@ -362,24 +363,12 @@ def test_train_resume_sample_export_through_the_engine(sphere_dataset, cache_dir
 
     import trimesh
 
-    from unflat.engine import checkpoint as ckpt
-    from unflat.engine.trainer import load_run, resume, train
+    from unflat.engine.trainer import load_run
     from unflat.methods.registry import get_method
 
     spec = get_method("3dgp")
 
-    def cfg(out: str, steps: int):
-        return replace(spec.config("tiny"), data=sphere_dataset, out=tmp_path / out, device="cpu", max_steps=steps)
-
-    train(spec, cfg("straight", 2))
-    train(spec, cfg("split", 1))
-    resume(tmp_path / "split", {"max_steps": 2})
-    a = ckpt.load_checkpoint(tmp_path / "straight")["method_state"]
-    b = ckpt.load_checkpoint(tmp_path / "split")["method_state"]
-    for net in a["networks"]:
-        for key in a["networks"][net]:
-            assert torch.equal(a["networks"][net][key], b["networks"][net][key]), (net, key)
-    assert a["extra"] == b["extra"]
+    assert_resume_matches_straight(spec, replace(spec.config("tiny"), data=sphere_dataset, device="cpu"), tmp_path)
     assert len(list((cache_dir / "depth").glob("*.npy"))) == 1  # ground-truth depth, computed once
     assert len(list((cache_dir / "features").glob("*.npy"))) == 1
 
