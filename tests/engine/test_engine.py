@@ -164,19 +164,11 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_ddp_two_processes_gloo(sphere_dataset: Path, tmp_path: Path) -> None:
     out = tmp_path / "ddp"
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-         "--master_port", str(_free_port()),
+        # --standalone: torchrun picks a free local rendezvous port itself (no pick-then-bind race)
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
          str(Path(__file__).parent / "ddp_script.py"), str(sphere_dataset), str(out)],
         capture_output=True, text=True, timeout=240, env=_env(),
     )
