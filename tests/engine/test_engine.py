@@ -20,7 +20,7 @@ from toy_method import SPEC  # noqa: E402
 
 from unflat import cli  # noqa: E402
 from unflat.engine import checkpoint as ckpt  # noqa: E402
-from unflat.engine.trainer import TrainingDiverged, load_run, resume, train  # noqa: E402
+from unflat.engine.trainer import Trainer, TrainingDiverged, load_run, resume, train  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -183,6 +183,15 @@ def test_ddp_two_processes_gloo(sphere_dataset: Path, tmp_path: Path) -> None:
     rows = (out / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "spheres"]
+    # a 2-process checkpoint resumes in 1 process with exact counters (images are summed, not step x world)
+    resumed = Trainer(SPEC, replace(SPEC.config("tiny"), data=sphere_dataset, out=out, max_steps=3, device="cpu"),
+                      resume_from=out)
+    assert resumed.step == 2 and resumed.images_seen == 16
+    resumed.fit()
+    payload = ckpt.load_checkpoint(out)
+    assert payload["step"] == 3 and payload["world_size"] == 1 and payload["images_seen"] == 16 + 4
+    last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["step"] == 3 and last["images_seen"] == 20
 
 
 def test_sigterm_writes_checkpoint_then_exits(sphere_dataset: Path, tmp_path: Path) -> None:

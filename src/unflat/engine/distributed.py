@@ -80,3 +80,12 @@ def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
     value = value.clone()
     dist.all_reduce(value)
     return value / dist.get_world_size()
+
+
+def max_across_ranks(value: float, device: torch.device) -> float:
+    """The maximum of a per-rank number (e.g. peak GPU memory) over all ranks; every rank must call it."""
+    if not is_initialized():
+        return value
+    box = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(box, op=dist.ReduceOp.MAX)
+    return float(box.item())

@@ -200,6 +200,7 @@ class Trainer:
         if cfg.data is not None and self.method.views_per_sample > 1:  # fail now, not at the first batch
             StepSampler(open_dataset(cfg.data), cfg.batch_size, cfg.seed, views_per_sample=self.method.views_per_sample)
         self.step = 0
+        self.images_seen = 0  # summed per step, so a resume on another world size keeps the count exact
         self.rollbacks = 0
         if self.resume_payload is not None:
             self._restore(self.resume_payload)
@@ -222,6 +223,7 @@ class Trainer:
             raise UserError(f"checkpoint is for method '{payload['method']}', not '{self.spec.name}'")
         self.method.load_state_dict(payload["method_state"])
         self.step = int(payload["step"])
+        self.images_seen = int(payload.get("images_seen", self.step * self.cfg.batch_size * self.ctx.world_size))
         self.rollbacks = int(payload.get("rollbacks", 0))
 
     def _payload(self) -> dict:
@@ -230,7 +232,7 @@ class Trainer:
             "config_yaml": config_to_yaml(self.cfg),
             "dataset_info": dataclasses.asdict(self.info),
             "step": self.step,
-            "images_seen": self.step * self.cfg.batch_size * self.ctx.world_size,
+            "images_seen": self.images_seen,
             "world_size": self.ctx.world_size,
             "rollbacks": self.rollbacks,
             "method_state": self.method.state_dict(),
@@ -351,6 +353,7 @@ class Trainer:
                     continue
                 averager.add(values)
                 self.step += 1
+                self.images_seen += images_per_step
                 progress.advance()
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.max_steps or stop.signum is not None:
                     try:  # before a checkpoint could keep them
@@ -362,7 +365,11 @@ class Trainer:
                         continue
                 if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
                     steps_per_s, images_per_s = progress.interval_rates()
-                    row = {**averager.pop(), "steps_per_s": steps_per_s, "images_per_s": images_per_s}
+                    row = {**averager.pop(), "steps_per_s": steps_per_s, "images_per_s": images_per_s,
+                           "images_seen": self.images_seen}
+                    if self.ctx.device.type == "cuda":  # the largest peak over all GPUs of the run
+                        row["gpu_peak_gb"] = distributed.max_across_ranks(
+                            torch.cuda.max_memory_allocated(self.ctx.device) / 2**30, self.ctx.device)
                     if self.is_main:
                         self.logger.scalars(self.step, row)
                         for tag, values in getattr(self.method, "histograms", dict)().items():  # e.g. 3dgp's cameras
