@@ -25,6 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.profiler import record_function
+from torch.utils.checkpoint import checkpoint
 
 from unflat.cameras import Cameras, fov_to_focal, look_at
 from unflat.config import RunConfig, require_positive
@@ -37,7 +39,8 @@ from unflat.losses.adversarial import discriminator_loss, generator_loss, r1_pen
 from unflat.methods.base import Method, Samples, TrainContext
 from unflat.nets.stylegan2 import Discriminator, MappingNetwork, NoiseMode, SynthesisNetwork
 from unflat.nets.superres import SuperResolution, resize
-from unflat.render.volume import render_rays, render_rays_chunked
+from unflat.render.triplane_sampling import fused_sample_triplane, fused_sampling_supported
+from unflat.render.volume import RayNoise, VolumeOutput, concat_rays, draw_ray_noise, render_rays
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,6 +102,14 @@ class TriplaneGANConfig(RunConfig):
     """Ray start distance from the camera (default: camera_radius - 1.2, the unit sphere plus a margin)."""
     ray_far: float = 4.2
     """Ray end distance from the camera (default: camera_radius + 1.2)."""
+    fused_sampling: bool = False
+    """Sample the three planes with unflat's fused Triton kernel on CUDA (no fp32 copies or per-plane
+    intermediates; channels-last reads); grid_sample elsewhere or without Triton."""
+    grad_checkpoint: bool = False
+    """Gradient checkpointing of tri-plane rendering: recompute ray sampling, decoding and compositing in
+    the backward pass, chunk by chunk of rays (less memory for about one more render forward per step)."""
+    grad_checkpoint_rays: int = 1024
+    """Rays per image in each recomputed chunk (with grad_checkpoint)."""
     # ---- cameras ---------------------------------------------------------------------------------
     camera_radius: float = 3.0
     """Distance of sampled cameras from the origin (unflat's synthetic data: 3, fov 40 frames the unit sphere)."""
@@ -158,7 +169,8 @@ class TriplaneGANConfig(RunConfig):
         super().validate()
         require_positive(self, "z_dim", "w_dim", "mapping_layers", "plane_channels", "decoder_hidden",
                          "decoder_features", "num_coarse", "camera_radius", "camera_fov", "box_size",
-                         "r1_every", "density_reg_every", "mesh_resolution", "neural_fade_images")
+                         "r1_every", "density_reg_every", "mesh_resolution", "neural_fade_images",
+                         "grad_checkpoint_rays")
         for name in ("plane_resolution", "neural_resolution"):
             value = getattr(self, name)
             if value < 4 or value & (value - 1):
@@ -276,8 +288,11 @@ class TriplaneGenerator(nn.Module):
                  plane_channels: int, channel_base: int, channel_max: int, extra_blocks: bool, decoder_hidden: int,
                  decoder_extra_layers: int, decoder_features: int, aggregation: Aggregation, box_size: float,
                  neural_resolution: int, output_resolution: int, sr_channels: int, ray_near: float, ray_far: float,
-                 num_coarse: int, num_fine: int, white_background: bool) -> None:
+                 num_coarse: int, num_fine: int, white_background: bool, fused_sampling: bool = False,
+                 grad_checkpoint_rays: int = 0) -> None:
         super().__init__()
+        self.fused_sampling = fused_sampling
+        self.grad_checkpoint_rays = grad_checkpoint_rays  # 0 = no gradient checkpointing
         self.z_dim, self.w_dim, self.num_classes = z_dim, w_dim, num_classes
         self.plane_channels, self.box_size, self.aggregation = plane_channels, box_size, aggregation
         self.neural_resolution, self.output_resolution = neural_resolution, output_resolution
@@ -298,7 +313,9 @@ class TriplaneGenerator(nn.Module):
                    decoder_features=cfg.decoder_features, aggregation=cfg.plane_aggregation, box_size=cfg.box_size,
                    neural_resolution=cfg.neural_resolution, output_resolution=output_resolution,
                    sr_channels=cfg.sr_channels, ray_near=cfg.ray_near, ray_far=cfg.ray_far,
-                   num_coarse=cfg.num_coarse, num_fine=cfg.num_fine, white_background=cfg.white_background)
+                   num_coarse=cfg.num_coarse, num_fine=cfg.num_fine, white_background=cfg.white_background,
+                   fused_sampling=cfg.fused_sampling,
+                   grad_checkpoint_rays=cfg.grad_checkpoint_rays if cfg.grad_checkpoint else 0)
 
     # ---- pieces --------------------------------------------------------------------------------
     def class_onehot(self, class_ids: Tensor | None, batch: int, device: torch.device) -> Tensor:
@@ -316,9 +333,44 @@ class TriplaneGenerator(nn.Module):
         img = self.synthesis(ws, noise_mode)
         return img.reshape(img.shape[0], 3, self.plane_channels, img.shape[-2], img.shape[-1])
 
+    def sample_features(self, planes: Tensor, points: Tensor) -> Tensor:
+        """planes [B,3,C,R,R], points [B,M,3] -> aggregated plane features [B,M,C] (fused kernel when enabled)."""
+        if self.fused_sampling and fused_sampling_supported(planes, points):
+            return fused_sample_triplane(planes, points, self.box_size, self.aggregation)
+        return sample_triplane(planes, points, self.box_size, self.aggregation)
+
     def query(self, planes: Tensor, points: Tensor) -> tuple[Tensor, Tensor]:
         """planes [B,3,C,R,R], points [B,M,3] -> colour features [B,M,F] in [0,1], density [B,M,1]."""
-        return self.decoder(sample_triplane(planes, points, self.box_size, self.aggregation))
+        with record_function("unflat/triplane/sample"):
+            feats = self.sample_features(planes, points)
+        with record_function("unflat/triplane/decoder"):
+            return self.decoder(feats)
+
+    def render_volume(self, planes: Tensor, origins: Tensor, dirs: Tensor, perturb: bool = True,
+                      noise: RayNoise | None = None) -> VolumeOutput:
+        """Volume-render rays origins/dirs [B*V,R,3] through B latents' planes [B,3,C,R,R] (V views each)."""
+        b = planes.shape[0]
+
+        def field(points: Tensor) -> tuple[Tensor, Tensor]:
+            # The V views of a latent query its planes together (points [B*V,M,3] -> [B,V*M,3]), so the
+            # planes are never copied per view.
+            feats, density = self.query(planes, points.reshape(b, -1, 3))
+            return feats.reshape(points.shape[0], points.shape[1], -1), density.reshape(points.shape[0], points.shape[1], 1)
+
+        return render_rays(field, origins, dirs, self.ray_near, self.ray_far, self.num_coarse, self.num_fine, perturb,
+                           noise=noise)
+
+    def render_volume_checkpointed(self, planes: Tensor, origins: Tensor, dirs: Tensor, perturb: bool = True) -> VolumeOutput:
+        """``render_volume`` with gradient checkpointing: chunks of ``grad_checkpoint_rays`` rays per image,
+        each recomputed in the backward pass. The random numbers are drawn for all rays first (as one
+        ``render_volume`` call draws them), so the result and the gradients equal the unchunked ones."""
+        n, r, _ = origins.shape
+        noise = draw_ray_noise((n, r), self.num_coarse, self.num_fine, perturb, origins.device)
+        step = self.grad_checkpoint_rays
+        return concat_rays([
+            checkpoint(self.render_volume, planes, origins[:, i:i + step], dirs[:, i:i + step], perturb,
+                       noise.rays(slice(i, i + step)), use_reentrant=False)
+            for i in range(0, r, step)])
 
     def render(self, planes: Tensor, ws: Tensor, cameras: Cameras, resolution: int | None = None,
                perturb: bool = True, noise_mode: NoiseMode = "random", chunk: int | None = None) -> TriplaneRender:
@@ -332,17 +384,13 @@ class TriplaneGenerator(nn.Module):
         res = resolution or self.neural_resolution
         origins, dirs = cameras.rays(res, res)
 
-        def field(points: Tensor) -> tuple[Tensor, Tensor]:
-            # The V views of a latent query its planes together (points [B*V,M,3] -> [B,V*M,3]), so the
-            # planes are never copied per view.
-            feats, density = self.query(planes, points.reshape(b, -1, 3))
-            return feats.reshape(points.shape[0], points.shape[1], -1), density.reshape(points.shape[0], points.shape[1], 1)
-
-        if chunk:
-            out = render_rays_chunked(field, origins, dirs, self.ray_near, self.ray_far, self.num_coarse,
-                                      self.num_fine, perturb, chunk)
+        if chunk:  # inference: bounded memory
+            out = concat_rays([self.render_volume(planes, origins[:, i:i + chunk], dirs[:, i:i + chunk], perturb)
+                               for i in range(0, origins.shape[1], chunk)])
+        elif self.grad_checkpoint_rays and torch.is_grad_enabled() and planes.requires_grad:
+            out = self.render_volume_checkpointed(planes, origins, dirs, perturb)
         else:
-            out = render_rays(field, origins, dirs, self.ray_near, self.ray_far, self.num_coarse, self.num_fine, perturb)
+            out = self.render_volume(planes, origins, dirs, perturb)
         feats = out.features
         if self.white_background:
             feats = feats + (1 - out.opacity)
@@ -351,7 +399,8 @@ class TriplaneGenerator(nn.Module):
         feature_image = to_image(feats) * 2 - 1
         cos = (dirs * cameras.cam2world[:, None, :3, 2]).sum(-1, keepdim=True)
         depth = to_image(out.depth * cos)
-        image = self.superres(feature_image, ws[:, -1], noise_mode)
+        with record_function("unflat/G/superres"):
+            image = self.superres(feature_image, ws[:, -1], noise_mode)
         return TriplaneRender(image.float(), feature_image[:, :3].float(), feature_image, depth, to_image(out.opacity), cameras)
 
     def forward(self, z: Tensor, c: Tensor, cameras: Cameras, resolution: int | None = None,
@@ -427,10 +476,17 @@ class TriplaneGAN(Method):
         # torch.compile: compile the heavy sub-networks' forwards in place (state_dict keys unchanged);
         # D's eager copy stays for R1, whose double backward compiled graphs do not support.
         self.G_train = self.G
-        self.D_train = self.maybe_compile(self.D)
+        self.D_train = self.D
         if ctx.compile:
-            for part in (self.G.synthesis, self.G.superres, self.G.decoder):
-                part.forward = torch.compile(part.forward)
+            self.compile_networks()
+
+    def compile_networks(self, mode: str | None = None) -> None:
+        """torch.compile the heavy sub-networks' forwards in place (state_dict keys unchanged) and D's
+        training view; D's eager copy stays for R1, whose double backward compiled graphs do not support.
+        ``mode``: torch.compile's mode (None = default; benchmarks try "max-autotune-no-cudagraphs")."""
+        for part in (self.G.synthesis, self.G.superres, self.G.decoder):
+            part.forward = torch.compile(part.forward, mode=mode)
+        self.D_train = torch.compile(self.D, mode=mode)
 
     # ---- hooks ---------------------------------------------------------------------------------
     def build_generator(self) -> TriplaneGenerator:
@@ -498,40 +554,49 @@ class TriplaneGAN(Method):
         z = torch.randn(n, cfg.z_dim, device=self.device)
         cameras = self.sample_cameras(n, views)
         with self.autocast():
-            ws = self.G_train.map(z, c_real, update_w_avg=True)
-            planes = self.G_train.planes(ws)
+            with record_function("unflat/G/synthesis"):
+                ws = self.G_train.map(z, c_real, update_w_avg=True)
+                planes = self.G_train.planes(ws)
             render = self.G_train.render(planes, ws, cameras, res)
             fake_in = gaussian_blur(self.fake_discriminator_input(render), sigma)
-            loss_g = generator_loss(self.D_train(fake_in, c_fake))
+            with record_function("unflat/D/fake-for-G"):
+                loss_g = generator_loss(self.D_train(fake_in, c_fake))
             extra, extra_logs = self.extra_generator_loss(render, planes, batch, step)
             loss_g_total = loss_g + extra
             if cfg.density_reg > 0 and self.due(cfg.density_reg_every, step):
-                loss_density = self.density_regulariser(planes)
+                with record_function("unflat/density-reg"):
+                    loss_density = self.density_regulariser(planes)
                 loss_g_total = loss_g_total + cfg.density_reg * loss_density
                 logs["loss/density_reg"] = loss_density.detach()
-        self.optimize("G", loss_g_total)
+        with record_function("unflat/G/backward+step"):
+            self.optimize("G", loss_g_total)
         logs.update(extra_logs)
 
         # Discriminator (reuses this step's fakes, detached) + lazy R1 on the reals.
         do_r1 = cfg.r1_gamma > 0 and self.due(cfg.r1_every, step)
         real_in = gaussian_blur(self.real_discriminator_input(batch), sigma).detach().requires_grad_(do_r1)
         with self.autocast():
-            real_logits = (self.D if do_r1 else self.D_train)(real_in, c_real)
-            fake_logits = self.D_train(fake_in.detach(), c_fake)
+            with record_function("unflat/D/real-r1" if do_r1 else "unflat/D/real"):
+                real_logits = (self.D if do_r1 else self.D_train)(real_in, c_real)
+            with record_function("unflat/D/fake"):
+                fake_logits = self.D_train(fake_in.detach(), c_fake)
             loss_d = discriminator_loss(real_logits, fake_logits)
             extra_d, extra_d_logs = self.extra_discriminator_loss(real_in, fake_in.detach(), batch, step)
             loss_d_total = loss_d + extra_d
         if do_r1:
-            r1 = r1_penalty(real_logits, real_in)
+            with record_function("unflat/D/r1"):
+                r1 = r1_penalty(real_logits, real_in)
             loss_d_total = loss_d_total + r1 * (cfg.r1_gamma / 2 * cfg.r1_every)
             logs["loss/r1"] = r1.detach()
-        self.optimize("D", loss_d_total)
+        with record_function("unflat/D/backward+step"):
+            self.optimize("D", loss_d_total)
         logs.update(extra_d_logs)
 
         self.images_seen += n * self.ctx.world_size
         beta = ema_beta(n * self.ctx.world_size, cfg.ema_half_life_images,
                         cfg.ema_ramp if cfg.ema_ramp > 0 else None, self.images_seen)
-        update_ema(self.G_ema, self.G, beta)
+        with record_function("unflat/G/ema"):
+            update_ema(self.G_ema, self.G, beta)
         logs.update({
             "loss/g": loss_g.detach(), "loss/d": loss_d.detach(),
             "d/real": real_logits.detach().mean(), "d/fake": fake_logits.detach().mean(),

@@ -12,6 +12,8 @@ colour = sum w_i c_i; opacity = sum w_i = 1 - T_N; depth = sum w_i t_mid_i / opa
 
 Coarse samples are stratified in [near, far] (jittered while training); fine samples are drawn by
 inverse-CDF sampling of the coarse weights (smoothed as in EG3D) and merged with the coarse ones.
+The random numbers of both can be drawn up front (``draw_ray_noise``) and passed in, so rendering the
+rays in chunks (gradient checkpointing) uses exactly the numbers a single call would.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.profiler import record_function
 
 FieldFn = Callable[[Tensor], tuple[Tensor, Tensor]]
 
@@ -39,14 +42,40 @@ class VolumeOutput:
     depths: Tensor
 
 
+@dataclass
+class RayNoise:
+    """The random numbers of one ``render_rays`` call: jitter [B,R,num_coarse] in [0,1) for the
+    stratified samples, u [B,R,num_fine] in [0,1) for inverse-CDF sampling (None = not perturbed)."""
+
+    jitter: Tensor | None
+    u: Tensor | None
+
+    def rays(self, index: slice) -> "RayNoise":
+        """The noise of a subset of rays (dimension 1)."""
+        return RayNoise(*(None if t is None else t[:, index] for t in (self.jitter, self.u)))
+
+
+def draw_ray_noise(shape: tuple[int, int], num_coarse: int, num_fine: int, perturb: bool, device: torch.device,
+                   generator: torch.Generator | None = None) -> RayNoise:
+    """Draw what ``render_rays`` would draw, in the same order (jitter first, then u)."""
+    b, r = shape
+    jitter = torch.rand((b, r, num_coarse), device=device, generator=generator) if perturb and num_coarse > 1 else None
+    u = torch.rand((b, r, num_fine), device=device, generator=generator) if perturb and num_fine > 0 else None
+    return RayNoise(jitter, u)
+
+
 def stratified_depths(shape: tuple[int, int], num: int, near: float, far: float, perturb: bool,
-                      device: torch.device, generator: torch.Generator | None = None) -> Tensor:
+                      device: torch.device, generator: torch.Generator | None = None,
+                      jitter: Tensor | None = None) -> Tensor:
     """[B,R,num] sample distances spanning [near, far]: evenly spaced, each jittered within its own
-    stratum when ``perturb`` (clamped so the ends stay at near/far)."""
+    stratum when ``perturb`` (clamped so the ends stay at near/far). ``jitter`` [B,R,num] in [0,1)
+    replaces the random draw."""
     b, r = shape
     t = torch.linspace(near, far, num, device=device).expand(b, r, num)
     if perturb and num > 1:
-        noise = torch.rand((b, r, num), device=device, generator=generator) - 0.5
+        if jitter is None:
+            jitter = torch.rand((b, r, num), device=device, generator=generator)
+        noise = jitter - 0.5
         t = (t + noise * ((far - near) / (num - 1))).clamp(near, far)
         t = torch.sort(t, dim=-1)[0]
     return t.contiguous()
@@ -86,17 +115,18 @@ def composite(features: Tensor, densities: Tensor, depths: Tensor, far: float | 
 
 
 def sample_pdf(bins: Tensor, weights: Tensor, num: int, deterministic: bool,
-               generator: torch.Generator | None = None) -> Tensor:
+               generator: torch.Generator | None = None, u: Tensor | None = None) -> Tensor:
     """Inverse-CDF sampling of piecewise-constant densities.
 
     bins: [..., K+1] interval edges (sorted); weights: [..., K] >= 0 -> samples [..., num] (sorted).
+    u: [..., num] in [0,1) replaces the random draw (not deterministic).
     """
     pdf = (weights + 1e-5) / (weights + 1e-5).sum(-1, keepdim=True)
     cdf = torch.cat([torch.zeros_like(pdf[..., :1]), torch.cumsum(pdf, -1)], -1).clamp_max(1.0)
     shape = (*cdf.shape[:-1], num)
     if deterministic:
         u = torch.linspace(0.5 / num, 1 - 0.5 / num, num, device=bins.device).expand(shape)
-    else:
+    elif u is None:
         u = torch.rand(shape, device=bins.device, generator=generator)
     u = u.contiguous()
     idx = torch.searchsorted(cdf.contiguous(), u, right=True)
@@ -129,34 +159,42 @@ def _query(field: FieldFn, origins: Tensor, dirs: Tensor, depths: Tensor) -> tup
 
 def render_rays(field: FieldFn, origins: Tensor, dirs: Tensor, near: float, far: float,
                 num_coarse: int, num_fine: int = 0, perturb: bool = True,
-                generator: torch.Generator | None = None) -> VolumeOutput:
-    """Render rays origins/dirs [B,R,3] through ``field`` with stratified + importance samples."""
+                generator: torch.Generator | None = None, noise: RayNoise | None = None) -> VolumeOutput:
+    """Render rays origins/dirs [B,R,3] through ``field`` with stratified + importance samples.
+    ``noise``: pre-drawn random numbers (``draw_ray_noise``) instead of drawing them here."""
     b, r, _ = origins.shape
-    t_coarse = stratified_depths((b, r), num_coarse, near, far, perturb, origins.device, generator)
+    noise = noise or RayNoise(None, None)
+    t_coarse = stratified_depths((b, r), num_coarse, near, far, perturb, origins.device, generator, noise.jitter)
     f_coarse, s_coarse = _query(field, origins, dirs, t_coarse)
     if num_fine <= 0:
-        return composite(f_coarse, s_coarse, t_coarse, far)
-    with torch.no_grad():
+        with record_function("unflat/volume/composite"):
+            return composite(f_coarse, s_coarse, t_coarse, far)
+    with torch.no_grad(), record_function("unflat/volume/importance"):
         coarse_weights = interval_weights(s_coarse.detach(), t_coarse)
         t_fine = sample_pdf(t_coarse, smooth_weights(coarse_weights), num_fine, deterministic=not perturb,
-                            generator=generator)
+                            generator=generator, u=noise.u)
     f_fine, s_fine = _query(field, origins, dirs, t_fine)
     # Composite coarse + fine samples in depth order. Only depths and densities are sorted; the sample
     # weights are scattered back to the unsorted order, so the C-channel features are never gathered.
-    t_all, order = torch.sort(torch.cat([t_coarse, t_fine], -1), dim=-1)
-    s_all = torch.gather(torch.cat([s_coarse, s_fine.to(s_coarse.dtype)], 2)[..., 0], 2, order)
-    weights = interval_weights(s_all, t_all)
-    unsorted = torch.zeros_like(t_all).scatter(-1, order, per_sample_weights(weights))
-    rgb = (torch.einsum("brn,brnc->brc", unsorted[..., :num_coarse], f_coarse.float())
-           + torch.einsum("brn,brnc->brc", unsorted[..., num_coarse:], f_fine.float()))
-    return _finish(rgb, weights, t_all, far)
+    with record_function("unflat/volume/composite"):
+        t_all, order = torch.sort(torch.cat([t_coarse, t_fine], -1), dim=-1)
+        s_all = torch.gather(torch.cat([s_coarse, s_fine.to(s_coarse.dtype)], 2)[..., 0], 2, order)
+        weights = interval_weights(s_all, t_all)
+        unsorted = torch.zeros_like(t_all).scatter(-1, order, per_sample_weights(weights))
+        rgb = (torch.einsum("brn,brnc->brc", unsorted[..., :num_coarse], f_coarse.float())
+               + torch.einsum("brn,brnc->brc", unsorted[..., num_coarse:], f_fine.float()))
+        return _finish(rgb, weights, t_all, far)
+
+
+def concat_rays(outputs: list[VolumeOutput]) -> VolumeOutput:
+    """VolumeOutputs of consecutive chunks of rays -> one VolumeOutput (concatenated along rays)."""
+    return VolumeOutput(*(torch.cat([getattr(o, k) for o in outputs], 1)
+                          for k in ("features", "depth", "opacity", "weights", "depths")))
 
 
 def render_rays_chunked(field: FieldFn, origins: Tensor, dirs: Tensor, near: float, far: float, num_coarse: int,
                         num_fine: int = 0, perturb: bool = False, chunk: int = 65536) -> VolumeOutput:
     """Inference helper: render in chunks of rays (per batch element) to bound memory; same result as
     ``render_rays`` with perturb=False."""
-    outs = [render_rays(field, origins[:, i:i + chunk], dirs[:, i:i + chunk], near, far, num_coarse, num_fine, perturb)
-            for i in range(0, origins.shape[1], chunk)]
-    return VolumeOutput(*(torch.cat([getattr(o, k) for o in outs], 1)
-                          for k in ("features", "depth", "opacity", "weights", "depths")))
+    return concat_rays([render_rays(field, origins[:, i:i + chunk], dirs[:, i:i + chunk], near, far, num_coarse,
+                                    num_fine, perturb) for i in range(0, origins.shape[1], chunk)])
