@@ -4,6 +4,9 @@
   dataset's cached reference statistics on one named feature backbone, samples drawn at the
   dataset's cameras and classes where the method takes them; and, when the dataset has
   ground-truth meshes, COV/MMD/1-NNA (Chamfer) of exported meshes against them.
+- Tri-plane generators (mvtriplane, 3dgp), only when asked (``--metrics inversion``): PTI inversion of
+  held-back posed images, measured at the input view and at the shape's other views against the
+  images and ground-truth depth (``unflat.metrics.inversion``).
 - progressive: reconstruct one view of held-out multi-view shapes, render it at that view and at
   another: MSE/PSNR/SSIM/perceptual distance/silhouette IoU/depth accuracy, plus Chamfer/F-score/
   volume IoU of the meshes against ground truth.
@@ -35,7 +38,8 @@ from unflat.errors import UserError
 from unflat.methods.base import Method
 
 IMAGE_METRICS = ("fid", "kid", "is", "pr")
-GENERATOR_METRICS = (*IMAGE_METRICS, "chamfer")
+GENERATOR_METRICS = (*IMAGE_METRICS, "chamfer", "inversion")
+OPT_IN_METRICS = ("inversion",)  # slow (an optimisation per image): computed only when asked for
 RECONSTRUCTION_METRICS = ("mse", "psnr", "ssim", "lpips", "iou", "depth", "chamfer")
 BACKBONE_FILE = "backbone.safetensors"
 # 3DGP learns its camera distribution: its own cameras are part of what is evaluated.
@@ -54,7 +58,8 @@ class EvaluateArgs:
     out: Path = Path("metrics.json")
     """Where to write the metrics JSON; the report goes next to it."""
     metrics: tuple[str, ...] = ()
-    """Metrics to compute (default: all that apply). Generators: fid kid is pr chamfer (= COV/MMD/1-NNA).
+    """Metrics to compute (default: all that apply). Generators: fid kid is pr chamfer (= COV/MMD/1-NNA), and
+    inversion (tri-plane generators, only when asked: PTI on held-back posed images of --data with depth).
     progressive: mse psnr ssim lpips iou depth chamfer (= Chamfer, F-score, volume IoU)."""
     backbone: str | None = None
     """Feature network: a domain backbone file (.safetensors, from `unflat train backbone`), or 'inception'
@@ -72,6 +77,16 @@ class EvaluateArgs:
     perceptual: Literal["auto", "lpips-alex", "lpips-vgg", "backbone"] = "auto"
     """progressive's perceptual metric: LPIPS (local weights) or the labelled distance on the domain backbone;
     auto = LPIPS-alex when its weights are here, else the backbone distance."""
+    num_inversions: int = 8
+    """inversion: held-back shapes of --data to invert (one input view each; the other views are novel views)."""
+    inversion_steps_w: int = 100
+    """inversion: PTI stage-1 steps (w and camera)."""
+    inversion_steps_g: int = 50
+    """inversion: PTI stage-2 steps (generator tuning)."""
+    inversion_camera: Literal["estimate", "dataset"] = "estimate"
+    """inversion: estimate the input camera (the paper; novel views move relative to it) or give the dataset's."""
+    inversion_seconds: float = 0.0
+    """inversion: start no new inversion after this many seconds (0 = no limit); the number done is recorded."""
     seed: int = 0
     """Seed of the samples, the chosen shapes and the point sampling."""
     batch_size: int = 32
@@ -281,6 +296,41 @@ def evaluate_generator_run(method: Method, method_name: str, dataset: Dataset, a
     return pictures
 
 
+def evaluate_inversion_run(method: Method, method_name: str, dataset: Dataset, args: EvaluateArgs,
+                           extractor_source: Callable, results: dict) -> dict[str, np.ndarray]:
+    """Fill ``results["inversion"]`` (PTI on held-back images of ``dataset``); returns the report's picture."""
+    from unflat.metrics.inversion import InversionSettings, evaluate_inversions
+    from unflat.methods.pti import choose_feature_fn
+
+    if not (hasattr(method, "G_ema") and hasattr(method, "mesh_from_planes")):
+        raise UserError(f"cannot compute inversion: '{method_name}' is not a tri-plane generator (mvtriplane, 3dgp)")
+    if dataset.depth is None:
+        raise UserError(f"cannot compute inversion: {dataset.root} has no depth maps; make held-back data with "
+                        "`unflat dataset synth --seed 1 --views-per-shape 3` (depth is on by default)")
+    if not any(len(g) >= 2 for g in dataset.views_of_shape()):
+        results["notes"].append(f"{dataset.root} has one view per shape: inversion is measured at the input view only "
+                                "(`unflat dataset synth --views-per-shape 3` gives novel views)")
+    if method.cfg.data is not None and Path(method.cfg.data).resolve() == Path(dataset.root).resolve():
+        results["notes"].append("inversion on the run's training images; pass --data of held-back shapes for unbiased numbers")
+    settings = InversionSettings(num_images=args.num_inversions, steps_w=args.inversion_steps_w,
+                                 steps_g=args.inversion_steps_g, camera=args.inversion_camera, seed=args.seed,
+                                 max_seconds=args.inversion_seconds)
+    extractor = extractor_source()
+    backbone = Path(results["backbone"]["path"]) if extractor is not None and results.get("backbone") and \
+        getattr(extractor, "kind", "") == "domain backbone" else None
+    feature_fn, feature_name, classifier = choose_feature_fn(method, backbone=backbone)
+    perceptual = perceptual_metric(args.perceptual, extractor_source, False, results)
+    if perceptual is not None and perceptual.name.startswith("perceptual-distance") and feature_name.startswith("domain"):
+        results["notes"].append("PTI's feature loss and the perceptual metric use the same domain backbone: the "
+                                "perceptual distance at the input view is partly what PTI optimised")
+    try:
+        inversion, picture = evaluate_inversions(method, dataset, settings, feature_fn, feature_name, classifier, perceptual)
+    except ValueError as exc:
+        raise UserError(f"cannot compute inversion: {exc}") from None
+    results["inversion"] = inversion
+    return {"Inversions (rows: input, pivot, tuned, novel-view target, novel view)": picture}
+
+
 # ---------------------------------------------------------------------------------------------
 # progressive
 # ---------------------------------------------------------------------------------------------
@@ -395,7 +445,7 @@ def check_metrics(requested: tuple[str, ...], kind: str) -> tuple[set[str], bool
     if unknown:
         what = "generators" if kind == "generator" else "progressive"
         raise UserError(f"--metrics: unknown {', '.join(unknown)} for {what}; choose from {' '.join(known)}")
-    return (names, True) if names else (set(known), False)
+    return (names, True) if names else (set(known) - set(OPT_IN_METRICS), False)
 
 
 def report_path_for(out: Path) -> Path:
@@ -435,6 +485,11 @@ def evaluate_run(args: EvaluateArgs) -> tuple[dict, Path, Path | None]:
         "skipped": {},
         "notes": [],
     }
+    if ("inversion" in wanted and args.backbone is None and backbone_path_for(None, Path(data_dir)) is None
+            and loaded.cfg.data is not None and backbone_path_for(None, Path(loaded.cfg.data)) is not None):
+        # held-back data has no backbone of its own: the training data's is the domain's feature space
+        args = replace(args, backbone=str(backbone_path_for(None, Path(loaded.cfg.data))))
+        results["notes"].append(f"backbone: the training data's {args.backbone}")
     loaded_backbone: dict = {}
 
     def extractor_source(required: bool = False):
@@ -458,6 +513,8 @@ def evaluate_run(args: EvaluateArgs) -> tuple[dict, Path, Path | None]:
                                     "num_points": args.num_points})
         extractor = extractor_source(required=True) if wanted & set(IMAGE_METRICS) else None
         pictures = evaluate_generator_run(method, method_name, dataset, args, wanted, explicit, extractor, results)
+        if "inversion" in wanted:
+            pictures.update(evaluate_inversion_run(method, method_name, dataset, args, extractor_source, results))
     else:
         args = replace(args, num_points=args.num_points or 10_000)
         results["settings"].update({"num_shapes": args.num_shapes, "perceptual": args.perceptual, "num_points": args.num_points})
@@ -503,6 +560,14 @@ def summary_lines(results: dict) -> list[str]:
             parts = [f"{name} {view[name]['mean']:.4g}" for name in ("mse", "psnr", "ssim", "lpips", "silhouette_iou",
                                                                       "depth_accuracy", "chamfer", "volume_iou") if view.get(name)]
             lines.append(f"{key.replace('_', ' ')}: " + ", ".join(parts))
+    inversion = results.get("inversion")
+    if inversion:
+        for view, m in inversion["views"].items():
+            parts = [f"{name} {m[name]['mean']:.4g}" for name in ("psnr", "ssim", "lpips", "depth_accuracy", "depth_abs_rel",
+                                                                   "depth_rmse") if m.get(name)]
+            lines.append(f"inversion, {view}: " + ", ".join(parts))
+        lines.append(f"inversion: {inversion['num_images']} images, {inversion['seconds']:.0f} s, PTI features: "
+                     f"{inversion['feature_space']}")
     lines += [f"skipped {name}: {why}" for name, why in results.get("skipped", {}).items()]
     return lines
 

@@ -181,7 +181,9 @@ def shapes_section(report: Mapping) -> list[str]:
 
 RECONSTRUCTION_ROWS = (
     ("MSE", "mse"), ("PSNR (dB)", "psnr"), ("SSIM", "ssim"), ("perceptual", "lpips"), ("silhouette IoU", "silhouette_iou"),
-    ("depth accuracy (MSE of normalised depth)", "depth_accuracy"), ("Chamfer", "chamfer"), ("volume IoU", "volume_iou"),
+    ("depth accuracy (MSE of normalised depth)", "depth_accuracy"),
+    ("depth abs-rel (scale-and-shift aligned)", "depth_abs_rel"), ("depth RMSE (scale-and-shift aligned)", "depth_rmse"),
+    ("Chamfer", "chamfer"), ("volume IoU", "volume_iou"),
 )
 
 
@@ -248,6 +250,11 @@ def write_report(
     if views:
         lines += ["## Reconstruction", "", "Each held-out shape is reconstructed from one view and rendered at that view "
                   "(same view) and at another view of the shape (novel view).", ""] + reconstruction_section(views)
+    inversion = results.get("inversion")
+    if inversion:
+        lines += ["## Inversion of held-back images", "", f"{inversion['description']} {inversion['num_images']} images "
+                  f"({inversion['num_novel_views']} novel views), PTI features: {inversion['feature_space']}, class accuracy "
+                  f"{_format(inversion.get('class_accuracy'))}.", ""] + reconstruction_section(inversion["views"])
     if results.get("skipped"):
         lines += ["## Not computed", ""] + [f"- {name}: {why}" for name, why in results["skipped"].items()] + [""]
     if results.get("notes"):
