@@ -9,6 +9,12 @@ EG3D's generator: no extra blocks, 2-layer decoder) and the paper's (+g +d) are 
   python benchmarks/bench_triplane.py --eg3d --views 3            # + multi-view discrimination
   python benchmarks/bench_triplane.py --eg3d --compile            # torch.compile
   python benchmarks/bench_triplane.py --preset tiny --device cpu  # smoke test
+  python benchmarks/bench_triplane.py --eg3d --variants eager,eager+fused,compile,compile+fused,compile+fused+ckpt
+  python benchmarks/bench_triplane.py --eg3d --max-batch         # largest batch that fits (one row)
+
+A variant is a base - eager, compile, or compile-max (torch.compile mode max-autotune-no-cudagraphs) - plus
+options: +fused (fused Triton tri-plane sampling), +ckpt (gradient checkpointing of rendering). Each variant
+builds a fresh model in the same process and prints/appends its own row.
 
 Compare with FIELD-NOTES' official EG3D figures on the same GPU (41.5 images/s at 64^2 with its defaults,
 58.8 images/s with TF32). Steps are timed over a multiple of the R1 interval so R1 is amortised exactly.
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import sys
 import time
 from pathlib import Path
@@ -32,6 +39,7 @@ from unflat.data.format import DatasetInfo  # noqa: E402
 from unflat.data.loader import Batch  # noqa: E402
 from unflat.methods.base import TrainContext  # noqa: E402
 from unflat.methods.mvtriplane import MVTriplane, paper, small, tiny  # noqa: E402
+from unflat.render.triplane_sampling import interpreter_on, triton_available  # noqa: E402
 
 PRESETS = {"tiny": tiny, "small": small, "paper": paper}
 
@@ -56,7 +64,20 @@ def fake_batch(n: int, resolution: int, num_classes: int, device: torch.device, 
     return Batch(images, cams, ids, ids.clone())
 
 
-def main() -> None:
+VARIANT_BASES = {"eager": (False, None), "compile": (True, None), "compile-max": (True, "max-autotune-no-cudagraphs")}
+VARIANT_OPTIONS = {"fused": "fused_sampling", "ckpt": "grad_checkpoint"}
+
+
+def parse_variant(name: str) -> tuple[bool, str | None, dict]:
+    """"compile+fused+ckpt" -> (compile, compile mode, config overrides)."""
+    base, *options = name.split("+")
+    if base not in VARIANT_BASES or any(o not in VARIANT_OPTIONS for o in options):
+        raise SystemExit(f"unknown variant '{name}': a base {sorted(VARIANT_BASES)} + options {sorted(VARIANT_OPTIONS)}")
+    compiled, mode = VARIANT_BASES[base]
+    return compiled, mode, {VARIANT_OPTIONS[o]: True for o in options}
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="paper", choices=sorted(PRESETS))
     parser.add_argument("--eg3d", action="store_true", help="EG3D-equivalent sizes and baseline architecture")
@@ -72,13 +93,23 @@ def main() -> None:
     parser.add_argument("--no-tf32", action="store_true")
     parser.add_argument("--no-channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--fused-sampling", action="store_true", help="fused Triton tri-plane sampling")
+    parser.add_argument("--grad-checkpoint", action="store_true", help="gradient checkpointing of rendering")
+    parser.add_argument("--variants", default=None,
+                        help="comma-separated variants measured one after another (overrides --compile/"
+                             "--fused-sampling/--grad-checkpoint), e.g. eager,compile+fused,compile+fused+ckpt")
+    parser.add_argument("--max-batch", action="store_true",
+                        help="find the largest batch that trains without running out of GPU memory (eager)")
+    parser.add_argument("--max-batch-limit", type=int, default=1024, help="upper end of the --max-batch search")
     parser.add_argument("--steps", type=int, default=32, help="timed steps (rounded up to a multiple of r1_every)")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--no-write", action="store_true", help="do not append to BENCHMARKS.md")
-    args = parser.parse_args()
+    return parser
 
-    device = torch.device(args.device)
+
+def build_config(args: argparse.Namespace):
+    """The MVTriplane config the flags describe (fused sampling / checkpointing as given by the flags)."""
     cfg = PRESETS[args.preset]()
     if args.eg3d:
         cfg = eg3d_settings(cfg)
@@ -93,26 +124,59 @@ def main() -> None:
     if args.views and args.views > 1:
         cfg = dataclasses.replace(cfg, multiview_start_step=0)
     cfg = dataclasses.replace(cfg, channels_last=not args.no_channels_last, diversity_every=0, multiview_auto=False,
-                              blur_fade_images=1)
+                              blur_fade_images=1, fused_sampling=args.fused_sampling,
+                              grad_checkpoint=args.grad_checkpoint)
     cfg.validate()
+    return cfg
+
+
+def setup_device(args: argparse.Namespace) -> torch.device:
+    device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = not args.no_tf32
         torch.backends.cudnn.allow_tf32 = not args.no_tf32
         torch.backends.cudnn.benchmark = True
+        # several compiled models in one process: do not fall back to eager after a few recompiles
+        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+    return device
+
+
+def make_method(cfg, args: argparse.Namespace, device: torch.device, compiled: bool = False,
+                compile_mode: str | None = None) -> tuple[MVTriplane, list[Batch]]:
+    """A fresh MVTriplane (seed 0) and 4 fake batches of the config's batch size."""
     resolution = cfg.output_resolution or 128
     info = DatasetInfo(resolution, 1000, 1000, 1, tuple(f"c{i}" for i in range(args.classes)), False, False, False)
-    ctx = TrainContext(device, torch.bfloat16 if args.precision == "bf16" else None, args.compile)
+    ctx = TrainContext(device, torch.bfloat16 if args.precision == "bf16" else None, False)
     torch.manual_seed(0)
     method = MVTriplane(cfg, info, ctx)
+    if compiled:
+        method.compile_networks(compile_mode)
     g = torch.Generator().manual_seed(0)
+    batches = [fake_batch(cfg.batch_size, resolution, args.classes, device, g) for _ in range(4)]
+    return method, batches
+
+
+def release(device: torch.device) -> None:
+    """Free what the previous model held (between variants / max-batch probes)."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def measure(cfg, args: argparse.Namespace, device: torch.device, compiled: bool, compile_mode: str | None,
+            variant: str | None) -> None:
+    """Time ``args.steps`` training steps (after warm-up, which includes an R1 step) and report one row."""
+    method, batches = make_method(cfg, args, device, compiled, compile_mode)
     n = cfg.batch_size
-    batches = [fake_batch(n, resolution, args.classes, device, g) for _ in range(4)]
     steps = -(-args.steps // cfg.r1_every) * cfg.r1_every
+    warm_start = time.perf_counter()
     for step in range(args.warmup):
-        method.train_step(batches[step % 4], step + 1)  # step 0 would be an R1 step
+        method.train_step(batches[step % 4], step)
+    sync(device)
+    warmup_s = time.perf_counter() - warm_start
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    sync(device)
     start = time.perf_counter()
     for step in range(steps):
         method.train_step(batches[step % 4], step)
@@ -123,14 +187,99 @@ def main() -> None:
     g_params = sum(p.numel() for p in method.G.parameters())
     d_params = sum(p.numel() for p in method.D.parameters())
     label = ("EG3D-equivalent " + ("+g+d " if args.paper_arch else "baseline ")) if args.eg3d else f"preset {args.preset} "
+    fused = cfg.fused_sampling and (interpreter_on() or (device.type == "cuda" and triton_available()))
+    flags = [f for f, on in ((", compiled", compiled), (f" ({compile_mode})", bool(compile_mode)),
+                             (", fused sampling", fused), (", fused sampling unavailable: grid_sample",
+                                                            cfg.fused_sampling and not fused),
+                             (", grad checkpoint", cfg.grad_checkpoint)) if on]
+    resolution = cfg.output_resolution or 128
     what = (f"tri-plane GAN training step, {label}(planes {cfg.plane_resolution}x{cfg.plane_channels}x3, "
             f"render {cfg.neural_resolution}^2, {cfg.num_coarse}+{cfg.num_fine} samples, SR to {resolution}, "
-            f"batch {n}, views {method.views_per_latent(0)}, {args.precision}{', compiled' if args.compile else ''})")
+            f"batch {n}, views {method.views_per_latent(0)}, {args.precision}{''.join(flags)})")
     record = {"images_per_s": round(images_per_s, 2), "s_per_kimg": round(1000 / images_per_s, 2),
-              "peak_memory_gb": None if peak_gb is None else round(peak_gb, 2), "g_params": g_params, "d_params": d_params, "steps": steps}
+              "peak_memory_gb": None if peak_gb is None else round(peak_gb, 2), "g_params": g_params,
+              "d_params": d_params, "steps": steps, "warmup_s": round(warmup_s, 1), "variant": variant}
     memory = "" if peak_gb is None else f", peak {peak_gb:.1f} GB"
     figure = f"{images_per_s:.1f} images/s ({1000 / images_per_s:.1f} s/kimg){memory}, G {g_params / 1e6:.2f}M params"
     report(what, figure, device_name(device), record, write=not args.no_write)
+    del method, batches
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    text = str(error)
+    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in text or "ALLOC_FAILED" in text
+
+
+def fits(cfg, args: argparse.Namespace, device: torch.device, batch: int) -> bool:
+    """One training step at this batch (step 0: R1 and density regulariser included) without OOM."""
+    try:
+        method, batches = make_method(dataclasses.replace(cfg, batch_size=batch), args, device)
+        method.train_step(batches[0], 0)
+        sync(device)
+        return True
+    except (torch.OutOfMemoryError, RuntimeError) as error:
+        if not is_out_of_memory(error):
+            raise
+        return False
+    finally:
+        method = batches = None  # noqa: F841 (drop the references before freeing the cache)
+        release(device)
+
+
+def max_batch(cfg, args: argparse.Namespace, device: torch.device) -> None:
+    """Largest multiple of 8 (of mbstd_group below 8) that fits, by doubling then bisection; one row."""
+    unit = 8 if cfg.mbstd_group <= 8 and 8 % max(cfg.mbstd_group, 1) == 0 else cfg.mbstd_group
+    start = time.perf_counter()
+    lo, hi, probes = 0, None, 0
+    batch = max(unit, cfg.batch_size // unit * unit)
+    while hi is None:  # grow until a batch fails (or the limit is reached)
+        probes += 1
+        if fits(cfg, args, device, batch):
+            lo = batch
+            if batch >= args.max_batch_limit:
+                break
+            batch = min(batch * 2, args.max_batch_limit // unit * unit)
+        else:
+            hi = batch
+    while hi is not None and hi - lo > unit:
+        mid = (lo + hi) // 2 // unit * unit
+        probes += 1
+        if fits(cfg, args, device, mid):
+            lo = mid
+        else:
+            hi = mid
+    seconds = time.perf_counter() - start
+    label = ("EG3D-equivalent " + ("+g+d " if args.paper_arch else "baseline ")) if args.eg3d else f"preset {args.preset} "
+    flags = "".join(f for f, on in ((", fused sampling", cfg.fused_sampling), (", grad checkpoint", cfg.grad_checkpoint)) if on)
+    what = (f"tri-plane GAN largest batch, {label}(planes {cfg.plane_resolution}x{cfg.plane_channels}x3, render "
+            f"{cfg.neural_resolution}^2, {cfg.num_coarse}+{cfg.num_fine} samples, SR to {cfg.output_resolution or 128}, "
+            f"{args.precision}, eager{flags}; one training step with R1)")
+    capped = hi is None
+    figure = (f"{lo} images per step{' (the search limit; more may fit)' if capped else f' ({hi} does not fit)'}, "
+              f"{probes} probes in {seconds:.0f} s")
+    if lo == 0:
+        figure = f"not even batch {unit} fits"
+    report(what, figure, device_name(device), {"max_batch": lo, "first_failing": hi, "probes": probes},
+           write=not args.no_write)
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    device = setup_device(args)
+    cfg = build_config(args)
+    if args.max_batch:
+        max_batch(cfg, args, device)
+        return
+    if not args.variants:
+        measure(cfg, args, device, args.compile, None, None)
+        return
+    for variant in args.variants.split(","):
+        compiled, mode, overrides = parse_variant(variant.strip())
+        options = {"fused_sampling": False, "grad_checkpoint": False, **overrides}
+        measure(dataclasses.replace(cfg, **options), args, device, compiled, mode, variant.strip())
+        if compiled:
+            torch._dynamo.reset()  # the next variant compiles its own model from scratch (FX graph cache helps)
+        release(device)
 
 
 if __name__ == "__main__":
