@@ -40,7 +40,7 @@ from unflat.methods.base import Method
 IMAGE_METRICS = ("fid", "kid", "is", "pr")
 GENERATOR_METRICS = (*IMAGE_METRICS, "chamfer", "inversion")
 OPT_IN_METRICS = ("inversion",)  # slow (an optimisation per image): computed only when asked for
-RECONSTRUCTION_METRICS = ("mse", "psnr", "ssim", "lpips", "iou", "depth", "chamfer")
+RECONSTRUCTION_METRICS = ("mse", "psnr", "ssim", "lpips", "iou", "depth", "chamfer", "fid", "kid")
 BACKBONE_FILE = "backbone.safetensors"
 # 3DGP learns its camera distribution: its own cameras are part of what is evaluated.
 METHODS_WITH_LEARNED_CAMERAS = ("3dgp",)
@@ -60,7 +60,8 @@ class EvaluateArgs:
     metrics: tuple[str, ...] = ()
     """Metrics to compute (default: all that apply). Generators: fid kid is pr chamfer (= COV/MMD/1-NNA), and
     inversion (tri-plane generators, only when asked: PTI on held-back posed images of --data with depth).
-    progressive: mse psnr ssim lpips iou depth chamfer (= Chamfer, F-score, volume IoU)."""
+    progressive: mse psnr ssim lpips iou depth chamfer (= Chamfer, F-score, volume IoU) fid kid (renders vs targets
+    as sets, on the backbone)."""
     backbone: str | None = None
     """Feature network: a domain backbone file (.safetensors, from `unflat train backbone`), or 'inception'
     (local inception_v3_google-0cc3c7bd.pth weights; no torchvision needed). Default: DATA/backbone.safetensors."""
@@ -379,7 +380,14 @@ def evaluate_progressive_run(method: Method, dataset: Dataset, args: EvaluateArg
     if method.cfg.data is not None and Path(method.cfg.data).resolve() == Path(dataset.root).resolve():
         results["notes"].append("evaluated on the run's training data; pass --data of held-out shapes for unbiased numbers")
     perceptual = perceptual_metric(args.perceptual, extractor_source, explicit, results) if "lpips" in wanted else None
+    distribution = [m for m in ("fid", "kid") if m in wanted]
+    set_extractor = extractor_source(required=explicit) if distribution else None
+    if distribution and set_extractor is None:
+        results["skipped"].update({m: missing_backbone_message(Path(dataset.root)) for m in distribution})
     views = method.evaluate_views(dataset.root, args.num_shapes, args.seed, args.batch_size)
+    if set_extractor is not None and len(views["same"]["target_images"]) < 2:
+        results["skipped"].update({m: "a distribution distance needs at least 2 reconstructed shapes" for m in distribution})
+        set_extractor = None
     gt = views["gt_meshes"]
     if "chamfer" in wanted and gt is None:
         reason = f"{dataset.root} has no ground-truth meshes (manifest has_meshes and meshes/{{shape_id:06d}}.ply)"
@@ -391,7 +399,7 @@ def evaluate_progressive_run(method: Method, dataset: Dataset, args: EvaluateArg
 
     def inputs(name: str) -> dict:
         chosen = dict(views[name])
-        if not wanted & {"mse", "psnr", "ssim", "lpips"}:
+        if not wanted & {"mse", "psnr", "ssim", "lpips", "fid", "kid"}:
             chosen["pred_images"] = chosen["target_images"] = None
         for metric in ("iou", "depth"):
             if metric not in wanted:
@@ -402,9 +410,10 @@ def evaluate_progressive_run(method: Method, dataset: Dataset, args: EvaluateArg
     with_meshes = "chamfer" in wanted and gt is not None
     same = evaluate_reconstruction(**inputs("same"), pred_meshes=views["pred_meshes"] if with_meshes else None,
                                    gt_meshes=gt if with_meshes else None, perceptual=perceptual, device=method.device,
-                                   seed=args.seed, batch_size=args.batch_size, num_points=args.num_points)
+                                   seed=args.seed, batch_size=args.batch_size, num_points=args.num_points,
+                                   extractor=set_extractor, distribution=distribution)
     novel = evaluate_reconstruction(**inputs("novel"), perceptual=perceptual, device=method.device, seed=args.seed,
-                                    batch_size=args.batch_size)
+                                    batch_size=args.batch_size, extractor=set_extractor, distribution=distribution)
     drop = {"mse": ["mse"], "psnr": ["psnr"], "ssim": ["ssim"], "lpips": ["lpips", "perceptual_backbone", "perceptual_weights_hash"]}
     for evaluation in (same, novel):
         for metric, fields in drop.items():
@@ -559,6 +568,7 @@ def summary_lines(results: dict) -> list[str]:
         if view:
             parts = [f"{name} {view[name]['mean']:.4g}" for name in ("mse", "psnr", "ssim", "lpips", "silhouette_iou",
                                                                       "depth_accuracy", "chamfer", "volume_iou") if view.get(name)]
+            parts += [f"{name.upper()} {view[name]:.4g}" for name in ("fid", "kid") if view.get(name) is not None]
             lines.append(f"{key.replace('_', ' ')}: " + ", ".join(parts))
     inversion = results.get("inversion")
     if inversion:

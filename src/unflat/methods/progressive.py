@@ -115,6 +115,10 @@ class ProgressiveConfig(RunConfig):
     self-trained backbone (--perceptual-weights FILE); pyramid = weight-free multi-scale pixels + gradients."""
     perceptual_weights: Path | None = None
     """Explicit weights file for the perceptual features (AlexNet/VGG16 state dict or a domain backbone .safetensors)."""
+    supervision: Literal["multi-view", "same-view"] = "multi-view"
+    """multi-view: the paper's method (losses at another view of the input's shape). same-view: the paper's
+    same-view training ablation (Eq. 7-9): the target is the input view itself, masked by its ground-truth mask,
+    with the silhouette IoU loss at that view; one view per sample, so single-view datasets work too."""
     stage2_start: int = 40000
     """First step of stage II (adds the same-view perceptual loss)."""
     stage3_start: int = 70000
@@ -159,6 +163,8 @@ class ProgressiveConfig(RunConfig):
             raise ConfigError("template_rings", "need rings >= 2 and segments >= 3")
         if not 0 <= self.stage2_start <= self.stage3_start:
             raise ConfigError("stage3_start", f"stages must be ordered: 0 <= stage2_start ({self.stage2_start}) <= stage3_start ({self.stage3_start})")
+        if self.supervision not in ("multi-view", "same-view"):
+            raise ConfigError("supervision", f"must be multi-view or same-view, got {self.supervision!r}")
         if self.render_resolution < 0:
             raise ConfigError("render_resolution", "must be >= 0")
         if not 0 <= self.background <= 1:
@@ -201,7 +207,7 @@ class Progressive(Method):
     # ---- bookkeeping -----------------------------------------------------------------------------
     @property
     def views_per_sample(self) -> int:
-        return 2  # input view, target view
+        return 1 if self.cfg.supervision == "same-view" else 2  # input view (, target view)
 
     def stage_at(self, step: int) -> int:
         """1, 2 or 3: the training stage of ``step``."""
@@ -292,7 +298,8 @@ class Progressive(Method):
         size = images.shape[-1]
         if batch.masks is None:
             raise UserError("progressive needs masks in every batch")
-        view1, view2 = slice(0, None, 2), slice(1, None, 2)
+        # multi-view: rows alternate input view, target view; same-view: the target is the input itself
+        view1, view2 = (slice(None), slice(None)) if cfg.supervision == "same-view" else (slice(0, None, 2), slice(1, None, 2))
         inp, tgt = images[view1], images[view2]
         mask1, mask2 = batch.masks[view1], batch.masks[view2]
         cam1, cam2 = batch.cameras[view1], batch.cameras[view2]

@@ -119,7 +119,9 @@ class MetricSummary:
 @dataclass
 class ReconstructionEvaluation:
     """Paired metrics of predictions against their targets. ``perceptual_backbone`` names the
-    network behind ``lpips`` (e.g. "lpips-alex-v0.1" or the labelled domain-backbone stand-in)."""
+    network behind ``lpips`` (e.g. "lpips-alex-v0.1" or the labelled domain-backbone stand-in).
+    ``fid``/``kid``: the distribution of the predicted renders against that of their targets (the
+    progressive paper's same-/novel-view FID), on the backbone named by ``fid_backbone``/``fid_weights_hash``."""
 
     mse: MetricSummary | None = None
     psnr: MetricSummary | None = None
@@ -133,6 +135,10 @@ class ReconstructionEvaluation:
     chamfer_variant: str | None = None
     fscore: dict[str, MetricSummary] = field(default_factory=dict)
     volume_iou: MetricSummary | None = None
+    fid: float | None = None
+    kid: float | None = None
+    fid_backbone: str | None = None
+    fid_weights_hash: str | None = None
     settings: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -140,6 +146,17 @@ class ReconstructionEvaluation:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
+
+
+def _set_distance(pred_images: Tensor, target_images: Tensor, extractor: FeatureExtractor, metrics: Sequence[str],
+                  batch_size: int, device, seed: int) -> tuple[float | None, float | None, str, str]:
+    """(FID, KID mean, backbone name, weights hash) of pred [N,3,H,W] vs target [N,3,H,W] images in [0,1]."""
+    if len(pred_images) < 2 or len(target_images) < 2:
+        raise ValueError("FID/KID of reconstructions need at least 2 images on each side")
+    wanted = [m for m in metrics if m in ("fid", "kid")]
+    report = evaluate_generator(pred_images, target_images, extractor, metrics=wanted, batch_size=batch_size, device=device,
+                                kid_subset_size=min(1000, len(pred_images), len(target_images)), seed=seed).images
+    return report.fid, report.kid_mean, report.backbone_name, report.weights_hash
 
 
 def evaluate_reconstruction(
@@ -159,12 +176,16 @@ def evaluate_reconstruction(
     batch_size: int = 32,
     device: str | torch.device = "cpu",
     seed: int = 0,
+    extractor: FeatureExtractor | None = None,
+    distribution: Sequence[str] = ("fid", "kid"),
 ) -> ReconstructionEvaluation:
     """Every paired metric for which both sides are given.
 
     pred_images/target_images: [B,3,H,W] in [0,1]; masks: [B,1,H,W]; depth: [B,1,H,W] (depth
     accuracy is computed over the target mask when given, else over the predicted mask, else
     everywhere); meshes: trimesh.Trimesh lists of equal length, compared in world units.
+    extractor: a feature backbone for FID/KID (``distribution``) of the predicted images as a set against
+    the target images as a set (needs at least 2 of each; KID subsets of all of them).
     """
     out = ReconstructionEvaluation(settings={"num_points": num_points, "volume_resolution": volume_resolution, "seed": seed})
     if pred_images is not None and target_images is not None:
@@ -178,6 +199,9 @@ def evaluate_reconstruction(
             ]
             out.lpips = MetricSummary.of(torch.cat(values))
             out.perceptual_backbone, out.perceptual_weights_hash = perceptual.name, perceptual.weights_hash
+        if extractor is not None and distribution:
+            out.fid, out.kid, out.fid_backbone, out.fid_weights_hash = _set_distance(
+                pred_images, target_images, extractor, distribution, batch_size, device, seed)
     if pred_masks is not None and target_masks is not None:
         out.silhouette_iou = MetricSummary.of(paired.silhouette_iou(pred_masks, target_masks))
     if pred_depth is not None and reference_depth is not None:

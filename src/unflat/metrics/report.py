@@ -184,6 +184,7 @@ RECONSTRUCTION_ROWS = (
     ("depth accuracy (MSE of normalised depth)", "depth_accuracy"),
     ("depth abs-rel (scale-and-shift aligned)", "depth_abs_rel"), ("depth RMSE (scale-and-shift aligned)", "depth_rmse"),
     ("Chamfer", "chamfer"), ("volume IoU", "volume_iou"),
+    ("FID (renders vs targets)", "fid"), ("KID (renders vs targets)", "kid"),
 )
 
 
