@@ -48,9 +48,9 @@ def timed(fn, device: torch.device | str, repeats: int, warmup: int = 1) -> floa
     return (time.perf_counter() - start) / repeats
 
 
-def report(what: str, figure: str, device: str, record: dict, write: bool = True) -> None:
-    """Print one JSON line and append a row to BENCHMARKS.md."""
-    command = "python " + " ".join([Path(sys.argv[0]).as_posix().split("/main/")[-1], *sys.argv[1:]])
+def report(what: str, figure: str, device: str, record: dict, write: bool = True, command: str | None = None) -> None:
+    """Print one JSON line and append a row to BENCHMARKS.md (``command``: what reproduces it; default this script)."""
+    command = command or "python " + " ".join([Path(sys.argv[0]).as_posix().split("/main/")[-1], *sys.argv[1:]])
     row = {"what": what, "command": command, "device": device, "date": date.today().isoformat(), "figure": figure, **record}
     print(json.dumps(row), flush=True)
     if not write:
