@@ -25,8 +25,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
+import json
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -273,13 +275,22 @@ def main() -> None:
     if not args.variants:
         measure(cfg, args, device, args.compile, None, None)
         return
-    for variant in args.variants.split(","):
-        compiled, mode, overrides = parse_variant(variant.strip())
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    parsed = [parse_variant(v) for v in variants]  # reject a typo before anything runs
+    failed = 0
+    for variant, (compiled, mode, overrides) in zip(variants, parsed):
         options = {"fused_sampling": False, "grad_checkpoint": False, **overrides}
-        measure(dataclasses.replace(cfg, **options), args, device, compiled, mode, variant.strip())
+        try:
+            measure(dataclasses.replace(cfg, **options), args, device, compiled, mode, variant)
+        except Exception as error:  # one failing variant must not cost the others their rows
+            failed += 1
+            traceback.print_exc()
+            print(json.dumps({"variant": variant, "error": f"{type(error).__name__}: {str(error)[:300]}"}), flush=True)
         if compiled:
             torch._dynamo.reset()  # the next variant compiles its own model from scratch (FX graph cache helps)
         release(device)
+    if failed:
+        raise SystemExit(f"{failed} of {len(variants)} variants failed")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import os
 
 import torch
 from torch import Tensor
+from torch.profiler import record_function
 
 try:
     import triton
@@ -172,10 +173,15 @@ def interpreter_on() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
+LAUNCH_OVERRIDE: dict[str, int] = {}
+"""Benchmarks set "block_m" / "num_warps" here to compare launch configurations."""
+
+
 def _launch_config(m: int, c: int) -> tuple[int, int, int]:
+    """(points per program, channel block, warps): about 4k values per program by default."""
     block_c = max(triton.next_power_of_2(c), 2)
-    block_m = max(16, min(128, 4096 // block_c))  # about 4k values per program
-    return block_m, block_c, 4
+    block_m = LAUNCH_OVERRIDE.get("block_m") or max(16, min(128, 4096 // block_c))
+    return block_m, block_c, LAUNCH_OVERRIDE.get("num_warps", 4)
 
 
 def _dense_strides(t: Tensor) -> bool:
@@ -201,8 +207,9 @@ class _FusedTriplaneSample(torch.autograd.Function):
         block_m, block_c, warps = _launch_config(m, c)
         fwd, _ = _kernels()
         if m > 0 and b > 0:
-            fwd[(triton.cdiv(m, block_m), b)](planes, points, out, m, c, h, w, *planes.stride(), scale, divisor,
-                                              BLOCK_M=block_m, BLOCK_C=block_c, num_warps=warps)
+            with record_function("unflat::fused_triplane_sample"):
+                fwd[(triton.cdiv(m, block_m), b)](planes, points, out, m, c, h, w, *planes.stride(), scale, divisor,
+                                                  BLOCK_M=block_m, BLOCK_C=block_c, num_warps=warps)
         ctx.save_for_backward(points)
         ctx.planes_layout = (planes.shape, planes.stride(), planes.dtype)
         ctx.scale, ctx.divisor = scale, divisor
@@ -220,8 +227,9 @@ class _FusedTriplaneSample(torch.autograd.Function):
         block_m, block_c, warps = _launch_config(m, c)
         _, bwd = _kernels()
         if m > 0 and b > 0:
-            bwd[(triton.cdiv(m, block_m), b)](grad_out, points, grad_planes, m, c, h, w, *stride, ctx.scale,
-                                              ctx.divisor, BLOCK_M=block_m, BLOCK_C=block_c, num_warps=warps)
+            with record_function("unflat::fused_triplane_sample_backward"):
+                bwd[(triton.cdiv(m, block_m), b)](grad_out, points, grad_planes, m, c, h, w, *stride, ctx.scale,
+                                                  ctx.divisor, BLOCK_M=block_m, BLOCK_C=block_c, num_warps=warps)
         return grad_planes.to(dtype), None, None, None, None
 
 

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Tri-plane performance on the GPU machine, one device call (about 5 minutes on an H100):
+#   variants  - training images/s + peak memory at EG3D-equivalent settings, A/B of the speed-ups in one
+#               process: eager, eager+fused, eager+fused+ckpt, compile, compile+fused
+#   profile   - torch.profiler summary (categories, top ops) + chrome trace of the compiled, fused step
+#   mesh      - mesh extraction at 256^3: density query, marching cubes (torch on GPU, skimage), colours
+#   maxbatch  - largest batch that fits (EG3D-equivalent, eager, fused sampling)
+# Each part runs under its own time limit, so one failure does not lose the others. $OUT receives:
+# logs.tar.gz (every part's log), new_rows.md (BENCHMARKS.md rows appended here), profile/ (summary txt +
+# json, trace.json.gz).
+#   bash benchmarks/gpu_perf.sh [PART ...]          (default: all four, in the order above)
+#   SMOKE=1 bash benchmarks/gpu_perf.sh             (CPU, tiny sizes, nothing appended to BENCHMARKS.md;
+#                                                    the fused kernel runs in Triton's interpreter)
+set -uo pipefail
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+LOGS=$(mktemp -d); trap 'rm -rf "$LOGS"' EXIT
+SMOKE=${SMOKE:-0}
+if [ "$SMOKE" = 1 ]; then
+  export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 TRITON_INTERPRET=1
+  SIZE=(--preset tiny --device cpu --no-write); STEPS=(--steps 2 --warmup 1)
+  VARIANTS=eager,eager+fused,eager+fused+ckpt; PROFILED=eager+fused; MESH_RES=32; LIMIT_SCALE=3
+else
+  source benchmarks/gpu_env.sh
+  SIZE=(--eg3d --batch 32); STEPS=(--steps 16 --warmup 3)
+  VARIANTS=eager,eager+fused,eager+fused+ckpt,compile,compile+fused; PROFILED=compile+fused; MESH_RES=256
+  LIMIT_SCALE=1
+  nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$LOGS/gpu.txt"
+  python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" | tee -a "$LOGS/gpu.txt"
+fi
+rows_before=$(wc -l < BENCHMARKS.md 2>/dev/null || echo 0)
+
+run() {  # run NAME SECONDS COMMAND...
+  local name=$1 limit=$(($2 * LIMIT_SCALE)); shift 2
+  echo "=== $name ($(date +%T), limit ${limit}s)"
+  local start=$SECONDS
+  timeout "$limit" "$@" > "$LOGS/$name.log" 2>&1; local rc=$?
+  grep -E '^\{"(what|variant)"' "$LOGS/$name.log" | python3 -c "import json,sys; [print('  ', r.get('variant') or '', '|', r.get('figure') or r.get('error')) for r in map(json.loads, sys.stdin)]"
+  [ $rc -ne 0 ] && tail -n 15 "$LOGS/$name.log"
+  echo "--- $name rc=$rc $((SECONDS - start))s"
+}
+want() { [ -z "${SELECTED// /}" ] || [[ "$SELECTED" == *" $1 "* ]]; }
+SELECTED=" $* "
+
+want variants && run variants 300 python3 benchmarks/bench_triplane.py "${SIZE[@]}" "${STEPS[@]}" --variants "$VARIANTS"
+if want profile; then
+  run profile 150 python3 benchmarks/profile_triplane.py "${SIZE[@]}" --variant "$PROFILED" --steps 4 --warmup 3 --out "$OUT/profile"
+  [ -f "$OUT/profile/profile_summary.txt" ] && sed -n '1,40p' "$OUT/profile/profile_summary.txt"
+fi
+if [ "$SMOKE" = 1 ]; then
+  want mesh && run mesh 60 python3 benchmarks/bench_mesh_extraction.py --preset tiny --device cpu --no-write --resolution "$MESH_RES" --repeats 1
+  want maxbatch && run maxbatch 60 python3 benchmarks/bench_triplane.py "${SIZE[@]}" --fused-sampling --max-batch --max-batch-limit 8
+else
+  want mesh && run mesh 90 python3 benchmarks/bench_mesh_extraction.py --eg3d --resolution "$MESH_RES" --repeats 3
+  want maxbatch && run maxbatch 120 python3 benchmarks/bench_triplane.py --eg3d --fused-sampling --max-batch
+fi
+
+tail -n +$((rows_before + 1)) BENCHMARKS.md > "$OUT/new_rows.md" 2>/dev/null
+echo "new BENCHMARKS.md rows: $(wc -l < "$OUT/new_rows.md")"
+tar -czf "$OUT/logs.tar.gz" -C "$LOGS" .
+ls -la "$OUT"
