@@ -47,8 +47,8 @@ else
   GEN_ARGS=(--output-resolution 64 --neural-resolution 32 --plane-resolution 64 --plane-channels 32 --channel-max 256
             --d-channel-max 256 --batch-size 32 --num-coarse 32 --num-fine 32 --max-steps 100000 --log-every 50
             --sample-every 100000 --checkpoint-every 200 --multiview-start-step -1 --no-multiview-auto --diversity-every 0)
-  GEN_SECONDS=${GEN_SECONDS:-85}; GEN_FILTER=()
-  BB_ARGS=(--preset small --max-steps 1500 --batch-size 128); BB_SECONDS=${BB_SECONDS:-80}
+  GEN_SECONDS=${GEN_SECONDS:-80}; GEN_FILTER=()
+  BB_ARGS=(--preset small --max-steps 1500 --batch-size 128); BB_SECONDS=${BB_SECONDS:-70}
   # 1,000 steps of 16 shapes (32 images): at an assumed 0.1-0.2 s/step with 6 jobs per GPU this ends well
   # inside TRAIN_SECONDS; the step reached is recorded, and `report` flags an arm that stopped early.
   STEPS=${STEPS:-1000}; REC_ARGS=(--preset small --batch-size 16); TRAIN_SECONDS=${TRAIN_SECONDS:-230}; EVAL_SECONDS=85
@@ -96,12 +96,23 @@ prepare() {
     || run $PY -m unflat dataset from-generator "$D/gen" --num-shapes $GEN_SHAPES --views-per-shape $GEN_VIEWS \
       --elevation-range -10 40 --batch-shapes 32 --seed 0 --device $DEV --min-mask-fraction 0 --max-mask-fraction 1 \
       --out "$D/gen-data" --overwrite   # an early generator may fail the quality filter everywhere
+  $PY - "$D/gen-data" "$D/gen-data-preview.png" <<'EOF' || true
+import sys
+import numpy as np
+from PIL import Image
+from unflat.data.format import open_dataset
+data = open_dataset(sys.argv[1])
+groups = list(data.views_of_shape())[:8]  # rows: shapes, columns: their views
+rows = [np.concatenate([np.asarray(data.images[i]) for i in g], 1) for g in groups]
+Image.fromarray(np.concatenate(rows, 0)).save(sys.argv[2])
+print(f"{sys.argv[1]}: {len(data)} images of {data.info.num_shapes} shapes; preview {sys.argv[2]}")
+EOF
   log "prepare took $((SECONDS - t0)) s"
 }
 
-evaluate_into() {  # evaluate_into RUN_OR_CHECKPOINT OUT.json
+evaluate_into() {  # evaluate_into RUN_OR_CHECKPOINT OUT.json [--no-report]
   run timeout -s INT $EVAL_SECONDS $PY -m unflat evaluate "$1" --data "$D/heldout" --backbone "$D/backbone.safetensors" \
-      --num-shapes $EVAL_SHAPES --num-points $EVAL_POINTS --device $DEV --out "$2" --no-report
+      --num-shapes $EVAL_SHAPES --num-points $EVAL_POINTS --device $DEV --out "$2" "${@:3}"
 }
 
 train_arm() {  # train_arm ARM EXTRA_FLAGS...
@@ -117,7 +128,7 @@ train_arm() {  # train_arm ARM EXTRA_FLAGS...
     for s in $S2 $S3; do
       local ck; ck=$(printf '%s/run/checkpoints/step-%08d.pt' "$A" "$s")
       if [ -f "$ck" ] && [ $((SECONDS - arm_start + EVAL_SECONDS)) -lt $ARM_SECONDS ]; then
-        evaluate_into "$ck" "$A/metrics-step$s.json"
+        evaluate_into "$ck" "$A/metrics-step$s.json" --no-report
       fi
     done
   fi
@@ -194,6 +205,27 @@ def f(v, digits=4):
 def load(arm):
     p = root / arm / "summary.json"
     return json.loads(p.read_text()) if p.is_file() else None
+def chain():  # what prepare made: the generator's step, the from-generator data, the backbone
+    parts = []
+    try:
+        from unflat.engine.checkpoint import load_checkpoint
+        parts.append(f"generator mvtriplane at step {load_checkpoint(root / 'gen')['step']}")
+    except Exception as exc:
+        parts.append(f"generator: {exc}")
+    try:
+        from unflat.data.format import open_dataset
+        for name in ("gen-data", "heldout"):
+            info = open_dataset(root / name).info
+            parts.append(f"{name}: {info.num_shapes} shapes x {info.views_per_shape} views at {info.resolution}px")
+    except Exception as exc:
+        parts.append(f"data: {exc}")
+    bb = root / "backbone.json"
+    if bb.is_file():
+        b = json.loads(bb.read_text())
+        acc = b.get("held_out_accuracy") or {}
+        parts.append(f"backbone {b['name']} (weights {b['weights_hash']}; held-out azimuth bin {f(acc.get('azimuth_accuracy'), 3)}, "
+                     f"within one bin {f(acc.get('azimuth_within_one_bin'), 3)}, elevation bin {f(acc.get('elevation_accuracy'), 3)})")
+    return "; ".join(parts)
 names = {"full": "full (3 stages, multi-view D)", "nostages": "no multi-stage", "sameview": "same-view training",
          "nomvd": "no multi-view D"}
 rows, shape_rows, note = [], [], None
@@ -216,6 +248,7 @@ for arm in [a for a in arms if a != "latency"]:
                                                f(a.get("volume_iou")), f(a.get("kid")), f(b.get("kid")),
                                                f(s["train_wall_s"], 3), f(s["eval_wall_s"], 3)]) + " |")
 print("### progressive: the paper's ablations at equal budget (held-back unseen synth chairs)\n")
+print(f"Chain: {chain()}.\n")
 print("| arm | step | same FID | same LPIPS* | same MSE | same SSIM | same IoU | novel FID | novel LPIPS* | novel MSE | novel SSIM | novel IoU |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 print("\n".join(rows))

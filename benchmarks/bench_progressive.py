@@ -102,8 +102,8 @@ def reconstruction_latency(device: torch.device, resolution: int, batches: list[
 
 
 def write_input_images(folder: Path, count: int, resolution: int, dataset: Path | None) -> list[Path]:
-    """``count`` PNG files to reconstruct: a dataset's images (held-out shapes) or, without one, coloured
-    discs on white (same file sizes and decoding work)."""
+    """``count`` PNG files of side ``resolution`` to reconstruct: a dataset's images (e.g. held-out shapes;
+    their own side), or coloured discs on white when no dataset is given."""
     import numpy as np
     from PIL import Image
 
@@ -225,6 +225,12 @@ def main() -> None:
     write = not args.no_write
 
     summary: dict = {"device": name}
+
+    def save_summary() -> None:  # after every part: a run stopped by a timeout keeps what it measured
+        if args.summary is not None:
+            args.summary.parent.mkdir(parents=True, exist_ok=True)
+            args.summary.write_text(json.dumps(summary, indent=2) + "\n")
+
     if not args.skip_rasteriser:
         backends = ["torch"] + (["nvdiffrast"] if device.type == "cuda" and nvdiffrast_backend.available(device) else [])
         if device.type == "cuda" and len(backends) == 1:
@@ -239,6 +245,7 @@ def main() -> None:
         report(f"progressive: mesh rasteriser, {faces}-face textured sphere, {args.resolution}px, batch {args.batch}",
                ", ".join(parts) + load_note(), name, {"results": results}, write)
         summary["rasteriser"] = results
+        save_summary()
 
     timed_networks = [] if args.skip_paper_network else [(None, "paper network", "paper_network")]
     method = None
@@ -256,6 +263,7 @@ def main() -> None:
         report(f"progressive: reconstruct latency, {what} ({recon['resolution']}px in, {recon['texture']}px texture, "
                f"{recon['faces']} faces)", ", ".join(parts) + load_note() + gpu_neighbours(device), name, {"results": recon}, write)
         summary[key] = recon
+        save_summary()
     what = timed_networks[-1][1] if timed_networks else ""
     if method is not None:
         e2e = end_to_end_latency(method, device, args.recon_batches, max(1, args.repeats // 2), args.images)
@@ -264,6 +272,7 @@ def main() -> None:
         report(f"progressive: image file -> textured GLB file end to end, {what} ({method.image_resolution}px)",
                ", ".join(parts) + load_note() + gpu_neighbours(device), name, {"results": e2e}, write)
         summary["end_to_end"] = e2e
+        save_summary()
     if args.pti_run is not None:
         pti = pti_inversion_time(args.pti_run, device, args.pti_steps_w, args.pti_steps_g, args.pti_backbone, args.images)
         b1 = min(args.recon_batches)
@@ -279,9 +288,8 @@ def main() -> None:
                f"({pti['output_resolution']}px, features: {pti['feature_space']})",
                figure + load_note() + gpu_neighbours(device), name, {"results": pti}, write)
         summary["pti"] = pti
-    if args.summary is not None:
-        args.summary.parent.mkdir(parents=True, exist_ok=True)
-        args.summary.write_text(json.dumps(summary, indent=2) + "\n")
+        save_summary()
+    save_summary()
 
 
 if __name__ == "__main__":
