@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-apt_packages=(libosmesa6 libgl1 libglu1-mesa libegl1)
+# libegl-mesa0 + libgl1-mesa-dri: Mesa's EGL and llvmpipe, so moderngl renders headless on a CPU machine.
+apt_packages=(libosmesa6 libgl1 libglu1-mesa libegl1 libegl-mesa0 libgl1-mesa-dri)
 [ "${1:-}" = "test" ] && apt_packages+=(chromium)
 missing=()
 for pkg in "${apt_packages[@]}"; do
@@ -25,7 +26,7 @@ pip_install() { "$PYTHON" -m pip install -q --disable-pip-version-check "$@"; }
 "$PYTHON" -c "import torch" 2>/dev/null || pip_install "torch==2.13.0"
 mode=${1:-}
 need_deps=0
-"$PYTHON" -c "import tyro, trimesh, pyrender, rich, skimage, safetensors, imageio, yaml" 2>/dev/null || need_deps=1
+"$PYTHON" -c "import tyro, trimesh, pyrender, moderngl, rich, skimage, safetensors, imageio, yaml" 2>/dev/null || need_deps=1
 if [ "$mode" = "test" ]; then
   "$PYTHON" -c "import pytest, hypothesis, torchmetrics" 2>/dev/null || need_deps=1
 fi

@@ -88,14 +88,30 @@ def test_voxel_pipeline_matches_rendering_the_same_box_mesh() -> None:
     assert torch.allclose(empty, torch.ones_like(empty))
 
 
-def test_marching_cubes_in_worker_processes_equals_in_process() -> None:
+def test_batched_marching_cubes_equals_one_grid_at_a_time() -> None:
     torch.manual_seed(2)
     grids = random_shapes(3, 12, "cubes")
-    grids[2] = torch.rand(1, 12, 12, 12)  # a continuous grid travels as float
-    one = voxels_to_meshes(grids, workers=1)
-    two = voxels_to_meshes(grids, workers=2)
-    for a, b in zip(one, two):
-        assert np.array_equal(a.vertices, b.vertices) and np.array_equal(a.faces, b.faces) and len(a.faces) > 0
+    grids[2] = torch.rand(1, 12, 12, 12)  # a continuous grid
+    together = voxels_to_meshes(grids)
+    for grid, mesh in zip(grids, together):
+        alone = voxels_to_meshes(grid[None])[0]
+        assert np.array_equal(mesh.vertices, alone.vertices) and np.array_equal(mesh.faces, alone.faces)
+        assert len(mesh.faces) > 0 and mesh.is_watertight
+
+
+@pytest.mark.parametrize("backend", ["moderngl", "pyrender"])
+def test_voxel_pipeline_backends_draw_the_same_images(backend: str) -> None:
+    from unflat.render.moderngl_backend import moderngl_available
+
+    if backend == "moderngl" and moderngl_available() is not None:
+        pytest.skip(f"no headless moderngl here: {moderngl_available()}")
+    torch.manual_seed(4)
+    voxels = random_shapes(3, 16, "mixed")
+    cams = sample_views(3, 2.5, 40.0, (-180, 180), (-30, 60), generator=torch.Generator().manual_seed(5))
+    out = VoxelRenderPipeline(24, supersample=2, backend=backend).render(voxels, cams, 0.5)
+    reference = VoxelRenderPipeline(24, supersample=2, backend="pyrender").render(voxels, cams, 0.5)
+    assert (out.rgb - reference.rgb).abs().max() < 2 / 255
+    assert torch.equal(out.mask, reference.mask)
 
 
 def test_generator_and_discriminator_shapes() -> None:
@@ -150,13 +166,13 @@ def test_two_training_steps_with_opengl_in_the_loop(sphere_dataset: Path) -> Non
     method = _method(sphere_dataset)
     before = {k: [p.detach().clone() for p in m.parameters()] for k, m in method.networks().items()}
     seen = []
-    original = method.render_opengl
+    original = method.finish_opengl
 
-    def spy(fakes):
-        seen.append(original(fakes))
+    def spy(fakes, pending):
+        seen.append(original(fakes, pending))
         return seen[-1]
 
-    method.render_opengl = spy  # records what OpenGL produced; still the real renderer
+    method.finish_opengl = spy  # records what OpenGL produced; still the real renderer
     for step, batch in enumerate(iterate_batches(sphere_dataset, 0, 2, 2, 0, torch.device("cpu"))):
         logs = method.train_step(batch, step)
         assert all(math.isfinite(float(v)) for v in logs.values())
@@ -165,6 +181,21 @@ def test_two_training_steps_with_opengl_in_the_loop(sphere_dataset: Path) -> Non
     for name, module in method.networks().items():
         changed = any(not torch.equal(a, b) for a, b in zip(before[name], module.parameters()))
         assert changed, f"{name} was not updated"
+
+
+def test_overlapped_render_gives_the_same_step(sphere_dataset: Path) -> None:
+    """The proxy's forward pass moved before the D update (to overlap OpenGL) changes no number."""
+    results = []
+    for overlap in (True, False):
+        method = _method(sphere_dataset, overlap_render=overlap)
+        torch.manual_seed(11)
+        for step, batch in enumerate(iterate_batches(sphere_dataset, 0, 2, 2, 0, torch.device("cpu"))):
+            logs = method.train_step(batch, step)
+        results.append((logs, {k: v.detach().clone() for k, v in method.renderer.state_dict().items()},
+                        {k: v.detach().clone() for k, v in method.G.state_dict().items()}))
+    (logs_a, r_a, g_a), (logs_b, r_b, g_b) = results
+    assert all(float(logs_a[k]) == float(logs_b[k]) for k in logs_a)
+    assert all(torch.equal(r_a[k], r_b[k]) for k in r_a) and all(torch.equal(g_a[k], g_b[k]) for k in g_a)
 
 
 def test_dom_weight_zero_and_frozen_renderer(sphere_dataset: Path, tmp_path: Path) -> None:

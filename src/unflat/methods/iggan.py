@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -39,6 +40,8 @@ from unflat.methods.registry import MethodSpec, register
 from unflat.nets.dcgan import DCGANDiscriminator
 from unflat.nets.rendernet import RenderNet, camera_frame_grid, sample_camera_frame
 from unflat.nets.voxel_generator import VoxelGenerator
+from unflat.render.base import RenderOutput
+from unflat.render.gl_backends import RendererBackend
 from unflat.render.voxel_pipeline import VoxelRenderPipeline, binarise, sample_thresholds, voxels_to_meshes
 
 ShapeKind = Literal["cubes", "tables", "mixed"]
@@ -78,7 +81,11 @@ class ProxyRendererConfig(RunConfig):
     supersample: int = 2
     """OpenGL antialiasing: render at this multiple of the image size and average down; match the dataset's (unflat dataset synth/render default: 2)."""
     mesh_workers: int = 1
-    """Processes for marching cubes of a batch before OpenGL rendering (1 = in the training process; a GPU machine wants several)."""
+    """No longer used (marching cubes now runs vectorised in PyTorch on the training device); kept so older run configs load."""
+    renderer_backend: RendererBackend = "auto"
+    """Off-the-shelf OpenGL renderer: moderngl (the whole batch in one pass), pyrender (one mesh at a time) or auto (moderngl where a headless EGL context works, else pyrender). Same pictures."""
+    overlap_render: bool = True
+    """Run the proxy renderer's forward pass while OpenGL draws in the renderer's thread (moderngl; same numbers as drawing first)."""
 
     def validate(self) -> None:
         super().validate()
@@ -303,7 +310,7 @@ def build_renderer(cfg: ProxyRendererConfig) -> RenderNet:
 
 def build_pipeline(cfg: ProxyRendererConfig) -> VoxelRenderPipeline:
     return VoxelRenderPipeline(cfg.image_resolution, extent=cfg.voxel_extent, background=cfg.background,
-                               color=cfg.mesh_color, supersample=cfg.supersample, mesh_workers=cfg.mesh_workers)
+                               color=cfg.mesh_color, supersample=cfg.supersample, backend=cfg.renderer_backend)
 
 
 ARCHITECTURE_FIELDS = ("voxel_resolution", "image_resolution", "renderer_channels_3d", "renderer_channels_2d",
@@ -480,12 +487,21 @@ class IGGAN(_ProxyMethodMixin, Method):
         return Fakes(voxels, cameras, thresholds, binary, sample_camera_frame(voxels, grid),
                      sample_camera_frame(binary, grid))
 
-    def render_opengl(self, fakes: Fakes) -> Tensor:
-        """y = R_d(x_d): marching cubes + OpenGL, [B,3,S,S] in [-1,1] on the method's device, rounded
-        to 8 bits like every unflat dataset's images (so D cannot tell them apart by quantisation)."""
-        rgb = self.pipeline.render(fakes.binary, fakes.cameras, 0.5).rgb
+    def start_opengl(self, fakes: Fakes) -> "Future[RenderOutput]":
+        """Start y = R_d(x_d): marching cubes on the method's device, then drawing (in the renderer's
+        thread with moderngl). ``finish_opengl`` waits for it."""
+        return self.pipeline.render_async(fakes.binary, fakes.cameras, 0.5)
+
+    def finish_opengl(self, fakes: Fakes, pending: "Future[RenderOutput]") -> Tensor:
+        """fakes.opengl = the drawn images, [B,3,S,S] in [-1,1] on the method's device, rounded to 8 bits
+        like every unflat dataset's images (so D cannot tell them apart by quantisation)."""
+        rgb = pending.result().rgb
         fakes.opengl = (torch.round(rgb * 255.0) / 127.5 - 1.0).to(self.device)
         return fakes.opengl
+
+    def render_opengl(self, fakes: Fakes) -> Tensor:
+        """y = R_d(x_d): marching cubes + OpenGL, start to finish (see ``finish_opengl``)."""
+        return self.finish_opengl(fakes, self.start_opengl(fakes))
 
     def update_discriminator(self, real: Tensor, fakes: Fakes) -> dict[str, float]:
         """max_phi E log D(y_real) + E log(1 - D(y_fake)) (Eq. 2), y_fake = OpenGL renders by default."""
@@ -498,15 +514,21 @@ class IGGAN(_ProxyMethodMixin, Method):
         self.optimize("D", loss)
         return {"loss_D": loss.detach(), "D_real": real_logits.detach().mean(), "D_fake": fake_logits.detach().mean()}
 
-    def renderer_losses(self, fakes: Fakes) -> tuple[Tensor, Tensor, Tensor]:
+    def proxy_forward(self, fakes: Fakes) -> Tensor:
+        """R_phi of x_d (and of x_c when DOM is on): [B or 2B,3,S,S], with the proxy's graph. Needs
+        no OpenGL image, so it can run while OpenGL draws."""
+        inputs = torch.cat([fakes.volume_binary, fakes.volume.detach()]) if self.cfg.dom_weight > 0 else fakes.volume_binary
+        with self.autocast():
+            return self.renderer_step(inputs).float()
+
+    def renderer_losses(self, fakes: Fakes, rendered: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """(L_render, L_2, L_DOM) of Eq. (9): L_2 = ||R_phi(x_d) - R_d(x_d)||^2 (Eq. 5, summed over pixels),
-        L_DOM = (log D(R_d(x_d)) - log D(R_phi(x_c)))^2 (Eq. 8)."""
+        L_DOM = (log D(R_d(x_d)) - log D(R_phi(x_c)))^2 (Eq. 8). ``rendered``: ``proxy_forward(fakes)``
+        if already computed (the proxy is not changed by the D update in between)."""
         assert fakes.opengl is not None
         n = len(fakes.cameras)
         use_dom = self.cfg.dom_weight > 0
-        inputs = torch.cat([fakes.volume_binary, fakes.volume.detach()]) if use_dom else fakes.volume_binary
-        with self.autocast():
-            rendered = self.renderer_step(inputs).float()
+        rendered = self.proxy_forward(fakes) if rendered is None else rendered
         l2 = squared_l2(rendered[:n], fakes.opengl)
         if not use_dom:
             zero = l2.new_zeros(())
@@ -515,8 +537,8 @@ class IGGAN(_ProxyMethodMixin, Method):
             dom = dom_loss(self.D_step, rendered[n:], fakes.opengl).float()
         return l2 + self.cfg.dom_weight * dom, l2, dom
 
-    def update_renderer(self, fakes: Fakes) -> dict[str, float]:
-        total, l2, dom = self.renderer_losses(fakes)
+    def update_renderer(self, fakes: Fakes, rendered: Tensor | None = None) -> dict[str, float]:
+        total, l2, dom = self.renderer_losses(fakes, rendered)
         if not self.cfg.freeze_renderer:
             self.optimize("renderer", total)
         return {"loss_R": total.detach(), "R_l2": l2.detach(), "R_dom": dom.detach()}
@@ -551,10 +573,14 @@ class IGGAN(_ProxyMethodMixin, Method):
             return self.pretrain_step(batch.cameras)
         real = self.real_images(batch)
         fakes = self.make_fakes(self.fake_cameras(batch.cameras))
-        self.render_opengl(fakes)
+        pending = self.start_opengl(fakes)
+        # While OpenGL draws, the proxy's forward pass of the renderer update (its input is x_d, not the
+        # OpenGL image, and the D update in between does not touch the proxy): same numbers, less waiting.
+        rendered = self.proxy_forward(fakes) if self.cfg.overlap_render else None
+        self.finish_opengl(fakes, pending)
         logs: dict[str, float | Tensor] = {}
         logs |= self.update_discriminator(real, fakes)
-        logs |= self.update_renderer(fakes)
+        logs |= self.update_renderer(fakes, rendered)
         logs |= self.update_generator(fakes)
         return logs
 
@@ -603,8 +629,7 @@ class IGGAN(_ProxyMethodMixin, Method):
 
     def meshes(self, voxels: Tensor) -> list:
         """Meshes of continuous voxels at ``export_threshold`` (marching cubes), world units."""
-        return voxels_to_meshes(voxels, self.cfg.export_threshold, self.cfg.voxel_extent, color=self.cfg.mesh_color,
-                                workers=self.cfg.mesh_workers)
+        return voxels_to_meshes(voxels, self.cfg.export_threshold, self.cfg.voxel_extent, color=self.cfg.mesh_color)
 
     def export(self, out_dir: Path, num: int, seed: int, class_id: int | None = None,
                formats: tuple[str, ...] = ("glb",)) -> list[Path]:
@@ -722,14 +747,14 @@ class IGGANRenderer(_ProxyMethodMixin, Method):
 # =============================================================================================
 def _tiny_sizes() -> dict:
     return dict(voxel_resolution=16, image_resolution=16, renderer_channels_3d=4, renderer_channels_2d=16,
-                renderer_res_blocks_3d=1, renderer_res_blocks_2d=1, mesh_workers=1, batch_size=2,
+                renderer_res_blocks_3d=1, renderer_res_blocks_2d=1, batch_size=2,
                 log_every=1, checkpoint_every=1, sample_every=0)
 
 
 def _small_sizes() -> dict:
     # Sized for 2 CPU cores, where the proxy's 3D convolutions on the 64^3 camera-frame grid dominate.
     return dict(voxel_resolution=32, image_resolution=32, renderer_channels_3d=8, renderer_channels_2d=32,
-                renderer_res_blocks_3d=1, renderer_res_blocks_2d=2, mesh_workers=1, batch_size=8,
+                renderer_res_blocks_3d=1, renderer_res_blocks_2d=2, batch_size=8,
                 log_every=10, checkpoint_every=200, sample_every=100)
 
 
@@ -745,7 +770,7 @@ def iggan_small() -> IGGANConfig:
 
 
 def iggan_paper() -> IGGANConfig:
-    return IGGANConfig(mesh_workers=8, pretrain_steps=5000)
+    return IGGANConfig(pretrain_steps=5000)
 
 
 def renderer_tiny() -> IGGANRendererConfig:
@@ -757,7 +782,7 @@ def renderer_small() -> IGGANRendererConfig:
 
 
 def renderer_paper() -> IGGANRendererConfig:
-    return IGGANRendererConfig(mesh_workers=8, max_steps=20_000, shapes="tables")
+    return IGGANRendererConfig(max_steps=20_000, shapes="tables")
 
 
 SPEC = register(MethodSpec(

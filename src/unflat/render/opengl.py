@@ -115,6 +115,22 @@ def choose_platform(requested: str | None = None) -> str:
     return platform
 
 
+def load_triton_before_mesa() -> None:
+    """Import triton (when installed) before Mesa loads its LLVM for software rendering.
+
+    Mesa's llvmpipe (OSMesa, or EGL on a CPU machine) and triton each carry an LLVM; loading triton's
+    second (torch imports it lazily, e.g. when the first optimizer is built) crashed the process with a
+    segmentation fault here. In the other order both work.
+    """
+    import importlib.util  # noqa: PLC0415
+
+    if "triton" not in sys.modules and importlib.util.find_spec("triton") is not None:
+        try:
+            import triton  # noqa: F401, PLC0415
+        except Exception:  # noqa: BLE001  (a broken triton install is torch's problem, not the renderer's)
+            pass
+
+
 def _no_opengl(platform: str, exc: Exception) -> Exception:
     from unflat.errors import UserError  # noqa: PLC0415
 
@@ -181,6 +197,7 @@ class OpenGLRenderer:
         if resolution <= 0 or supersample <= 0:
             raise ValueError("resolution and supersample must be positive")
         self.platform = choose_platform(platform)
+        load_triton_before_mesa()
         try:
             import pyrender  # noqa: PLC0415  (lazy: PYOPENGL_PLATFORM must be set first)
         except Exception as exc:  # noqa: BLE001  (PyOpenGL raises various errors for a missing library)

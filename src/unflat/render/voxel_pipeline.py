@@ -1,9 +1,14 @@
 """Voxel grids through the off-the-shelf renderer, batched: binarise -> marching cubes -> OpenGL.
 
 This is R_d(x_d) of IG-GAN (Sec. 3, Eq. 1): continuous occupancies x_c are binarised with a global
-threshold per sample, x_d = [x_c > tau], tau ~ U[0,1] (Sec. 4.1), the binary grid is meshed by
-marching cubes at 0.5 and the mesh is rendered by the shared ``OpenGLRenderer`` (pyrender), whose
-default lighting is the paper's two beam lights (Sec. 4.2). Nothing here is differentiable.
+threshold per sample, x_d = [x_c > tau], tau ~ U[0,1] (Sec. 4.1), the binary grids are meshed by
+marching cubes at 0.5 and the meshes are rendered by an off-the-shelf OpenGL renderer whose default
+lighting is the paper's two beam lights (Sec. 4.2). Nothing here is differentiable.
+
+The whole batch stays in tensors until it is drawn: marching cubes runs vectorised in PyTorch on the
+voxels' device (``unflat.geometry.marching_cubes.marching_cubes``) and, with the ``moderngl`` backend,
+the packed meshes go straight into one vertex buffer and one draw pass (``ModernGLRenderer``); the
+``pyrender`` backend turns them into trimesh meshes and draws them one by one (``OpenGLRenderer``).
 
 Voxel axis convention: ``voxels[b, 0, i, j, k]`` is the occupancy at world (x_i, y_j, z_k) on a grid
 spanning [-extent, extent]^3 with both ends sampled (``unflat.geometry.marching_cubes``).
@@ -11,11 +16,7 @@ spanning [-extent, extent]^3 with both ends sampled (``unflat.geometry.marching_
 
 from __future__ import annotations
 
-import multiprocessing
-import warnings
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from typing import Sequence
+from concurrent.futures import Future
 
 import numpy as np
 import torch
@@ -23,9 +24,11 @@ import trimesh
 from torch import Tensor
 
 from unflat.cameras import Cameras
-from unflat.geometry.marching_cubes import extract_mesh
+from unflat.geometry.marching_cubes import marching_cubes
+from unflat.geometry.packed_meshes import PackedMeshes
 from unflat.render.base import RenderOutput
-from unflat.render.opengl import Lighting, OpenGLRenderer, Shading
+from unflat.render.gl_backends import GLRenderer, RendererBackend, create_renderer, resolve_backend
+from unflat.render.opengl import Lighting, Shading
 
 
 def sample_thresholds(n: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> Tensor:
@@ -43,81 +46,43 @@ def binarise(voxels: Tensor, thresholds: Tensor | float) -> Tensor:
     return (voxels > tau).to(voxels.dtype)
 
 
+def voxels_to_packed(voxels: Tensor | np.ndarray, level: float = 0.5, extent: float = 1.0) -> PackedMeshes:
+    """Closed iso-surfaces of a batch of grids, on their device: voxels [B,1,R,R,R] or [B,R,R,R] -> B packed meshes."""
+    grids = torch.as_tensor(voxels).detach()
+    if grids.ndim == 5:
+        grids = grids[:, 0]
+    if grids.ndim != 4:
+        raise ValueError(f"voxels must be [B,1,R,R,R] or [B,R,R,R], got {tuple(grids.shape)}")
+    return marching_cubes(grids.float(), level, (-extent, extent), inside="above", close_at_bounds=True)
+
+
 def voxels_to_meshes(
     voxels: Tensor | np.ndarray,
     level: float = 0.5,
     extent: float = 1.0,
     color: tuple[float, float, float] | None = (0.7, 0.7, 0.7),
-    workers: int = 1,
 ) -> list[trimesh.Trimesh]:
-    """Marching cubes of each grid: voxels [B,1,R,R,R] or [B,R,R,R] -> B closed meshes (possibly empty).
-
-    workers > 1 meshes the grids in that many worker processes (scikit-image's marching cubes holds
-    the GIL, so threads would not help); the pool is started once per process and reused. On a GPU
-    machine this is what keeps the off-the-shelf renderer's CPU half from dominating a step.
-    """
-    grids = voxels.detach().float().cpu().numpy() if isinstance(voxels, Tensor) else np.asarray(voxels, np.float32)
-    if grids.ndim == 5:
-        grids = grids[:, 0]
-    if grids.ndim != 4:
-        raise ValueError(f"voxels must be [B,1,R,R,R] or [B,R,R,R], got {grids.shape}")
-    arrays = None
-    if workers > 1 and len(grids) > 1 and workers not in _BROKEN_POOLS:
-        # binary grids travel as uint8 (a quarter of the bytes)
-        binary = bool(np.isin(grids, (0.0, 1.0)).all())
-        payload = grids.astype(np.uint8) if binary else grids
-        try:
-            arrays = list(_mesh_pool(workers).map(_surface_arrays, payload, [level] * len(grids), [extent] * len(grids)))
-        except BrokenProcessPool:
-            _BROKEN_POOLS.add(workers)
-            _POOLS.pop(workers, None)
-            warnings.warn("marching-cubes worker processes failed to start; meshing in this process from now on. "
-                          "Scripts that train or sample with mesh_workers > 1 need an `if __name__ == \"__main__\":` "
-                          "guard (worker processes are spawned and re-import the main module).", stacklevel=2)
-    if arrays is None:
-        arrays = [_surface_arrays(grid, level, extent) for grid in grids]
-    rgba = None if color is None else np.array([*(np.asarray(color) * 255).round(), 255], np.uint8)
-    meshes = []
-    for vertices, faces in arrays:
-        mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
-        if rgba is not None and len(faces):
-            mesh.visual.vertex_colors = np.tile(rgba, (len(vertices), 1))
-        meshes.append(mesh)
+    """Marching cubes of each grid: voxels [B,1,R,R,R] or [B,R,R,R] -> B closed trimesh meshes (possibly
+    empty), vertex colour ``color`` (RGB in [0,1]) and smooth vertex normals set."""
+    packed = voxels_to_packed(voxels, level, extent)
+    meshes = packed.to_trimesh(color)
+    normals = packed.vertex_normals().cpu().numpy()
+    for mesh, start, count in zip(meshes, packed.vertex_offsets().tolist(), packed.vertex_counts.tolist()):
+        if count:
+            mesh.vertex_normals = normals[start : start + count]
     return meshes
 
 
-def _surface_arrays(grid: np.ndarray, level: float, extent: float) -> tuple[np.ndarray, np.ndarray]:
-    """(vertices [V,3] float, faces [F,3] int) of one grid's iso-surface; runs in worker processes too."""
-    mesh = extract_mesh(np.asarray(grid, np.float32), level=level, bounds=(-extent, extent), inside="above")
-    return np.asarray(mesh.vertices), np.asarray(mesh.faces)
-
-
-_POOLS: dict[int, ProcessPoolExecutor] = {}
-_BROKEN_POOLS: set[int] = set()
-
-
-def _mesh_pool(workers: int) -> ProcessPoolExecutor:
-    """A persistent pool of ``workers`` spawned processes (spawn: no OpenGL / CUDA state is forked)."""
-    if workers not in _POOLS:
-        _POOLS[workers] = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                              initializer=_init_mesh_worker)
-    return _POOLS[workers]
-
-
-def _init_mesh_worker() -> None:
-    torch.set_num_threads(1)
-
-
 class VoxelRenderPipeline:
-    """R_d: batched voxel grids -> OpenGL images through the shared off-the-shelf renderer.
+    """R_d: batched voxel grids -> OpenGL images through an off-the-shelf renderer.
 
     resolution: image size S.  extent: half-size of the voxel box in world units.
     lighting: default ``Lighting.two_beams()`` (the paper's).  background / color: RGB in [0,1];
-    they must match how the training images were rendered.  mesh_workers: processes for marching cubes.
-    shading: "smooth" (default) interpolates marching-cubes vertex normals, the usual way to show an
-    iso-surface; the renderer's "auto" crease detection costs seconds on the noisy surfaces of an
-    untrained generator, so it is not used in the training loop.
-    The OpenGL renderer is created on first use and shared by pipelines with the same settings
+    they must match how the training images were rendered.  supersample: antialiasing factor.
+    backend: "moderngl" (batched, one draw pass), "pyrender" (one mesh at a time) or "auto"
+    (moderngl where a headless EGL context works, else pyrender); both draw the same pictures.
+    shading: "smooth" interpolates marching-cubes vertex normals, the usual way to show an iso-surface.
+    The renderer is created on first use and shared by pipelines with the same settings
     (``shared_renderer``); it cannot be pickled or shared between processes.
     """
 
@@ -129,49 +94,66 @@ class VoxelRenderPipeline:
         background: tuple[float, float, float] = (1.0, 1.0, 1.0),
         color: tuple[float, float, float] = (0.7, 0.7, 0.7),
         supersample: int = 1,
-        mesh_workers: int = 1,
+        backend: RendererBackend = "auto",
         shading: Shading = "smooth",
     ) -> None:
         self.resolution, self.extent = resolution, extent
-        self.lighting, self.background, self.color = lighting, background, color
-        self.supersample, self.mesh_workers, self.shading = supersample, mesh_workers, shading
-        self._renderer: OpenGLRenderer | None = None
+        self.lighting, self.background, self.color = lighting, tuple(background), tuple(color)
+        self.supersample, self.shading = supersample, shading
+        self.backend = resolve_backend(backend)
+        self._renderer: GLRenderer | None = None
 
     @property
-    def renderer(self) -> OpenGLRenderer:
+    def renderer(self) -> GLRenderer:
         if self._renderer is None:
-            self._renderer = shared_renderer(self.resolution, self.lighting, self.background, self.supersample, self.shading)
+            self._renderer = shared_renderer(self.resolution, self.lighting, self.background, self.supersample,
+                                             self.shading, self.backend)
         return self._renderer
 
-    def render_meshes(self, meshes: Sequence[trimesh.Trimesh], cameras: Cameras) -> RenderOutput:
-        """One mesh per camera -> RenderOutput on the CPU (rgb [B,3,S,S] in [0,1])."""
-        return self.renderer.render(list(meshes), cameras.to("cpu"), compute_normals=False)
+    def render_meshes(self, meshes: PackedMeshes, cameras: Cameras) -> "Future[RenderOutput]":
+        """Draw one packed mesh per camera -> a future RenderOutput on the CPU (rgb [B,3,S,S] in [0,1]).
+        With moderngl the drawing runs on the renderer's thread; the meshes are copied off first."""
+        renderer = self.renderer
+        normals = meshes.vertex_normals()
+        if self.backend == "moderngl":
+            return renderer.render_packed_async(meshes, cameras, self.color, normals=normals)
+        trimeshes = meshes.to_trimesh(self.color)
+        normals = normals.cpu().numpy()
+        for mesh, start, count in zip(trimeshes, meshes.vertex_offsets().tolist(), meshes.vertex_counts.tolist()):
+            if count:
+                mesh.vertex_normals = normals[start : start + count]
+        done: Future[RenderOutput] = Future()
+        done.set_result(renderer.render(trimeshes, cameras.to("cpu"), compute_normals=False))
+        return done
 
     @torch.no_grad()
-    def render(self, voxels: Tensor, cameras: Cameras, thresholds: Tensor | float = 0.5) -> RenderOutput:
-        """Binarise at ``thresholds`` ([B] or one float), mesh, render: -> RenderOutput on the CPU."""
+    def render_async(self, voxels: Tensor, cameras: Cameras, thresholds: Tensor | float = 0.5) -> "Future[RenderOutput]":
+        """Binarise at ``thresholds`` ([B] or one float), mesh on the voxels' device, start drawing."""
         binary = binarise(voxels.detach().float(), thresholds)
-        meshes = voxels_to_meshes(binary, level=0.5, extent=self.extent, color=self.color, workers=self.mesh_workers)
-        return self.render_meshes(meshes, cameras)
+        return self.render_meshes(voxels_to_packed(binary, 0.5, self.extent), cameras)
 
-    @torch.no_grad()
+    def render(self, voxels: Tensor, cameras: Cameras, thresholds: Tensor | float = 0.5) -> RenderOutput:
+        """``render_async`` and wait: -> RenderOutput on the CPU."""
+        return self.render_async(voxels, cameras, thresholds).result()
+
     def images(self, voxels: Tensor, cameras: Cameras, thresholds: Tensor | float = 0.5) -> Tensor:
         """Like ``render`` but returns only the images, [B,3,S,S] in [-1,1] on ``voxels.device``."""
         return self.render(voxels, cameras, thresholds).rgb.to(voxels.device) * 2.0 - 1.0
 
 
-# One OpenGL renderer per setting per process. Creating and garbage-collecting renderers (one per
-# method instance) lets a dead renderer's __del__ destroy its context in the middle of another
+# One renderer per setting per process. Creating and garbage-collecting renderers (one per method
+# instance) lets a dead pyrender renderer's __del__ destroy its context in the middle of another
 # renderer's draw call (seen on OSMesa as "ShaderLinkError: Link failure"), so they are kept.
-_RENDERERS: dict[tuple, OpenGLRenderer] = {}
+_RENDERERS: dict[tuple, GLRenderer] = {}
 
 
 def shared_renderer(resolution: int, lighting: Lighting | None = None,
                     background: tuple[float, float, float] = (1.0, 1.0, 1.0), supersample: int = 1,
-                    shading: Shading = "smooth") -> OpenGLRenderer:
-    """The process's OpenGLRenderer for these settings (created on first use, never closed)."""
-    key = (resolution, lighting, tuple(background), supersample, shading)
+                    shading: Shading = "smooth", backend: RendererBackend = "pyrender") -> GLRenderer:
+    """The process's renderer for these settings (created on first use, never closed)."""
+    backend = resolve_backend(backend)
+    key = (resolution, lighting, tuple(background), supersample, shading, backend)
     if key not in _RENDERERS:
-        _RENDERERS[key] = OpenGLRenderer(resolution, lighting=lighting, background=background,
-                                         supersample=supersample, shading=shading, compute_normals=False)
+        _RENDERERS[key] = create_renderer(backend, resolution, lighting=lighting, background=background,
+                                          supersample=supersample, shading=shading, compute_normals=False)
     return _RENDERERS[key]

@@ -1,0 +1,514 @@
+"""The off-the-shelf OpenGL renderer, batched: one persistent moderngl context, one pass per batch.
+
+Same pictures as ``OpenGLRenderer`` (pyrender): pyrender's metallic-roughness shader for directional
+lights (metallic 0.2, roughness 0.8, vertex colours multiply the lit colour, gamma 1/2.2), the same
+camera-attached lights, pixel-centre rasterisation without MSAA, back-face culling, ``supersample``
+box filtering, colour quantised to 8 bits. What changes is how a batch is drawn:
+
+* all meshes of the batch go into ONE vertex buffer and ONE index buffer (positions, normals and
+  colours prepared on the torch side; ``render_packed`` takes ``PackedMeshes`` straight from batched
+  marching cubes, so no Python object per mesh exists);
+* every view gets a tile of one atlas framebuffer (a viewport) and its camera through a range of one
+  uniform buffer; the atlas is read back once (colour, camera depth, optionally world normals);
+* the context lives in one worker thread for the renderer's lifetime (a GL context belongs to one
+  thread), so callers on any thread can hand it work and carry on (``render_packed_async``).
+
+Headless: EGL through glcontext (NVIDIA's EGL on GPU machines, Mesa's llvmpipe on CPU machines:
+Debian ``libegl1 libegl-mesa0 libgl1-mesa-dri``). ``moderngl_available()`` says whether it works here.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from unflat.cameras import Cameras
+from unflat.geometry.packed_meshes import PackedMeshes, vertex_normals
+from unflat.render.base import RenderOutput
+from unflat.render.opengl import Lighting, Shading, _crease_shaded, _unmerge_face_colours, load_triton_before_mesa
+
+MAX_ATLAS_SIZE = 8192
+"""Largest atlas side in pixels; bigger batches are drawn in several passes."""
+
+_VERTEX_SHADER = """
+#version 330 core
+layout(std140) uniform Item {
+    mat4 proj_view;      // world -> clip
+    vec4 view_z;         // camera depth (OpenCV z) = dot(view_z.xyz, p) + view_z.w
+    vec4 cam_pos;
+    vec4 base_color;     // pyrender's material base colour factor
+    vec4 tint;           // colour multiplier when there are no vertex colours
+    vec4 light_dir[MAX_LIGHTS];  // world direction towards each light
+} item;
+in vec3 in_position;
+in vec3 in_normal;
+#ifdef VERTEX_COLORS
+in vec4 in_color;
+#endif
+out vec3 frag_position;
+out vec3 frag_normal;
+out vec4 frag_multiplier;
+void main() {
+    gl_Position = item.proj_view * vec4(in_position, 1.0);
+    frag_position = in_position;
+    frag_normal = normalize(in_normal);
+#ifdef VERTEX_COLORS
+    frag_multiplier = in_color;
+#else
+    frag_multiplier = item.tint;
+#endif
+}
+"""
+
+# pyrender's mesh.frag (metallic-roughness, directional lights, no textures), and flat.frag for UNLIT.
+_FRAGMENT_SHADER = """
+#version 330 core
+layout(std140) uniform Item {
+    mat4 proj_view;
+    vec4 view_z;
+    vec4 cam_pos;
+    vec4 base_color;
+    vec4 tint;
+    vec4 light_dir[MAX_LIGHTS];
+} item;
+uniform vec3 light_radiance[MAX_LIGHTS];
+uniform vec3 ambient_light;
+uniform int n_lights;
+in vec3 frag_position;
+in vec3 frag_normal;
+in vec4 frag_multiplier;
+layout(location = 0) out vec4 out_color;
+layout(location = 1) out float out_depth;
+layout(location = 2) out vec4 out_normal;
+const float PI = 3.141592653589793;
+const float min_roughness = 0.04;
+const float roughness = 0.8;
+const float metallic = 0.2;
+
+vec3 brdf(vec3 n, vec3 v, vec3 l, vec3 f0, vec3 c_diff, vec3 radiance) {
+    vec3 h = normalize(l + v);
+    float nl = clamp(dot(n, l), 0.001, 1.0);
+    float nv = clamp(abs(dot(n, v)), 0.001, 1.0);
+    float nh = clamp(dot(n, h), 0.0, 1.0);
+    float vh = clamp(dot(v, h), 0.0, 1.0);
+    vec3 F = f0 + (1.0 - f0) * pow(clamp(1.0 - vh, 0.0, 1.0), 5.0);
+    float r = roughness + 1.0;
+    float k = r * r / 8.0;
+    float G = (nv / (nv * (1.0 - k) + k)) * (nl / (nl * (1.0 - k) + k));
+    float a = roughness * roughness;
+    float a2 = a * a;
+    float denom = nh * nh * (a2 - 1.0) + 1.0;
+    float D = a2 / (PI * denom * denom);
+    vec3 diffuse = (1.0 - F) * c_diff / PI;
+    vec3 specular = F * G * D / (4.0 * nl * nv + 0.001);
+    return nl * radiance * (diffuse + specular);
+}
+
+void main() {
+    vec3 n = normalize(frag_normal);
+    vec4 base = item.base_color;
+#ifdef UNLIT
+    vec4 color = clamp(base * frag_multiplier, 0.0, 1.0);
+#else
+    vec3 c_diff = base.rgb * (1.0 - min_roughness) * (1.0 - metallic);
+    vec3 f0 = mix(vec3(min_roughness), base.rgb, metallic);
+    vec3 v = normalize(item.cam_pos.xyz - frag_position);
+    vec4 color = vec4(0.0, 0.0, 0.0, 1.0);
+    for (int i = 0; i < n_lights; i++) {
+        color.rgb += brdf(n, v, normalize(item.light_dir[i].xyz), f0, c_diff, light_radiance[i]);
+    }
+    color.rgb += base.rgb * ambient_light;
+    color *= frag_multiplier;
+    color = clamp(vec4(pow(color.rgb, vec3(1.0 / 2.2)), 1.0), 0.0, 1.0);
+#endif
+    out_color = vec4(color.rgb, 1.0);
+    out_depth = dot(item.view_z.xyz, frag_position) + item.view_z.w;
+    out_normal = vec4(n, 1.0);
+}
+"""
+
+
+@functools.lru_cache(maxsize=1)
+def moderngl_available() -> str | None:
+    """None when a headless moderngl (EGL) context can be made here, else the reason it cannot."""
+    load_triton_before_mesa()
+    try:
+        import moderngl  # noqa: PLC0415
+
+        ctx = moderngl.create_standalone_context(backend="egl")
+        ctx.release()
+        return None
+    except Exception as exc:  # noqa: BLE001  (missing wheel, libEGL, Mesa/NVIDIA vendor library, driver)
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
+@dataclass
+class _Batch:
+    """CPU arrays for one draw: everything the GL thread needs."""
+
+    positions: np.ndarray  # [V,3] float32
+    normals: np.ndarray  # [V,3] float32
+    colors: np.ndarray | None  # [V,4] uint8 or None (then every item's tint)
+    indices: np.ndarray  # [F*3] int32, global
+    first_index: np.ndarray  # [M] where mesh m's indices start (in indices)
+    index_count: np.ndarray  # [M]
+    mesh_of_item: np.ndarray  # [B] which mesh each view shows
+    items: np.ndarray  # [B, item_floats] float32: the Item uniform block per view
+    with_normals: bool
+
+
+class ModernGLRenderer:
+    """Batched headless OpenGL renderer with ``OpenGLRenderer``'s arguments, pictures and outputs.
+
+    Args: as ``OpenGLRenderer`` (resolution, lighting, background, shading, crease_angle_deg,
+    supersample, znear, zfar, compute_normals, unlit). Meshes carry vertex colours, face colours or
+    none; textures are pyrender's job (``OpenGLRenderer``).
+    """
+
+    platform = "egl"
+    backend = "moderngl"
+
+    def __init__(
+        self,
+        resolution: int,
+        lighting: Lighting | None = None,
+        background: tuple[float, float, float] = (1.0, 1.0, 1.0),
+        shading: Shading = "auto",
+        crease_angle_deg: float = 30.0,
+        supersample: int = 1,
+        znear: float = 0.05,
+        zfar: float = 100.0,
+        compute_normals: bool = True,
+        unlit: bool = False,
+    ) -> None:
+        if resolution <= 0 or supersample <= 0:
+            raise ValueError("resolution and supersample must be positive")
+        reason = moderngl_available()
+        if reason is not None:
+            from unflat.errors import UserError  # noqa: PLC0415
+
+            raise UserError(f"moderngl renderer unavailable ({reason}); install moderngl and EGL "
+                            "(Debian/Ubuntu: apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri) "
+                            "or use the pyrender backend")
+        self.resolution, self.supersample = resolution, supersample
+        self.lighting = lighting if lighting is not None else Lighting.two_beams()
+        self.background = tuple(float(c) for c in background)
+        self.shading: Shading = shading
+        self.crease_angle_deg = crease_angle_deg
+        self.znear, self.zfar = znear, zfar
+        self.compute_normals, self.unlit = compute_normals, unlit
+        self._tile = resolution * supersample
+        self._lights = max(1, len(self.lighting.lights))
+        self._item_floats = 16 + 4 * 4 + 4 * self._lights
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="unflat-moderngl")
+        self._gl: _GLState | None = None  # created and used only on the executor's thread
+        self._lock = threading.Lock()
+
+    # ---- public API -------------------------------------------------------------------------
+    def render(self, meshes: "Sequence[object] | object", cameras: Cameras,
+               compute_normals: bool | None = None) -> RenderOutput:
+        """As ``OpenGLRenderer.render``: one trimesh for all cameras or one per camera -> RenderOutput (CPU)."""
+        b = len(cameras)
+        mesh_list = list(meshes) if isinstance(meshes, (list, tuple)) else [meshes]
+        if len(mesh_list) not in (1, b) or (isinstance(meshes, (list, tuple)) and len(mesh_list) != b):
+            raise ValueError(f"got {len(mesh_list)} meshes for {b} cameras; pass one mesh or one per camera")
+        arrays = [self._mesh_arrays(m) for m in mesh_list]
+        positions = np.concatenate([a[0] for a in arrays]).reshape(-1, 3).astype(np.float32)
+        normals = np.concatenate([a[1] for a in arrays]).reshape(-1, 3).astype(np.float32)
+        has_colors = [a[2] is not None for a in arrays]
+        colors = None
+        if any(has_colors):
+            colors = np.concatenate([a[2] if a[2] is not None else np.full((len(a[0]), 4), 255, np.uint8) for a in arrays])
+        counts = np.array([len(a[0]) for a in arrays], np.int64)
+        offsets = np.cumsum(counts) - counts
+        indices = [a[3].reshape(-1) + o for a, o in zip(arrays, offsets)]
+        index_count = np.array([len(i) for i in indices], np.int64)
+        mesh_of_item = np.zeros(b, np.int64) if len(mesh_list) == 1 else np.arange(b)
+        # Meshes without colours render like pyrender's default material (grey 0.3, no multiplier).
+        base = np.where(has_colors, 1.0, 0.3).astype(np.float32)
+        batch = _Batch(positions, normals, colors, np.concatenate(indices).astype(np.int32),
+                       np.cumsum(index_count) - index_count, index_count, mesh_of_item,
+                       self._items(cameras, base[mesh_of_item], np.ones((b, 3), np.float32)),
+                       self.compute_normals if compute_normals is None else compute_normals)
+        return self._submit(batch).result()
+
+    def render_packed(self, meshes: PackedMeshes, cameras: Cameras, color: tuple[float, float, float] = (0.7, 0.7, 0.7),
+                      normals: Tensor | None = None, compute_normals: bool = False) -> RenderOutput:
+        """One packed mesh per camera (counter-clockwise outward faces), smooth-shaded, one uniform colour
+        (RGB in [0,1], like vertex colours in ``render``) -> RenderOutput on the CPU."""
+        return self.render_packed_async(meshes, cameras, color, normals, compute_normals).result()
+
+    def render_packed_async(self, meshes: PackedMeshes, cameras: Cameras,
+                            color: tuple[float, float, float] = (0.7, 0.7, 0.7), normals: Tensor | None = None,
+                            compute_normals: bool = False) -> "Future[RenderOutput]":
+        """``render_packed`` that returns at once: the drawing runs on the renderer's GL thread.
+        The meshes are copied to the CPU before this returns, so the caller may reuse them."""
+        if len(meshes) != len(cameras):
+            raise ValueError(f"got {len(meshes)} meshes for {len(cameras)} cameras")
+        with torch.no_grad():
+            normals = vertex_normals(meshes.vertices, meshes.faces) if normals is None else normals
+            positions = meshes.vertices.float().cpu().numpy()
+            normal_array = normals.float().cpu().numpy()
+            indices = meshes.faces.to(torch.int32).cpu().numpy().reshape(-1)
+            index_count = (meshes.face_counts * 3).cpu().numpy()
+        b = len(cameras)
+        # Quantised like vertex colours so both backends multiply by the same value.
+        rgb = np.round(np.asarray(color, np.float32) * 255) / 255
+        batch = _Batch(positions, normal_array, None, indices, np.cumsum(index_count) - index_count, index_count,
+                       np.arange(b), self._items(cameras, np.ones(b, np.float32), np.tile(rgb, (b, 1))), compute_normals)
+        return self._submit(batch)
+
+    def close(self, wait: bool = True) -> None:
+        """Free the GL context and stop the renderer's thread (``wait``: until that is done)."""
+        executor, self._executor = getattr(self, "_executor", None), None
+        if executor is None:
+            return
+        done = executor.submit(self._release)
+        executor.shutdown(wait=False)
+        if wait:
+            done.result()
+
+    def __del__(self) -> None:
+        # Never block here: garbage collection may run while this thread holds the import lock
+        # that the GL thread would need.
+        try:
+            self.close(wait=False)
+        except Exception:  # noqa: BLE001  (interpreter shutdown)
+            pass
+
+    # ---- preparation (caller's thread) ------------------------------------------------------
+    def _mesh_arrays(self, mesh: object) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+        """(positions [N,3], normals [N,3], colours [N,4] uint8 or None, faces [F,3]) shaded like pyrender."""
+        import trimesh  # noqa: PLC0415
+
+        if not isinstance(mesh, trimesh.Trimesh):
+            raise TypeError(f"expected trimesh.Trimesh, got {type(mesh).__name__}")
+        if len(mesh.faces) == 0:
+            return np.zeros((0, 3)), np.zeros((0, 3)), None, np.zeros((0, 3), np.int64)
+        kind = mesh.visual.kind if mesh.visual.defined else None
+        if kind == "texture":
+            from unflat.errors import UserError  # noqa: PLC0415
+
+            raise UserError("the moderngl backend draws vertex or face colours; textured meshes need the pyrender backend")
+        if self.shading == "flat":
+            faces = np.asarray(mesh.faces)
+            positions = np.asarray(mesh.vertices)[faces].reshape(-1, 3)
+            normals = np.repeat(np.asarray(mesh.face_normals), 3, axis=0)
+            colors = None
+            if kind == "vertex":
+                colors = np.asarray(mesh.visual.vertex_colors)[faces].reshape(-1, 4)
+            elif kind == "face":
+                colors = np.repeat(np.asarray(mesh.visual.face_colors), 3, axis=0)
+            return positions, normals, colors, np.arange(len(positions)).reshape(-1, 3)
+        shaded = mesh if self.shading == "smooth" else _crease_shaded(mesh, self.crease_angle_deg)
+        if kind == "face":
+            shaded = _unmerge_face_colours(shaded)
+        colors = np.asarray(shaded.visual.vertex_colors) if kind is not None else None
+        return np.asarray(shaded.vertices), np.asarray(shaded.vertex_normals), colors, np.asarray(shaded.faces)
+
+    def _items(self, cameras: Cameras, base: np.ndarray, tint: np.ndarray) -> np.ndarray:
+        """The Item uniform block of every view: [B, item_floats] float32 (std140 layout)."""
+        pose_gl = cameras.opengl_cam2world().detach().double().cpu().numpy()
+        world2cam = cameras.world2cam().detach().double().cpu().numpy()
+        intr = cameras.intrinsics.detach().double().cpu().numpy()
+        b = len(cameras)
+        n, f = self.znear, self.zfar
+        proj = np.zeros((b, 4, 4))
+        # pyrender's IntrinsicsCamera.get_projection_matrix, cx/cy in pixels of a size x size image
+        proj[:, 0, 0] = 2.0 * intr[:, 0]
+        proj[:, 1, 1] = 2.0 * intr[:, 1]
+        proj[:, 0, 2] = 1.0 - 2.0 * intr[:, 2]
+        proj[:, 1, 2] = 2.0 * intr[:, 3] - 1.0
+        proj[:, 3, 2] = -1.0
+        proj[:, 2, 2] = (f + n) / (n - f)
+        proj[:, 2, 3] = 2 * f * n / (n - f)
+        view_gl = np.linalg.inv(pose_gl)
+        proj_view = proj @ view_gl
+        items = np.zeros((b, self._item_floats), np.float32)
+        items[:, :16] = proj_view.transpose(0, 2, 1).reshape(b, 16)  # std140 matrices are column-major
+        items[:, 16:20] = world2cam[:, 2, :4]
+        items[:, 20:23] = pose_gl[:, :3, 3]
+        items[:, 24:28] = np.concatenate([np.repeat(base[:, None], 3, 1), np.ones((b, 1))], 1)
+        items[:, 28:31], items[:, 31] = tint, 1.0
+        for i, light in enumerate(self.lighting.lights):
+            items[:, 32 + 4 * i : 35 + 4 * i] = pose_gl[:, :3, :3] @ light.direction_camera_gl()
+        return items
+
+    # ---- GL thread --------------------------------------------------------------------------
+    def _submit(self, batch: _Batch) -> "Future[RenderOutput]":
+        if self._executor is None:
+            raise RuntimeError("renderer is closed")
+        return self._executor.submit(self._draw, batch)
+
+    def _state(self) -> "_GLState":
+        if self._gl is None:
+            self._gl = _GLState(self)
+        return self._gl
+
+    def _release(self) -> None:
+        if self._gl is not None:
+            self._gl.release()
+            self._gl = None
+
+    def _draw(self, batch: _Batch) -> RenderOutput:
+        gl = self._state()
+        b, s = len(batch.mesh_of_item), self._tile
+        per_side = max(1, MAX_ATLAS_SIZE // s)
+        chunk = per_side * per_side
+        parts = [gl.draw(batch, start, min(b, start + chunk)) for start in range(0, b, chunk)]
+        colour = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, s, s, 4), np.uint8)
+        depth = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, s, s), np.float32)
+        normals = np.concatenate([p[2] for p in parts]) if parts and batch.with_normals else None
+        return self._finish(colour, depth, normals)
+
+    def _finish(self, colour: np.ndarray, depth: np.ndarray, normals: np.ndarray | None) -> RenderOutput:
+        """Tiles [B,S,S,*] (top row first) -> RenderOutput at ``resolution`` (supersampling box filter)."""
+        k = self.supersample
+        hit = torch.from_numpy(depth > 0)[:, None].float()  # [B,1,S,S]
+        background = torch.tensor([round(c * 255) / 255 for c in self.background]).view(1, 3, 1, 1)
+        rgb = torch.from_numpy(colour[..., :3]).permute(0, 3, 1, 2).float() / 255.0
+        rgb = rgb * hit + background * (1 - hit)
+        z = torch.from_numpy(depth)[:, None] * hit
+        out_normals = None
+        if normals is not None:
+            out_normals = torch.from_numpy(normals[..., :3]).permute(0, 3, 1, 2) * hit
+        if k > 1:
+            rgb, coverage = F.avg_pool2d(rgb, k), F.avg_pool2d(hit, k)
+            safe = coverage.clamp_min(1e-12)
+            z = torch.where(coverage > 0, F.avg_pool2d(z, k) / safe, 0.0)
+            if out_normals is not None:
+                out_normals = F.avg_pool2d(out_normals, k) / safe
+            hit = coverage
+        if out_normals is not None:
+            out_normals = F.normalize(out_normals, dim=1, eps=1e-6) * (hit > 0)
+        return RenderOutput(rgb=rgb.contiguous(), mask=hit.contiguous(), depth=z.contiguous(),
+                            normals=None if out_normals is None else out_normals.contiguous())
+
+
+class _GLState:
+    """The context, programs, buffers and framebuffers; lives on the renderer's GL thread."""
+
+    def __init__(self, owner: ModernGLRenderer) -> None:
+        import moderngl  # noqa: PLC0415
+
+        self.moderngl = moderngl
+        self.owner = owner
+        self.ctx = moderngl.create_standalone_context(backend="egl")
+        self.alignment = int(self.ctx.info.get("GL_UNIFORM_BUFFER_OFFSET_ALIGNMENT", 256) or 256)
+        self.programs: dict[tuple[bool, bool], object] = {}
+        self.buffers: dict[str, object] = {}
+        self.framebuffers: dict[tuple, object] = {}
+
+    def program(self, vertex_colors: bool) -> object:
+        key = (vertex_colors, self.owner.unlit)
+        if key not in self.programs:
+            defines = f"#define MAX_LIGHTS {self.owner._lights}\n"
+            defines += "#define VERTEX_COLORS\n" if vertex_colors else ""
+            defines += "#define UNLIT\n" if self.owner.unlit else ""
+
+            def with_defines(source: str) -> str:
+                head, rest = source.strip().split("\n", 1)
+                return f"{head}\n{defines}{rest}"
+
+            prog = self.ctx.program(vertex_shader=with_defines(_VERTEX_SHADER), fragment_shader=with_defines(_FRAGMENT_SHADER))
+            lighting = self.owner.lighting
+            if not self.owner.unlit:
+                radiance = np.zeros((self.owner._lights, 3), np.float32)
+                for i, light in enumerate(lighting.lights):
+                    radiance[i] = np.asarray(light.color) * light.intensity
+                prog["light_radiance"].write(radiance.tobytes())
+                prog["ambient_light"].value = tuple(float(a) for a in lighting.ambient)
+                prog["n_lights"].value = len(lighting.lights)
+            prog["Item"].binding = 0
+            self.programs[key] = prog
+        return self.programs[key]
+
+    def buffer(self, name: str, data: np.ndarray) -> object:
+        """A persistent buffer holding ``data`` (grown, never shrunk)."""
+        raw = np.ascontiguousarray(data).tobytes()
+        buf = self.buffers.get(name)
+        if buf is None or buf.size < max(len(raw), 4):
+            if buf is not None:
+                buf.release()
+            buf = self.ctx.buffer(reserve=max(len(raw), 4) * 5 // 4 + 64)
+            self.buffers[name] = buf
+        if raw:
+            buf.write(raw)
+        return buf
+
+    def framebuffer(self, cols: int, rows: int, with_normals: bool) -> object:
+        key = (cols, rows, with_normals)
+        if key not in self.framebuffers:
+            size = (cols * self.owner._tile, rows * self.owner._tile)
+            attachments = [self.ctx.renderbuffer(size, 4, dtype="f1"), self.ctx.renderbuffer(size, 1, dtype="f4")]
+            if with_normals:
+                attachments.append(self.ctx.renderbuffer(size, 4, dtype="f4"))
+            self.framebuffers[key] = self.ctx.framebuffer(attachments, self.ctx.depth_renderbuffer(size))
+        return self.framebuffers[key]
+
+    def draw(self, batch: _Batch, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Views start..stop-1 into one atlas -> (colour [n,S,S,4] uint8, depth [n,S,S], normals [n,S,S,4] or None)."""
+        mgl, ctx, s = self.moderngl, self.ctx, self.owner._tile
+        n = stop - start
+        cols = math.ceil(math.sqrt(n))
+        rows = math.ceil(n / cols)
+        vertex_colors = batch.colors is not None
+        prog = self.program(vertex_colors)
+        content = [(self.buffer("position", batch.positions.astype(np.float32)), "3f", "in_position"),
+                   (self.buffer("normal", batch.normals.astype(np.float32)), "3f", "in_normal")]
+        if vertex_colors:
+            content.append((self.buffer("color", batch.colors.astype(np.uint8)), "4f1", "in_color"))
+        index = self.buffer("index", batch.indices.astype(np.int32))
+        vao = ctx.vertex_array(prog, content, index_buffer=index, index_element_size=4)
+        stride = -(-4 * batch.items.shape[1] // self.alignment) * self.alignment
+        block = np.zeros((n, stride // 4), np.float32)
+        block[:, : batch.items.shape[1]] = batch.items[start:stop]
+        ubo = self.buffer("items", block)
+        fbo = self.framebuffer(cols, rows, batch.with_normals)
+        fbo.use()
+        fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
+        ctx.enable(mgl.DEPTH_TEST | mgl.CULL_FACE)
+        ctx.disable(mgl.BLEND)
+        ctx.front_face, ctx.cull_face = "ccw", "back"
+        height = rows * s
+        for slot, item in enumerate(range(start, stop)):
+            mesh = batch.mesh_of_item[item]
+            count = int(batch.index_count[mesh])
+            if count == 0:
+                continue
+            r, c = divmod(slot, cols)
+            fbo.viewport = (c * s, height - (r + 1) * s, s, s)
+            ubo.bind_to_uniform_block(0, offset=slot * stride, size=4 * batch.items.shape[1])
+            vao.render(mgl.TRIANGLES, vertices=count, first=int(batch.first_index[mesh]))
+        fbo.viewport = (0, 0, cols * s, height)
+        colour = np.frombuffer(fbo.read(components=4, attachment=0, dtype="f1"), np.uint8).reshape(height, cols * s, 4)
+        depth = np.frombuffer(fbo.read(components=1, attachment=1, dtype="f4"), np.float32).reshape(height, cols * s)
+        normals = None
+        if batch.with_normals:
+            normals = np.frombuffer(fbo.read(components=4, attachment=2, dtype="f4"), np.float32).reshape(height, cols * s, 4)
+        vao.release()
+        return _tiles(colour, rows, cols, s, n), _tiles(depth, rows, cols, s, n), None if normals is None else _tiles(normals, rows, cols, s, n)
+
+    def release(self) -> None:
+        for fbo in self.framebuffers.values():
+            fbo.release()
+        for buf in self.buffers.values():
+            buf.release()
+        self.ctx.release()
+
+
+def _tiles(atlas: np.ndarray, rows: int, cols: int, size: int, n: int) -> np.ndarray:
+    """GL atlas [rows*S, cols*S, ...] (bottom row first) -> tiles [n, S, S, ...] top row first, in view order."""
+    top_down = atlas[::-1]
+    tail = atlas.shape[2:]
+    tiles = top_down.reshape(rows, size, cols, size, *tail).swapaxes(1, 2).reshape(rows * cols, size, size, *tail)
+    return np.ascontiguousarray(tiles[:n])
