@@ -103,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-batch", action="store_true",
                         help="find the largest batch that trains without running out of GPU memory (eager)")
     parser.add_argument("--max-batch-limit", type=int, default=1024, help="upper end of the --max-batch search")
+    parser.add_argument("--max-batch-unit", type=int, default=8, help="--max-batch granularity (a multiple of 4)")
+    parser.add_argument("--profile-variant", default=None,
+                        help="with --variants: after timing this variant, profile its (warm) model as "
+                             "profile_triplane.py does, into --profile-out")
+    parser.add_argument("--profile-out", type=Path, default=Path("profile-triplane"))
     parser.add_argument("--steps", type=int, default=32, help="timed steps (rounded up to a multiple of r1_every)")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -204,6 +209,11 @@ def measure(cfg, args: argparse.Namespace, device: torch.device, compiled: bool,
     memory = "" if peak_gb is None else f", peak {peak_gb:.1f} GB"
     figure = f"{images_per_s:.1f} images/s ({1000 / images_per_s:.1f} s/kimg){memory}, G {g_params / 1e6:.2f}M params"
     report(what, figure, device_name(device), record, write=not args.no_write)
+    if variant is not None and variant == args.profile_variant:
+        from profile_triplane import profile_method
+
+        label = f"variant {variant}, {label.strip()}, {args.precision}"
+        print(profile_method(method, batches, cfg, device, args.profile_out, label), flush=True)
     del method, batches
 
 
@@ -229,8 +239,8 @@ def fits(cfg, args: argparse.Namespace, device: torch.device, batch: int) -> boo
 
 
 def max_batch(cfg, args: argparse.Namespace, device: torch.device) -> None:
-    """Largest multiple of 8 (of mbstd_group below 8) that fits, by doubling then bisection; one row."""
-    unit = 8 if cfg.mbstd_group <= 8 and 8 % max(cfg.mbstd_group, 1) == 0 else cfg.mbstd_group
+    """Largest multiple of ``--max-batch-unit`` that fits, by doubling then bisection; one row."""
+    unit = args.max_batch_unit
     start = time.perf_counter()
     lo, hi, probes = 0, None, 0
     batch = max(unit, cfg.batch_size // unit * unit)

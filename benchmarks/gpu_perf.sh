@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Tri-plane performance on the GPU machine, one device call (about 5 minutes on an H100):
-#   variants  - training images/s + peak memory at EG3D-equivalent settings, A/B of the speed-ups in one
-#               process: eager, eager+fused, eager+fused+ckpt, compile, compile+fused
-#   profile   - torch.profiler summary (categories, top ops) + chrome trace of the compiled, fused step
+#   sampling  - tri-plane sampling alone, fwd+bwd: grid_sample vs the fused Triton kernel (and their
+#               numerical agreement on the GPU), launch configurations swept                       (~15 s)
+#   variants  - training images/s + peak memory at EG3D-equivalent settings (batch 32), A/B of the
+#               speed-ups in one process: eager, compile, compile+fused, compile+fused+ckpt,
+#               eager+fused; the compile+fused model is then profiled (summary + chrome trace)    (~4 min)
 #   mesh      - mesh extraction at 256^3: density query, marching cubes (torch on GPU, skimage), colours
-#   maxbatch  - largest batch that fits (EG3D-equivalent, eager, fused sampling)
+#   maxbatch  - largest batch that fits (EG3D-equivalent, eager, fused sampling), steps of 16
+#   profile   - (not in the default list) a separate profile_triplane.py run of compile+fused
 # Each part runs under its own time limit, so one failure does not lose the others. $OUT receives:
-# logs.tar.gz (every part's log), new_rows.md (BENCHMARKS.md rows appended here), profile/ (summary txt +
-# json, trace.json.gz).
-#   bash benchmarks/gpu_perf.sh [PART ...]          (default: all four, in the order above)
+# logs.tar.gz (every part's log), new_rows.md (the BENCHMARKS.md rows appended by this run), profile/
+# (profile_summary.txt + .json, trace.json.gz).
+#   bash benchmarks/gpu_perf.sh [PART ...]          (default: sampling variants mesh maxbatch)
 #   SMOKE=1 bash benchmarks/gpu_perf.sh             (CPU, tiny sizes, nothing appended to BENCHMARKS.md;
 #                                                    the fused kernel runs in Triton's interpreter)
 set -uo pipefail
@@ -18,12 +21,15 @@ SMOKE=${SMOKE:-0}
 if [ "$SMOKE" = 1 ]; then
   export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 TRITON_INTERPRET=1
   SIZE=(--preset tiny --device cpu --no-write); STEPS=(--steps 2 --warmup 1)
-  VARIANTS=eager,eager+fused,eager+fused+ckpt; PROFILED=eager+fused; MESH_RES=32; LIMIT_SCALE=3
+  VARIANTS=eager,eager+fused,eager+fused+ckpt; PROFILED=eager+fused; LIMIT_SCALE=3
+  SAMPLING=(--device cpu --no-write --batch 1 --resolution 16 --points 500 --repeats 1)
+  MESH=(--preset tiny --device cpu --no-write --resolution 32 --repeats 1)
+  MAXBATCH=(--max-batch-limit 8)
 else
   source benchmarks/gpu_env.sh
   SIZE=(--eg3d --batch 32); STEPS=(--steps 16 --warmup 3)
-  VARIANTS=eager,eager+fused,eager+fused+ckpt,compile,compile+fused; PROFILED=compile+fused; MESH_RES=256
-  LIMIT_SCALE=1
+  VARIANTS=eager,compile,compile+fused,compile+fused+ckpt,eager+fused; PROFILED=compile+fused; LIMIT_SCALE=1
+  SAMPLING=(); MESH=(--eg3d --resolution 256 --repeats 3); MAXBATCH=(--max-batch-unit 16)
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$LOGS/gpu.txt"
   python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" | tee -a "$LOGS/gpu.txt"
 fi
@@ -38,23 +44,22 @@ run() {  # run NAME SECONDS COMMAND...
   [ $rc -ne 0 ] && tail -n 15 "$LOGS/$name.log"
   echo "--- $name rc=$rc $((SECONDS - start))s"
 }
-want() { [ -z "${SELECTED// /}" ] || [[ "$SELECTED" == *" $1 "* ]]; }
-SELECTED=" $* "
+SELECTED=" ${*:-sampling variants mesh maxbatch} "
+want() { [[ "$SELECTED" == *" $1 "* ]]; }
 
-want variants && run variants 300 python3 benchmarks/bench_triplane.py "${SIZE[@]}" "${STEPS[@]}" --variants "$VARIANTS"
-if want profile; then
-  run profile 150 python3 benchmarks/profile_triplane.py "${SIZE[@]}" --variant "$PROFILED" --steps 4 --warmup 3 --out "$OUT/profile"
-  [ -f "$OUT/profile/profile_summary.txt" ] && sed -n '1,40p' "$OUT/profile/profile_summary.txt"
-fi
+want sampling && run sampling 60 python3 benchmarks/bench_triplane_sampling.py "${SAMPLING[@]}"
+want variants && run variants 330 python3 benchmarks/bench_triplane.py "${SIZE[@]}" "${STEPS[@]}" --variants "$VARIANTS" \
+  --profile-variant "$PROFILED" --profile-out "$OUT/profile"
+want profile && run profile 150 python3 benchmarks/profile_triplane.py "${SIZE[@]}" --variant "$PROFILED" --steps 4 --warmup 3 --out "$OUT/profile"
+[ -f "$OUT/profile/profile_summary.txt" ] && sed -n '1,45p' "$OUT/profile/profile_summary.txt"
+want mesh && run mesh 90 python3 benchmarks/bench_mesh_extraction.py "${MESH[@]}"
 if [ "$SMOKE" = 1 ]; then
-  want mesh && run mesh 60 python3 benchmarks/bench_mesh_extraction.py --preset tiny --device cpu --no-write --resolution "$MESH_RES" --repeats 1
-  want maxbatch && run maxbatch 60 python3 benchmarks/bench_triplane.py "${SIZE[@]}" --fused-sampling --max-batch --max-batch-limit 8
+  want maxbatch && run maxbatch 60 python3 benchmarks/bench_triplane.py "${SIZE[@]}" --fused-sampling --max-batch "${MAXBATCH[@]}"
 else
-  want mesh && run mesh 90 python3 benchmarks/bench_mesh_extraction.py --eg3d --resolution "$MESH_RES" --repeats 3
-  want maxbatch && run maxbatch 120 python3 benchmarks/bench_triplane.py --eg3d --fused-sampling --max-batch
+  want maxbatch && run maxbatch 100 python3 benchmarks/bench_triplane.py --eg3d --fused-sampling --max-batch "${MAXBATCH[@]}"
 fi
 
 tail -n +$((rows_before + 1)) BENCHMARKS.md > "$OUT/new_rows.md" 2>/dev/null
 echo "new BENCHMARKS.md rows: $(wc -l < "$OUT/new_rows.md")"
 tar -czf "$OUT/logs.tar.gz" -C "$LOGS" .
-ls -la "$OUT"
+ls -la "$OUT" "$OUT/profile" 2>/dev/null

@@ -154,6 +154,41 @@ def format_summary(summary: dict, title: str, top: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def profile_method(method, batches, cfg, device: torch.device, out: Path, label: str, first_step: int = 13,
+                   steps: int = 4, top: int = 25) -> str:
+    """Profile ``steps`` training steps of a warmed-up method from ``first_step`` on, write the summary
+    (txt + json) and a one-step chrome trace to ``out``; returns the summary text."""
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    profiled = range(first_step, first_step + steps)
+    sync(device)
+    with profile(activities=activities) as prof:
+        start = time.perf_counter()
+        for step in profiled:
+            method.train_step(batches[step % len(batches)], step)
+        sync(device)
+        wall = time.perf_counter() - start
+    summary = summarise(prof, len(profiled), wall, device.type == "cuda")
+    out.mkdir(parents=True, exist_ok=True)
+    title = (f"tri-plane GAN training step profile: {label} (planes {cfg.plane_resolution}x{cfg.plane_channels}x3, "
+             f"render {cfg.neural_resolution}^2, {cfg.num_coarse}+{cfg.num_fine} samples, batch {cfg.batch_size}), "
+             f"{device_name(device)}\nsteps {profiled.start}-{profiled.stop - 1}; R1 runs every {cfg.r1_every} steps "
+             f"in training, density regularisation every {cfg.density_reg_every}")
+    text = format_summary(summary, title, top)
+    (out / "profile_summary.txt").write_text(text)
+    (out / "profile_summary.json").write_text(json.dumps({"title": title, **summary}, indent=1))
+
+    # A chrome trace of one more step (one step keeps the file small).
+    with profile(activities=activities) as trace:
+        method.train_step(batches[0], profiled.stop)
+        sync(device)
+    raw = out / "trace.json"
+    trace.export_chrome_trace(str(raw))
+    with open(raw, "rb") as src, gzip.open(out / "trace.json.gz", "wb", compresslevel=6) as dst:
+        shutil.copyfileobj(src, dst)
+    raw.unlink()
+    return text + f"wrote {out / 'profile_summary.txt'}, {out / 'trace.json.gz'} ({(out / 'trace.json.gz').stat().st_size / 1e6:.1f} MB)\n"
+
+
 def main() -> None:
     parser = build_parser()
     parser.description = __doc__
@@ -171,40 +206,8 @@ def main() -> None:
     method, batches = make_method(cfg, args, device, compiled, mode)
     for step in range(args.warmup):
         method.train_step(batches[step % 4], step)
-    sync(device)
-
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    steps = range(args.first_step, args.first_step + args.steps)
-    with profile(activities=activities) as prof:
-        start = time.perf_counter()
-        for step in steps:
-            method.train_step(batches[step % 4], step)
-        sync(device)
-        wall = time.perf_counter() - start
-    summary = summarise(prof, len(steps), wall, device.type == "cuda")
-    args.out.mkdir(parents=True, exist_ok=True)
-    title = (f"tri-plane GAN training step profile: variant {args.variant}, "
-             f"{'EG3D-equivalent' if args.eg3d else 'preset ' + args.preset} (planes {cfg.plane_resolution}x"
-             f"{cfg.plane_channels}x3, render {cfg.neural_resolution}^2, {cfg.num_coarse}+{cfg.num_fine} samples, "
-             f"batch {cfg.batch_size}, {args.precision}), {device_name(device)}\n"
-             f"steps {steps.start}-{steps.stop - 1}; R1 runs every {cfg.r1_every} steps in training, "
-             f"density regularisation every {cfg.density_reg_every}")
-    text = format_summary(summary, title, args.top)
-    (args.out / "profile_summary.txt").write_text(text)
-    (args.out / "profile_summary.json").write_text(json.dumps({"title": title, "variant": args.variant, **summary}, indent=1))
-    print(text, flush=True)
-
-    # A chrome trace of one more step (one step keeps the file small).
-    with profile(activities=activities) as trace:
-        method.train_step(batches[0], steps.stop)
-        sync(device)
-    raw = args.out / "trace.json"
-    trace.export_chrome_trace(str(raw))
-    with open(raw, "rb") as src, gzip.open(args.out / "trace.json.gz", "wb", compresslevel=6) as dst:
-        shutil.copyfileobj(src, dst)
-    raw.unlink()
-    print(f"wrote {args.out / 'profile_summary.txt'}, {args.out / 'trace.json.gz'} "
-          f"({(args.out / 'trace.json.gz').stat().st_size / 1e6:.1f} MB)", flush=True)
+    label = (f"variant {args.variant}, {'EG3D-equivalent' if args.eg3d else 'preset ' + args.preset}, {args.precision}")
+    print(profile_method(method, batches, cfg, device, args.out, label, args.first_step, args.steps, args.top), flush=True)
 
 
 if __name__ == "__main__":
