@@ -5,9 +5,11 @@
   python benchmarks/bench_mesh_extraction.py --preset tiny --resolution 32 --device cpu
 
 The generator is freshly initialised (no trained weights travel to the GPU machine); its density field is
-cut at its mean, which gives a large, irregular surface - a harder case for marching cubes than a trained
-object. Marching cubes runs with every implementation ``unflat.geometry.marching_cubes`` offers: the
-vectorised PyTorch one on the grid's device when present, and scikit-image's on the CPU.
+cut at its mean, which gives a large, irregular surface - a much harder case for marching cubes than a
+trained object. So marching cubes is also timed on a sphere of radius 0.8 (an object-sized surface) on the
+same grid. Marching cubes runs with every implementation ``unflat.geometry.marching_cubes`` offers: the
+vectorised PyTorch one on the grid's device when present (best of --repeats), and scikit-image's on the
+CPU (one call).
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ from unflat.geometry import marching_cubes as mc  # noqa: E402
 from unflat.methods.triplane_gan import TriplaneGenerator  # noqa: E402
 
 
-def timed_call(fn, device: torch.device, repeats: int):
-    """(result of the last call, best seconds over ``repeats`` calls after one warm-up call)."""
-    result = fn()
+def timed_call(fn, device: torch.device, repeats: int, warmup: bool = True):
+    """(result of the last call, best seconds over ``repeats`` calls, after one warm-up call if asked)."""
+    result = fn() if warmup else None
     best = float("inf")
     for _ in range(repeats):
         sync(device)
@@ -76,7 +78,16 @@ def main() -> None:
     skimage_kwargs = {"method": "skimage"} if hasattr(mc, "marching_cubes") else {}
     meshes["skimage"], timings["marching_cubes_skimage_s"] = timed_call(
         lambda: mc.extract_mesh(grid_np, level, (-half, half), inside="above", **skimage_kwargs), torch.device("cpu"),
-        max(1, args.repeats - 1))
+        1, warmup=False)
+    # an object-sized surface on the same grid: signed distance to a sphere of radius 0.8 (inside below 0)
+    sphere = mc.grid_points(args.resolution, (-half, half)).to(device).norm(dim=-1) - 0.8
+    sphere_timings = {}
+    if hasattr(mc, "marching_cubes"):
+        sphere_mesh, sphere_timings["torch"] = timed_call(lambda: mc.extract_mesh(sphere, 0.0, (-half, half), method="torch"),
+                                                          device, args.repeats)
+    sphere_mesh, sphere_timings["skimage"] = timed_call(
+        lambda: mc.extract_mesh(sphere.cpu().numpy(), 0.0, (-half, half), **skimage_kwargs), torch.device("cpu"), 1,
+        warmup=False)
     best = min((k for k in timings if k.startswith("marching_cubes")), key=timings.get)
     mesh = meshes[best.removeprefix("marching_cubes_").removesuffix("_s")]
 
@@ -93,9 +104,14 @@ def main() -> None:
             f"fp32{', fused sampling' if args.fused_sampling else ''}): density grid {args.resolution}^3 -> marching "
             f"cubes -> vertex colours")
     parts = ", ".join(f"{k.removesuffix('_s').replace('_', ' ')} {v * 1e3:.0f} ms" for k, v in timings.items())
+    sphere_text = ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in sphere_timings.items())
     figure = (f"{total:.2f} s in all with {best.removeprefix('marching_cubes_').removesuffix('_s')} marching cubes "
-              f"({parts}); {len(mesh.faces)} faces")
+              f"({parts}); {len(mesh.faces)} faces; marching cubes of a sphere on the same grid "
+              f"({len(sphere_mesh.faces)} faces): {sphere_text}")
     record = {k: round(v, 4) for k, v in timings.items()} | {"total_s": round(total, 4), "faces": len(mesh.faces),
+                                                             "sphere_faces": len(sphere_mesh.faces),
+                                                             **{f"sphere_marching_cubes_{k}_s": round(v, 4)
+                                                                for k, v in sphere_timings.items()},
                                                              "points_per_s": round(args.resolution ** 3 / query_s)}
     report(what, figure, device_name(device), record, write=not args.no_write)
 
