@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="find the largest batch that trains without running out of GPU memory (eager)")
     parser.add_argument("--max-batch-limit", type=int, default=1024, help="upper end of the --max-batch search")
     parser.add_argument("--max-batch-unit", type=int, default=8, help="--max-batch granularity (a multiple of 4)")
+    parser.add_argument("--max-batch-seconds", type=float, default=0,
+                        help="stop the --max-batch search after this long and report the bracket found (0 = no limit)")
     parser.add_argument("--profile-variant", default=None,
                         help="with --variants: after timing this variant, profile its (warm) model as "
                              "profile_triplane.py does, into --profile-out")
@@ -244,7 +246,8 @@ def max_batch(cfg, args: argparse.Namespace, device: torch.device) -> None:
     start = time.perf_counter()
     lo, hi, probes = 0, None, 0
     batch = max(unit, cfg.batch_size // unit * unit)
-    while hi is None:  # grow until a batch fails (or the limit is reached)
+    out_of_time = lambda: args.max_batch_seconds > 0 and time.perf_counter() - start > args.max_batch_seconds  # noqa: E731
+    while hi is None and not out_of_time():  # grow until a batch fails (or the limit is reached)
         probes += 1
         if fits(cfg, args, device, batch):
             lo = batch
@@ -253,7 +256,7 @@ def max_batch(cfg, args: argparse.Namespace, device: torch.device) -> None:
             batch = min(batch * 2, args.max_batch_limit // unit * unit)
         else:
             hi = batch
-    while hi is not None and hi - lo > unit:
+    while hi is not None and hi - lo > unit and not out_of_time():
         mid = (lo + hi) // 2 // unit * unit
         probes += 1
         if fits(cfg, args, device, mid):
@@ -266,9 +269,11 @@ def max_batch(cfg, args: argparse.Namespace, device: torch.device) -> None:
     what = (f"tri-plane GAN largest batch, {label}(planes {cfg.plane_resolution}x{cfg.plane_channels}x3, render "
             f"{cfg.neural_resolution}^2, {cfg.num_coarse}+{cfg.num_fine} samples, SR to {cfg.output_resolution or 128}, "
             f"{args.precision}, eager{flags}; one training step with R1)")
-    capped = hi is None
-    figure = (f"{lo} images per step{' (the search limit; more may fit)' if capped else f' ({hi} does not fit)'}, "
-              f"{probes} probes in {seconds:.0f} s")
+    if hi is None:
+        note = " (search stopped at its time limit; more may fit)" if out_of_time() else " (the search limit; more may fit)"
+    else:
+        note = f" ({hi} does not fit{'; search stopped at its time limit' if hi - lo > unit else ''})"
+    figure = f"{lo} images per step{note}, {probes} probes in {seconds:.0f} s"
     if lo == 0:
         figure = f"not even batch {unit} fits"
     report(what, figure, device_name(device), {"max_batch": lo, "first_failing": hi, "probes": probes},

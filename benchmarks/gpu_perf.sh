@@ -29,7 +29,7 @@ else
   source benchmarks/gpu_env.sh
   SIZE=(--eg3d --batch 32); STEPS=(--steps 16 --warmup 3)
   VARIANTS=eager,compile,compile+fused,compile+fused+ckpt,eager+fused; PROFILED=compile+fused; LIMIT_SCALE=1
-  SAMPLING=(); MESH=(--eg3d --resolution 256 --repeats 3); MAXBATCH=(--max-batch-unit 16)
+  SAMPLING=(); MESH=(--eg3d --resolution 256 --repeats 3); MAXBATCH=(--max-batch-unit 16 --max-batch-seconds 80)
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$LOGS/gpu.txt"
   python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" | tee -a "$LOGS/gpu.txt"
 fi
