@@ -37,7 +37,8 @@ PATCHES: tuple[Patch, ...] = (
         "    if value in ('n', 'no', 'f', 'false', 'off', '0'):\n"
         "        return 0\n"
         "    raise ValueError(f'invalid truth value {value!r}')\n",
-        "distutils was removed from the standard library in Python 3.12 (PEP 632); EG3D only needs strtobool.",
+        "distutils was removed from the standard library in Python 3.12 (PEP 632); it imports only through "
+        "setuptools' shim when setuptools happens to be installed. EG3D only needs strtobool.",
     ),
     Patch(
         "torch_utils/custom_ops.py",
@@ -63,6 +64,13 @@ PATCHES: tuple[Patch, ...] = (
         "import shutil\n",
         "import shutil\nimport sys\n",
         "sys is needed by the substitution above.",
+    ),
+    Patch(
+        "torch_utils/misc.py",
+        "        super().__init__(dataset)\n",
+        "        super().__init__()  # patched: Sampler.__init__ no longer takes data_source\n",
+        "PyTorch 2.11's torch.utils.data.Sampler has no __init__ of its own (the data_source argument was "
+        "deprecated in 2.2 and removed), so InfiniteSampler's super().__init__(dataset) raises TypeError.",
     ),
     Patch(
         "torch_utils/ops/grid_sample_gradfix.py",

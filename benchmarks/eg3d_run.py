@@ -100,9 +100,10 @@ def live_group_members(pgid: int) -> list[int]:
 # train: run train.py, stop after the timed ticks, parse its status lines
 # ---------------------------------------------------------------------------------------------
 def run_train(eg3d: Path, data: Path, outdir: Path, log: Path, result: Path, tf32: bool, skip: int, timed: int,
-              batch: int, workers: int) -> int:
+              batch: int, workers: int, extra: list[str] | None = None) -> int:
+    """Run train.py (``extra``: more train.py options; click keeps the last value of a repeated option)."""
     env = dict(os.environ, EG3D_BENCH_TF32="1" if tf32 else "0", EG3D_BENCH_NO_SNAPSHOTS="1", PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "train.py", *eg3d_train_args(data.resolve(), outdir.resolve(), batch, workers)]
+    cmd = [sys.executable, "train.py", *eg3d_train_args(data.resolve(), outdir.resolve(), batch, workers), *(extra or [])]
     record: dict = {"side": "eg3d", "tf32": tf32, "command": " ".join(cmd[1:]), "ok": False, "ticks": [], "plugins": {}}
     log.parent.mkdir(parents=True, exist_ok=True)
     # Own process group: the DataLoader workers stop with train.py when the group is signalled.
@@ -322,6 +323,7 @@ def main() -> None:
     p.add_argument("--timed-ticks", type=int, default=2, help="ticks of 1,024 images each to time")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--workers", type=int, default=3, help="train.py --workers (data loading processes)")
+    p.add_argument("extra", nargs="*", help="after --: more train.py options (they override the defaults)")
     p = sub.add_parser("summary", help="combine both sides' results")
     p.add_argument("--dir", type=Path, required=True, help="folder with eg3d_{default,tf32}.json, ours_{compiled,eager}.log")
     p.add_argument("--no-write", action="store_true", help="do not append to BENCHMARKS.md")
@@ -334,7 +336,7 @@ def main() -> None:
         build_op(args.eg3d.resolve(), args.op)
     elif args.command == "train":
         sys.exit(run_train(args.eg3d.resolve(), args.data, args.outdir, args.log, args.json, args.tf32,
-                           args.skip_ticks, args.timed_ticks, args.batch, args.workers))
+                           args.skip_ticks, args.timed_ticks, args.batch, args.workers, args.extra))
     elif args.command == "summary":
         summarise(args.dir, write=not args.no_write)
     else:
