@@ -86,6 +86,12 @@ eg3d_train() {  # eg3d_train NAME CAP [--tf32]
   phase "eg3d_$name" "$cap" python3 benchmarks/eg3d_run.py train --eg3d "$EG3D" --data "$ZIP" \
     --outdir "$WORK/eg3d_runs" --log "$LOGS/eg3d_${name}_train.log" --json "$LOGS/eg3d_$name.json" \
     --skip-ticks 2 --timed-ticks "${TIMED_TICKS:-2}" "$@"
+  local rc=$? pgid; pgid=$(cat "$LOGS/eg3d_$name.pgid" 2>/dev/null)
+  # the driver stops train.py's process group itself; if it was killed first, end that group here
+  if [ -n "$pgid" ] && kill -0 -- "-$pgid" 2>/dev/null; then
+    note "ending EG3D process group $pgid left by eg3d_$name"; kill -9 -- "-$pgid" 2>/dev/null; sleep 3
+  fi
+  return $rc
 }
 ours() {  # ours NAME CAP FLAGS...
   local name=$1 cap=$2; shift 2

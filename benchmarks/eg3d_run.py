@@ -111,7 +111,7 @@ def run_train(eg3d: Path, data: Path, outdir: Path, log: Path, result: Path, tf3
                             bufsize=1, start_new_session=True)
 
     def stop() -> None:  # train.py and every process of its group (DataLoader workers), SIGKILL if need be
-        for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 3.0)):  # within eg3d_compare.sh's `timeout -k 15`
             try:
                 os.killpg(proc.pid, sig)
             except ProcessLookupError:
@@ -132,6 +132,7 @@ def run_train(eg3d: Path, data: Path, outdir: Path, log: Path, result: Path, tf3
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    result.with_suffix(".pgid").write_text(str(proc.pid))  # lets eg3d_compare.sh make sure the group is gone
     start = time.time()
     with open(log, "w") as handle:
         assert proc.stdout is not None

@@ -212,3 +212,28 @@ def test_summary_combines_both_sides(tmp_path: Path) -> None:
     summary = eg3d_run.summarise(tmp_path, write=False)
     assert summary["ratios"]["unflat_compiled/eg3d_default"] == 1.25
     assert summary["ratios"]["unflat_compiled/eg3d_tf32"] is None and summary["unflat"]["eager"] is None
+
+
+def test_train_driver_takes_train_py_down_when_it_is_stopped(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import time
+
+    eg3d = tmp_path / "eg3d"
+    eg3d.mkdir()
+    lines = [eg3d_status_line(0, 0.032, 9.0, 280.0, 50.0)]  # one tick, then train.py hangs
+    (eg3d / "train.py").write_text(f"LINES = {json.dumps(json.dumps(lines))}\n" + FAKE_TRAIN)
+    result = tmp_path / "r.json"
+    driver = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "eg3d_run.py"), "train", "--eg3d", str(eg3d),
+                               "--data", "d.zip", "--outdir", str(tmp_path), "--log", str(tmp_path / "t.log"),
+                               "--json", str(result)], stdout=subprocess.PIPE, text=True)
+    log, deadline = tmp_path / "t.log", time.time() + 30
+    while not (log.exists() and "tick 0" in log.read_text(errors="replace")):
+        assert time.time() < deadline, "fake train.py did not print its first tick"
+        time.sleep(0.1)
+    driver.send_signal(signal.SIGTERM)  # what `timeout` does
+    assert driver.wait(20) == 124
+    record = json.loads(result.read_text())
+    assert not record["ok"] and "stopped by signal" in record["error"] and len(record["ticks"]) == 1
+    for pid in map(int, (eg3d / "pids.txt").read_text().split()):
+        assert not running(pid), pid
