@@ -120,10 +120,14 @@ def load_triton_before_mesa() -> None:
 
     Mesa's llvmpipe (OSMesa, or EGL on a CPU machine) and triton each carry an LLVM; loading triton's
     second (torch imports it lazily, e.g. when the first optimizer is built) crashed the process with a
-    segmentation fault here. In the other order both work.
+    segmentation fault here. In the other order both work. Only in a main process: importing triton
+    in a worker process of `unflat dataset synth` (forkserver) hung it.
     """
     import importlib.util  # noqa: PLC0415
+    import multiprocessing  # noqa: PLC0415
 
+    if multiprocessing.parent_process() is not None:
+        return
     if "triton" not in sys.modules and importlib.util.find_spec("triton") is not None:
         try:
             import triton  # noqa: F401, PLC0415
