@@ -59,7 +59,7 @@ if [ $EG3D_OK = 1 ]; then
 fi
 make_data() {
   if [ ! -f "$DATA/manifest.json" ]; then
-    phase synth 180 python3 -m unflat dataset synth --category chair --num-shapes "${EG3D_COMPARE_SHAPES:-1000}" \
+    phase synth 90 python3 -m unflat dataset synth --category chair --num-shapes "${EG3D_COMPARE_SHAPES:-1000}" \
       --resolution 128 --workers 12 --no-with-depth --out "$DATA" --overwrite || return 1
   fi
   phase convert 90 python3 benchmarks/eg3d_dataset.py --src "$DATA" --out "$ZIP"
