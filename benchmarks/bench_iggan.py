@@ -1,10 +1,12 @@
-"""IG-GAN training step, split into its parts: G (forward + camera-frame resampling + update through
-the proxy), OpenGL (marching cubes, then drawing), D update, proxy-renderer update (L2 + DOM).
+"""IG-GAN training step, split into its parts, for each OpenGL backend in the same run: G (forward +
+camera-frame resampling + update through the proxy), marching cubes (PyTorch, on the training device),
+OpenGL draw (upload + draw + read back), D update, proxy-renderer update (L2 + DOM); plus the whole
+step as training runs it (moderngl: drawing overlapped with the proxy's forward pass).
 
-  python benchmarks/bench_iggan.py [--preset paper] [--device cuda] [--steps 5] [--no-write]
+  python benchmarks/bench_iggan.py [--preset paper] [--device cuda] [--steps 5] [--backends moderngl pyrender]
 
-Images are random (the cost of a step does not depend on their content); the OpenGL renderer is the
-real one (EGL on NVIDIA machines, OSMesa elsewhere; see unflat.render.opengl).
+Images are random (the cost of a step does not depend on their content); G is untrained, so its
+binarised voxels are noisy and their meshes large: the heaviest case for marching cubes and OpenGL.
 """
 
 from __future__ import annotations
@@ -26,7 +28,57 @@ from unflat.data.format import DatasetInfo  # noqa: E402
 from unflat.data.loader import Batch  # noqa: E402
 from unflat.engine.trainer import make_context  # noqa: E402
 from unflat.methods.iggan import SPEC, IGGAN  # noqa: E402
-from unflat.render.voxel_pipeline import voxels_to_meshes  # noqa: E402
+from unflat.render.moderngl_backend import moderngl_available  # noqa: E402
+from unflat.render.voxel_pipeline import voxels_to_packed  # noqa: E402
+
+PHASES = ["G", "marching_cubes", "opengl_draw", "D", "renderer"]
+
+
+def bench_backend(cfg, backend: str, batch: Batch, info: DatasetInfo, steps: int, warmup: int) -> dict:
+    """ms per phase (sequential), faces per step, and ms of a whole overlapped training step."""
+    cfg = replace(cfg, renderer_backend=backend)
+    ctx = make_context(cfg)
+    device = ctx.device
+    torch.manual_seed(0)
+    method = IGGAN(cfg, info, ctx)
+    totals = {p: 0.0 for p in PHASES}
+    faces = 0
+
+    def clock(name: str, fn, record: bool):
+        sync(device)
+        start = time.perf_counter()
+        out = fn()
+        sync(device)
+        if record:
+            totals[name] += time.perf_counter() - start
+        return out
+
+    for step in range(warmup + steps):
+        record = step >= warmup
+        torch.manual_seed(step)
+        real = method.real_images(batch)
+        fakes = clock("G", lambda: method.make_fakes(method.fake_cameras(batch.cameras)), record)
+        meshes = clock("marching_cubes", lambda: voxels_to_packed(fakes.binary, 0.5, cfg.voxel_extent), record)
+        out = clock("opengl_draw", lambda: method.pipeline.render_meshes(meshes, fakes.cameras).result(), record)
+        fakes.opengl = (torch.round(out.rgb * 255.0) / 127.5 - 1.0).to(device)
+        faces += int(meshes.face_counts.sum()) if record else 0
+        clock("D", lambda: method.update_discriminator(real, fakes), record)
+        clock("renderer", lambda: method.update_renderer(fakes), record)
+        clock("G", lambda: method.update_generator(fakes), record)
+    ms = {p: 1000 * totals[p] / steps for p in PHASES}
+
+    # The step as the trainer runs it (train_step: overlap on when the backend can draw in its own thread).
+    method.pretraining_steps = 0
+    for step in range(warmup + steps):
+        if step == warmup:
+            sync(device)
+            start = time.perf_counter()
+        torch.manual_seed(step)
+        method.train_step(batch, step)
+    sync(device)
+    overlapped = 1000 * (time.perf_counter() - start) / steps
+    return {"ms": ms, "faces_per_step": faces / steps, "train_step_ms": overlapped,
+            "platform": method.pipeline.renderer.platform}
 
 
 def main() -> None:
@@ -34,8 +86,8 @@ def main() -> None:
     parser.add_argument("--preset", default="paper", choices=["tiny", "small", "paper"])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
-    parser.add_argument("--mesh-workers", type=int, default=None, help="marching-cubes threads (default: the preset's)")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    parser.add_argument("--backends", nargs="+", default=["moderngl", "pyrender"], choices=["moderngl", "pyrender"])
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--no-write", action="store_true", help="print only; do not append to BENCHMARKS.md")
@@ -44,66 +96,45 @@ def main() -> None:
     cfg = replace(SPEC.config(args.preset), device=args.device, precision=args.precision)
     if args.batch_size:
         cfg = replace(cfg, batch_size=args.batch_size)
-    if args.mesh_workers:
-        cfg = replace(cfg, mesh_workers=args.mesh_workers)
     cfg.validate()
-    ctx = make_context(cfg)
-    device = ctx.device
+    device = torch.device(args.device)
     info = DatasetInfo(resolution=cfg.image_resolution, num_images=0, num_shapes=0, views_per_shape=1,
                        class_names=("bench",), has_masks=False, has_depth=False, has_meshes=False)
-    torch.manual_seed(0)
-    method = IGGAN(cfg, info, ctx)
     b, s = cfg.batch_size, cfg.image_resolution
     cameras = Cameras.sample_orbit(b, torch.Generator().manual_seed(0), elevation_range=(-30, 60), radius=3.0,
                                    fov_deg=40.0, uniform_on_sphere=False).to(device)
-    batch = Batch(images=torch.rand(b, 3, s, s, device=device) * 2 - 1, cameras=cameras,
-                  class_ids=torch.zeros(b, dtype=torch.long, device=device),
-                  shape_ids=torch.arange(b, device=device))
-
-    phases = ["G", "marching_cubes", "opengl_draw", "D", "renderer"]
-    totals = {p: 0.0 for p in phases}
-
-    def clock(name: str, fn, *a, record: bool):
-        sync(device)
-        start = time.perf_counter()
-        out = fn(*a)
-        sync(device)
-        if record:
-            totals[name] += time.perf_counter() - start
-        return out
-
-    def opengl(fakes, record: bool) -> None:
-        # method.render_opengl, split into meshing and drawing
-        meshes = clock("marching_cubes", lambda: voxels_to_meshes(
-            fakes.binary, 0.5, cfg.voxel_extent, cfg.mesh_color, cfg.mesh_workers), record=record)
-        out = clock("opengl_draw", lambda: method.pipeline.render_meshes(meshes, fakes.cameras), record=record)
-        fakes.opengl = (torch.round(out.rgb * 255.0) / 127.5 - 1.0).to(device)
-
-    for step in range(args.warmup + args.steps):
-        record = step >= args.warmup
-        torch.manual_seed(step)
-        real = method.real_images(batch)
-        fakes = clock("G", lambda: method.make_fakes(method.fake_cameras(batch.cameras)), record=record)
-        opengl(fakes, record)
-        clock("D", method.update_discriminator, real, fakes, record=record)
-        clock("renderer", method.update_renderer, fakes, record=record)
-        clock("G", method.update_generator, fakes, record=record)
-
-    ms = {p: 1000 * totals[p] / args.steps for p in phases}
-    step_ms = sum(ms.values())
-    platform = method.pipeline.renderer.platform
-    # On a shared CPU the thread count decides the figure (OpenMP threads spin-wait on busy cores).
-    load = f", {torch.get_num_threads()} threads, load avg {os.getloadavg()[0]:.1f}" if device.type == "cpu" else ""
-    name = f"{device_name(device)}, GL {platform}{load}"
-    parts = ", ".join(f"{p} {ms[p]:.0f}" for p in phases)
-    report(
-        f"iggan train step, preset {args.preset} ({cfg.voxel_resolution}^3 voxels, {s}px, batch {b}, {ctx.autocast_dtype or 'fp32'})",
-        f"{step_ms:.0f} ms/step = {b * 1000 / step_ms:.1f} images/s; ms: {parts}",
-        name,
-        {"step_ms": step_ms, "images_per_s": b * 1000 / step_ms, "batch_size": b, **{f"{p}_ms": v for p, v in ms.items()},
-         "mesh_workers": cfg.mesh_workers, "gl_platform": platform},
-        not args.no_write,
-    )
+    g = torch.Generator().manual_seed(1)
+    batch = Batch(images=(torch.rand(b, 3, s, s, generator=g) * 2 - 1).to(device), cameras=cameras,
+                  class_ids=torch.zeros(b, dtype=torch.long, device=device), shape_ids=torch.arange(b, device=device))
+    step_ms: dict[str, float] = {}
+    for backend in args.backends:
+        if backend == "moderngl" and moderngl_available() is not None:
+            print(f"skipping moderngl: {moderngl_available()}", file=sys.stderr)
+            continue
+        result = bench_backend(cfg, backend, batch, info, args.steps, args.warmup)
+        ms = result["ms"]
+        total = sum(ms.values())
+        step_ms[backend] = total
+        opengl_share = (ms["marching_cubes"] + ms["opengl_draw"]) / total
+        # On a shared CPU the thread count decides the figure (OpenMP threads spin-wait on busy cores).
+        load = f", {torch.get_num_threads()} threads, load avg {os.getloadavg()[0]:.1f}" if device.type == "cpu" else ""
+        parts = ", ".join(f"{p} {ms[p]:.0f}" for p in PHASES)
+        figure = (f"{total:.0f} ms/step = {b * 1000 / total:.1f} images/s; ms: {parts}; OpenGL (meshing + drawing) "
+                  f"{100 * opengl_share:.0f}% of the step; {result['faces_per_step'] / b:,.0f} faces per mesh; "
+                  f"train_step as trained: {result['train_step_ms']:.0f} ms")
+        if backend == "pyrender" and "moderngl" in step_ms:
+            figure += f"; moderngl step {step_ms['pyrender'] / step_ms['moderngl']:.1f}x faster"
+        report(
+            f"iggan train step, {backend}, preset {args.preset} ({cfg.voxel_resolution}^3 voxels, {s}px, batch {b}, "
+            f"{make_context(cfg).autocast_dtype or 'fp32'})",
+            figure,
+            f"{device_name(device)}, GL {result['platform']}{load}",
+            {"backend": backend, "step_ms": total, "images_per_s": b * 1000 / total, "batch_size": b,
+             **{f"{p}_ms": v for p, v in ms.items()}, "opengl_share": opengl_share,
+             "faces_per_mesh": result["faces_per_step"] / b, "train_step_ms": result["train_step_ms"],
+             "gl_platform": result["platform"]},
+            not args.no_write,
+        )
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ segments that separate inside from outside corners; chained across the six faces
 polygons, and each polygon is fanned into triangles. A face with two diagonal inside corners (the
 classic ambiguity) always separates the inside corners, a rule that looks only at that face, so the two
 cells sharing a face cut it the same way and the surface is watertight (Lorensen's original table,
-which decides per cube, can leave holes there). Unambiguous cases give the classic triangulations up to
-the choice of fan diagonals.
+which decides per cube, can leave holes there). Each polygon's fan starts where none of its diagonals
+lies in a cube face (such a diagonal can coincide with the neighbour cell's and make an edge of four
+triangles). Unambiguous cases give the classic triangulations up to the choice of fan diagonals.
 """
 
 from __future__ import annotations

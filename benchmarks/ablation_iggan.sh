@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# IG-GAN (Lunz et al.): discriminator output matching (DOM) on/off at equal budget, on grey chairs.
+#
+#   bash benchmarks/ablation_iggan.sh arms                # the arms, one line
+#   bash benchmarks/ablation_iggan.sh prepare             # <= 150 s: grey chairs, FID backbone, pre-trained proxy renderer
+#   bash benchmarks/ablation_iggan.sh dom|nodom           # each <= 330 s, in parallel
+#   bash benchmarks/ablation_iggan.sh report              # markdown table on stdout
+#   SMOKE=1 bash benchmarks/ablation_iggan.sh all         # the whole thing at tiny sizes on CPU
+#
+# Data: the paper's setting (Sec. 4.2): single-view renders of one category with one uniform grey material and
+# the renderer's two beam lights (`unflat dataset synth --material grey`; docs/methods/iggan.md "Data").
+# The proxy renderer is pre-trained on random tables/cubes at the dataset's camera distance (`unflat train
+# iggan-renderer --data`), as the paper does, and both arms start from it.
+# Arms (same data, sizes, batch 32, seed 0 and STEPS):
+#   dom    DOM weight 100 (the paper's Eq. 9, lambda = 100)
+#   nodom  --dom-weight 0 (the proxy learns from L2 to OpenGL only)
+# FID/KID on the domain backbone trained in `prepare`; COV/MMD/1-NNA (Chamfer) against the ground-truth synth meshes.
+# The dom arm also writes a sample grid (generated/renders.png: OpenGL renders; proxy.png) and two GLB meshes
+# (meshes/) for docs/images/iggan-h100/.
+# Each arm: runs/abl/iggan/<arm>/summary.json (metrics, steps reached, wall seconds, exact commands).
+set -uo pipefail
+SMOKE=${SMOKE:-0}
+if [ "$SMOKE" = 1 ]; then  # CPU machine: no carried GPU-machine libraries
+  export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYOPENGL_PLATFORM=osmesa PYTHONUNBUFFERED=1
+else
+  source benchmarks/gpu_env.sh
+fi
+M=iggan
+D=${ABL_DIR:-runs/abl/$M}
+mkdir -p "$D"
+ARMS="dom nodom"
+PY=python3
+CACHE=$(cd "$D" && pwd)/cache
+export UNFLAT_CACHE=$CACHE UNFLAT_CACHE_DIR=$CACHE   # FID reference statistics, shared by the arms
+
+if [ "$SMOKE" = 1 ]; then   # tiny sizes on CPU: proves the script end to end, numbers mean nothing
+  DEV=cpu; RES=16; SHAPES=8; WORKERS=2
+  ARCH=(--preset tiny)
+  BB_ARGS=(--preset tiny --max-steps 3 --batch-size 8); RENDERER_STEPS=3; PREP_SECONDS=90
+  STEPS=${STEPS:-3}; TRAIN_SECONDS=120; EVAL_SECONDS=120
+  EVAL_ARGS=(--num-samples 16 --num-shapes 4 --num-points 256)
+  GEN_NUM=4
+else
+  DEV=cuda; RES=64; SHAPES=${SHAPES:-1000}; WORKERS=4
+  # A mid preset between `small` and `paper` so that an arm reaches STEPS in the budget with ~6 jobs per GPU:
+  # 32^3 voxels (paper 64^3), 64px images (paper 128), the paper's batch 32 and learning rates; the proxy's
+  # 3D stage at 16 channels, 2D at 64. At these sizes a step costs about 40 ms alone on an H100 (the OpenGL
+  # half is the batched moderngl renderer), so 1000 steps fit TRAIN_SECONDS when shared; `report` flags an arm
+  # that stopped short.
+  ARCH=(--preset small --voxel-resolution 32 --image-resolution 64 --renderer-channels-3d 16
+        --renderer-channels-2d 64 --renderer-res-blocks-3d 1 --renderer-res-blocks-2d 2 --batch-size 32)
+  BB_ARGS=(--preset small --max-steps 1000 --batch-size 128); RENDERER_STEPS=2000; PREP_SECONDS=${PREP_SECONDS:-70}
+  STEPS=${STEPS:-1000}; TRAIN_SECONDS=${TRAIN_SECONDS:-230}; EVAL_SECONDS=${EVAL_SECONDS:-90}
+  EVAL_ARGS=(--num-samples 1000 --num-shapes 32)
+  GEN_NUM=16
+fi
+GAN=(--z-dim 128 --g-channels 32 --g-max-channels 256 --d-channels 32 --d-max-channels 256 --g-output-bias -2
+     --pretrain-steps 0 --renderer-checkpoint "$D/renderer")
+[ "$SMOKE" = 1 ] && GAN=(--pretrain-steps 0 --renderer-checkpoint "$D/renderer")
+COMMON=(--data "$D/data" --max-steps "$STEPS" --seed 0 --device "$DEV" --log-every 25 --sample-every "$STEPS"
+        --checkpoint-every 250 --keep-checkpoints 1 --no-tensorboard)
+
+log() { echo "[$(date +%H:%M:%S)] $*"; }
+run() {  # run CMD... : echo it, append it to $CMDS, keep going on failure (each part is independent)
+  log "+ $*"; printf '%s\n' "$*" >> "$CMDS"; "$@"; local rc=$?; [ $rc -eq 0 ] || log "exit $rc: $1 ... $2 $3"; return $rc
+}
+backbone_file() {  # backbone_file RUN_DIR : the run's backbone.safetensors, exported from its checkpoint if cut short
+  [ -f "$1/backbone.safetensors" ] || run $PY -m unflat export "$1" --out "$1" --device $DEV
+}
+
+prepare() {
+  CMDS=$D/prepare.commands; : > "$CMDS"; local t0=$SECONDS
+  run $PY -m unflat dataset synth --category chair --material grey --num-shapes $SHAPES --resolution $RES \
+      --views-per-shape 1 --seed 0 --workers $WORKERS --out "$D/data" --overwrite
+  # two short GPU jobs at once: the FID backbone (installed into the data) and the proxy renderer's pre-training
+  ( run timeout -s INT $PREP_SECONDS $PY -m unflat train backbone --data "$D/data" --out "$D/backbone-run" --device $DEV \
+        --seed 0 --no-tensorboard "${BB_ARGS[@]}" > "$D/backbone.log" 2>&1
+    backbone_file "$D/backbone-run" && [ -f "$D/data/backbone.safetensors" ] \
+      || cp "$D/backbone-run/backbone.safetensors" "$D/backbone-run/backbone.json" "$D/data/" ) &
+  run timeout -s INT $PREP_SECONDS $PY -m unflat train iggan-renderer "${ARCH[@]}" --data "$D/data" --shapes mixed \
+      --max-steps $RENDERER_STEPS --checkpoint-every 500 --keep-checkpoints 1 --sample-every 0 --seed 0 \
+      --device $DEV --no-tensorboard --out "$D/renderer" > "$D/renderer.log" 2>&1
+  wait
+  tail -n 1 "$D/backbone.log" "$D/renderer.log"
+  log "prepare took $((SECONDS - t0)) s"
+}
+
+train_arm() {  # train_arm ARM FLAGS...
+  local arm=$1; shift
+  local A=$D/$arm; rm -rf "$A"; mkdir -p "$A"; CMDS=$A/commands; : > "$CMDS"
+  local t0=$SECONDS
+  run timeout -s INT $TRAIN_SECONDS $PY -m unflat train iggan "${ARCH[@]}" "${GAN[@]}" "${COMMON[@]}" "$@" \
+      --out "$A/run" > "$A/train.log" 2>&1
+  local train_s=$((SECONDS - t0)); t0=$SECONDS
+  run timeout -s INT $EVAL_SECONDS $PY -m unflat evaluate "$A/run" --data "$D/data" --metrics fid kid chamfer \
+      --backbone "$D/data/backbone.safetensors" "${EVAL_ARGS[@]}" --device $DEV --out "$A/metrics.json" > "$A/eval.log" 2>&1
+  tail -n 3 "$A/eval.log"
+  $PY benchmarks/ablation_summary.py summary "$A" --method $M --arm "$arm" --steps-target "$STEPS" \
+      --train-s "$train_s" --eval-s $((SECONDS - t0))
+}
+
+showcase() {  # showcase ARM : a sample grid and two GLB meshes of the arm's run (for docs/images/iggan-h100/)
+  local A=$D/$1
+  run timeout -s INT 60 $PY -m unflat generate "$A/run" --num $GEN_NUM --seed 0 --device $DEV --out "$A/generated" \
+      > "$A/generate.log" 2>&1
+  run timeout -s INT 60 $PY -m unflat export "$A/run" --num 2 --seed 0 --format glb --device $DEV --out "$A/meshes" \
+      > "$A/export.log" 2>&1
+  ls -la "$A/generated/renders.png" "$A/meshes" 2>&1 | tail -n 4
+}
+
+report() {
+  $PY benchmarks/ablation_summary.py report "$D" --method $M --arms $ARMS \
+      --title "iggan: discriminator output matching at equal budget (grey chairs, ${RES}px, pre-trained proxy)" \
+      --labels "dom=DOM weight 100 (the paper)" "nodom=no DOM (--dom-weight 0)"
+}
+
+case "${1:-}" in
+  arms) echo "$ARMS" ;;
+  prepare) prepare ;;
+  dom) train_arm dom --dom-weight 100; showcase dom ;;
+  nodom) train_arm nodom --dom-weight 0 ;;
+  report) report ;;
+  all) prepare; for a in $ARMS; do bash "$0" "$a"; done; report ;;
+  *) echo "usage: $0 arms|prepare|${ARMS// /|}|report|all" >&2; exit 2 ;;
+esac
