@@ -434,14 +434,14 @@ class _GLState:
 
     def buffer(self, name: str, data: np.ndarray) -> object:
         """A persistent buffer holding ``data`` (grown, never shrunk)."""
-        raw = np.ascontiguousarray(data).tobytes()
+        raw = np.ascontiguousarray(data)  # written through the buffer protocol: no extra copy
         buf = self.buffers.get(name)
-        if buf is None or buf.size < max(len(raw), 4):
+        if buf is None or buf.size < max(raw.nbytes, 4):
             if buf is not None:
                 buf.release()
-            buf = self.ctx.buffer(reserve=max(len(raw), 4) * 5 // 4 + 64)
+            buf = self.ctx.buffer(reserve=max(raw.nbytes, 4) * 5 // 4 + 64)
             self.buffers[name] = buf
-        if raw:
+        if raw.nbytes:
             buf.write(raw)
         return buf
 
@@ -463,11 +463,11 @@ class _GLState:
         rows = math.ceil(n / cols)
         vertex_colors = batch.colors is not None
         prog = self.program(vertex_colors)
-        content = [(self.buffer("position", batch.positions.astype(np.float32)), "3f", "in_position"),
-                   (self.buffer("normal", batch.normals.astype(np.float32)), "3f", "in_normal")]
+        content = [(self.buffer("position", batch.positions.astype(np.float32, copy=False)), "3f", "in_position"),
+                   (self.buffer("normal", batch.normals.astype(np.float32, copy=False)), "3f", "in_normal")]
         if vertex_colors:
-            content.append((self.buffer("color", batch.colors.astype(np.uint8)), "4f1", "in_color"))
-        index = self.buffer("index", batch.indices.astype(np.int32))
+            content.append((self.buffer("color", batch.colors.astype(np.uint8, copy=False)), "4f1", "in_color"))
+        index = self.buffer("index", batch.indices.astype(np.int32, copy=False))
         vao = ctx.vertex_array(prog, content, index_buffer=index, index_element_size=4)
         stride = -(-4 * batch.items.shape[1] // self.alignment) * self.alignment
         block = np.zeros((n, stride // 4), np.float32)
