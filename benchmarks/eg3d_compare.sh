@@ -7,7 +7,7 @@
 # EG3D's code comes from .eg3d/eg3d (git-ignored, fetched from NVlabs/eg3d) and is patched in a scratch copy by
 # benchmarks/eg3d_patch.py. Every phase runs under `timeout`, sized to what is left of EG3D_COMPARE_BUDGET_S
 # (default 555 s); a failed phase does not stop the others. Order: setup (EG3D's CUDA ops build in parallel
-# with the dataset), EG3D default, unflat compiled, EG3D with TF32, unflat eager, summary.
+# with the dataset), EG3D default, unflat compiled, EG3D with TF32, unflat compiled + fused sampling, unflat eager, summary.
 set -uo pipefail
 START=$(date +%s)
 BUDGET=${EG3D_COMPARE_BUDGET_S:-555}
@@ -105,6 +105,7 @@ ours() {  # ours NAME CAP FLAGS...
 [ $EG3D_OK = 1 ] && eg3d_train default 220
 ours compiled 240 --steps 32 --warmup 6 --compile
 [ $EG3D_OK = 1 ] && TIMED_TICKS=1 eg3d_train tf32 170 --tf32
+ours fused 200 --steps 24 --warmup 6 --compile --fused-sampling
 ours eager 150 --steps 16 --warmup 4
 
 # ---- summary -------------------------------------------------------------------------------------------------

@@ -198,7 +198,7 @@ def summarise(logs: Path, write: bool) -> dict:
     from common import report  # noqa: PLC0415
 
     eg3d = {name: load_side(logs / f"eg3d_{name}.json") for name in ("default", "tf32")}
-    ours = {name: last_json_line(logs / f"ours_{name}.log") for name in ("compiled", "eager")}
+    ours = {name: last_json_line(logs / f"ours_{name}.log") for name in ("compiled", "fused", "eager")}
 
     def rate(entry: dict | None) -> float | None:
         return entry.get("images_per_s") if entry and entry.get("images_per_s") and entry.get("ok", True) else None
@@ -211,7 +211,7 @@ def summarise(logs: Path, write: bool) -> dict:
     for name, entry in ours.items():
         summary["unflat"][name] = None if entry is None else {
             key: entry.get(key) for key in ("images_per_s", "s_per_kimg", "peak_memory_gb", "what", "device")}
-    for ours_name, eg3d_name in (("compiled", "default"), ("compiled", "tf32"), ("eager", "default"), ("eager", "tf32")):
+    for ours_name, eg3d_name in ((o, e) for o in ("compiled", "fused", "eager") for e in ("default", "tf32")):
         a, b = rate(ours[ours_name]), rate(eg3d[eg3d_name])
         summary["ratios"][f"unflat_{ours_name}/eg3d_{eg3d_name}"] = round(a / b, 3) if a and b else None
 
@@ -223,6 +223,7 @@ def summarise(logs: Path, write: bool) -> dict:
         return f"{label} {entry['images_per_s']:.1f} img/s" + (f" ({memory:.1f} GB)" if memory is not None else "")
 
     parts = [side("unflat compiled", ours["compiled"], log="ours_compiled.log"),
+             side("unflat compiled + fused sampling", ours["fused"], log="ours_fused.log"),
              side("unflat eager", ours["eager"], log="ours_eager.log"),
              side("EG3D default (TF32 off)", eg3d["default"], bool(eg3d["default"] and eg3d["default"].get("ok")),
                   "eg3d_default.log"),
@@ -230,7 +231,9 @@ def summarise(logs: Path, write: bool) -> dict:
     ratio = summary["ratios"]["unflat_compiled/eg3d_default"]
     ratio_tf32 = summary["ratios"]["unflat_compiled/eg3d_tf32"]
     parts.append(f"ratio compiled/EG3D default {ratio if ratio is not None else 'n/a'}, "
-                 f"compiled/EG3D TF32 {ratio_tf32 if ratio_tf32 is not None else 'n/a'}")
+                 f"compiled/EG3D TF32 {ratio_tf32 if ratio_tf32 is not None else 'n/a'}, compiled+fused/EG3D default "
+                 f"{summary['ratios']['unflat_fused/eg3d_default'] or 'n/a'}, compiled+fused/EG3D TF32 "
+                 f"{summary['ratios']['unflat_fused/eg3d_tf32'] or 'n/a'}")
     device = next((entry["device"] for entry in ours.values() if entry and entry.get("device")), None)
     if device is None:
         try:
