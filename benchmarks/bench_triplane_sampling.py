@@ -66,7 +66,7 @@ def main() -> None:
     times = {"grid_sample fwd": timed(lambda: forward_only(lambda: sample_triplane(planes.float(), points, 2.0, "mean")),
                                       device, args.repeats),
              "grid_sample fwd+bwd": timed(reference, device, args.repeats)}
-    configs = [(None, None)] + ([(64, 4), (128, 4), (128, 8), (256, 8)] if device.type == "cuda" else [])
+    configs = [(None, None)] + ([(32, 4), (64, 4), (128, 8), (256, 8)] if device.type == "cuda" else [])
     best = None
     for block_m, warps in configs:
         fused.LAUNCH_OVERRIDE.clear()

@@ -29,7 +29,7 @@ else
   source benchmarks/gpu_env.sh
   SIZE=(--eg3d --batch 32); STEPS=(--steps 16 --warmup 3)
   VARIANTS=eager,compile,compile+fused,compile+fused+ckpt,eager+fused; PROFILED=compile+fused; LIMIT_SCALE=1
-  SAMPLING=(); MESH=(--eg3d --resolution 256 --repeats 3); MAXBATCH=(--max-batch-unit 16 --max-batch-seconds 80)
+  SAMPLING=(--repeats 10); MESH=(--eg3d --resolution 256 --repeats 3); MAXBATCH=(--max-batch-unit 16 --max-batch-seconds 70)
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$LOGS/gpu.txt"
   python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" | tee -a "$LOGS/gpu.txt"
 fi
@@ -47,16 +47,16 @@ run() {  # run NAME SECONDS COMMAND...
 SELECTED=" ${*:-sampling variants mesh maxbatch} "
 want() { [[ "$SELECTED" == *" $1 "* ]]; }
 
-want sampling && run sampling 60 python3 benchmarks/bench_triplane_sampling.py "${SAMPLING[@]}"
-want variants && run variants 330 python3 benchmarks/bench_triplane.py "${SIZE[@]}" "${STEPS[@]}" --variants "$VARIANTS" \
+want sampling && run sampling 45 python3 benchmarks/bench_triplane_sampling.py "${SAMPLING[@]}"
+want variants && run variants 300 python3 benchmarks/bench_triplane.py "${SIZE[@]}" "${STEPS[@]}" --variants "$VARIANTS" \
   --profile-variant "$PROFILED" --profile-out "$OUT/profile"
 want profile && run profile 150 python3 benchmarks/profile_triplane.py "${SIZE[@]}" --variant "$PROFILED" --steps 4 --warmup 3 --out "$OUT/profile"
 [ -f "$OUT/profile/profile_summary.txt" ] && sed -n '1,45p' "$OUT/profile/profile_summary.txt"
-want mesh && run mesh 90 python3 benchmarks/bench_mesh_extraction.py "${MESH[@]}"
+want mesh && run mesh 75 python3 benchmarks/bench_mesh_extraction.py "${MESH[@]}"
 if [ "$SMOKE" = 1 ]; then
   want maxbatch && run maxbatch 60 python3 benchmarks/bench_triplane.py "${SIZE[@]}" --fused-sampling --max-batch "${MAXBATCH[@]}"
 else
-  want maxbatch && run maxbatch 100 python3 benchmarks/bench_triplane.py --eg3d --fused-sampling --max-batch "${MAXBATCH[@]}"
+  want maxbatch && run maxbatch 90 python3 benchmarks/bench_triplane.py --eg3d --fused-sampling --max-batch "${MAXBATCH[@]}"
 fi
 
 tail -n +$((rows_before + 1)) BENCHMARKS.md > "$OUT/new_rows.md" 2>/dev/null

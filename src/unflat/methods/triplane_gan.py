@@ -486,8 +486,6 @@ class TriplaneGAN(Method):
         ratio = cfg.r1_every / (cfg.r1_every + 1) if cfg.r1_gamma > 0 else 1.0
         self.add_optimizer("D", torch.optim.Adam(self.D.parameters(), lr=cfg.d_lr * ratio,
                                                  betas=(0.0, cfg.adam_beta2 ** ratio), eps=1e-8))
-        # torch.compile: compile the heavy sub-networks' forwards in place (state_dict keys unchanged);
-        # D's eager copy stays for R1, whose double backward compiled graphs do not support.
         self.G_train = self.G
         self.D_train = self.D
         if ctx.compile:
