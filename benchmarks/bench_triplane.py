@@ -145,8 +145,11 @@ def setup_device(args: argparse.Namespace) -> torch.device:
         torch.backends.cuda.matmul.allow_tf32 = not args.no_tf32
         torch.backends.cudnn.allow_tf32 = not args.no_tf32
         torch.backends.cudnn.benchmark = True
-        # several compiled models in one process: do not fall back to eager after a few recompiles
-        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+    # several compiled models in one process: do not fall back to eager after a few recompiles
+    config = torch._dynamo.config
+    for name in ("recompile_limit", "cache_size_limit"):  # the newer name, then the older one
+        if hasattr(config, name):
+            setattr(config, name, max(getattr(config, name), 64))
     return device
 
 
@@ -221,7 +224,7 @@ def measure(cfg, args: argparse.Namespace, device: torch.device, compiled: bool,
 
 def is_out_of_memory(error: BaseException) -> bool:
     text = str(error)
-    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in text or "ALLOC_FAILED" in text
+    return isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in text or "ALLOC_FAILED" in text
 
 
 def fits(cfg, args: argparse.Namespace, device: torch.device, batch: int) -> bool:
@@ -231,7 +234,7 @@ def fits(cfg, args: argparse.Namespace, device: torch.device, batch: int) -> boo
         method.train_step(batches[0], 0)
         sync(device)
         return True
-    except (torch.OutOfMemoryError, RuntimeError) as error:
+    except RuntimeError as error:  # torch.cuda.OutOfMemoryError is one
         if not is_out_of_memory(error):
             raise
         return False

@@ -110,13 +110,19 @@ def _by_name(name: str) -> str:
     return "other"
 
 
+def _self_device_us(e) -> float:
+    """Self GPU time of an op (the attribute was self_cuda_time_total before torch 2.4)."""
+    value = getattr(e, "self_device_time_total", None)
+    return e.self_cuda_time_total if value is None else value
+
+
 def summarise(prof, steps: int, wall_s: float, use_device: bool) -> dict:
     events = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CPU]
     categorise = Categoriser(events)
     per_category: dict[tuple[str, str], float] = defaultdict(float)
     per_op: dict[str, dict] = {}
     for e in events:
-        t = e.self_device_time_total if use_device else e.self_cpu_time_total
+        t = _self_device_us(e) if use_device else e.self_cpu_time_total
         if t <= 0:
             continue
         category, phase = categorise(e)
