@@ -5,8 +5,9 @@ Same result as ``unflat.geometry.triplane.sample_triplane`` (``grid_sample``, bi
 align_corners=False), but:
 
 * no [B*3,C,1,M] fp32 intermediate (2.4 GB per 48-sample pass at EG3D's batch 32) and no fp32 copy of
-  the planes: the kernel reads the planes in whatever layout and dtype the synthesis network left
-  them (channels-last bf16 on CUDA: each corner fetch is C contiguous values, one coalesced load);
+  the planes: the kernel reads channels-last planes in place, in their dtype (the synthesis network
+  leaves them channels-last bf16 on CUDA), so each corner fetch is C contiguous values, vectorised loads
+  (planes in another layout get one channels-last copy first);
 * the output [B,M,C] is written once, directly in the decoder's input dtype (bf16 under autocast, which
   is what the decoder's first layer would cast fp32 features to anyway);
 * the backward kernel accumulates in fp32 with atomic adds of C contiguous channels per corner, in the
@@ -245,5 +246,8 @@ def fused_sample_triplane(planes: Tensor, points: Tensor, box_size: float, aggre
         device_type = points.device.type
         out_dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else torch.float32
     divisor = 3.0 if aggregation == "mean" else 1.0
+    if planes.shape[2] > 1 and planes.stride(2) != 1:
+        # channels-last copy (cheap next to the sampling): each corner's C channels become one coalesced load
+        planes = planes.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
     return _FusedTriplaneSample.apply(planes, points.float(), 2.0 / box_size, divisor, out_dtype)
 
