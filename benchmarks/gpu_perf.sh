@@ -3,8 +3,8 @@
 #   sampling  - tri-plane sampling alone, fwd+bwd: grid_sample vs the fused Triton kernel (and their
 #               numerical agreement on the GPU), launch configurations swept                       (~15 s)
 #   variants  - training images/s + peak memory at EG3D-equivalent settings (batch 32), A/B of the
-#               speed-ups in one process: eager, compile, compile+fused, compile+fused+ckpt,
-#               eager+fused; the compile+fused model is then profiled (summary + chrome trace)    (~4 min)
+#               speed-ups in one process: eager, compile+fused (profiled right after its row: summary +
+#               chrome trace), compile, compile+fused+ckpt, eager+fused                           (~4 min)
 #   mesh      - mesh extraction at 256^3: density query, marching cubes (torch on GPU, skimage), colours
 #   maxbatch  - largest batch that fits (EG3D-equivalent, eager, fused sampling), steps of 16
 #   profile   - (not in the default list) a separate profile_triplane.py run of compile+fused
@@ -28,7 +28,7 @@ if [ "$SMOKE" = 1 ]; then
 else
   source benchmarks/gpu_env.sh
   SIZE=(--eg3d --batch 32); STEPS=(--steps 16 --warmup 3)
-  VARIANTS=eager,compile,compile+fused,compile+fused+ckpt,eager+fused; PROFILED=compile+fused; LIMIT_SCALE=1
+  VARIANTS=eager,compile+fused,compile,compile+fused+ckpt,eager+fused; PROFILED=compile+fused; LIMIT_SCALE=1
   SAMPLING=(--repeats 10); MESH=(--eg3d --resolution 256 --repeats 3); MAXBATCH=(--max-batch-unit 16 --max-batch-seconds 70)
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$LOGS/gpu.txt"
   python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" | tee -a "$LOGS/gpu.txt"
