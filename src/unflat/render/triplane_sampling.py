@@ -21,155 +21,43 @@ On CPU tensors the kernels run in Triton's interpreter when TRITON_INTERPRET=1 (
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
+import sys
 
 import torch
 from torch import Tensor
 from torch.profiler import record_function
 
-try:
-    import triton
-    import triton.language as tl
-except ImportError:  # CPU-only installs: the torch path is used
-    triton = None
-    tl = None
-
-constexpr = tl.constexpr if tl is not None else object  # kernel parameter annotation
+TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
 
 
 def triton_available() -> bool:
-    return triton is not None
+    return TRITON_INSTALLED
 
 
 def fused_sampling_supported(planes: Tensor, points: Tensor) -> bool:
     """True when ``fused_sample_triplane`` can replace ``sample_triplane`` for these inputs."""
-    if triton is None or (points.device.type != "cuda" and not interpreter_on()):
+    if not TRITON_INSTALLED or (points.device.type != "cuda" and not interpreter_on()):
         return False
     return (planes.dim() == 5 and planes.shape[1] == 3 and planes.device == points.device
             and not points.requires_grad and planes.dtype in (torch.float32, torch.bfloat16, torch.float16))
 
 
-# ---- kernels (plain functions; compiled for CUDA or interpreted for CPU on first use) ------------
-def _fwd_kernel(planes_ptr, points_ptr, out_ptr, M, C, H, W, stride_b, stride_p, stride_c, stride_h, stride_w,
-                scale, divisor, BLOCK_M: constexpr, BLOCK_C: constexpr):
-    pid = tl.program_id(0)
-    b = tl.program_id(1).to(tl.int64)
-    offs_m = pid * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_c = tl.arange(0, BLOCK_C)
-    mask_m = offs_m < M
-    mask_c = offs_c < C
-    row = b * M + offs_m
-    px = tl.load(points_ptr + row * 3, mask=mask_m, other=0.0).to(tl.float32) * scale
-    py = tl.load(points_ptr + row * 3 + 1, mask=mask_m, other=0.0).to(tl.float32) * scale
-    pz = tl.load(points_ptr + row * 3 + 2, mask=mask_m, other=0.0).to(tl.float32) * scale
-    channel = offs_c.to(tl.int64)[None, :] * stride_c
-    acc = tl.zeros((BLOCK_M, BLOCK_C), dtype=tl.float32)
-    for p in tl.static_range(3):
-        # plane 0 spans (x, y), plane 1 (x, z), plane 2 (y, z): first coordinate along the width
-        if p == 0:
-            u = px
-            v = py
-        elif p == 1:
-            u = px
-            v = pz
-        else:
-            u = py
-            v = pz
-        # grid_sample's unnormalisation (align_corners=False); the clamp only keeps far-outside points
-        # in int32 range (they stay outside: all their corners are masked)
-        ix = tl.minimum(tl.maximum(((u + 1.0) * W - 1.0) * 0.5, -2.0), W + 1.0)
-        iy = tl.minimum(tl.maximum(((v + 1.0) * H - 1.0) * 0.5, -2.0), H + 1.0)
-        x0f = tl.floor(ix)
-        y0f = tl.floor(iy)
-        x0 = x0f.to(tl.int32)
-        y0 = y0f.to(tl.int32)
-        base = planes_ptr + b * stride_b + p * stride_p
-        for corner in tl.static_range(4):
-            if corner % 2 == 0:
-                xi = x0
-                wx = (x0f + 1.0) - ix
-            else:
-                xi = x0 + 1
-                wx = ix - x0f
-            if corner // 2 == 0:
-                yi = y0
-                wy = (y0f + 1.0) - iy
-            else:
-                yi = y0 + 1
-                wy = iy - y0f
-            valid = mask_m & (xi >= 0) & (xi < W) & (yi >= 0) & (yi < H)
-            offset = yi.to(tl.int64) * stride_h + xi.to(tl.int64) * stride_w
-            value = tl.load(base + offset[:, None] + channel, mask=valid[:, None] & mask_c[None, :], other=0.0)
-            acc += value.to(tl.float32) * (wx * wy)[:, None]
-    acc = acc / divisor
-    out = out_ptr + row[:, None] * C + offs_c[None, :]
-    tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_c[None, :])
-
-
-def _bwd_kernel(grad_out_ptr, points_ptr, grad_planes_ptr, M, C, H, W, stride_b, stride_p, stride_c, stride_h,
-                stride_w, scale, divisor, BLOCK_M: constexpr, BLOCK_C: constexpr):
-    pid = tl.program_id(0)
-    b = tl.program_id(1).to(tl.int64)
-    offs_m = pid * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_c = tl.arange(0, BLOCK_C)
-    mask_m = offs_m < M
-    mask_c = offs_c < C
-    row = b * M + offs_m
-    px = tl.load(points_ptr + row * 3, mask=mask_m, other=0.0).to(tl.float32) * scale
-    py = tl.load(points_ptr + row * 3 + 1, mask=mask_m, other=0.0).to(tl.float32) * scale
-    pz = tl.load(points_ptr + row * 3 + 2, mask=mask_m, other=0.0).to(tl.float32) * scale
-    grad = tl.load(grad_out_ptr + row[:, None] * C + offs_c[None, :], mask=mask_m[:, None] & mask_c[None, :],
-                   other=0.0).to(tl.float32) / divisor
-    channel = offs_c.to(tl.int64)[None, :] * stride_c
-    for p in tl.static_range(3):
-        if p == 0:
-            u = px
-            v = py
-        elif p == 1:
-            u = px
-            v = pz
-        else:
-            u = py
-            v = pz
-        ix = tl.minimum(tl.maximum(((u + 1.0) * W - 1.0) * 0.5, -2.0), W + 1.0)
-        iy = tl.minimum(tl.maximum(((v + 1.0) * H - 1.0) * 0.5, -2.0), H + 1.0)
-        x0f = tl.floor(ix)
-        y0f = tl.floor(iy)
-        x0 = x0f.to(tl.int32)
-        y0 = y0f.to(tl.int32)
-        base = grad_planes_ptr + b * stride_b + p * stride_p
-        for corner in tl.static_range(4):
-            if corner % 2 == 0:
-                xi = x0
-                wx = (x0f + 1.0) - ix
-            else:
-                xi = x0 + 1
-                wx = ix - x0f
-            if corner // 2 == 0:
-                yi = y0
-                wy = (y0f + 1.0) - iy
-            else:
-                yi = y0 + 1
-                wy = iy - y0f
-            valid = mask_m & (xi >= 0) & (xi < W) & (yi >= 0) & (yi < H)
-            offset = yi.to(tl.int64) * stride_h + xi.to(tl.int64) * stride_w
-            tl.atomic_add(base + offset[:, None] + channel, grad * (wx * wy)[:, None],
-                          mask=valid[:, None] & mask_c[None, :], sem="relaxed")
-
-
 @functools.cache
 def _kernels():
-    """(forward, backward) kernels, compiled for the GPU on first use (Triton's interpreter runs them on
-    CPU tensors when TRITON_INTERPRET=1 was set before triton was imported)."""
-    return triton.jit(_fwd_kernel), triton.jit(_bwd_kernel)
+    """(forward, backward) Triton kernels, imported on first use."""
+    from unflat.render import triplane_kernels
+
+    return triplane_kernels.fwd_kernel, triplane_kernels.bwd_kernel
 
 
 def interpreter_on() -> bool:
-    """True when Triton runs kernels in its CPU interpreter (TRITON_INTERPRET=1 before import)."""
-    if triton is None:
+    """True when Triton runs kernels in its CPU interpreter (TRITON_INTERPRET=1 before triton's import)."""
+    if not TRITON_INSTALLED:
         return False
-    knobs = getattr(triton, "knobs", None)
-    if knobs is not None:
+    knobs = getattr(sys.modules.get("triton"), "knobs", None)
+    if knobs is not None:  # already imported: what it decided
         return bool(knobs.runtime.interpret)
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
@@ -180,7 +68,7 @@ LAUNCH_OVERRIDE: dict[str, int] = {}
 
 def _launch_config(m: int, c: int) -> tuple[int, int, int]:
     """(points per program, channel block, warps): about 4k values per program by default."""
-    block_c = max(triton.next_power_of_2(c), 2)
+    block_c = max(1 << (c - 1).bit_length(), 2)  # next power of two
     block_m = LAUNCH_OVERRIDE.get("block_m") or max(16, min(128, 4096 // block_c))
     return block_m, block_c, LAUNCH_OVERRIDE.get("num_warps", 4)
 
@@ -209,7 +97,7 @@ class _FusedTriplaneSample(torch.autograd.Function):
         fwd, _ = _kernels()
         if m > 0 and b > 0:
             with record_function("unflat::fused_triplane_sample"):
-                fwd[(triton.cdiv(m, block_m), b)](planes, points, out, m, c, h, w, *planes.stride(), scale, divisor,
+                fwd[(-(-m // block_m), b)](planes, points, out, m, c, h, w, *planes.stride(), scale, divisor,
                                                   BLOCK_M=block_m, BLOCK_C=block_c, num_warps=warps)
         ctx.save_for_backward(points)
         ctx.planes_layout = (planes.shape, planes.stride(), planes.dtype)
@@ -229,7 +117,7 @@ class _FusedTriplaneSample(torch.autograd.Function):
         _, bwd = _kernels()
         if m > 0 and b > 0:
             with record_function("unflat::fused_triplane_sample_backward"):
-                bwd[(triton.cdiv(m, block_m), b)](grad_out, points, grad_planes, m, c, h, w, *stride, ctx.scale,
+                bwd[(-(-m // block_m), b)](grad_out, points, grad_planes, m, c, h, w, *stride, ctx.scale,
                                                   ctx.divisor, BLOCK_M=block_m, BLOCK_C=block_c, num_warps=warps)
         return grad_planes.to(dtype), None, None, None, None
 
