@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# All methods' equal-budget ablations in one device call (<= ~9.5 minutes), spread over every GPU of the machine:
+#   phase 1  `bash benchmarks/ablation_<method>.sh prepare` for every method, in parallel (datasets, backbones, ...)
+#   phase 2  every arm of every method as its own background job, round-robin over the GPUs (train + evaluate)
+#   phase 3  each method's `report` (markdown tables) -> $OUT/ablations.md; summaries, logs, small pictures -> tgz
+# Equal budget means equal steps within one method (see each script); arms share GPUs, so wall time is not a budget.
+# STEPS_<method>=N sets one method's steps (e.g. STEPS_tdgp=200); TRAIN_SECONDS/EVAL_SECONDS pass through.
+#   bash benchmarks/gpu_ablations.sh [METHOD ...]         (default: mvtriplane tdgp progressive iggan)
+#   SMOKE=1 bash benchmarks/gpu_ablations.sh ...          (CPU, tiny: checks the plumbing end to end)
+set -uo pipefail
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+LOGS=runs/abl/logs; mkdir -p "$LOGS"
+PREPARE_S=${PREPARE_S:-170}
+ARM_S=${ARM_S:-340}
+if [ "${SMOKE:-0}" = 1 ]; then NGPU=1; export CUDA_VISIBLE_DEVICES=""; PREPARE_S=${PREPARE_S_SMOKE:-600}; ARM_S=${ARM_S_SMOKE:-900}
+else source benchmarks/gpu_env.sh; NGPU=$(nvidia-smi -L | wc -l); nvidia-smi -L | tee "$OUT/gpu.txt"; fi
+METHODS=${*:-mvtriplane tdgp progressive iggan}
+T0=$(date +%s)
+elapsed() { echo "$(( $(date +%s) - T0 )) s"; }
+gpu_for() { [ "${SMOKE:-0}" = 1 ] && echo "" || echo $(( $1 % NGPU )); }
+
+echo "=== phase 1: prepare ($METHODS) on $NGPU GPU(s), at $(elapsed)"
+i=0
+for m in $METHODS; do
+  CUDA_VISIBLE_DEVICES=$(gpu_for $i) timeout -s INT "$PREPARE_S" bash "benchmarks/ablation_$m.sh" prepare \
+    > "$LOGS/$m-prepare.log" 2>&1 &
+  i=$((i + 1))
+done
+wait
+for m in $METHODS; do echo "--- $m prepare: $(tail -n 1 "$LOGS/$m-prepare.log")"; done
+tar czf "$OUT/prepare_logs.tgz" "$LOGS" 2>/dev/null  # something comes back even if a later phase is cut short
+
+echo "=== phase 2: arms, at $(elapsed)"
+i=0
+for m in $METHODS; do
+  steps_var="STEPS_$m"; steps=${!steps_var:-${STEPS:-}}
+  for arm in $(bash "benchmarks/ablation_$m.sh" arms); do
+    STEPS=$steps CUDA_VISIBLE_DEVICES=$(gpu_for $i) timeout -s KILL "$ARM_S" bash "benchmarks/ablation_$m.sh" "$arm" \
+      > "$LOGS/$m-$arm.log" 2>&1 &
+    echo "started $m/$arm on GPU $(gpu_for $i)"
+    i=$((i + 1))
+  done
+done
+wait
+echo "=== phase 3: reports, at $(elapsed)"
+: > "$OUT/ablations.md"
+for m in $METHODS; do
+  { echo "## $m"; timeout 60 bash "benchmarks/ablation_$m.sh" report 2>&1; echo; } >> "$OUT/ablations.md"
+done
+cat "$OUT/ablations.md"
+# summaries, logs, metrics and small pictures/meshes (no checkpoints, no datasets)
+find runs/abl -path '*/data*' -prune -o -type f \( -name 'summary.json' -o -name '*.log' -o -name 'metrics.json' \
+  -o -name 'metrics.jsonl' -o -name '*.md' \) -size -2M -print > /tmp/abl_files.txt
+find runs/abl -path '*/data*' -prune -o -type f \( -path '*/artifacts/*' -o -path '*/samples/*' \) -size -3M -print \
+  | sort | tail -n 80 >> /tmp/abl_files.txt
+tar czf "$OUT/ablations.tgz" -T /tmp/abl_files.txt 2>/dev/null
+ls -la "$OUT"; echo "done at $(elapsed)"
