@@ -60,6 +60,9 @@ GAN=(--z-dim 128 --g-channels 32 --g-max-channels 256 --d-channels 32 --d-max-ch
 COMMON=(--data "$D/data" --max-steps "$STEPS" --seed 0 --device "$DEV" --log-every 25 --sample-every "$STEPS"
         --checkpoint-every 250 --keep-checkpoints 1 --no-tensorboard)
 
+# ABL_PHASE=train|eval|both (default both): the orchestrator trains every arm first, then evaluates them all,
+# so evaluations do not compete with training for the GPU (their time limits were too tight beside it)
+PHASE=${ABL_PHASE:-both}
 log() { echo "[$(date +%H:%M:%S)] $*"; }
 run() {  # run CMD... : echo it, append it to $CMDS, keep going on failure (each part is independent)
   log "+ $*"; printf '%s\n' "$*" >> "$CMDS"; "$@"; local rc=$?; [ $rc -eq 0 ] || log "exit $rc: $1 ... $2 $3"; return $rc
@@ -87,11 +90,15 @@ prepare() {
 
 train_arm() {  # train_arm ARM FLAGS...
   local arm=$1; shift
-  local A=$D/$arm; rm -rf "$A"; mkdir -p "$A"; CMDS=$A/commands; : > "$CMDS"
+  local A=$D/$arm; CMDS=$A/commands
+  if [ "$PHASE" != eval ]; then rm -rf "$A"; mkdir -p "$A"; : > "$CMDS"; fi
   local t0=$SECONDS
-  run timeout -s INT $TRAIN_SECONDS $PY -m unflat train iggan "${ARCH[@]}" "${GAN[@]}" "${COMMON[@]}" "$@" \
+  [ "$PHASE" = eval ] || run timeout -s INT $TRAIN_SECONDS $PY -m unflat train iggan "${ARCH[@]}" "${GAN[@]}" "${COMMON[@]}" "$@" \
       --out "$A/run" > "$A/train.log" 2>&1
   local train_s=$((SECONDS - t0)); t0=$SECONDS
+  if [ "$PHASE" = eval ]; then train_s=$(cat "$A/train_seconds" 2>/dev/null || echo 0)
+  else echo "$train_s" > "$A/train_seconds"; fi
+  [ "$PHASE" = train ] && return 0
   run timeout -s INT $EVAL_SECONDS $PY -m unflat evaluate "$A/run" --data "$D/data" --metrics fid kid chamfer \
       --backbone "$D/data/backbone.safetensors" "${EVAL_ARGS[@]}" --device $DEV --out "$A/metrics.json" > "$A/eval.log" 2>&1
   tail -n 3 "$A/eval.log"
@@ -117,7 +124,7 @@ report() {
 case "${1:-}" in
   arms) echo "$ARMS" ;;
   prepare) prepare ;;
-  dom) train_arm dom --dom-weight 100; showcase dom ;;
+  dom) train_arm dom --dom-weight 100; [ "$PHASE" = train ] || showcase dom ;;
   nodom) train_arm nodom --dom-weight 0 ;;
   report) report ;;
   all) prepare; for a in $ARMS; do bash "$0" "$a"; done; report ;;

@@ -55,6 +55,9 @@ COMMON=(--data "$D/data" --max-steps "$STEPS" --seed 0 --device "$DEV" --log-eve
         --checkpoint-every 100 --keep-checkpoints 1 --multiview-start-step -1 --no-multiview-auto --diversity-every 0
         --no-tensorboard)
 
+# ABL_PHASE=train|eval|both (default both): the orchestrator trains every arm first, then evaluates them all,
+# so evaluations do not compete with training for the GPU (their time limits were too tight beside it)
+PHASE=${ABL_PHASE:-both}
 log() { echo "[$(date +%H:%M:%S)] $*"; }
 run() {  # run CMD... : echo it, append it to $CMDS, keep going on failure (each part is independent)
   log "+ $*"; printf '%s\n' "$*" >> "$CMDS"; "$@"; local rc=$?; [ $rc -eq 0 ] || log "exit $rc: $1 ... $2 $3"; return $rc
@@ -81,11 +84,15 @@ prepare() {
 
 train_arm() {  # train_arm ARM FLAGS...
   local arm=$1; shift
-  local A=$D/$arm; rm -rf "$A"; mkdir -p "$A"; CMDS=$A/commands; : > "$CMDS"
+  local A=$D/$arm; CMDS=$A/commands
+  if [ "$PHASE" != eval ]; then rm -rf "$A"; mkdir -p "$A"; : > "$CMDS"; fi
   local t0=$SECONDS
-  run timeout -s INT $TRAIN_SECONDS $PY -m unflat train mvtriplane "${ARCH[@]}" "${COMMON[@]}" "$@" --out "$A/run" \
+  [ "$PHASE" = eval ] || run timeout -s INT $TRAIN_SECONDS $PY -m unflat train mvtriplane "${ARCH[@]}" "${COMMON[@]}" "$@" --out "$A/run" \
       > "$A/train.log" 2>&1
   local train_s=$((SECONDS - t0)); t0=$SECONDS
+  if [ "$PHASE" = eval ]; then train_s=$(cat "$A/train_seconds" 2>/dev/null || echo 0)
+  else echo "$train_s" > "$A/train_seconds"; fi
+  [ "$PHASE" = train ] && return 0
   if [ "$arm" = gd ]; then  # the paper's model: inversion quality, alongside the distribution metrics
     ( run timeout -s INT $EVAL_SECONDS $PY -m unflat evaluate "$A/run" --data "$D/heldback" --metrics inversion \
           --backbone "$D/data/backbone.safetensors" "${INV_ARGS[@]}" --device $DEV --out "$A/inversion.json" \

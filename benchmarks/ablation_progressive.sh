@@ -64,6 +64,9 @@ REC_COMMON=(--data "$D/gen-data" --max-steps "$STEPS" --seed 0 --device "$DEV" -
             --perceptual-features pyramid --log-every 50 --sample-every "$STEPS" --checkpoint-every "$CKPT"
             --keep-checkpoints 0 --no-tensorboard)
 
+# ABL_PHASE=train|eval|both (default both): the orchestrator trains every arm first, then evaluates them all,
+# so evaluations do not compete with training for the GPU (their time limits were too tight beside it)
+PHASE=${ABL_PHASE:-both}
 log() { echo "[$(date +%H:%M:%S)] $*"; }
 run() {  # run CMD... : echo it, append it to $CMDS, keep going on failure (each part is independent)
   log "+ $*"; printf '%s\n' "$*" >> "$CMDS"; "$@"; local rc=$?; [ $rc -eq 0 ] || log "exit $rc: $1 ... $2 $3"; return $rc
@@ -117,11 +120,15 @@ evaluate_into() {  # evaluate_into RUN_OR_CHECKPOINT OUT.json [--no-report]
 
 train_arm() {  # train_arm ARM EXTRA_FLAGS...
   local arm=$1; shift
-  local A=$D/$arm; rm -rf "$A"; mkdir -p "$A"; CMDS=$A/commands; : > "$CMDS"
+  local A=$D/$arm; CMDS=$A/commands
+  if [ "$PHASE" != eval ]; then rm -rf "$A"; mkdir -p "$A"; : > "$CMDS"; fi
   local t0=$SECONDS arm_start=$SECONDS
-  run timeout -s INT $TRAIN_SECONDS $PY -m unflat train progressive "${REC_ARGS[@]}" "${REC_COMMON[@]}" "$@" \
+  [ "$PHASE" = eval ] || run timeout -s INT $TRAIN_SECONDS $PY -m unflat train progressive "${REC_ARGS[@]}" "${REC_COMMON[@]}" "$@" \
       --out "$A/run" > "$A/train.log" 2>&1
   local train_s=$((SECONDS - t0)); t0=$SECONDS
+  if [ "$PHASE" = eval ]; then train_s=$(cat "$A/train_seconds" 2>/dev/null || echo 0)
+  else echo "$train_s" > "$A/train_seconds"; fi
+  [ "$PHASE" = train ] && return 0
   evaluate_into "$A/run" "$A/metrics.json"
   local eval_s=$((SECONDS - t0))
   if [ "$arm" = full ]; then  # the paper's Table I: the same run at the end of stages I and II, while time is left
@@ -172,6 +179,7 @@ EOF
 }
 
 latency() {
+  [ "$PHASE" = eval ] && return 0
   local A=$D/latency; rm -rf "$A"; mkdir -p "$A"; CMDS=$A/commands; : > "$CMDS"; local t0=$SECONDS
   # a 1-step run of the arms' network (latency does not depend on the weights) to reconstruct with
   run timeout -s INT 60 $PY -m unflat train progressive "${REC_ARGS[@]}" "${REC_COMMON[@]}" --max-steps 1 \

@@ -64,6 +64,9 @@ COMMON=(--data "$D/data" --max-steps "$STEPS" --seed 0 --device "$DEV" --log-eve
         --checkpoint-every 100 --keep-checkpoints 1 --depth-source run --depth-run "$D/depth"
         --distill-teacher domain --distill-weights "$D/teacher.safetensors" --no-tensorboard)
 
+# ABL_PHASE=train|eval|both (default both): the orchestrator trains every arm first, then evaluates them all,
+# so evaluations do not compete with training for the GPU (their time limits were too tight beside it)
+PHASE=${ABL_PHASE:-both}
 log() { echo "[$(date +%H:%M:%S)] $*"; }
 run() {  # run CMD... : echo it, append it to $CMDS, keep going on failure (each part is independent)
   log "+ $*"; printf '%s\n' "$*" >> "$CMDS"; "$@"; local rc=$?; [ $rc -eq 0 ] || log "exit $rc: $1 ... $2 $3"; return $rc
@@ -98,11 +101,15 @@ prepare() {
 
 train_arm() {  # train_arm ARM FLAGS...
   local arm=$1; shift
-  local A=$D/$arm; rm -rf "$A"; mkdir -p "$A"; CMDS=$A/commands; : > "$CMDS"
+  local A=$D/$arm; CMDS=$A/commands
+  if [ "$PHASE" != eval ]; then rm -rf "$A"; mkdir -p "$A"; : > "$CMDS"; fi
   local t0=$SECONDS
-  run timeout -s INT $TRAIN_SECONDS $PY -m unflat train 3dgp "${ARCH[@]}" "${COMMON[@]}" "$@" --out "$A/run" \
+  [ "$PHASE" = eval ] || run timeout -s INT $TRAIN_SECONDS $PY -m unflat train 3dgp "${ARCH[@]}" "${COMMON[@]}" "$@" --out "$A/run" \
       > "$A/train.log" 2>&1
   local train_s=$((SECONDS - t0)); t0=$SECONDS
+  if [ "$PHASE" = eval ]; then train_s=$(cat "$A/train_seconds" 2>/dev/null || echo 0)
+  else echo "$train_s" > "$A/train_seconds"; fi
+  [ "$PHASE" = train ] && return 0
   # samples use 3DGP's own learned cameras (`--cameras auto` = method for 3dgp)
   run timeout -s INT $EVAL_SECONDS $PY -m unflat evaluate "$A/run" --data "$D/data" --metrics fid kid chamfer \
       --backbone "$D/data/backbone.safetensors" "${EVAL_ARGS[@]}" --device $DEV --out "$A/metrics.json" > "$A/eval.log" 2>&1
@@ -112,6 +119,7 @@ train_arm() {  # train_arm ARM FLAGS...
 }
 
 overhead() {  # distillation's share of step time, variants timed in interleaved rounds in one process
+  [ "$PHASE" = eval ] && return 0
   local A=$D/overhead; rm -rf "$A"; mkdir -p "$A"; CMDS=$A/commands; : > "$CMDS"; local t0=$SECONDS
   run timeout -s INT 300 $PY benchmarks/bench_tdgp.py "${BENCH_ARGS[@]}" --no-write > "$A/bench.log" 2>&1
   grep '^{' "$A/bench.log" | tail -n 1 > "$A/bench.json"; [ -s "$A/bench.json" ] || rm -f "$A/bench.json"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # All methods' equal-budget ablations in one device call (<= ~9.5 minutes), spread over every GPU of the machine:
 #   phase 1  `bash benchmarks/ablation_<method>.sh prepare` for every method, in parallel (datasets, backbones, ...)
-#   phase 2  every arm of every method as its own background job, round-robin over the GPUs (train + evaluate)
-#   phase 3  each method's `report` (markdown tables) -> $OUT/ablations.md; summaries, logs, small pictures -> tgz
+#   phase 2  every arm of every method trains as its own background job, round-robin over the GPUs (ABL_PHASE=train)
+#   phase 3  every arm is evaluated, again all at once but with no training beside it (ABL_PHASE=eval): in the first
+#            run, evaluations started beside other arms' training timed out at 75 s
+#   phase 4  each method's `report` (markdown tables) -> $OUT/ablations.md; summaries, logs, small pictures -> tgz
 # Equal budget means equal steps within one method (see each script); arms share GPUs, so wall time is not a budget.
 # STEPS_<method>=N sets one method's steps (e.g. STEPS_tdgp=200); TRAIN_SECONDS/EVAL_SECONDS pass through.
 #   bash benchmarks/gpu_ablations.sh [METHOD ...]         (default: mvtriplane tdgp progressive iggan)
@@ -10,9 +12,11 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 LOGS=runs/abl/logs; mkdir -p "$LOGS"
-PREPARE_S=${PREPARE_S:-170}
-ARM_S=${ARM_S:-340}
-if [ "${SMOKE:-0}" = 1 ]; then NGPU=1; export CUDA_VISIBLE_DEVICES=""; PREPARE_S=${PREPARE_S_SMOKE:-600}; ARM_S=${ARM_S_SMOKE:-900}
+PREPARE_S=${PREPARE_S:-140}
+ARM_S=${ARM_S:-215}     # per arm, training phase; the scripts stop training cleanly at TRAIN_SECONDS (ARM_S - 15)
+EVAL_S=${EVAL_S:-165}   # per arm, evaluation phase; the scripts stop an evaluation at EVAL_SECONDS (EVAL_S - 15)
+export TRAIN_SECONDS=${TRAIN_SECONDS:-$((ARM_S - 15))} EVAL_SECONDS=${EVAL_SECONDS:-$((EVAL_S - 15))}
+if [ "${SMOKE:-0}" = 1 ]; then NGPU=1; export CUDA_VISIBLE_DEVICES=""; PREPARE_S=${PREPARE_S_SMOKE:-600}; ARM_S=${ARM_S_SMOKE:-900}; EVAL_S=$ARM_S
 else source benchmarks/gpu_env.sh; NGPU=$(nvidia-smi -L | wc -l); nvidia-smi -L | tee "$OUT/gpu.txt"; fi
 METHODS=${*:-mvtriplane tdgp progressive iggan}
 T0=$(date +%s)
@@ -30,19 +34,24 @@ wait
 for m in $METHODS; do echo "--- $m prepare: $(tail -n 1 "$LOGS/$m-prepare.log")"; done
 tar czf "$OUT/prepare_logs.tgz" "$LOGS" 2>/dev/null  # something comes back even if a later phase is cut short
 
-echo "=== phase 2: arms, at $(elapsed)"
-i=0
-for m in $METHODS; do
-  steps_var="STEPS_$m"; steps=${!steps_var:-${STEPS:-}}
-  for arm in $(bash "benchmarks/ablation_$m.sh" arms); do
-    STEPS=$steps CUDA_VISIBLE_DEVICES=$(gpu_for $i) timeout -s KILL "$ARM_S" bash "benchmarks/ablation_$m.sh" "$arm" \
-      > "$LOGS/$m-$arm.log" 2>&1 &
-    echo "started $m/$arm on GPU $(gpu_for $i)"
-    i=$((i + 1))
+arms() {  # arms PHASE LIMIT: every arm of every method as a background job, round-robin over the GPUs
+  local phase=$1 limit=$2 i=0
+  for m in $METHODS; do
+    steps_var="STEPS_$m"; steps=${!steps_var:-${STEPS:-}}
+    for arm in $(bash "benchmarks/ablation_$m.sh" arms); do
+      ABL_PHASE=$phase STEPS=$steps CUDA_VISIBLE_DEVICES=$(gpu_for $i) timeout -s KILL "$limit" \
+        bash "benchmarks/ablation_$m.sh" "$arm" > "$LOGS/$m-$arm-$phase.log" 2>&1 &
+      echo "$phase $m/$arm on GPU $(gpu_for $i)"
+      i=$((i + 1))
+    done
   done
-done
-wait
-echo "=== phase 3: reports, at $(elapsed)"
+  wait
+}
+echo "=== phase 2: train every arm, at $(elapsed)"
+arms train "$ARM_S"
+echo "=== phase 3: evaluate every arm, at $(elapsed)"
+arms eval "$EVAL_S"
+echo "=== phase 4: reports, at $(elapsed)"
 : > "$OUT/ablations.md"
 for m in $METHODS; do
   { echo "## $m"; timeout 60 bash "benchmarks/ablation_$m.sh" report 2>&1; echo; } >> "$OUT/ablations.md"
