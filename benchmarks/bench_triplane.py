@@ -184,8 +184,11 @@ def measure(cfg, args: argparse.Namespace, device: torch.device, compiled: bool,
     steps = -(-args.steps // cfg.r1_every) * cfg.r1_every
     warm_start = time.perf_counter()
     for step in range(args.warmup):
+        t0 = time.perf_counter()
         method.train_step(batches[step % 4], step)
-    sync(device)
+        sync(device)
+        # compilation happens here (minutes for the first compiled variant): show it in the log as it goes
+        print(f"[{variant or 'run'}] warm-up step {step}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
     warmup_s = time.perf_counter() - warm_start
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

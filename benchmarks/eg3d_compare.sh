@@ -103,7 +103,7 @@ ours() {  # ours NAME CAP FLAGS...
 
 # ---- timed runs: most important first ----------------------------------------------------------------------
 [ $EG3D_OK = 1 ] && eg3d_train default 220
-ours compiled 240 --steps 32 --warmup 6 --compile
+ours compiled 330 --steps 32 --warmup 6 --compile
 [ $EG3D_OK = 1 ] && TIMED_TICKS=1 eg3d_train tf32 170 --tf32
 ours fused 200 --steps 24 --warmup 6 --compile --fused-sampling
 ours eager 150 --steps 16 --warmup 4

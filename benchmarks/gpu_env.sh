@@ -16,3 +16,6 @@
 [ -d .whl ] && export PYTHONPATH=/tmp/site
 export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYOPENGL_PLATFORM=egl PYTHONUNBUFFERED=1
 export __EGL_VENDOR_LIBRARY_FILENAMES=${__EGL_VENDOR_LIBRARY_FILENAMES:-/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json}
+# torch.compile's caches inside the repo's ignored runs/: a later call on the still-warm machine reuses compiled
+# kernels and graphs instead of recompiling for minutes
+export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-$PWD/runs/inductor_cache}
