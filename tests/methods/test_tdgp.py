@@ -380,6 +380,29 @@ def test_train_resume_sample_export_through_the_engine(sphere_dataset, cache_dir
     meshes = method.export(tmp_path / "export", 1, seed=0, formats=("glb",))
     assert len(trimesh.load(meshes[0], force="mesh").faces) > 0
 
+    # PTI renders whole frames at the output resolution (training renders 8x8 patches of the 16x16 frame)
+    import numpy as np
+    from PIL import Image
+
+    from unflat.methods import pti
+
+    image = tmp_path / "photo.png"
+    Image.fromarray(((s1.images[0].permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)).save(image)
+    seen = []
+    real_render = pti._render
+
+    def recording_render(m, generator, ws, cameras):
+        out = real_render(m, generator, ws, cameras)
+        seen.append(tuple(out.shape))
+        return out
+
+    pti._render = recording_render
+    try:
+        method.invert([image], tmp_path / "inv", steps_w=1, steps_g=1, progress=False, camera_candidates=2)
+    finally:
+        pti._render = real_render
+    assert seen and all(shape[-2:] == (16, 16) for shape in seen), seen
+
 
 def test_loss_explosion_stops_the_update_and_reaches_the_engine(sphere_dataset, cache_dir, tmp_path):
     from dataclasses import replace

@@ -746,6 +746,11 @@ class TDGP(TriplaneGAN):
         with self.full_frame():
             return super().generate(out_dir, num, seed, class_id, meshes, videos, video_frames)
 
+    def invert(self, images: list[Path], out_dir: Path, steps_w: int = 500, steps_g: int = 350, **kwargs) -> list[Path]:
+        """PTI inversion against whole frames at the output resolution (training renders patches)."""
+        with self.full_frame():
+            return super().invert(images, out_dir, steps_w=steps_w, steps_g=steps_g, **kwargs)
+
     @torch.no_grad()
     def camera_samples(self, n: int, seed: int, class_ids: Tensor | None = None) -> tuple[Tensor, Cameras]:
         """n posterior camera parameters [n,7] and their Cameras from the EMA camera generator (deterministic in seed)."""
