@@ -19,17 +19,11 @@
 # (meshes/) for docs/images/iggan-h100/.
 # Each arm: runs/abl/iggan/<arm>/summary.json (metrics, steps reached, wall seconds, exact commands).
 set -uo pipefail
-SMOKE=${SMOKE:-0}
-if [ "$SMOKE" = 1 ]; then  # CPU machine: no carried GPU-machine libraries
-  export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYOPENGL_PLATFORM=osmesa PYTHONUNBUFFERED=1
-else
-  source benchmarks/gpu_env.sh
-fi
+source benchmarks/ablation_lib.sh  # SMOKE, ABL_PHASE, PY, log, run
 M=iggan
 D=${ABL_DIR:-runs/abl/$M}
 mkdir -p "$D"
 ARMS="dom nodom"
-PY=python3
 CACHE=$(cd "$D" && pwd)/cache
 export UNFLAT_CACHE=$CACHE UNFLAT_CACHE_DIR=$CACHE   # FID reference statistics, shared by the arms
 
@@ -60,13 +54,6 @@ GAN=(--z-dim 128 --g-channels 32 --g-max-channels 256 --d-channels 32 --d-max-ch
 COMMON=(--data "$D/data" --max-steps "$STEPS" --seed 0 --device "$DEV" --log-every 25 --sample-every "$STEPS"
         --checkpoint-every 250 --keep-checkpoints 1 --no-tensorboard)
 
-# ABL_PHASE=train|eval|both (default both): the orchestrator trains every arm first, then evaluates them all,
-# so evaluations do not compete with training for the GPU (their time limits were too tight beside it)
-PHASE=${ABL_PHASE:-both}
-log() { echo "[$(date +%H:%M:%S)] $*"; }
-run() {  # run CMD... : echo it, append it to $CMDS, keep going on failure (each part is independent)
-  log "+ $*"; printf '%s\n' "$*" >> "$CMDS"; "$@"; local rc=$?; [ $rc -eq 0 ] || log "exit $rc: $1 ... $2 $3"; return $rc
-}
 backbone_file() {  # backbone_file RUN_DIR : the run's backbone.safetensors, exported from its checkpoint if cut short
   [ -f "$1/backbone.safetensors" ] || run $PY -m unflat export "$1" --out "$1" --device $DEV
 }

@@ -16,17 +16,11 @@
 #             also PTI inversion of held-back images of unseen shapes (`unflat evaluate --metrics inversion`)
 # Each arm: runs/abl/mvtriplane/<arm>/summary.json (metrics, steps reached, wall seconds, exact commands).
 set -uo pipefail
-SMOKE=${SMOKE:-0}
-if [ "$SMOKE" = 1 ]; then  # CPU machine: no carried GPU-machine libraries; headless GL through OSMesa
-  export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYOPENGL_PLATFORM=osmesa PYTHONUNBUFFERED=1
-else
-  source benchmarks/gpu_env.sh
-fi
+source benchmarks/ablation_lib.sh  # SMOKE, ABL_PHASE, PY, log, run
 M=mvtriplane
 D=${ABL_DIR:-runs/abl/$M}
 mkdir -p "$D"
 ARMS="baseline d gd"
-PY=python3
 UNFLAT_CACHE_DIR=$(cd "$D" && pwd)/cache; export UNFLAT_CACHE_DIR   # FID reference statistics, shared by the arms
 
 if [ "$SMOKE" = 1 ]; then   # tiny sizes on CPU: proves the script end to end, numbers mean nothing
@@ -55,13 +49,6 @@ COMMON=(--data "$D/data" --max-steps "$STEPS" --seed 0 --device "$DEV" --log-eve
         --checkpoint-every 100 --keep-checkpoints 1 --multiview-start-step -1 --no-multiview-auto --diversity-every 0
         --no-tensorboard)
 
-# ABL_PHASE=train|eval|both (default both): the orchestrator trains every arm first, then evaluates them all,
-# so evaluations do not compete with training for the GPU (their time limits were too tight beside it)
-PHASE=${ABL_PHASE:-both}
-log() { echo "[$(date +%H:%M:%S)] $*"; }
-run() {  # run CMD... : echo it, append it to $CMDS, keep going on failure (each part is independent)
-  log "+ $*"; printf '%s\n' "$*" >> "$CMDS"; "$@"; local rc=$?; [ $rc -eq 0 ] || log "exit $rc: $1 ... $2 $3"; return $rc
-}
 
 prepare() {
   CMDS=$D/prepare.commands; : > "$CMDS"; local t0=$SECONDS

@@ -21,17 +21,11 @@
 #   latency   bench_progressive.py: network and image->GLB at batch 1 and 64, PTI of one image, the ratio
 # Each arm: runs/abl/progressive/<arm>/summary.json (metrics, steps reached, wall seconds, exact commands).
 set -uo pipefail
-if [ "${SMOKE:-0}" = 1 ]; then  # CPU machine: no carried GPU-machine libraries; headless GL through OSMesa
-  export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYOPENGL_PLATFORM=osmesa PYTHONUNBUFFERED=1
-else
-  source benchmarks/gpu_env.sh
-fi
+source benchmarks/ablation_lib.sh  # SMOKE, ABL_PHASE, PY, log, run
 M=progressive
 D=${ABL_DIR:-runs/abl/$M}
 mkdir -p "$D"
 ARMS="full nostages sameview nomvd latency"
-SMOKE=${SMOKE:-0}
-PY=python3
 
 if [ "$SMOKE" = 1 ]; then   # tiny sizes on CPU: proves the script end to end, numbers mean nothing
   DEV=cpu; RES=16; GAN_SHAPES=12; HELD_SHAPES=6; HELD_VIEWS=2; GEN_SHAPES=8; GEN_VIEWS=2; WORKERS=2
@@ -64,13 +58,6 @@ REC_COMMON=(--data "$D/gen-data" --max-steps "$STEPS" --seed 0 --device "$DEV" -
             --perceptual-features pyramid --log-every 50 --sample-every "$STEPS" --checkpoint-every "$CKPT"
             --keep-checkpoints 0 --no-tensorboard)
 
-# ABL_PHASE=train|eval|both (default both): the orchestrator trains every arm first, then evaluates them all,
-# so evaluations do not compete with training for the GPU (their time limits were too tight beside it)
-PHASE=${ABL_PHASE:-both}
-log() { echo "[$(date +%H:%M:%S)] $*"; }
-run() {  # run CMD... : echo it, append it to $CMDS, keep going on failure (each part is independent)
-  log "+ $*"; printf '%s\n' "$*" >> "$CMDS"; "$@"; local rc=$?; [ $rc -eq 0 ] || log "exit $rc: $1 ... $2 $3"; return $rc
-}
 step_of() {  # the step a run's latest checkpoint reached (empty when there is none)
   $PY -c "import sys; from unflat.engine.checkpoint import load_checkpoint; print(load_checkpoint(sys.argv[1])['step'])" "$1" 2>/dev/null
 }

@@ -20,17 +20,11 @@
 #   overhead   benchmarks/bench_tdgp.py at the paper preset: distillation's share of step time (timing only)
 # Each arm: runs/abl/tdgp/<arm>/summary.json (metrics, steps reached, wall seconds, exact commands).
 set -uo pipefail
-SMOKE=${SMOKE:-0}
-if [ "$SMOKE" = 1 ]; then  # CPU machine: no carried GPU-machine libraries; headless GL through OSMesa
-  export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYOPENGL_PLATFORM=osmesa PYTHONUNBUFFERED=1
-else
-  source benchmarks/gpu_env.sh
-fi
+source benchmarks/ablation_lib.sh  # SMOKE, ABL_PHASE, PY, log, run
 M=tdgp
 D=${ABL_DIR:-runs/abl/$M}
 mkdir -p "$D"
 ARMS="full adapt50 noadaptor nodistill overhead"
-PY=python3
 CACHE=$(cd "$D" && pwd)/cache
 export UNFLAT_CACHE=$CACHE UNFLAT_CACHE_DIR=$CACHE   # estimated depth, teacher features, FID reference statistics
 
@@ -64,13 +58,6 @@ COMMON=(--data "$D/data" --max-steps "$STEPS" --seed 0 --device "$DEV" --log-eve
         --checkpoint-every 100 --keep-checkpoints 1 --depth-source run --depth-run "$D/depth"
         --distill-teacher domain --distill-weights "$D/teacher.safetensors" --no-tensorboard)
 
-# ABL_PHASE=train|eval|both (default both): the orchestrator trains every arm first, then evaluates them all,
-# so evaluations do not compete with training for the GPU (their time limits were too tight beside it)
-PHASE=${ABL_PHASE:-both}
-log() { echo "[$(date +%H:%M:%S)] $*"; }
-run() {  # run CMD... : echo it, append it to $CMDS, keep going on failure (each part is independent)
-  log "+ $*"; printf '%s\n' "$*" >> "$CMDS"; "$@"; local rc=$?; [ $rc -eq 0 ] || log "exit $rc: $1 ... $2 $3"; return $rc
-}
 backbone_file() {  # backbone_file RUN_DIR : the run's backbone.safetensors, exported from its checkpoint if cut short
   [ -f "$1/backbone.safetensors" ] || run $PY -m unflat export "$1" --out "$1" --device $DEV
 }
