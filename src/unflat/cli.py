@@ -104,13 +104,14 @@ class ResumeArgs:
 
 
 def cmd_train(args: list[str]) -> int:
-    from unflat.engine import trainer
+    from unflat.engine import distributed, trainer
     from unflat.methods.registry import all_methods, get_method
 
     if "--resume" in args:
         resume = parse(ResumeArgs, args, "unflat train")
         overrides = {"max_steps": resume.max_steps} if resume.max_steps is not None else None
         result = trainer.resume(resume.resume, overrides)
+        distributed.shutdown()  # torchrun: every rank leaves the process group together
         return 130 if result.interrupted else 0
     if not args or args[0].startswith("-"):
         text = TRAIN_USAGE + "".join(f"  {name:<16} {spec.description}\n" for name, spec in all_methods().items())
@@ -131,6 +132,7 @@ def cmd_train(args: list[str]) -> int:
     )
     cfg = parse(spec.config_cls, rest, f"unflat train {spec.name}", description, default=spec.config(preset))
     result = trainer.train(spec, cfg)
+    distributed.shutdown()  # torchrun: every rank leaves the process group together
     return 130 if result.interrupted else 0
 
 

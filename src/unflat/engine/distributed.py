@@ -37,7 +37,11 @@ def init_from_env(device_type: str) -> tuple[int, int, int]:
 
 
 def shutdown() -> None:
+    """Tear the process group down on every rank together: a rank that destroys it while another is still
+    using its connections can make that rank's gloo threads abort ("terminate called without an active
+    exception", seen under load in the 2-process CPU test)."""
     if is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
