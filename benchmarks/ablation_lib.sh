@@ -15,3 +15,12 @@ log() { echo "[$(date +%H:%M:%S)] $*"; }
 run() {  # run CMD... : echo it, append it to $CMDS, keep going on failure (each part is independent)
   log "+ $*"; printf '%s\n' "$*" >> "$CMDS"; "$@"; local rc=$?; [ $rc -eq 0 ] || log "exit $rc: $1 ... $2 $3"; return $rc
 }
+
+# An arm's two phases share its directory: training starts it afresh, evaluation keeps what training left.
+arm_dir() {  # arm_dir DIR : (re)create the arm's directory when training; CMDS = its command log
+  CMDS=$1/commands
+  if [ "$PHASE" != eval ]; then rm -rf "$1"; mkdir -p "$1"; : > "$CMDS"; fi
+}
+trained_seconds() {  # trained_seconds DIR SECONDS : training wall time, measured now or recorded by the train phase
+  if [ "$PHASE" = eval ]; then cat "$1/train_seconds" 2>/dev/null || echo 0; else echo "$2" | tee "$1/train_seconds"; fi
+}

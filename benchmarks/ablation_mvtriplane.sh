@@ -16,7 +16,7 @@
 #             also PTI inversion of held-back images of unseen shapes (`unflat evaluate --metrics inversion`)
 # Each arm: runs/abl/mvtriplane/<arm>/summary.json (metrics, steps reached, wall seconds, exact commands).
 set -uo pipefail
-source benchmarks/ablation_lib.sh  # SMOKE, ABL_PHASE, PY, log, run
+source benchmarks/ablation_lib.sh  # SMOKE, ABL_PHASE, PY, log, run, arm_dir, trained_seconds
 M=mvtriplane
 D=${ABL_DIR:-runs/abl/$M}
 mkdir -p "$D"
@@ -71,14 +71,11 @@ prepare() {
 
 train_arm() {  # train_arm ARM FLAGS...
   local arm=$1; shift
-  local A=$D/$arm; CMDS=$A/commands
-  if [ "$PHASE" != eval ]; then rm -rf "$A"; mkdir -p "$A"; : > "$CMDS"; fi
+  local A=$D/$arm; arm_dir "$A"
   local t0=$SECONDS
   [ "$PHASE" = eval ] || run timeout -s INT $TRAIN_SECONDS $PY -m unflat train mvtriplane "${ARCH[@]}" "${COMMON[@]}" "$@" --out "$A/run" \
       > "$A/train.log" 2>&1
-  local train_s=$((SECONDS - t0)); t0=$SECONDS
-  if [ "$PHASE" = eval ]; then train_s=$(cat "$A/train_seconds" 2>/dev/null || echo 0)
-  else echo "$train_s" > "$A/train_seconds"; fi
+  local train_s; train_s=$(trained_seconds "$A" $((SECONDS - t0))); t0=$SECONDS
   [ "$PHASE" = train ] && return 0
   if [ "$arm" = gd ]; then  # the paper's model: inversion quality, alongside the distribution metrics
     ( run timeout -s INT $EVAL_SECONDS $PY -m unflat evaluate "$A/run" --data "$D/heldback" --metrics inversion \

@@ -21,7 +21,7 @@
 #   latency   bench_progressive.py: network and image->GLB at batch 1 and 64, PTI of one image, the ratio
 # Each arm: runs/abl/progressive/<arm>/summary.json (metrics, steps reached, wall seconds, exact commands).
 set -uo pipefail
-source benchmarks/ablation_lib.sh  # SMOKE, ABL_PHASE, PY, log, run
+source benchmarks/ablation_lib.sh  # SMOKE, ABL_PHASE, PY, log, run, arm_dir, trained_seconds
 M=progressive
 D=${ABL_DIR:-runs/abl/$M}
 mkdir -p "$D"
@@ -107,14 +107,11 @@ evaluate_into() {  # evaluate_into RUN_OR_CHECKPOINT OUT.json [--no-report]
 
 train_arm() {  # train_arm ARM EXTRA_FLAGS...
   local arm=$1; shift
-  local A=$D/$arm; CMDS=$A/commands
-  if [ "$PHASE" != eval ]; then rm -rf "$A"; mkdir -p "$A"; : > "$CMDS"; fi
+  local A=$D/$arm; arm_dir "$A"
   local t0=$SECONDS arm_start=$SECONDS
   [ "$PHASE" = eval ] || run timeout -s INT $TRAIN_SECONDS $PY -m unflat train progressive "${REC_ARGS[@]}" "${REC_COMMON[@]}" "$@" \
       --out "$A/run" > "$A/train.log" 2>&1
-  local train_s=$((SECONDS - t0)); t0=$SECONDS
-  if [ "$PHASE" = eval ]; then train_s=$(cat "$A/train_seconds" 2>/dev/null || echo 0)
-  else echo "$train_s" > "$A/train_seconds"; fi
+  local train_s; train_s=$(trained_seconds "$A" $((SECONDS - t0))); t0=$SECONDS
   [ "$PHASE" = train ] && return 0
   evaluate_into "$A/run" "$A/metrics.json"
   local eval_s=$((SECONDS - t0))

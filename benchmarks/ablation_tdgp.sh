@@ -20,7 +20,7 @@
 #   overhead   benchmarks/bench_tdgp.py at the paper preset: distillation's share of step time (timing only)
 # Each arm: runs/abl/tdgp/<arm>/summary.json (metrics, steps reached, wall seconds, exact commands).
 set -uo pipefail
-source benchmarks/ablation_lib.sh  # SMOKE, ABL_PHASE, PY, log, run
+source benchmarks/ablation_lib.sh  # SMOKE, ABL_PHASE, PY, log, run, arm_dir, trained_seconds
 M=tdgp
 D=${ABL_DIR:-runs/abl/$M}
 mkdir -p "$D"
@@ -88,14 +88,11 @@ prepare() {
 
 train_arm() {  # train_arm ARM FLAGS...
   local arm=$1; shift
-  local A=$D/$arm; CMDS=$A/commands
-  if [ "$PHASE" != eval ]; then rm -rf "$A"; mkdir -p "$A"; : > "$CMDS"; fi
+  local A=$D/$arm; arm_dir "$A"
   local t0=$SECONDS
   [ "$PHASE" = eval ] || run timeout -s INT $TRAIN_SECONDS $PY -m unflat train 3dgp "${ARCH[@]}" "${COMMON[@]}" "$@" --out "$A/run" \
       > "$A/train.log" 2>&1
-  local train_s=$((SECONDS - t0)); t0=$SECONDS
-  if [ "$PHASE" = eval ]; then train_s=$(cat "$A/train_seconds" 2>/dev/null || echo 0)
-  else echo "$train_s" > "$A/train_seconds"; fi
+  local train_s; train_s=$(trained_seconds "$A" $((SECONDS - t0))); t0=$SECONDS
   [ "$PHASE" = train ] && return 0
   # samples use 3DGP's own learned cameras (`--cameras auto` = method for 3dgp)
   run timeout -s INT $EVAL_SECONDS $PY -m unflat evaluate "$A/run" --data "$D/data" --metrics fid kid chamfer \
