@@ -7,7 +7,8 @@
 # EG3D's code comes from .eg3d/eg3d (git-ignored, fetched from NVlabs/eg3d) and is patched in a scratch copy by
 # benchmarks/eg3d_patch.py. Every phase runs under `timeout`, sized to what is left of EG3D_COMPARE_BUDGET_S
 # (default 555 s); a failed phase does not stop the others. Order: setup (EG3D's CUDA ops build in parallel
-# with the dataset), EG3D default, unflat compiled, EG3D with TF32, unflat compiled + fused sampling, unflat eager, summary.
+# with the dataset), EG3D default, unflat eager + fused sampling, unflat compiled + fused sampling, EG3D with TF32
+# (when TF32_RESERVE_S is left), summary.
 set -uo pipefail
 START=$(date +%s)
 BUDGET=${EG3D_COMPARE_BUDGET_S:-555}
@@ -102,11 +103,12 @@ ours() {  # ours NAME CAP FLAGS...
 }
 
 # ---- timed runs: most important first ----------------------------------------------------------------------
+# unflat eager comes before compiled: it is quick and always gives a figure, while the first torch.compile at
+# these sizes has taken more than 240 s (run 1); the compiled run then gets everything up to EG3D's TF32 phase.
 [ $EG3D_OK = 1 ] && eg3d_train default 220
-ours compiled 330 --steps 32 --warmup 6 --compile
+ours eager 120 --steps 16 --warmup 4 --fused-sampling
+ours fused $(( $(left) - 20 - ${TF32_RESERVE_S:-115} )) --steps 16 --warmup 6 --compile --fused-sampling
 [ $EG3D_OK = 1 ] && TIMED_TICKS=1 eg3d_train tf32 170 --tf32
-ours fused 200 --steps 24 --warmup 6 --compile --fused-sampling
-ours eager 150 --steps 16 --warmup 4
 
 # ---- summary -------------------------------------------------------------------------------------------------
 note "summary"

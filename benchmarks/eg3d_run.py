@@ -222,18 +222,20 @@ def summarise(logs: Path, write: bool) -> dict:
         memory = entry.get("peak_memory_gb")
         return f"{label} {entry['images_per_s']:.1f} img/s" + (f" ({memory:.1f} GB)" if memory is not None else "")
 
-    parts = [side("unflat compiled", ours["compiled"], log="ours_compiled.log"),
-             side("unflat compiled + fused sampling", ours["fused"], log="ours_fused.log"),
-             side("unflat eager", ours["eager"], log="ours_eager.log"),
+    # The eager phase runs with fused sampling since run 2 (eg3d_compare.sh); the row says what ran.
+    eager_label = "unflat eager" + (" + fused sampling" if "fused sampling" in (ours["eager"] or {}).get("what", "") else "")
+    parts = [side("unflat compiled + fused sampling", ours["fused"], log="ours_fused.log"),
+             side(eager_label, ours["eager"], log="ours_eager.log"),
              side("EG3D default (TF32 off)", eg3d["default"], bool(eg3d["default"] and eg3d["default"].get("ok")),
                   "eg3d_default.log"),
              side("EG3D TF32 on", eg3d["tf32"], bool(eg3d["tf32"] and eg3d["tf32"].get("ok")), "eg3d_tf32.log")]
-    ratio = summary["ratios"]["unflat_compiled/eg3d_default"]
-    ratio_tf32 = summary["ratios"]["unflat_compiled/eg3d_tf32"]
-    parts.append(f"ratio compiled/EG3D default {ratio if ratio is not None else 'n/a'}, "
-                 f"compiled/EG3D TF32 {ratio_tf32 if ratio_tf32 is not None else 'n/a'}, compiled+fused/EG3D default "
-                 f"{summary['ratios']['unflat_fused/eg3d_default'] or 'n/a'}, compiled+fused/EG3D TF32 "
-                 f"{summary['ratios']['unflat_fused/eg3d_tf32'] or 'n/a'}")
+    if ours["compiled"] is not None:  # compiled without fused sampling: only in run 1's phase order
+        parts.insert(0, side("unflat compiled", ours["compiled"], log="ours_compiled.log"))
+    ratios = summary["ratios"]
+    parts.append("ratios " + ", ".join(
+        f"{label}/EG3D {e3} {ratios[f'unflat_{name}/eg3d_{e3}'] or 'n/a'}"
+        for name, label in (("compiled", "compiled"), ("fused", "compiled+fused"), ("eager", "eager"))
+        if ours[name] is not None or name != "compiled" for e3 in ("default", "tf32")))
     device = next((entry["device"] for entry in ours.values() if entry and entry.get("device")), None)
     if device is None:
         try:
