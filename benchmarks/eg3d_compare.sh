@@ -102,12 +102,18 @@ ours() {  # ours NAME CAP FLAGS...
     ${UNFLAT_FLAGS:-} "$@"
 }
 
+# ---- the fused Triton sampling kernel must agree with grid_sample on this GPU before unflat's runs use it --------
+FUSED=--fused-sampling
+gpu_check fused_check
+phase fused_check 60 python3 benchmarks/bench_triplane_sampling.py --batch 4 --points 20000 --repeats 2 --no-write \
+  --check || { FUSED=""; note "fused sampling check failed: unflat's runs use grid_sample"; }
+
 # ---- timed runs: most important first ----------------------------------------------------------------------
 # unflat eager comes before compiled: it is quick and always gives a figure, while the first torch.compile at
 # these sizes has taken more than 240 s (run 1); the compiled run then gets everything up to EG3D's TF32 phase.
 [ $EG3D_OK = 1 ] && eg3d_train default 220
-ours eager 120 --steps 16 --warmup 4 --fused-sampling
-ours fused $(( $(left) - 20 - ${TF32_RESERVE_S:-115} )) --steps 16 --warmup 6 --compile --fused-sampling
+ours eager 120 --steps 16 --warmup 4 $FUSED
+ours fused $(( $(left) - 20 - ${TF32_RESERVE_S:-115} )) --steps 16 --warmup 6 --compile $FUSED
 [ $EG3D_OK = 1 ] && TIMED_TICKS=1 eg3d_train tf32 170 --tf32
 
 # ---- summary -------------------------------------------------------------------------------------------------
