@@ -32,6 +32,8 @@ from unflat.render.moderngl_backend import moderngl_available  # noqa: E402
 from unflat.render.voxel_pipeline import voxels_to_packed  # noqa: E402
 
 PHASES = ["G", "marching_cubes", "opengl_draw", "D", "renderer"]
+GL_PARTS = ["prepare", "upload", "draw", "readback", "finish"]
+"""Parts of opengl_draw the moderngl renderer times itself (``DrawTimings``)."""
 
 
 def bench_backend(cfg, backend: str, batch: Batch, info: DatasetInfo, steps: int, warmup: int) -> dict:
@@ -42,6 +44,7 @@ def bench_backend(cfg, backend: str, batch: Batch, info: DatasetInfo, steps: int
     torch.manual_seed(0)
     method = IGGAN(cfg, info, ctx)
     totals = {p: 0.0 for p in PHASES}
+    gl_parts = {p: 0.0 for p in GL_PARTS}
     faces = 0
 
     def clock(name: str, fn, record: bool):
@@ -60,6 +63,10 @@ def bench_backend(cfg, backend: str, batch: Batch, info: DatasetInfo, steps: int
         fakes = clock("G", lambda: method.make_fakes(method.fake_cameras(batch.cameras)), record)
         meshes = clock("marching_cubes", lambda: voxels_to_packed(fakes.binary, 0.5, cfg.voxel_extent), record)
         out = clock("opengl_draw", lambda: method.pipeline.render_meshes(meshes, fakes.cameras).result(), record)
+        timings = getattr(method.pipeline.renderer, "last_timings", None)  # moderngl: the draw's parts
+        if record and timings is not None:
+            for part in GL_PARTS:
+                gl_parts[part] += getattr(timings, f"{part}_ms") / steps
         fakes.opengl = (torch.round(out.rgb * 255.0) / 127.5 - 1.0).to(device)
         faces += int(meshes.face_counts.sum()) if record else 0
         clock("D", lambda: method.update_discriminator(real, fakes), record)
@@ -77,8 +84,10 @@ def bench_backend(cfg, backend: str, batch: Batch, info: DatasetInfo, steps: int
         method.train_step(batch, step)
     sync(device)
     overlapped = 1000 * (time.perf_counter() - start) / steps
-    return {"ms": ms, "faces_per_step": faces / steps, "train_step_ms": overlapped,
-            "platform": method.pipeline.renderer.platform}
+    return {"ms": ms, "gl_parts": gl_parts if any(gl_parts.values()) else None,
+            "faces_per_step": faces / steps, "train_step_ms": overlapped,
+            "platform": method.pipeline.renderer.platform + (f" ({method.pipeline.renderer.gl_renderer})"
+                                                             if hasattr(method.pipeline.renderer, "gl_renderer") else "")}
 
 
 def main() -> None:
@@ -122,6 +131,8 @@ def main() -> None:
         figure = (f"{total:.0f} ms/step = {b * 1000 / total:.1f} images/s; ms: {parts}; OpenGL (meshing + drawing) "
                   f"{100 * opengl_share:.0f}% of the step; {result['faces_per_step'] / b:,.0f} faces per mesh; "
                   f"train_step as trained: {result['train_step_ms']:.0f} ms")
+        if result["gl_parts"]:
+            figure += "; OpenGL draw = " + ", ".join(f"{p} {v:.0f}" for p, v in result["gl_parts"].items()) + " ms"
         if backend == "pyrender" and "moderngl" in step_ms:
             figure += f"; moderngl step {step_ms['pyrender'] / step_ms['moderngl']:.1f}x faster"
         report(
@@ -132,7 +143,7 @@ def main() -> None:
             {"backend": backend, "step_ms": total, "images_per_s": b * 1000 / total, "batch_size": b,
              **{f"{p}_ms": v for p, v in ms.items()}, "opengl_share": opengl_share,
              "faces_per_mesh": result["faces_per_step"] / b, "train_step_ms": result["train_step_ms"],
-             "gl_platform": result["platform"]},
+             "gl_platform": result["platform"], **{f"gl_{p}_ms": v for p, v in (result["gl_parts"] or {}).items()}},
             not args.no_write,
         )
 

@@ -176,7 +176,9 @@ def test_two_training_steps_with_opengl_in_the_loop(sphere_dataset: Path) -> Non
     for step, batch in enumerate(iterate_batches(sphere_dataset, 0, 2, 2, 0, torch.device("cpu"))):
         logs = method.train_step(batch, step)
         assert all(math.isfinite(float(v)) for v in logs.values())
-        assert {"loss_D", "loss_G", "R_l2", "R_dom"} <= logs.keys()
+        assert {"loss_D", "loss_G", "R_l2", "R_dom", "opengl_wait_ms"} <= logs.keys()
+        if "opengl_faces_per_mesh" in logs:  # moderngl backend: its own timing of the batch
+            assert logs["opengl_faces_per_mesh"] > 0 and logs["opengl_draw_ms"] >= 0
     assert len(seen) == 2 and seen[0].shape == (2, 3, 16, 16)
     for name, module in method.networks().items():
         changed = any(not torch.equal(a, b) for a, b in zip(before[name], module.parameters()))
@@ -194,7 +196,8 @@ def test_overlapped_render_gives_the_same_step(sphere_dataset: Path) -> None:
         results.append((logs, {k: v.detach().clone() for k, v in method.renderer.state_dict().items()},
                         {k: v.detach().clone() for k, v in method.G.state_dict().items()}))
     (logs_a, r_a, g_a), (logs_b, r_b, g_b) = results
-    assert all(float(logs_a[k]) == float(logs_b[k]) for k in logs_a)
+    losses = [k for k in logs_a if not k.startswith("opengl_")]  # opengl_*: wall-clock timings and mesh sizes
+    assert losses and all(float(logs_a[k]) == float(logs_b[k]) for k in losses)
     assert all(torch.equal(r_a[k], r_b[k]) for k in r_a) and all(torch.equal(g_a[k], g_b[k]) for k in g_a)
 
 

@@ -74,3 +74,29 @@ def test_checkpointing_saves_fewer_activations():
         return total
 
     assert saved_bytes(checkpointed) < 0.2 * saved_bytes(plain)
+
+
+def test_checkpointed_chunks_run_the_decoder_eagerly_even_when_it_is_compiled():
+    """compile_networks replaces decoder.forward on the instance; inside a checkpointed chunk the class's
+    forward runs instead (a compiled decoder's recomputation saved differently laid-out activations on an
+    H100: CheckpointError). Outside checkpointing the instance's forward is used."""
+    cfg = replace(tiny(), plane_aggregation="mean")
+    torch.manual_seed(0)
+    plain = TriplaneGenerator.from_config(cfg, 0, 16)
+    checkpointed = TriplaneGenerator.from_config(replace(cfg, grad_checkpoint=True, grad_checkpoint_rays=20), 0, 16)
+    checkpointed.load_state_dict(plain.state_dict())
+    calls = []
+
+    def stand_in_for_compiled(feats):
+        calls.append(feats.shape)
+        return type(checkpointed.decoder).forward(checkpointed.decoder, feats)
+
+    checkpointed.decoder.forward = stand_in_for_compiled
+    ref, ref_grads = render_and_grads(plain, 1)
+    out, grads = render_and_grads(checkpointed, 1)
+    assert calls == []  # every decoder call of the render happened inside checkpointed chunks
+    torch.testing.assert_close(out.image, ref.image, atol=1e-6, rtol=1e-5)
+    for key in ref_grads:
+        torch.testing.assert_close(grads[key], ref_grads[key], atol=1e-6, rtol=1e-4, msg=key)
+    checkpointed.query(torch.zeros(1, 3, cfg.plane_channels, 8, 8), torch.zeros(1, 5, 3))
+    assert calls == [torch.Size([1, 5, cfg.plane_channels])]  # outside checkpointing: the instance's forward

@@ -16,6 +16,7 @@ Equations, hyper-parameters and their sources: docs/methods/iggan.md.
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -577,8 +578,15 @@ class IGGAN(_ProxyMethodMixin, Method):
         # While OpenGL draws, the proxy's forward pass of the renderer update (its input is x_d, not the
         # OpenGL image, and the D update in between does not touch the proxy): same numbers, less waiting.
         rendered = self.proxy_forward(fakes) if self.cfg.overlap_render else None
+        waited = time.perf_counter()
         self.finish_opengl(fakes, pending)
-        logs: dict[str, float | Tensor] = {}
+        logs: dict[str, float | Tensor] = {"opengl_wait_ms": 1000 * (time.perf_counter() - waited)}
+        timings = getattr(self.pipeline.renderer, "last_timings", None)  # moderngl only
+        if timings is not None:
+            # What OpenGL costs the step: the wait above (the proxy's forward ran while it drew) and its parts.
+            logs |= {"opengl_faces_per_mesh": timings.faces / max(timings.views, 1), "opengl_prepare_ms": timings.prepare_ms,
+                     "opengl_upload_ms": timings.upload_ms, "opengl_draw_ms": timings.draw_ms,
+                     "opengl_readback_ms": timings.readback_ms}
         logs |= self.update_discriminator(real, fakes)
         logs |= self.update_renderer(fakes, rendered)
         logs |= self.update_generator(fakes)

@@ -293,6 +293,7 @@ class TriplaneGenerator(nn.Module):
         super().__init__()
         self.fused_sampling = fused_sampling
         self.grad_checkpoint_rays = grad_checkpoint_rays  # 0 = no gradient checkpointing
+        self._eager_decoder = False  # set while a checkpointed chunk renders (see render_volume_checkpointed)
         self.z_dim, self.w_dim, self.num_classes = z_dim, w_dim, num_classes
         self.plane_channels, self.box_size, self.aggregation = plane_channels, box_size, aggregation
         self.neural_resolution, self.output_resolution = neural_resolution, output_resolution
@@ -344,6 +345,8 @@ class TriplaneGenerator(nn.Module):
         with record_function("unflat/triplane/sample"):
             feats = self.sample_features(planes, points)
         with record_function("unflat/triplane/decoder"):
+            if self._eager_decoder:  # the class's forward, not a torch.compile'd one set on the instance
+                return type(self.decoder).forward(self.decoder, feats)
             return self.decoder(feats)
 
     @torch.no_grad()
@@ -381,9 +384,20 @@ class TriplaneGenerator(nn.Module):
         noise = draw_ray_noise((n, r), self.num_coarse, self.num_fine, perturb, origins.device)
         step = self.grad_checkpoint_rays
         return concat_rays([
-            checkpoint(self.render_volume, planes, origins[:, i:i + step], dirs[:, i:i + step], perturb,
-                       noise.rays(slice(i, i + step)), use_reentrant=False)
+            checkpoint(self._render_volume_eager_decoder, planes, origins[:, i:i + step], dirs[:, i:i + step],
+                       perturb, noise.rays(slice(i, i + step)), use_reentrant=False)
             for i in range(0, r, step)])
+
+    def _render_volume_eager_decoder(self, planes: Tensor, origins: Tensor, dirs: Tensor, perturb: bool,
+                                     noise: RayNoise) -> VolumeOutput:
+        """``render_volume`` with the decoder's eager forward. A torch.compile'd decoder saves activations
+        in inductor's padded layout ([N,40] for 33 outputs) but its recomputation in the backward pass
+        produced unpadded ones ([N,33]): CheckpointError on an H100. The eager decoder recomputes exactly."""
+        self._eager_decoder = True
+        try:
+            return self.render_volume(planes, origins, dirs, perturb, noise)
+        finally:
+            self._eager_decoder = False
 
     def render(self, planes: Tensor, ws: Tensor, cameras: Cameras, resolution: int | None = None,
                perturb: bool = True, noise_mode: NoiseMode = "random", chunk: int | None = None) -> TriplaneRender:

@@ -65,8 +65,18 @@ def downsample2x(x: Tensor) -> Tensor:
     return F.avg_pool2d(p, 2)
 
 
+_INTERPOLATE_MAX_ELEMENTS = 2**31 - 1
+"""PyTorch's channels-last bilinear upsampling on CUDA refuses outputs of INT_MAX elements or more
+(a batch of 128 tri-planes at 256^2 x 96 channels is 2^31)."""
+
+
 def upsample2x(x: Tensor) -> Tensor:
-    """[B,C,H,W] -> [B,C,2H,2W]; bilinear with half-pixel centres is StyleGAN's [1,3,3,1] upsampling filter."""
+    """[B,C,H,W] -> [B,C,2H,2W]; bilinear with half-pixel centres is StyleGAN's [1,3,3,1] upsampling filter.
+    Large batches are upsampled in batch chunks under PyTorch's INT_MAX output limit."""
+    per_item = 4 * x[0].numel()
+    if len(x) > 1 and len(x) * per_item > _INTERPOLATE_MAX_ELEMENTS:
+        step = max(1, _INTERPOLATE_MAX_ELEMENTS // per_item)
+        return torch.cat([upsample2x(part) for part in x.split(step)])
     return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import math
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Sequence
@@ -152,6 +153,22 @@ def moderngl_available() -> str | None:
 
 
 @dataclass
+class DrawTimings:
+    """Where the last batch's time went, in milliseconds (wall clock). ``prepare``: caller's thread
+    (normals, copies to host memory); the rest on the GL thread: ``upload`` (vertex/index/uniform buffers),
+    ``draw`` (the draw calls, finished with glFinish), ``readback`` (framebuffer -> host), ``finish``
+    (tiles -> RenderOutput)."""
+
+    prepare_ms: float = 0.0
+    upload_ms: float = 0.0
+    draw_ms: float = 0.0
+    readback_ms: float = 0.0
+    finish_ms: float = 0.0
+    faces: int = 0
+    views: int = 0
+
+
+@dataclass
 class _Batch:
     """CPU arrays for one draw: everything the GL thread needs."""
 
@@ -164,6 +181,7 @@ class _Batch:
     mesh_of_item: np.ndarray  # [B] which mesh each view shows
     items: np.ndarray  # [B, item_floats] float32: the Item uniform block per view
     with_normals: bool
+    timings: DrawTimings | None = None  # filled in as the batch is drawn
 
 
 class ModernGLRenderer:
@@ -212,6 +230,10 @@ class ModernGLRenderer:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="unflat-moderngl")
         self._gl: _GLState | None = None  # created and used only on the executor's thread
         self._lock = threading.Lock()
+        self.gl_renderer = "not started"
+        """GL_RENDERER of the context once the first batch is drawn (which GPU, or llvmpipe)."""
+        self.last_timings = DrawTimings()
+        """Timings of the most recently finished batch (see ``DrawTimings``)."""
 
     # ---- public API -------------------------------------------------------------------------
     def render(self, meshes: "Sequence[object] | object", cameras: Cameras,
@@ -254,6 +276,7 @@ class ModernGLRenderer:
         The meshes are copied to the CPU before this returns, so the caller may reuse them."""
         if len(meshes) != len(cameras):
             raise ValueError(f"got {len(meshes)} meshes for {len(cameras)} cameras")
+        start = time.perf_counter()
         with torch.no_grad():
             normals = vertex_normals(meshes.vertices, meshes.faces) if normals is None else normals
             positions = meshes.vertices.float().cpu().numpy()
@@ -265,6 +288,7 @@ class ModernGLRenderer:
         rgb = np.round(np.asarray(color, np.float32) * 255) / 255
         batch = _Batch(positions, normal_array, None, indices, np.cumsum(index_count) - index_count, index_count,
                        np.arange(b), self._items(cameras, np.ones(b, np.float32), np.tile(rgb, (b, 1))), compute_normals)
+        batch.timings = DrawTimings(prepare_ms=1000 * (time.perf_counter() - start))
         return self._submit(batch)
 
     def close(self, wait: bool = True) -> None:
@@ -362,13 +386,19 @@ class ModernGLRenderer:
     def _draw(self, batch: _Batch) -> RenderOutput:
         gl = self._state()
         b, s = len(batch.mesh_of_item), self._tile
+        timings = batch.timings if batch.timings is not None else DrawTimings()
+        timings.views, timings.faces = b, int(batch.index_count[batch.mesh_of_item].sum()) // 3
         per_side = max(1, MAX_ATLAS_SIZE // s)
         chunk = per_side * per_side
-        parts = [gl.draw(batch, start, min(b, start + chunk)) for start in range(0, b, chunk)]
+        parts = [gl.draw(batch, start, min(b, start + chunk), timings) for start in range(0, b, chunk)]
+        start = time.perf_counter()
         colour = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, s, s, 4), np.uint8)
         depth = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, s, s), np.float32)
         normals = np.concatenate([p[2] for p in parts]) if parts and batch.with_normals else None
-        return self._finish(colour, depth, normals)
+        out = self._finish(colour, depth, normals)
+        timings.finish_ms += 1000 * (time.perf_counter() - start)
+        self.last_timings = timings
+        return out
 
     def _finish(self, colour: np.ndarray, depth: np.ndarray, normals: np.ndarray | None) -> RenderOutput:
         """Tiles [B,S,S,*] (top row first) -> RenderOutput at ``resolution`` (supersampling box filter)."""
@@ -404,6 +434,7 @@ class _GLState:
         self.owner = owner
         self.ctx = moderngl.create_standalone_context(backend="egl")
         self.alignment = int(self.ctx.info.get("GL_UNIFORM_BUFFER_OFFSET_ALIGNMENT", 256) or 256)
+        owner.gl_renderer = str(self.ctx.info.get("GL_RENDERER", "unknown"))
         self.programs: dict[tuple[bool, bool], object] = {}
         self.buffers: dict[str, object] = {}
         self.framebuffers: dict[tuple, object] = {}
@@ -455,9 +486,12 @@ class _GLState:
             self.framebuffers[key] = self.ctx.framebuffer(attachments, self.ctx.depth_renderbuffer(size))
         return self.framebuffers[key]
 
-    def draw(self, batch: _Batch, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Views start..stop-1 into one atlas -> (colour [n,S,S,4] uint8, depth [n,S,S], normals [n,S,S,4] or None)."""
+    def draw(self, batch: _Batch, start: int, stop: int,
+             timings: DrawTimings) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Views start..stop-1 into one atlas -> (colour [n,S,S,4] uint8, depth [n,S,S], normals [n,S,S,4] or None).
+        Adds its upload / draw / readback times to ``timings``."""
         mgl, ctx, s = self.moderngl, self.ctx, self.owner._tile
+        t0 = time.perf_counter()
         n = stop - start
         cols = math.ceil(math.sqrt(n))
         rows = math.ceil(n / cols)
@@ -473,6 +507,8 @@ class _GLState:
         block = np.zeros((n, stride // 4), np.float32)
         block[:, : batch.items.shape[1]] = batch.items[start:stop]
         ubo = self.buffer("items", block)
+        ctx.finish()  # buffer writes may be queued: count them as upload, not draw
+        t1 = time.perf_counter()
         fbo = self.framebuffer(cols, rows, batch.with_normals)
         fbo.use()
         fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
@@ -490,12 +526,18 @@ class _GLState:
             ubo.bind_to_uniform_block(0, offset=slot * stride, size=4 * batch.items.shape[1])
             vao.render(mgl.TRIANGLES, vertices=count, first=int(batch.first_index[mesh]))
         fbo.viewport = (0, 0, cols * s, height)
+        ctx.finish()
+        t2 = time.perf_counter()
         colour = np.frombuffer(fbo.read(components=4, attachment=0, dtype="f1"), np.uint8).reshape(height, cols * s, 4)
         depth = np.frombuffer(fbo.read(components=1, attachment=1, dtype="f4"), np.float32).reshape(height, cols * s)
         normals = None
         if batch.with_normals:
             normals = np.frombuffer(fbo.read(components=4, attachment=2, dtype="f4"), np.float32).reshape(height, cols * s, 4)
         vao.release()
+        t3 = time.perf_counter()
+        timings.upload_ms += 1000 * (t1 - t0)
+        timings.draw_ms += 1000 * (t2 - t1)
+        timings.readback_ms += 1000 * (t3 - t2)
         return _tiles(colour, rows, cols, s, n), _tiles(depth, rows, cols, s, n), None if normals is None else _tiles(normals, rows, cols, s, n)
 
     def release(self) -> None:
