@@ -178,7 +178,7 @@ def test_two_training_steps_with_opengl_in_the_loop(sphere_dataset: Path) -> Non
         assert all(math.isfinite(float(v)) for v in logs.values())
         assert {"loss_D", "loss_G", "R_l2", "R_dom", "opengl_wait_ms"} <= logs.keys()
         if "opengl_faces_per_mesh" in logs:  # moderngl backend: its own timing of the batch
-            assert logs["opengl_faces_per_mesh"] > 0 and logs["opengl_draw_ms"] >= 0
+            assert logs["opengl_faces_per_mesh"] >= 0 and logs["opengl_prepare_ms"] > 0 and logs["opengl_draw_ms"] > 0
     assert len(seen) == 2 and seen[0].shape == (2, 3, 16, 16)
     for name, module in method.networks().items():
         changed = any(not torch.equal(a, b) for a, b in zip(before[name], module.parameters()))
