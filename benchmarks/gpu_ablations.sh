@@ -6,7 +6,9 @@
 #            run, evaluations started beside other arms' training timed out at 75 s
 #   phase 4  each method's `report` (markdown tables) -> $OUT/ablations.md; summaries, logs, small pictures -> tgz
 # Equal budget means equal steps within one method (see each script); arms share GPUs, so wall time is not a budget.
-# STEPS_<method>=N sets one method's steps (e.g. STEPS_tdgp=200); TRAIN_SECONDS/EVAL_SECONDS pass through.
+# STEPS_<method>=N sets one method's steps (e.g. STEPS_tdgp=200); ARMS_<method>="a b" runs only those arms (e.g.
+# leave out the timing arms, tdgp's overhead and progressive's latency, which need a GPU of their own);
+# TRAIN_SECONDS/EVAL_SECONDS pass through.
 #   bash benchmarks/gpu_ablations.sh [METHOD ...]         (default: mvtriplane tdgp progressive iggan)
 #   SMOKE=1 bash benchmarks/gpu_ablations.sh ...          (CPU, tiny: checks the plumbing end to end)
 set -uo pipefail
@@ -38,7 +40,8 @@ arms() {  # arms PHASE LIMIT: every arm of every method as a background job, rou
   local phase=$1 limit=$2 i=0
   for m in $METHODS; do
     steps_var="STEPS_$m"; steps=${!steps_var:-${STEPS:-}}
-    for arm in $(bash "benchmarks/ablation_$m.sh" arms); do
+    arms_var="ARMS_$m"; arm_list=${!arms_var:-$(bash "benchmarks/ablation_$m.sh" arms)}
+    for arm in $arm_list; do
       ABL_PHASE=$phase STEPS=$steps CUDA_VISIBLE_DEVICES=$(gpu_for $i) timeout -s KILL "$limit" \
         bash "benchmarks/ablation_$m.sh" "$arm" > "$LOGS/$m-$arm-$phase.log" 2>&1 &
       echo "$phase $m/$arm on GPU $(gpu_for $i)"
