@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import device_name, load_note, report  # noqa: E402
 
 from unflat.data.commands import SynthConfig, auto_workers, run_synth  # noqa: E402
+from unflat.data.format import open_dataset  # noqa: E402
 from unflat.render.opengl import choose_platform  # noqa: E402
 
 
@@ -31,10 +32,13 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=1)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 0])
     parser.add_argument("--no-write", action="store_true", help="do not append to BENCHMARKS.md")
+    parser.add_argument("--verify", action="store_true",
+                        help="open each written dataset with content-hash verification and check its image count")
     args = parser.parse_args()
     platform = choose_platform()
     shapes = args.num_shapes * len(args.categories)
     results = {}
+    verified = ""
     tmp = Path(tempfile.mkdtemp(prefix="bench-synth-"))
     try:
         for workers in args.workers:
@@ -42,11 +46,21 @@ def main() -> None:
                               resolution=args.resolution, views_per_shape=args.views, workers=workers)
             start = time.perf_counter()
             run_synth(cfg)
+            seconds = time.perf_counter() - start
             used = auto_workers(workers, shapes * args.views)
-            results[f"shapes_per_s_workers_{used}"] = round(shapes / (time.perf_counter() - start), 2)
+            results[f"shapes_per_s_workers_{used}"] = round(shapes / seconds, 2)
+            results[f"seconds_workers_{used}"] = round(seconds, 1)
+            if args.verify:  # the whole dataset is there and intact (every file hashed against the manifest)
+                count = len(open_dataset(cfg.out, verify_hashes=True))
+                if count != shapes * args.views:
+                    raise SystemExit(f"{cfg.out}: {count} images, expected {shapes * args.views}")
+                verified = f", {count:,} images verified"
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    figure = ", ".join(f"{k.rsplit('_', 1)[1]} workers: {v:.1f} shapes/s" for k, v in results.items())
+    figure = ", ".join(f"{w} workers: {results[f'shapes_per_s_workers_{w}']:.1f} shapes/s "
+                       f"({results[f'seconds_workers_{w}']:.0f} s for {shapes * args.views:,} images)"
+                       for w in (k.rsplit("_", 1)[1] for k in results if k.startswith("shapes_per_s")))
+    figure += verified
     device = device_name("cuda" if torch.cuda.is_available() else "cpu")
     figure += load_note()
     report(f"dataset synth ({'+'.join(args.categories)}, {args.resolution}px, {args.views} view(s), supersample 2)", figure,

@@ -8,6 +8,10 @@
 #   mesh      - mesh extraction at 256^3: density query, marching cubes (torch on GPU, skimage), colours
 #   maxbatch  - largest batch that fits (EG3D-equivalent, eager, fused sampling), steps of 16
 #   profile   - (not in the default list) a separate profile_triplane.py run of compile+fused
+#   ckpt      - (not in the default list) eager+fused vs eager+fused+ckpt: what gradient checkpointing saves
+#   iggan     - (not in the default list) iggan paper-preset step split, moderngl, with the draw's own parts
+#   synth     - (not in the default list) `unflat dataset synth` of 10,000 shapes x 1 view at 128^2 (5 categories
+#               x 2,000, 16 workers), timed end to end, then opened with hash verification
 # Each part runs under its own time limit, so one failure does not lose the others. $OUT receives:
 # logs.tar.gz (every part's log), new_rows.md (the BENCHMARKS.md rows appended by this run), profile/
 # (profile_summary.txt + .json, trace.json.gz).
@@ -52,6 +56,18 @@ want variants && run variants 300 python3 benchmarks/bench_triplane.py "${SIZE[@
   --profile-variant "$PROFILED" --profile-out "$OUT/profile"
 want profile && run profile 150 python3 benchmarks/profile_triplane.py "${SIZE[@]}" --variant "$PROFILED" --steps 4 --warmup 3 --out "$OUT/profile"
 [ -f "$OUT/profile/profile_summary.txt" ] && sed -n '1,45p' "$OUT/profile/profile_summary.txt"
+if want ckpt; then
+  if [ "$SMOKE" = 1 ]; then CKPT_VARIANTS=eager,eager+ckpt; else CKPT_VARIANTS=eager+fused,eager+fused+ckpt; fi
+  run ckpt 120 python3 benchmarks/bench_triplane.py "${SIZE[@]}" "${STEPS[@]}" --variants "$CKPT_VARIANTS"
+fi
+if want iggan; then
+  if [ "$SMOKE" = 1 ]; then IGGAN=(--preset tiny --steps 2 --warmup 1 --no-write); else IGGAN=(--preset paper); fi
+  run iggan 90 python3 benchmarks/bench_iggan.py "${IGGAN[@]}" --backends moderngl
+fi
+if want synth; then
+  if [ "$SMOKE" = 1 ]; then SYNTH=(--num-shapes 4 --resolution 32 --workers 2 --no-write); else SYNTH=(--num-shapes 2000 --resolution 128 --workers 16); fi
+  run synth 240 python3 benchmarks/bench_synth.py --categories chair table sofa mug car "${SYNTH[@]}" --verify
+fi
 want mesh && run mesh 75 python3 benchmarks/bench_mesh_extraction.py "${MESH[@]}"
 if [ "$SMOKE" = 1 ]; then
   want maxbatch && run maxbatch 60 python3 benchmarks/bench_triplane.py "${SIZE[@]}" --fused-sampling --max-batch "${MAXBATCH[@]}"
