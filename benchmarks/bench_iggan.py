@@ -38,13 +38,16 @@ GL_PARTS = ["prepare", "upload", "draw", "readback", "finish"]
 
 def bench_backend(cfg, backend: str, batch: Batch, info: DatasetInfo, steps: int, warmup: int) -> dict:
     """ms per phase (sequential), faces per step, and ms of a whole overlapped training step."""
-    cfg = replace(cfg, renderer_backend=backend)
+    cfg = replace(cfg, renderer_backend=backend.removesuffix("-host"))
     ctx = make_context(cfg)
     device = ctx.device
     torch.manual_seed(0)
     method = IGGAN(cfg, info, ctx)
+    if backend == "moderngl-host":
+        method.pipeline.renderer.use_cuda_interop = False
     totals = {p: 0.0 for p in PHASES}
     gl_parts = {p: 0.0 for p in GL_PARTS}
+    gl_path = "n/a"
     faces = 0
 
     def clock(name: str, fn, record: bool):
@@ -65,6 +68,7 @@ def bench_backend(cfg, backend: str, batch: Batch, info: DatasetInfo, steps: int
         out = clock("opengl_draw", lambda: method.pipeline.render_meshes(meshes, fakes.cameras).result(), record)
         timings = getattr(method.pipeline.renderer, "last_timings", None)  # moderngl: the draw's parts
         if record and timings is not None:
+            gl_path = timings.path
             for part in GL_PARTS:
                 gl_parts[part] += getattr(timings, f"{part}_ms") / steps
         fakes.opengl = (torch.round(out.rgb * 255.0) / 127.5 - 1.0).to(device)
@@ -84,7 +88,7 @@ def bench_backend(cfg, backend: str, batch: Batch, info: DatasetInfo, steps: int
         method.train_step(batch, step)
     sync(device)
     overlapped = 1000 * (time.perf_counter() - start) / steps
-    return {"ms": ms, "gl_parts": gl_parts if any(gl_parts.values()) else None,
+    return {"ms": ms, "gl_parts": gl_parts if any(gl_parts.values()) else None, "gl_path": gl_path,
             "faces_per_step": faces / steps, "train_step_ms": overlapped,
             "platform": method.pipeline.renderer.platform + (f" ({method.pipeline.renderer.gl_renderer})"
                                                              if hasattr(method.pipeline.renderer, "gl_renderer") else "")}
@@ -96,7 +100,10 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
-    parser.add_argument("--backends", nargs="+", default=["moderngl", "pyrender"], choices=["moderngl", "pyrender"])
+    parser.add_argument("--backends", nargs="+", default=["moderngl", "pyrender"],
+                        choices=["moderngl", "moderngl-host", "pyrender"],
+                        help="moderngl: batched, CUDA meshes through CUDA-GL interop where it works; moderngl-host: "
+                             "the same with interop off (meshes through host memory); pyrender: one mesh at a time")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--no-write", action="store_true", help="print only; do not append to BENCHMARKS.md")
@@ -117,7 +124,7 @@ def main() -> None:
                   class_ids=torch.zeros(b, dtype=torch.long, device=device), shape_ids=torch.arange(b, device=device))
     step_ms: dict[str, float] = {}
     for backend in args.backends:
-        if backend == "moderngl" and moderngl_available() is not None:
+        if backend.startswith("moderngl") and moderngl_available() is not None:
             print(f"skipping moderngl: {moderngl_available()}", file=sys.stderr)
             continue
         result = bench_backend(cfg, backend, batch, info, args.steps, args.warmup)
@@ -133,6 +140,7 @@ def main() -> None:
                   f"train_step as trained: {result['train_step_ms']:.0f} ms")
         if result["gl_parts"]:
             figure += "; OpenGL draw = " + ", ".join(f"{p} {v:.0f}" for p, v in result["gl_parts"].items()) + " ms"
+            figure += f" ({result['gl_path']})"
         if backend == "pyrender" and "moderngl" in step_ms:
             figure += f"; moderngl step {step_ms['pyrender'] / step_ms['moderngl']:.1f}x faster"
         report(

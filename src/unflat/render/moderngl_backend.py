@@ -23,6 +23,7 @@ import functools
 import math
 import threading
 import time
+import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Sequence
@@ -35,6 +36,7 @@ from torch import Tensor
 from unflat.cameras import Cameras
 from unflat.geometry.packed_meshes import PackedMeshes, vertex_normals
 from unflat.render.base import RenderOutput
+from unflat.render.cuda_gl_interop import CudaGLInterop, InteropError
 from unflat.render.opengl import Lighting, Shading, _crease_shaded, _unmerge_face_colours, load_triton_before_mesa
 
 MAX_ATLAS_SIZE = 8192
@@ -166,22 +168,25 @@ class DrawTimings:
     finish_ms: float = 0.0
     faces: int = 0
     views: int = 0
+    path: str = "host copies"
+    """How the meshes reached GL: "host copies" or "cuda-gl interop"."""
 
 
 @dataclass
 class _Batch:
     """CPU arrays for one draw: everything the GL thread needs."""
 
-    positions: np.ndarray  # [V,3] float32
-    normals: np.ndarray  # [V,3] float32
+    positions: np.ndarray | Tensor  # [V,3] float32 (a CUDA tensor when it goes through CUDA-GL interop)
+    normals: np.ndarray | Tensor  # [V,3] float32 (likewise)
     colors: np.ndarray | None  # [V,4] uint8 or None (then every item's tint)
-    indices: np.ndarray  # [F*3] int32, global
+    indices: np.ndarray | Tensor  # [F*3] int32, global (likewise)
     first_index: np.ndarray  # [M] where mesh m's indices start (in indices)
     index_count: np.ndarray  # [M]
     mesh_of_item: np.ndarray  # [B] which mesh each view shows
     items: np.ndarray  # [B, item_floats] float32: the Item uniform block per view
     with_normals: bool
     timings: DrawTimings | None = None  # filled in as the batch is drawn
+    ready: "torch.cuda.Event | None" = None  # recorded after the CUDA tensors above were computed
 
 
 class ModernGLRenderer:
@@ -227,9 +232,13 @@ class ModernGLRenderer:
         self._tile = resolution * supersample
         self._lights = max(1, len(self.lighting.lights))
         self._item_floats = 16 + 4 * 4 + 4 * self._lights
+        self._interop_usable = True  # False after interop failed once here (then host copies)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="unflat-moderngl")
         self._gl: _GLState | None = None  # created and used only on the executor's thread
         self._lock = threading.Lock()
+        self.use_cuda_interop = True
+        """Hand CUDA meshes to GL through CUDA-GL interop when it works here (see ``cuda_gl_interop``);
+        False: always through host memory."""
         self.gl_renderer = "not started"
         """GL_RENDERER of the context once the first batch is drawn (which GPU, or llvmpipe)."""
         self.last_timings = DrawTimings()
@@ -277,18 +286,25 @@ class ModernGLRenderer:
         if len(meshes) != len(cameras):
             raise ValueError(f"got {len(meshes)} meshes for {len(cameras)} cameras")
         start = time.perf_counter()
+        ready = None
         with torch.no_grad():
             normals = vertex_normals(meshes.vertices, meshes.faces) if normals is None else normals
-            positions = meshes.vertices.float().cpu().numpy()
-            normal_array = normals.float().cpu().numpy()
-            indices = meshes.faces.to(torch.int32).cpu().numpy().reshape(-1)
+            positions = meshes.vertices.float().contiguous()
+            normal_array = normals.float().contiguous()
+            indices = meshes.faces.to(torch.int32).reshape(-1).contiguous()
             index_count = (meshes.face_counts * 3).cpu().numpy()
+            if self.use_cuda_interop and positions.is_cuda and self._interop_usable:
+                ready = torch.cuda.Event()  # the GL thread waits for it, then copies on the GPU
+                ready.record()
+            else:
+                positions, normal_array, indices = (t.cpu().numpy() for t in (positions, normal_array, indices))
         b = len(cameras)
         # Quantised like vertex colours so both backends multiply by the same value.
         rgb = np.round(np.asarray(color, np.float32) * 255) / 255
         batch = _Batch(positions, normal_array, None, indices, np.cumsum(index_count) - index_count, index_count,
                        np.arange(b), self._items(cameras, np.ones(b, np.float32), np.tile(rgb, (b, 1))), compute_normals)
         batch.timings = DrawTimings(prepare_ms=1000 * (time.perf_counter() - start))
+        batch.ready = ready
         return self._submit(batch)
 
     def close(self, wait: bool = True) -> None:
@@ -438,6 +454,7 @@ class _GLState:
         self.programs: dict[tuple[bool, bool], object] = {}
         self.buffers: dict[str, object] = {}
         self.framebuffers: dict[tuple, object] = {}
+        self.interop: CudaGLInterop | None = None  # made on the first batch of CUDA tensors
 
     def program(self, vertex_colors: bool) -> object:
         key = (vertex_colors, self.owner.unlit)
@@ -463,18 +480,43 @@ class _GLState:
             self.programs[key] = prog
         return self.programs[key]
 
-    def buffer(self, name: str, data: np.ndarray) -> object:
-        """A persistent buffer holding ``data`` (grown, never shrunk)."""
-        raw = np.ascontiguousarray(data)  # written through the buffer protocol: no extra copy
+    def reserve(self, name: str, nbytes: int) -> object:
+        """The persistent buffer ``name`` with room for ``nbytes`` (grown, never shrunk)."""
         buf = self.buffers.get(name)
-        if buf is None or buf.size < max(raw.nbytes, 4):
+        if buf is None or buf.size < max(nbytes, 4):
             if buf is not None:
+                if self.interop is not None:
+                    self.interop.forget(buf.glo)
                 buf.release()
-            buf = self.ctx.buffer(reserve=max(raw.nbytes, 4) * 5 // 4 + 64)
+            buf = self.ctx.buffer(reserve=max(nbytes, 4) * 5 // 4 + 64)
             self.buffers[name] = buf
+        return buf
+
+    def buffer(self, name: str, data: np.ndarray) -> object:
+        """A persistent buffer holding ``data`` (host memory)."""
+        raw = np.ascontiguousarray(data)  # written through the buffer protocol: no extra copy
+        buf = self.reserve(name, raw.nbytes)
         if raw.nbytes:
             buf.write(raw)
         return buf
+
+    def upload(self, name: str, data: "np.ndarray | Tensor", dtype: type, timings: DrawTimings) -> object:
+        """A persistent buffer holding ``data``: a CUDA tensor goes GPU -> GL buffer through interop
+        (once that works here), anything else through host memory."""
+        if isinstance(data, Tensor):
+            if self.owner._interop_usable:
+                try:
+                    if self.interop is None:
+                        self.interop = CudaGLInterop(data.device.index or 0)
+                    buf = self.reserve(name, data.numel() * data.element_size())
+                    self.interop.copy(buf.glo, data)
+                    timings.path = "cuda-gl interop"
+                    return buf
+                except InteropError as exc:
+                    self.owner._interop_usable = False
+                    warnings.warn(f"CUDA-GL interop unavailable, meshes go through host memory: {exc}", stacklevel=2)
+            data = data.cpu().numpy()
+        return self.buffer(name, data.astype(dtype, copy=False))
 
     def framebuffer(self, cols: int, rows: int, with_normals: bool) -> object:
         key = (cols, rows, with_normals)
@@ -497,11 +539,13 @@ class _GLState:
         rows = math.ceil(n / cols)
         vertex_colors = batch.colors is not None
         prog = self.program(vertex_colors)
-        content = [(self.buffer("position", batch.positions.astype(np.float32, copy=False)), "3f", "in_position"),
-                   (self.buffer("normal", batch.normals.astype(np.float32, copy=False)), "3f", "in_normal")]
+        if batch.ready is not None:
+            batch.ready.synchronize()  # the caller's marching cubes / normals have finished on the GPU
+        content = [(self.upload("position", batch.positions, np.float32, timings), "3f", "in_position"),
+                   (self.upload("normal", batch.normals, np.float32, timings), "3f", "in_normal")]
         if vertex_colors:
             content.append((self.buffer("color", batch.colors.astype(np.uint8, copy=False)), "4f1", "in_color"))
-        index = self.buffer("index", batch.indices.astype(np.int32, copy=False))
+        index = self.upload("index", batch.indices, np.int32, timings)
         vao = ctx.vertex_array(prog, content, index_buffer=index, index_element_size=4)
         stride = -(-4 * batch.items.shape[1] // self.alignment) * self.alignment
         block = np.zeros((n, stride // 4), np.float32)
@@ -541,6 +585,8 @@ class _GLState:
         return _tiles(colour, rows, cols, s, n), _tiles(depth, rows, cols, s, n), None if normals is None else _tiles(normals, rows, cols, s, n)
 
     def release(self) -> None:
+        if self.interop is not None:
+            self.interop.close()
         for fbo in self.framebuffers.values():
             fbo.release()
         for buf in self.buffers.values():
