@@ -17,6 +17,9 @@ LOGS=runs/abl/logs; mkdir -p "$LOGS"
 PREPARE_S=${PREPARE_S:-140}
 ARM_S=${ARM_S:-215}     # per arm, training phase; the scripts stop training cleanly at TRAIN_SECONDS (ARM_S - 15)
 EVAL_S=${EVAL_S:-165}   # per arm, evaluation phase; the scripts stop an evaluation at EVAL_SECONDS (EVAL_S - 15)
+# Evaluations at once (0 = all). With 13 arms on 2 H100s, 13 concurrent evaluations all hit their 150 s limit (2nd
+# run), while 13 concurrent trainings reached their steps in ~100-125 s; 4 at a time costs ceil(arms/4) x EVAL_S.
+EVAL_JOBS=${EVAL_JOBS:-4}
 export TRAIN_SECONDS=${TRAIN_SECONDS:-$((ARM_S - 15))} EVAL_SECONDS=${EVAL_SECONDS:-$((EVAL_S - 15))}
 if [ "${SMOKE:-0}" = 1 ]; then NGPU=1; export CUDA_VISIBLE_DEVICES=""; PREPARE_S=${PREPARE_S_SMOKE:-600}; ARM_S=${ARM_S_SMOKE:-900}; EVAL_S=$ARM_S
 else source benchmarks/gpu_env.sh; NGPU=$(nvidia-smi -L | wc -l); nvidia-smi -L | tee "$OUT/gpu.txt"; fi
@@ -36,12 +39,14 @@ wait
 for m in $METHODS; do echo "--- $m prepare: $(tail -n 1 "$LOGS/$m-prepare.log")"; done
 tar czf "$OUT/prepare_logs.tgz" "$LOGS" 2>/dev/null  # something comes back even if a later phase is cut short
 
-arms() {  # arms PHASE LIMIT: every arm of every method as a background job, round-robin over the GPUs
-  local phase=$1 limit=$2 i=0
+arms() {  # arms PHASE LIMIT [MAX_JOBS]: every arm of every method as a background job, round-robin over the GPUs;
+  # with MAX_JOBS > 0 at most that many at once (a job starts when one ends; each keeps its own LIMIT)
+  local phase=$1 limit=$2 max_jobs=${3:-0} i=0
   for m in $METHODS; do
     steps_var="STEPS_$m"; steps=${!steps_var:-${STEPS:-}}
     arms_var="ARMS_$m"; arm_list=${!arms_var:-$(bash "benchmarks/ablation_$m.sh" arms)}
     for arm in $arm_list; do
+      while [ "$max_jobs" -gt 0 ] && [ "$(jobs -rp | wc -l)" -ge "$max_jobs" ]; do wait -n; done
       ABL_PHASE=$phase STEPS=$steps CUDA_VISIBLE_DEVICES=$(gpu_for $i) timeout -s KILL "$limit" \
         bash "benchmarks/ablation_$m.sh" "$arm" > "$LOGS/$m-$arm-$phase.log" 2>&1 &
       echo "$phase $m/$arm on GPU $(gpu_for $i)"
@@ -53,7 +58,7 @@ arms() {  # arms PHASE LIMIT: every arm of every method as a background job, rou
 echo "=== phase 2: train every arm, at $(elapsed)"
 arms train "$ARM_S"
 echo "=== phase 3: evaluate every arm, at $(elapsed)"
-arms eval "$EVAL_S"
+arms eval "$EVAL_S" "$EVAL_JOBS"
 echo "=== phase 4: reports, at $(elapsed)"
 : > "$OUT/ablations.md"
 for m in $METHODS; do
