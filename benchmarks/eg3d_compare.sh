@@ -4,6 +4,9 @@
 # (benchmarks/bench_triplane.py --eg3d --samples 64 64), one after the other in one device command.
 #   bash benchmarks/eg3d_compare.sh        (device tool; carry .eg3d, .whl and .gl; writes to $OUT)
 #   UNFLAT_FLAGS="--fused-sampling" bash benchmarks/eg3d_compare.sh   (extra options for unflat's two runs)
+#   EG3D_COMPARE_NEURAL=128 bash benchmarks/eg3d_compare.sh            (neural rendering 128^2 on both sides; EG3D
+#                                                                        runs batch 32 as 2 x 16, --batch-gpu=16, as
+#                                                                        in FIELD-NOTES, which fits its memory)
 # EG3D's code comes from .eg3d/eg3d (git-ignored, fetched from NVlabs/eg3d) and is patched in a scratch copy by
 # benchmarks/eg3d_patch.py. Every phase runs under `timeout`, sized to what is left of EG3D_COMPARE_BUDGET_S
 # (default 555 s); a failed phase does not stop the others. Order: setup (EG3D's CUDA ops build in parallel
@@ -23,6 +26,11 @@ export TORCH_EXTENSIONS_DIR=$WORK/torch_extensions MAX_JOBS=${MAX_JOBS:-8} TORCH
 find "$TORCH_EXTENSIONS_DIR" -name lock -delete 2>/dev/null  # a build killed in an earlier call leaves its lock
 rows_before=$(wc -l < BENCHMARKS.md 2>/dev/null || echo 0)
 
+NEURAL=${EG3D_COMPARE_NEURAL:-64}
+EG3D_EXTRA=(); OURS_EXTRA=()
+if [ "$NEURAL" != 64 ]; then
+  EG3D_EXTRA=(-- "--neural_rendering_resolution_initial=$NEURAL" --batch-gpu=16); OURS_EXTRA=(--neural-resolution "$NEURAL")
+fi
 elapsed() { echo $(( $(date +%s) - START )); }
 left() { echo $(( BUDGET - $(elapsed) )); }
 note() { echo "[$(elapsed)s] $*" | tee -a "$LOGS/phases.txt"; }
@@ -86,7 +94,7 @@ eg3d_train() {  # eg3d_train NAME CAP [--tf32]
   gpu_check "eg3d_$name"
   phase "eg3d_$name" "$cap" python3 benchmarks/eg3d_run.py train --eg3d "$EG3D" --data "$ZIP" \
     --outdir "$WORK/eg3d_runs" --log "$LOGS/eg3d_${name}_train.log" --json "$LOGS/eg3d_$name.json" \
-    --skip-ticks 2 --timed-ticks "${TIMED_TICKS:-2}" "$@"
+    --skip-ticks 2 --timed-ticks "${TIMED_TICKS:-2}" "$@" "${EG3D_EXTRA[@]}"
   local rc=$? pgid; pgid=$(cat "$LOGS/eg3d_$name.pgid" 2>/dev/null)
   # the driver stops train.py's process group itself; if it was killed first, end that group here
   if [ -n "$pgid" ] && kill -0 -- "-$pgid" 2>/dev/null; then
@@ -99,7 +107,7 @@ ours() {  # ours NAME CAP FLAGS...
   gpu_check "ours_$name"
   # shellcheck disable=SC2086  # UNFLAT_FLAGS: extra bench_triplane.py options for both runs, e.g. "--fused-sampling"
   phase "ours_$name" "$cap" python3 benchmarks/bench_triplane.py --eg3d --samples 64 64 --batch 32 --no-write \
-    ${UNFLAT_FLAGS:-} "$@"
+    ${UNFLAT_FLAGS:-} "${OURS_EXTRA[@]}" "$@"
 }
 
 # ---- the fused Triton sampling kernel must agree with grid_sample on this GPU before unflat's runs use it --------
@@ -118,7 +126,7 @@ ours fused $(( $(left) - 20 - ${TF32_RESERVE_S:-115} )) --steps 16 --warmup 6 --
 
 # ---- summary -------------------------------------------------------------------------------------------------
 note "summary"
-timeout 60 python3 benchmarks/eg3d_run.py summary --dir "$LOGS" | tail -n 1 | tee "$OUT/eg3d_compare.json"
+timeout 60 python3 benchmarks/eg3d_run.py summary --dir "$LOGS" --neural "$NEURAL" | tail -n 1 | tee "$OUT/eg3d_compare.json"
 tail -n +$((rows_before + 1)) BENCHMARKS.md > "$OUT/new_rows.md" 2>/dev/null
 runs=(); [ -d "$WORK/eg3d_runs" ] && runs=(eg3d_runs)  # EG3D's run dirs: log.txt, options, stats.jsonl
 tar czf "$OUT/eg3d_compare_logs.tar.gz" --exclude='*.png' --exclude='*.pkl' -C "$WORK" logs "${runs[@]}"

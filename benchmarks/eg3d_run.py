@@ -193,7 +193,7 @@ def load_side(path: Path) -> dict | None:
         return None
 
 
-def summarise(logs: Path, write: bool) -> dict:
+def summarise(logs: Path, write: bool, neural: int = 64) -> dict:
     sys.path.insert(0, str(HERE))
     from common import report  # noqa: PLC0415
 
@@ -245,7 +245,7 @@ def summarise(logs: Path, write: bool) -> dict:
         except Exception:  # noqa: BLE001 - a description only
             device = "unknown"
     what = ("same-call comparison: unflat mvtriplane EG3D-equivalent baseline vs official EG3D train.py "
-            "--cfg=shapenet (planes 256x32x3, render 64^2, 64+64 samples, SR to 128, batch 32, 1 GPU)")
+            f"--cfg=shapenet (planes 256x32x3, render {neural}^2, 64+64 samples, SR to 128, batch 32, 1 GPU)")
     measured = any(rate(entry) for entry in (*eg3d.values(), *ours.values()))
     report(what, "; ".join(parts), device, summary, write=write and measured, command="bash benchmarks/eg3d_compare.sh")
     return summary
@@ -333,6 +333,7 @@ def main() -> None:
     p = sub.add_parser("summary", help="combine both sides' results")
     p.add_argument("--dir", type=Path, required=True, help="folder with eg3d_{default,tf32}.json, ours_{compiled,eager}.log")
     p.add_argument("--no-write", action="store_true", help="do not append to BENCHMARKS.md")
+    p.add_argument("--neural", type=int, default=64, help="neural rendering resolution both sides ran at")
     p = sub.add_parser("smoke-cpu", help="CPU check of the patched EG3D (config, networks, all loss phases)")
     p.add_argument("--eg3d", type=Path, required=True)
     p.add_argument("--data", type=Path, required=True)
@@ -344,7 +345,7 @@ def main() -> None:
         sys.exit(run_train(args.eg3d.resolve(), args.data, args.outdir, args.log, args.json, args.tf32,
                            args.skip_ticks, args.timed_ticks, args.batch, args.workers, args.extra))
     elif args.command == "summary":
-        summarise(args.dir, write=not args.no_write)
+        summarise(args.dir, write=not args.no_write, neural=args.neural)
     else:
         smoke_cpu(args.eg3d.resolve(), args.data, args.batch)
 
