@@ -14,6 +14,9 @@
 # Arms (same data, sizes, batch 32, seed 0 and STEPS):
 #   dom    DOM weight 100 (the paper's Eq. 9, lambda = 100)
 #   nodom  --dom-weight 0 (the proxy learns from L2 to OpenGL only)
+#   dombal DOM weight 100 x (RES/128)^2: the paper's balance between DOM and the L2 term, which Eq. (5) sums over
+#          pixels (at 64^2 that L2 is 4x smaller than at the paper's 128^2, so weight 100 weighs DOM 4x more; the
+#          second GPU run's dom arm diverged at 64^2: docs/results-h100.md)
 # FID/KID on the domain backbone trained in `prepare`; COV/MMD/1-NNA (Chamfer) against the ground-truth synth meshes.
 # The dom arm also writes a sample grid (generated/renders.png: OpenGL renders; proxy.png) and two GLB meshes
 # (meshes/) for docs/images/iggan-h100/.
@@ -23,7 +26,7 @@ source benchmarks/ablation_lib.sh  # SMOKE, ABL_PHASE, PY, log, run, arm_dir, tr
 M=iggan
 D=${ABL_DIR:-runs/abl/$M}
 mkdir -p "$D"
-ARMS="dom nodom"
+ARMS="dom nodom dombal"
 CACHE=$(cd "$D" && pwd)/cache
 export UNFLAT_CACHE=$CACHE UNFLAT_CACHE_DIR=$CACHE   # FID reference statistics, shared by the arms
 
@@ -99,10 +102,15 @@ showcase() {  # showcase ARM : a sample grid and two GLB meshes of the arm's run
   ls -la "$A/generated/renders.png" "$A/meshes" 2>&1 | tail -n 4
 }
 
+dom_balanced() {  # the DOM weight with the paper's DOM : L2 balance at this image resolution
+  python3 -c "print(f'{100 * $RES * $RES / 128 ** 2:g}')"
+}
+
 report() {
   $PY benchmarks/ablation_summary.py report "$D" --method $M --arms $ARMS \
       --title "iggan: discriminator output matching at equal budget (grey chairs, ${RES}px, pre-trained proxy)" \
-      --labels "dom=DOM weight 100 (the paper)" "nodom=no DOM (--dom-weight 0)"
+      --labels "dom=DOM weight 100 (the paper)" "nodom=no DOM (--dom-weight 0)" \
+               "dombal=DOM weight $(dom_balanced) (100 at the paper's 128^2, scaled by pixels)"
 }
 
 case "${1:-}" in
@@ -110,6 +118,7 @@ case "${1:-}" in
   prepare) prepare ;;
   dom) train_arm dom --dom-weight 100; [ "$PHASE" = train ] || showcase dom ;;
   nodom) train_arm nodom --dom-weight 0 ;;
+  dombal) train_arm dombal --dom-weight "$(dom_balanced)" ;;
   report) report ;;
   all) prepare; for a in $ARMS; do bash "$0" "$a"; done; report ;;
   *) echo "usage: $0 arms|prepare|${ARMS// /|}|report|all" >&2; exit 2 ;;
