@@ -39,9 +39,16 @@ wait
 for m in $METHODS; do echo "--- $m prepare: $(tail -n 1 "$LOGS/$m-prepare.log")"; done
 tar czf "$OUT/prepare_logs.tgz" "$LOGS" 2>/dev/null  # something comes back even if a later phase is cut short
 
+arm_count() { local n=0 m v; for m in $METHODS; do v="ARMS_$m"; n=$((n + $(echo ${!v:-$(bash "benchmarks/ablation_$m.sh" arms)} | wc -w))); done; echo $n; }
+
 arms() {  # arms PHASE LIMIT [MAX_JOBS]: every arm of every method as a background job, round-robin over the GPUs;
   # with MAX_JOBS > 0 at most that many at once (a job starts when one ends; each keeps its own LIMIT)
   local phase=$1 limit=$2 max_jobs=${3:-0} i=0
+  # Each PyTorch process would start one CPU thread per core: 13 of them on 32 cores thrash (the CPU parts of
+  # evaluation: mesh sampling, Chamfer fallbacks, image decoding). Split the cores between the jobs at once.
+  local at_once; at_once=$(arm_count); [ "$max_jobs" -gt 0 ] && [ "$max_jobs" -lt "$at_once" ] && at_once=$max_jobs
+  export OMP_NUM_THREADS=$(( $(nproc) / at_once > 0 ? $(nproc) / at_once : 1 ))
+  echo "$phase: up to $at_once jobs at once, OMP_NUM_THREADS=$OMP_NUM_THREADS"
   for m in $METHODS; do
     steps_var="STEPS_$m"; steps=${!steps_var:-${STEPS:-}}
     arms_var="ARMS_$m"; arm_list=${!arms_var:-$(bash "benchmarks/ablation_$m.sh" arms)}

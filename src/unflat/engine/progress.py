@@ -56,10 +56,13 @@ class TrainingProgress:
         self._t0, self._steps_since = now, 0
         return steps_per_s, steps_per_s * self.images_per_step
 
-    def summary(self, step: int, values: dict[str, float]) -> None:
+    def summary(self, step: int, values: dict[str, float], hidden: tuple[str, ...] = ()) -> None:
+        """One console line: step, rate, ETA and the values (those whose names start with one of ``hidden``
+        are left out)."""
         rate = f"{values.get('images_per_s', 0):.1f} img/s"
         self.bar.update(self.task, rate=rate)
-        shown = "  ".join(f"{k}={v:.4g}" for k, v in values.items() if k not in ("images_per_s", "steps_per_s"))
+        shown = "  ".join(f"{k}={v:.4g}" for k, v in values.items()
+                          if k not in ("images_per_s", "steps_per_s") and not k.startswith(hidden))
         remaining = (self.total_steps - step) / max(values.get("steps_per_s", 0), 1e-9)
         eta = time.strftime("%H:%M:%S", time.gmtime(min(remaining, 359999)))
         console.print(f"step {step}/{self.total_steps}  {rate}  eta {eta}  {shown}", highlight=False)

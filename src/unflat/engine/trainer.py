@@ -374,7 +374,7 @@ class Trainer:
                         self.logger.scalars(self.step, row)
                         for tag, values in getattr(self.method, "histograms", dict)().items():  # e.g. 3dgp's cameras
                             self.logger.histogram(tag, values, self.step)
-                        progress.summary(self.step, row)
+                        progress.summary(self.step, row, self.method.console_hidden_metrics)
                 if self.step % cfg.checkpoint_every == 0:
                     self.save()
                     last_saved = self.step

@@ -74,6 +74,9 @@ class Method(abc.ABC):
     multiview_generator: ClassVar[bool] = False
     """True for 3D generators whose ``sample(n, seed, cameras=<n*V cameras>)`` renders latent i from
     cameras i*V .. i*V+V-1 (what ``unflat dataset from-generator`` needs)."""
+    console_hidden_metrics: ClassVar[tuple[str, ...]] = ()
+    """Name prefixes of logged metrics the console's summary line leaves out (details such as timings of a
+    step's parts); they still go to metrics.jsonl and TensorBoard."""
 
     def __init__(self, cfg: RunConfig, info: DatasetInfo, ctx: TrainContext) -> None:
         self.cfg = cfg

@@ -406,6 +406,7 @@ class IGGAN(_ProxyMethodMixin, Method):
     """Generator G, proxy renderer R_phi, discriminator D; OpenGL in the loop."""
 
     multiview_generator = True
+    console_hidden_metrics = ("opengl_faces", "opengl_prepare", "opengl_upload", "opengl_draw", "opengl_readback")
 
     name = "iggan"
     Config = IGGANConfig
