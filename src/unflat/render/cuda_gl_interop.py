@@ -10,6 +10,11 @@ It calls the CUDA runtime PyTorch has already loaded (ctypes; no extra package).
 context (NVIDIA's EGL) and the CUDA device are the same GPU; anything else raises ``InteropError``
 and the renderer falls back to host copies. All calls must come from the thread whose GL context is
 current (the renderer's GL thread).
+
+Not done yet (next, with a measurement): the copy uses ``cudaMemcpy`` on the legacy default stream, so it
+also waits for kernels the training thread queued after the meshes (the proxy's forward pass that overlaps
+the draw); a non-blocking stream of its own (``cudaStreamCreateWithFlags`` + ``cudaMemcpyAsync``) would let
+the copy start as soon as the meshes are ready.
 """
 
 from __future__ import annotations

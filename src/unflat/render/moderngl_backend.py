@@ -295,7 +295,7 @@ class ModernGLRenderer:
             index_count = (meshes.face_counts * 3).cpu().numpy()
             if self.use_cuda_interop and positions.is_cuda and self._interop_usable:
                 ready = torch.cuda.Event()  # the GL thread waits for it, then copies on the GPU
-                ready.record()
+                ready.record(torch.cuda.current_stream(positions.device))
             else:
                 positions, normal_array, indices = (t.cpu().numpy() for t in (positions, normal_array, indices))
         b = len(cameras)
