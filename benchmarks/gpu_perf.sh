@@ -32,7 +32,7 @@ if [ "$SMOKE" = 1 ]; then
 else
   source benchmarks/gpu_env.sh
   SIZE=(--eg3d --samples 64 64 --batch 32); STEPS=(--steps 16 --warmup 3)
-  VARIANTS=compile+fused,eager,eager+fused,compile+fused+ckpt; PROFILED=compile+fused; LIMIT_SCALE=1
+  VARIANTS=compile+fused,compile+fused+interp,eager,eager+fused,compile+fused+ckpt; PROFILED=compile+fused; LIMIT_SCALE=1
   SAMPLING=(--repeats 10); MESH=(--eg3d --resolution 256 --repeats 3); MAXBATCH=(--max-batch-unit 16 --max-batch-seconds 70)
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$LOGS/gpu.txt"
   python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" | tee -a "$LOGS/gpu.txt"

@@ -70,9 +70,36 @@ _INTERPOLATE_MAX_ELEMENTS = 2**31 - 1
 (a batch of 128 tri-planes at 256^2 x 96 channels is 2^31)."""
 
 
+UPSAMPLE_WITHOUT_SCATTER = True
+"""Under torch.compile, write 2x bilinear upsampling as shifted slices (``_upsample2x_by_slices``) instead of
+``F.interpolate``. Inductor lowers interpolate's backward to scatter-adds (``_unsafe_index_put``): ~17% of a
+compiled tri-plane GAN step on an H100 (docs/performance.md); the slices' backward is pointwise. Benchmarks set
+False for an A/B in one process; eager mode always uses ``F.interpolate`` (one kernel)."""
+
+
+def _upsample2x_by_slices(x: Tensor) -> Tensor:
+    """Exactly bilinear 2x with half-pixel centres and clamped edges: output 2i = 0.25 x[i-1] + 0.75 x[i],
+    2i+1 = 0.75 x[i] + 0.25 x[i+1] along each axis (x[-1] := x[0], x[n] := x[n-1]). Keeps channels-last."""
+    channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+    def along(t: Tensor, dim: int) -> Tensor:
+        n = t.shape[dim]
+        prev = torch.cat([t.narrow(dim, 0, 1), t.narrow(dim, 0, n - 1)], dim)
+        nxt = torch.cat([t.narrow(dim, 1, n - 1), t.narrow(dim, n - 1, 1)], dim)
+        even, odd = 0.25 * prev + 0.75 * t, 0.75 * t + 0.25 * nxt
+        shape = list(t.shape)
+        shape[dim] = 2 * n
+        return torch.stack([even, odd], dim + 1).reshape(shape)
+
+    out = along(along(x, 2), 3)
+    return out.contiguous(memory_format=torch.channels_last) if channels_last else out
+
+
 def upsample2x(x: Tensor) -> Tensor:
     """[B,C,H,W] -> [B,C,2H,2W]; bilinear with half-pixel centres is StyleGAN's [1,3,3,1] upsampling filter.
     Large batches are upsampled in batch chunks under PyTorch's INT_MAX output limit."""
+    if UPSAMPLE_WITHOUT_SCATTER and torch.compiler.is_compiling():
+        return _upsample2x_by_slices(x)
     per_item = 4 * x[0].numel()
     if len(x) > 1 and len(x) * per_item > _INTERPOLATE_MAX_ELEMENTS:
         step = max(1, _INTERPOLATE_MAX_ELEMENTS // per_item)
