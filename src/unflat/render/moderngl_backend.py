@@ -157,7 +157,7 @@ def moderngl_available() -> str | None:
 @dataclass
 class DrawTimings:
     """Where the last batch's time went, in milliseconds (wall clock). ``prepare``: caller's thread
-    (normals, copies to host memory); the rest on the GL thread: ``upload`` (vertex/index/uniform buffers),
+    (normals, copies to host memory unless CUDA-GL interop is used); the rest on the GL thread: ``upload`` (vertex/index/uniform buffers),
     ``draw`` (the draw calls, finished with glFinish), ``readback`` (framebuffer -> host), ``finish``
     (tiles -> RenderOutput)."""
 
@@ -174,7 +174,7 @@ class DrawTimings:
 
 @dataclass
 class _Batch:
-    """CPU arrays for one draw: everything the GL thread needs."""
+    """Everything the GL thread needs for one draw (vertex data on the host, or on the GPU for interop)."""
 
     positions: np.ndarray | Tensor  # [V,3] float32 (a CUDA tensor when it goes through CUDA-GL interop)
     normals: np.ndarray | Tensor  # [V,3] float32 (likewise)
@@ -282,7 +282,8 @@ class ModernGLRenderer:
                             color: tuple[float, float, float] = (0.7, 0.7, 0.7), normals: Tensor | None = None,
                             compute_normals: bool = False) -> "Future[RenderOutput]":
         """``render_packed`` that returns at once: the drawing runs on the renderer's GL thread.
-        The meshes are copied to the CPU before this returns, so the caller may reuse them."""
+        CPU meshes are copied before this returns; CUDA meshes are read on the GPU by the GL thread (CUDA-GL
+        interop), so do not modify them in place until the future is done (rebinding the names is fine)."""
         if len(meshes) != len(cameras):
             raise ValueError(f"got {len(meshes)} meshes for {len(cameras)} cameras")
         start = time.perf_counter()
