@@ -14,7 +14,7 @@ EG3D's generator: no extra blocks, 2-layer decoder) and the paper's (+g +d) are 
 
 A variant is a base - eager, compile, or compile-max (torch.compile mode max-autotune-no-cudagraphs) - plus
 options: +fused (fused Triton tri-plane sampling), +ckpt (gradient checkpointing of rendering), +interp (compiled
-upsampling through F.interpolate, as before stylegan2.UPSAMPLE_WITHOUT_SCATTER: for the A/B). Each variant
+upsampling through F.interpolate, as before stylegan2.RESAMPLE_WITHOUT_SCATTER: for the A/B). Each variant
 builds a fresh model in the same process and prints/appends its own row.
 
 Compare with FIELD-NOTES' official EG3D figures on the same GPU (41.5 images/s at 64^2 with its defaults,
@@ -70,7 +70,7 @@ def fake_batch(n: int, resolution: int, num_classes: int, device: torch.device, 
 
 VARIANT_BASES = {"eager": (False, None), "compile": (True, None), "compile-max": (True, "max-autotune-no-cudagraphs")}
 VARIANT_OPTIONS = {"fused": "fused_sampling", "ckpt": "grad_checkpoint", "interp": "interp"}
-"""+interp: compiled upsampling through F.interpolate (the form before stylegan2.UPSAMPLE_WITHOUT_SCATTER)."""
+"""+interp: compiled upsampling through F.interpolate (the form before stylegan2.RESAMPLE_WITHOUT_SCATTER)."""
 
 
 def parse_variant(name: str) -> tuple[bool, str | None, dict]:
@@ -210,7 +210,7 @@ def measure(cfg, args: argparse.Namespace, device: torch.device, compiled: bool,
                              (", fused sampling", fused), (", fused sampling unavailable: grid_sample",
                                                             cfg.fused_sampling and not fused),
                              (", grad checkpoint", cfg.grad_checkpoint),
-                             (", upsampling via interpolate", compiled and not stylegan2.UPSAMPLE_WITHOUT_SCATTER)) if on]
+                             (", resampling via interpolate/pad", compiled and not stylegan2.RESAMPLE_WITHOUT_SCATTER)) if on]
     resolution = cfg.output_resolution or 128
     what = (f"tri-plane GAN training step, {label}(planes {cfg.plane_resolution}x{cfg.plane_channels}x3, "
             f"render {cfg.neural_resolution}^2, {cfg.num_coarse}+{cfg.num_fine} samples, SR to {resolution}, "
@@ -305,7 +305,7 @@ def main() -> None:
     failed = 0
     for variant, (compiled, mode, overrides) in zip(variants, parsed):
         options = {"fused_sampling": False, "grad_checkpoint": False, **overrides}
-        stylegan2.UPSAMPLE_WITHOUT_SCATTER = not options.pop("interp", False)  # a module switch, not a config field
+        stylegan2.RESAMPLE_WITHOUT_SCATTER = not options.pop("interp", False)  # a module switch, not a config field
         try:
             measure(dataclasses.replace(cfg, **options), args, device, compiled, mode, variant)
         except Exception as error:  # one failing variant must not cost the others their rows

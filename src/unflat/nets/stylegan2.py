@@ -59,7 +59,10 @@ def downsample2x(x: Tensor) -> Tensor:
     [1,3,3,1]/8 = [1,2,1]/4 (a blur) followed by a 2x2 mean; written with slices and avg_pool2d so that
     R1's double backward stays cheap (grouped-convolution double backward is slow on CPU).
     """
-    p = F.pad(x, (1, 1, 1, 1), mode="replicate")
+    if RESAMPLE_WITHOUT_SCATTER and torch.compiler.is_compiling():
+        p = _pad_replicate_by_cat(x)
+    else:
+        p = F.pad(x, (1, 1, 1, 1), mode="replicate")
     p = (p[:, :, :-2] + 2 * p[:, :, 1:-1] + p[:, :, 2:]) * 0.25
     p = (p[..., :-2] + 2 * p[..., 1:-1] + p[..., 2:]) * 0.25
     return F.avg_pool2d(p, 2)
@@ -70,11 +73,20 @@ _INTERPOLATE_MAX_ELEMENTS = 2**31 - 1
 (a batch of 128 tri-planes at 256^2 x 96 channels is 2^31)."""
 
 
-UPSAMPLE_WITHOUT_SCATTER = True
+RESAMPLE_WITHOUT_SCATTER = True
 """Under torch.compile, write 2x bilinear upsampling as shifted slices (``_upsample2x_by_slices``) instead of
-``F.interpolate``. Inductor lowers interpolate's backward to scatter-adds (``_unsafe_index_put``): ~17% of a
-compiled tri-plane GAN step on an H100 (docs/performance.md); the slices' backward is pointwise. Benchmarks set
-False for an A/B in one process; eager mode always uses ``F.interpolate`` (one kernel)."""
+``F.interpolate``, and the downsampling filter's replicate padding as concatenated edge slices
+(``_pad_replicate_by_cat``) instead of ``F.pad(mode="replicate")``. Inductor lowers interpolate's backward to
+scatter-adds (``_unsafe_index_put``, ~17% of a compiled tri-plane GAN step on an H100) and runs
+``replication_pad2d_backward`` as its own kernel (~5%; docs/performance.md); the slices' backward is pointwise
+and fuses. Same values and gradients. Benchmarks set False for an A/B in one process; eager mode always uses the
+single aten kernels."""
+
+
+def _pad_replicate_by_cat(x: Tensor) -> Tensor:
+    """``F.pad(x, (1, 1, 1, 1), mode="replicate")`` of [B,C,H,W] by concatenating the edge rows/columns."""
+    x = torch.cat([x[:, :, :1], x, x[:, :, -1:]], 2)
+    return torch.cat([x[..., :1], x, x[..., -1:]], 3)
 
 
 def _upsample2x_by_slices(x: Tensor) -> Tensor:
@@ -98,7 +110,7 @@ def _upsample2x_by_slices(x: Tensor) -> Tensor:
 def upsample2x(x: Tensor) -> Tensor:
     """[B,C,H,W] -> [B,C,2H,2W]; bilinear with half-pixel centres is StyleGAN's [1,3,3,1] upsampling filter.
     Large batches are upsampled in batch chunks under PyTorch's INT_MAX output limit."""
-    if UPSAMPLE_WITHOUT_SCATTER and torch.compiler.is_compiling():
+    if RESAMPLE_WITHOUT_SCATTER and torch.compiler.is_compiling():
         return _upsample2x_by_slices(x)
     per_item = 4 * x[0].numel()
     if len(x) > 1 and len(x) * per_item > _INTERPOLATE_MAX_ELEMENTS:

@@ -1,4 +1,5 @@
-"""StyleGAN upsampling in batch chunks below PyTorch's INT_MAX output limit equals one interpolate call."""
+"""StyleGAN resampling: batch chunks under PyTorch's INT_MAX limit, and the compiled forms (shifted slices for
+upsampling, concatenated edges for the downsampling filter's padding) equal the aten ops they replace."""
 
 from __future__ import annotations
 
@@ -50,3 +51,32 @@ def test_compiled_upsampling_takes_the_slices_form_and_matches():
     torch.compile(stylegan2.upsample2x, backend=record)(x)
     assert not any("interpolate" in op or "upsample" in op for op in graph_ops), graph_ops
     assert any("cat" in op for op in graph_ops)
+
+
+def test_replicate_pad_by_cat_equals_f_pad_forward_and_backward():
+    torch.manual_seed(1)
+    for x in (torch.randn(2, 3, 5, 4, dtype=torch.float64),
+              torch.randn(1, 4, 1, 1, dtype=torch.float64).contiguous(memory_format=torch.channels_last)):
+        a = x.clone().requires_grad_(True)
+        b = x.clone().requires_grad_(True)
+        reference = F.pad(a, (1, 1, 1, 1), mode="replicate")
+        ours = stylegan2._pad_replicate_by_cat(b)
+        torch.testing.assert_close(ours, reference, rtol=0, atol=0)
+        grad = torch.randn_like(reference)
+        reference.backward(grad)
+        ours.backward(grad)
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-12, atol=1e-12)
+
+
+def test_compiled_downsampling_avoids_the_pad_op_and_matches():
+    x = torch.randn(2, 3, 8, 8)
+    ops = []
+
+    def record(gm, example_inputs):
+        ops.extend(str(n.target) for n in gm.graph.nodes if n.op == "call_function")
+        return gm.forward
+
+    torch._dynamo.reset()
+    out = torch.compile(stylegan2.downsample2x, backend=record)(x)
+    assert not any("pad" in op for op in ops), ops
+    torch.testing.assert_close(out, stylegan2.downsample2x(x))  # eager: F.pad
