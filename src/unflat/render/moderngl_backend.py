@@ -407,7 +407,11 @@ class ModernGLRenderer:
         timings.views, timings.faces = b, int(batch.index_count[batch.mesh_of_item].sum()) // 3
         per_side = max(1, MAX_ATLAS_SIZE // s)
         chunk = per_side * per_side
-        parts = [gl.draw(batch, start, min(b, start + chunk), timings) for start in range(0, b, chunk)]
+        vao = gl.geometry(batch, timings)  # the whole batch's meshes, uploaded once for every atlas chunk
+        try:
+            parts = [gl.draw(batch, vao, start, min(b, start + chunk), timings) for start in range(0, b, chunk)]
+        finally:
+            vao.release()
         start = time.perf_counter()
         colour = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, s, s, 4), np.uint8)
         depth = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, s, s), np.float32)
@@ -529,17 +533,11 @@ class _GLState:
             self.framebuffers[key] = self.ctx.framebuffer(attachments, self.ctx.depth_renderbuffer(size))
         return self.framebuffers[key]
 
-    def draw(self, batch: _Batch, start: int, stop: int,
-             timings: DrawTimings) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Views start..stop-1 into one atlas -> (colour [n,S,S,4] uint8, depth [n,S,S], normals [n,S,S,4] or None).
-        Adds its upload / draw / readback times to ``timings``."""
-        mgl, ctx, s = self.moderngl, self.ctx, self.owner._tile
+    def geometry(self, batch: _Batch, timings: DrawTimings) -> object:
+        """The batch's vertex and index buffers in a vertex array (the caller releases it); adds the upload
+        time to ``timings``."""
         t0 = time.perf_counter()
-        n = stop - start
-        cols = math.ceil(math.sqrt(n))
-        rows = math.ceil(n / cols)
         vertex_colors = batch.colors is not None
-        prog = self.program(vertex_colors)
         if batch.ready is not None:
             batch.ready.synchronize()  # the caller's marching cubes / normals have finished on the GPU
         content = [(self.upload("position", batch.positions, np.float32, timings), "3f", "in_position"),
@@ -547,7 +545,19 @@ class _GLState:
         if vertex_colors:
             content.append((self.buffer("color", batch.colors.astype(np.uint8, copy=False)), "4f1", "in_color"))
         index = self.upload("index", batch.indices, np.int32, timings)
-        vao = ctx.vertex_array(prog, content, index_buffer=index, index_element_size=4)
+        vao = self.ctx.vertex_array(self.program(vertex_colors), content, index_buffer=index, index_element_size=4)
+        timings.upload_ms += 1000 * (time.perf_counter() - t0)
+        return vao
+
+    def draw(self, batch: _Batch, vao: object, start: int, stop: int,
+             timings: DrawTimings) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Views start..stop-1 into one atlas -> (colour [n,S,S,4] uint8, depth [n,S,S], normals [n,S,S,4] or None).
+        Adds its uniform upload / draw / readback times to ``timings``."""
+        mgl, ctx, s = self.moderngl, self.ctx, self.owner._tile
+        t0 = time.perf_counter()
+        n = stop - start
+        cols = math.ceil(math.sqrt(n))
+        rows = math.ceil(n / cols)
         stride = -(-4 * batch.items.shape[1] // self.alignment) * self.alignment
         block = np.zeros((n, stride // 4), np.float32)
         block[:, : batch.items.shape[1]] = batch.items[start:stop]
@@ -578,7 +588,6 @@ class _GLState:
         normals = None
         if batch.with_normals:
             normals = np.frombuffer(fbo.read(components=4, attachment=2, dtype="f4"), np.float32).reshape(height, cols * s, 4)
-        vao.release()
         t3 = time.perf_counter()
         timings.upload_ms += 1000 * (t1 - t0)
         timings.draw_ms += 1000 * (t2 - t1)
