@@ -49,7 +49,7 @@ def main() -> None:
             seconds = time.perf_counter() - start
             used = auto_workers(workers, shapes * args.views)
             results[f"shapes_per_s_workers_{used}"] = round(shapes / seconds, 2)
-            results[f"seconds_workers_{used}"] = round(seconds, 1)
+            results[f"seconds_workers_{used}"] = round(seconds, 3)
             if args.verify:  # the whole dataset is there and intact (every file hashed against the manifest)
                 count = len(open_dataset(cfg.out, verify_hashes=True))
                 if count != shapes * args.views:
