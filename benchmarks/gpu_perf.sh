@@ -7,6 +7,10 @@
 #               chrome trace), compile, compile+fused+ckpt, eager+fused                           (~4 min)
 #   mesh      - mesh extraction at 256^3: density query, marching cubes (torch on GPU, skimage), colours
 #   maxbatch  - largest batch that fits (EG3D-equivalent, eager, fused sampling), steps of 16
+#   presets   - (not in the default list) largest batch at the `small` and `paper` presets (eager, fused sampling),
+#               and at `paper` with gradient checkpointing too
+#   interp    - (not in the default list) the compiled upsampling A/B (compile+fused vs compile+fused+interp) at
+#               the `small` preset, where compiling takes a minute rather than the EG3D sizes' three
 #   profile   - (not in the default list) a separate profile_triplane.py run of compile+fused
 #   ckpt      - (not in the default list) eager+fused vs eager+fused+ckpt: what gradient checkpointing saves
 #   iggan     - (not in the default list) iggan paper-preset step split, moderngl, with the draw's own parts
@@ -28,12 +32,15 @@ if [ "$SMOKE" = 1 ]; then
   VARIANTS=eager,eager+fused,eager+fused+ckpt; PROFILED=eager+fused; LIMIT_SCALE=3
   SAMPLING=(--device cpu --no-write --batch 1 --resolution 16 --points 500 --repeats 1)
   MESH=(--preset tiny --device cpu --no-write --resolution 32 --repeats 1)
-  MAXBATCH=(--max-batch-limit 8)
+  MAXBATCH=(--max-batch-limit 8); PRESETS=(tiny); PRESET_MAXBATCH=(--device cpu --no-write --max-batch-limit 8)
+  INTERP=(--preset tiny --device cpu --no-write --steps 2 --warmup 1 --variants eager+fused,eager+fused+interp)
 else
   source benchmarks/gpu_env.sh
   SIZE=(--eg3d --samples 64 64 --batch 32); STEPS=(--steps 16 --warmup 3)
   VARIANTS=compile+fused,compile+fused+interp,eager,eager+fused,compile+fused+ckpt; PROFILED=compile+fused; LIMIT_SCALE=1
   SAMPLING=(--repeats 10); MESH=(--eg3d --resolution 256 --repeats 3); MAXBATCH=(--max-batch-unit 16 --max-batch-seconds 70)
+  PRESETS=(small paper); PRESET_MAXBATCH=(--max-batch-unit 16 --max-batch-seconds 60)
+  INTERP=(--preset small --steps 24 --warmup 3 --variants compile+fused,compile+fused+interp)
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$LOGS/gpu.txt"
   python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" | tee -a "$LOGS/gpu.txt"
 fi
@@ -74,6 +81,14 @@ if [ "$SMOKE" = 1 ]; then
 else
   want maxbatch && run maxbatch 90 python3 benchmarks/bench_triplane.py --eg3d --fused-sampling --max-batch "${MAXBATCH[@]}"
 fi
+if want presets; then
+  for preset in "${PRESETS[@]}"; do
+    run "maxbatch_$preset" 75 python3 benchmarks/bench_triplane.py --preset "$preset" --fused-sampling --max-batch "${PRESET_MAXBATCH[@]}"
+  done
+  run "maxbatch_${PRESETS[-1]}_ckpt" 75 python3 benchmarks/bench_triplane.py --preset "${PRESETS[-1]}" --fused-sampling \
+    --grad-checkpoint --max-batch "${PRESET_MAXBATCH[@]}"
+fi
+want interp && run interp 240 python3 benchmarks/bench_triplane.py "${INTERP[@]}"
 
 tail -n +$((rows_before + 1)) BENCHMARKS.md > "$OUT/new_rows.md" 2>/dev/null
 echo "new BENCHMARKS.md rows: $(wc -l < "$OUT/new_rows.md")"
