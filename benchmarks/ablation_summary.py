@@ -61,7 +61,9 @@ def generator_metrics(path: Path) -> dict | None:
             "backbone": images.get("backbone_name"), "backbone_weights": images.get("weights_hash"),
             "num_samples": m["settings"].get("num_samples"), "coverage": shapes.get("coverage"), "mmd": shapes.get("mmd"),
             "one_nna": shapes.get("one_nna"), "chamfer_variant": shapes.get("chamfer_variant"),
-            "num_shapes": m["settings"].get("num_shapes"), "skipped": m.get("skipped"), "file": str(path)}
+            "num_shapes": m["settings"].get("num_shapes"), "skipped": m.get("skipped"), "file": str(path),
+            # `unflat evaluate` writes after each phase: a file with complete=false was cut short by a time limit
+            "complete": m.get("complete", True), "timings_s": m.get("timings_s")}
 
 
 def inversion_metrics(path: Path) -> dict | None:
@@ -121,10 +123,12 @@ def report(args: argparse.Namespace) -> None:
         step = f"{s['steps_reached']}/{s['steps_target']}" + ("" if s["steps_reached"] == s["steps_target"] else " (short)")
         backbone = backbone or (f"{m['backbone']} (weights {m['backbone_weights']})" if m.get("backbone") else None)
         cells = [label, step, _f(m.get("fid")), _f(m.get("kid")), _f(m.get("coverage"), 3), _f(m.get("mmd"), 3),
-                 _f(m.get("one_nna"), 3), _f(s.get("train_steps_per_s"), 3), _f(s["train_wall_s"]), _f(s["eval_wall_s"])]
+                 _f(m.get("one_nna"), 3), _f(s.get("train_steps_per_s"), 3), _f(s["train_wall_s"]),
+                 _f(s["eval_wall_s"]) + ("" if m.get("complete", True) else " (cut short)")]
         print("| " + " | ".join(cells) + " |")
     print(f"\nFID/KID on {backbone or 'the domain backbone'}; COV/MMD/1-NNA: Chamfer (L2 squared) of generated vs "
-          "ground-truth meshes. An arm marked (short) stopped before the target step (timeout): not equal budget.")
+          "ground-truth meshes. An arm marked (short) stopped before the target step (timeout): not equal budget; "
+          "an evaluation marked (cut short) hit its time limit, and '-' cells are the metrics it had not reached.")
     inversions = [(arm, s["inversion"]) for arm, s in loaded.items() if s and s.get("inversion")]
     for arm, inv in inversions:
         print(f"\n#### {labels.get(arm, arm)}: PTI inversion of {inv['num_images']} held-back images "

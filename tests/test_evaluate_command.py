@@ -137,6 +137,30 @@ def test_evaluate_generator_writes_metrics_report_and_reuses_cached_reference(tr
     assert again["images"]["fid"] == images["fid"] and again["images"]["precision"] is None and "shapes" not in again
 
 
+def test_an_evaluation_cut_short_keeps_the_metrics_it_finished(trained, tmp_path, monkeypatch):
+    """`timeout -s INT` during the mesh phase: metrics.json already holds FID/KID, marked incomplete, with the
+    time of each finished phase."""
+    import unflat.evaluate as evaluate_module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate_module, "generated_point_clouds", interrupted)
+    out = tmp_path / "metrics.json"
+    assert cli.main(["evaluate", str(trained["run"]), "--metrics", "fid", "kid", "chamfer", "--num-samples", "16",
+                     "--num-shapes", "3", "--num-points", "128", "--cache-dir", str(tmp_path / "cache"),
+                     "--out", str(out)]) == 130  # the CLI's exit status for an interrupt
+    partial = json.loads(out.read_text())
+    assert partial["complete"] is False and "shapes" not in partial
+    assert partial["images"]["num_fake"] == 16 and np.isfinite(partial["images"]["fid"])
+    assert set(partial["timings_s"]) >= {"load run and data", "reference features", "16 samples -> fid, kid"}
+    assert not any("meshes" in phase for phase in partial["timings_s"])  # the interrupted phase is not recorded
+    monkeypatch.undo()
+    assert cli.main(["evaluate", str(trained["run"]), "--metrics", "fid", "--num-samples", "16",
+                     "--cache-dir", str(tmp_path / "cache"), "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["complete"] is True
+
+
 def test_missing_backbone_missing_run_and_wrong_data_are_one_line_errors(trained, tmp_path, capsys):
     bare = write_sphere_dataset(tmp_path / "bare", num_shapes=4)
     assert cli.main(["evaluate", str(trained["run"]), "--data", str(bare), "--out", str(tmp_path / "m.json")]) == 1

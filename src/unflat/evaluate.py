@@ -20,7 +20,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -223,12 +225,50 @@ def reference_point_clouds(dataset: Dataset, num: int, seed: int, num_points: in
                         for i, s in enumerate(chosen)])
 
 
+class EvaluationLog:
+    """Times each phase of an evaluation (``results["timings_s"]``, one console line per phase) and writes the
+    results gathered so far to ``out`` after each phase, marked ``"complete": false``: an evaluation stopped by
+    a time limit keeps the metrics it had finished, and the log says where the time went."""
+
+    def __init__(self, results: dict, out: Path | None) -> None:
+        self.results, self.out = results, out
+        results.setdefault("timings_s", {})
+        results["complete"] = False
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        from unflat.engine.progress import console
+
+        start = time.perf_counter()
+        try:
+            yield
+        except KeyboardInterrupt:  # e.g. `timeout -s INT`: say which phase the time went to
+            console.print(f"evaluate: {name} interrupted after {time.perf_counter() - start:.1f} s", highlight=False)
+            raise
+        seconds = time.perf_counter() - start
+        self.results["timings_s"][name] = round(seconds, 2)
+        console.print(f"evaluate: {name} took {seconds:.1f} s", highlight=False)
+        self.save()
+
+    def save(self, complete: bool = False) -> None:
+        self.results["complete"] = complete
+        if self.out is not None:
+            write_json_atomic(self.out, self.results)
+
+
+def write_json_atomic(out: Path, results: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(results, indent=2, default=_json_default) + "\n")
+    tmp.replace(out)
+
+
 def has_meshes(method: Method) -> bool:
     return type(method).export is not Method.export
 
 
 def evaluate_generator_run(method: Method, method_name: str, dataset: Dataset, args: EvaluateArgs, wanted: set[str],
-                           explicit: bool, extractor, results: dict) -> dict[str, np.ndarray]:
+                           explicit: bool, extractor, results: dict, log: EvaluationLog) -> dict[str, np.ndarray]:
     """Fill ``results`` with "images" and "shapes"; returns the report's pictures."""
     from unflat.export.images import make_grid, to_uint8
     from unflat.metrics.evaluate import evaluate_generator
@@ -254,8 +294,9 @@ def evaluate_generator_run(method: Method, method_name: str, dataset: Dataset, a
                 results["skipped"]["is"] = "the domain backbone has one category, so IS would be 1 by construction"
     if image_metrics:
         cache_dir = args.cache_dir or default_cache_dir()
-        reference = cached_reference_stats(dataset.images, extractor, cache_dir, args.batch_size, device,
-                                           seed=args.seed, data_hash=images_hash(dataset))
+        with log.phase("reference features"):
+            reference = cached_reference_stats(dataset.images, extractor, cache_dir, args.batch_size, device,
+                                               seed=args.seed, data_hash=images_hash(dataset))
         results["reference"] = {"cache_dir": str(cache_dir), "from_cache": reference.from_cache,
                                 "num_images": reference.stats.count, "data_hash": reference.data_hash,
                                 "backbone_name": reference.backbone_name, "weights_hash": reference.weights_hash}
@@ -263,9 +304,10 @@ def evaluate_generator_run(method: Method, method_name: str, dataset: Dataset, a
         batches = sample_batches(method, dataset, args.num_samples, args.seed, args.batch_size, cams == "dataset",
                                  use_classes, keep=first)
         subset = max(2, min(1000, args.num_samples, len(reference.features)))
-        report = evaluate_generator(batches, reference, extractor, metrics=image_metrics, device=device,
-                                    batch_size=args.batch_size, kid_subset_size=subset, seed=args.seed)
-        results["images"] = report.images.to_dict()
+        with log.phase(f"{args.num_samples} samples -> {', '.join(image_metrics)}"):
+            report = evaluate_generator(batches, reference, extractor, metrics=image_metrics, device=device,
+                                        batch_size=args.batch_size, kid_subset_size=subset, seed=args.seed)
+            results["images"] = report.images.to_dict()
         grid = first[0][:64]
         results["settings"]["sample_resolution"] = int(grid.shape[-1])
         pictures["Samples"] = make_grid(upscale_nearest(to_uint8(grid, (0.0, 1.0))), nrow=8)
@@ -276,7 +318,8 @@ def evaluate_generator_run(method: Method, method_name: str, dataset: Dataset, a
         if not has_meshes(method):
             reason = f"method '{method_name}' does not export meshes"
         else:
-            reference_clouds = reference_point_clouds(dataset, args.num_shapes, args.seed, args.num_points)
+            with log.phase("ground-truth point clouds"):
+                reference_clouds = reference_point_clouds(dataset, args.num_shapes, args.seed, args.num_points)
             if reference_clouds is None:
                 reason = f"{dataset.root} has no ground-truth meshes (meshes/{{shape_id:06d}}.ply)"
         if reason is not None:
@@ -285,15 +328,17 @@ def evaluate_generator_run(method: Method, method_name: str, dataset: Dataset, a
             results["skipped"]["chamfer"] = reason
         else:
             try:
-                fake_clouds = generated_point_clouds(method, args.num_shapes, args.seed, args.num_points)
+                with log.phase(f"{args.num_shapes} generated meshes -> point clouds"):
+                    fake_clouds = generated_point_clouds(method, args.num_shapes, args.seed, args.num_points)
             except UserError as exc:  # e.g. an early generator whose occupancy never reaches the surface level
                 if explicit:
                     raise
                 results["skipped"]["chamfer"] = str(exc)
             else:
-                report = evaluate_generator(None, None, None, fake_clouds=fake_clouds, reference_clouds=reference_clouds,
-                                            device=device)
-                results["shapes"] = report.shapes.to_dict()
+                with log.phase("COV/MMD/1-NNA"):
+                    report = evaluate_generator(None, None, None, fake_clouds=fake_clouds,
+                                                reference_clouds=reference_clouds, device=device)
+                    results["shapes"] = report.shapes.to_dict()
     return pictures
 
 
@@ -471,6 +516,7 @@ def evaluate_run(args: EvaluateArgs) -> tuple[dict, Path, Path | None]:
             raise UserError(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
     if not Path(args.run).exists():
         raise UserError(f"{args.run}: no such run directory or checkpoint")
+    started = time.perf_counter()
     device = resolve_device(args.device)
     loaded = load_run(args.run, device)
     method, method_name = loaded.method, loaded.spec.name
@@ -516,23 +562,24 @@ def evaluate_run(args: EvaluateArgs) -> tuple[dict, Path, Path | None]:
             loaded_backbone["extractor"] = extractor
         return loaded_backbone["extractor"]
 
+    out = Path(args.out)
+    log = EvaluationLog(results, out)
+    results["timings_s"]["load run and data"] = round(time.perf_counter() - started, 2)
     if kind == "generator":
         args = replace(args, num_points=args.num_points or 2048)
         results["settings"].update({"num_samples": args.num_samples, "num_shapes": args.num_shapes,
                                     "num_points": args.num_points})
         extractor = extractor_source(required=True) if wanted & set(IMAGE_METRICS) else None
-        pictures = evaluate_generator_run(method, method_name, dataset, args, wanted, explicit, extractor, results)
+        pictures = evaluate_generator_run(method, method_name, dataset, args, wanted, explicit, extractor, results, log)
         if "inversion" in wanted:
-            pictures.update(evaluate_inversion_run(method, method_name, dataset, args, extractor_source, results))
+            with log.phase(f"inversion of up to {args.num_inversions} images"):
+                pictures.update(evaluate_inversion_run(method, method_name, dataset, args, extractor_source, results))
     else:
         args = replace(args, num_points=args.num_points or 10_000)
         results["settings"].update({"num_shapes": args.num_shapes, "perceptual": args.perceptual, "num_points": args.num_points})
-        pictures = evaluate_progressive_run(method, dataset, args, wanted, explicit, extractor_source, results)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(results, indent=2, default=_json_default) + "\n")
-    tmp.replace(out)
+        with log.phase(f"reconstruction of {args.num_shapes} shapes, same and novel views"):
+            pictures = evaluate_progressive_run(method, dataset, args, wanted, explicit, extractor_source, results)
+    log.save(complete=True)
     report = None
     if args.report:
         report = write_report(report_path_for(out), results, pictures, read_metrics_log(loaded.run_dir / "metrics.jsonl"))
