@@ -11,7 +11,7 @@
 # the renderer's two beam lights (`unflat dataset synth --material grey`; docs/methods/iggan.md "Data").
 # The proxy renderer is pre-trained on random tables/cubes at the dataset's camera distance (`unflat train
 # iggan-renderer --data`), as the paper does, and both arms start from it.
-# Arms (same data, sizes, batch 32, seed 0 and STEPS):
+# Arms (same data, sizes, batch 32, seed SEED (default 0) and STEPS):
 #   dom    DOM weight 100 (the paper's Eq. 9, lambda = 100)
 #   nodom  --dom-weight 0 (the proxy learns from L2 to OpenGL only)
 #   dombal DOM weight 100 x (RES/128)^2: the paper's balance between DOM and the L2 term, which Eq. (5) sums over
@@ -54,7 +54,8 @@ fi
 GAN=(--z-dim 128 --g-channels 32 --g-max-channels 256 --d-channels 32 --d-max-channels 256 --g-output-bias -2
      --pretrain-steps 0 --renderer-checkpoint "$D/renderer")
 [ "$SMOKE" = 1 ] && GAN=(--pretrain-steps 0 --renderer-checkpoint "$D/renderer")
-COMMON=(--data "$D/data" --max-steps "$STEPS" --seed 0 --device "$DEV" --log-every 25 --sample-every "$STEPS"
+SEED=${SEED:-0}   # the arms' training seed (the data, backbone and proxy pre-training keep seed 0)
+COMMON=(--data "$D/data" --max-steps "$STEPS" --seed "$SEED" --device "$DEV" --log-every 25 --sample-every "$STEPS"
         --checkpoint-every 250 --keep-checkpoints 1 --no-tensorboard)
 
 backbone_file() {  # backbone_file RUN_DIR : the run's backbone.safetensors, exported from its checkpoint if cut short

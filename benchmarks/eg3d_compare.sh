@@ -4,6 +4,9 @@
 # (benchmarks/bench_triplane.py --eg3d --samples 64 64), one after the other in one device command.
 #   bash benchmarks/eg3d_compare.sh        (device tool; carry .eg3d, .whl and .gl; writes to $OUT)
 #   UNFLAT_FLAGS="--fused-sampling" bash benchmarks/eg3d_compare.sh   (extra options for unflat's two runs)
+#   SKIP_TICKS=1 TIMED_TICKS=1 EG3D_TF32=0 OURS_EAGER_FLAGS=--grad-checkpoint   (a shorter call: one EG3D tick
+#                                                                        skipped, one timed, no TF32 phase; the
+#                                                                        eager unflat run with checkpointing)
 #   EG3D_COMPARE_NEURAL=128 bash benchmarks/eg3d_compare.sh            (neural rendering 128^2 on both sides; EG3D
 #                                                                        runs batch 32 as 2 x 16, --batch-gpu=16, as
 #                                                                        in FIELD-NOTES, which fits its memory)
@@ -94,7 +97,7 @@ eg3d_train() {  # eg3d_train NAME CAP [--tf32]
   gpu_check "eg3d_$name"
   phase "eg3d_$name" "$cap" python3 benchmarks/eg3d_run.py train --eg3d "$EG3D" --data "$ZIP" \
     --outdir "$WORK/eg3d_runs" --log "$LOGS/eg3d_${name}_train.log" --json "$LOGS/eg3d_$name.json" \
-    --skip-ticks 2 --timed-ticks "${TIMED_TICKS:-2}" "$@" "${EG3D_EXTRA[@]}"
+    --skip-ticks "${SKIP_TICKS:-2}" --timed-ticks "${TIMED_TICKS:-2}" "$@" "${EG3D_EXTRA[@]}"
   local rc=$? pgid; pgid=$(cat "$LOGS/eg3d_$name.pgid" 2>/dev/null)
   # the driver stops train.py's process group itself; if it was killed first, end that group here
   if [ -n "$pgid" ] && kill -0 -- "-$pgid" 2>/dev/null; then
@@ -120,9 +123,13 @@ phase fused_check 60 python3 benchmarks/bench_triplane_sampling.py --batch 4 --p
 # unflat eager comes before compiled: it is quick and always gives a figure, while the first torch.compile at
 # these sizes has taken more than 240 s (run 1); the compiled run then gets everything up to EG3D's TF32 phase.
 [ $EG3D_OK = 1 ] && eg3d_train default 220
-ours eager 120 --steps 16 --warmup 4 $FUSED
+# OURS_EAGER_FLAGS: options of the eager run alone (at neural 128^2 with 64+64 samples, batch 32 does not fit in
+# 80 GB eagerly: --grad-checkpoint, as EG3D itself runs that size as 2 x 16 with --batch-gpu=16)
+# shellcheck disable=SC2086
+ours eager 120 --steps 16 --warmup 4 $FUSED ${OURS_EAGER_FLAGS:-}
+[ "${EG3D_TF32:-1}" = 1 ] || TF32_RESERVE_S=0
 ours fused $(( $(left) - 20 - ${TF32_RESERVE_S:-115} )) --steps 16 --warmup 6 --compile $FUSED
-[ $EG3D_OK = 1 ] && TIMED_TICKS=1 eg3d_train tf32 170 --tf32
+[ $EG3D_OK = 1 ] && [ "${EG3D_TF32:-1}" = 1 ] && TIMED_TICKS=1 eg3d_train tf32 170 --tf32
 
 # ---- summary -------------------------------------------------------------------------------------------------
 note "summary"
