@@ -48,6 +48,16 @@ def test_generator_to_dataset_to_reconstruction(sphere_dataset: Path, tmp_path: 
     assert len(glbs) == 1
     mesh = trimesh.load(glbs[0], force="mesh")
     assert len(mesh.faces) > 0 and mesh.visual.kind == "texture"
+    assert len(list(out.glob("*.gif"))) == 1  # the turntable, by default
+
+    # meshes only, a smaller turntable on request, and bad sizes are one-line errors
+    lean = tmp_path / "lean"
+    assert cli.main(["reconstruct", str(rec), str(photo), str(photo), "--out", str(lean), "--no-turntable",
+                     "--device", "cpu"]) == 0
+    assert len(list(lean.glob("*.glb"))) == 2 and not list(lean.glob("*.gif"))
+    assert trimesh.load(lean / "photo-1.glb", force="mesh").visual.kind == "texture"
+    assert cli.main(["reconstruct", str(rec), str(photo), "--out", str(lean), "--turntable-frames", "0",
+                     "--device", "cpu"]) == 1
 
 
 def test_iggan_run_makes_a_multiview_dataset(sphere_dataset: Path, tmp_path: Path) -> None:

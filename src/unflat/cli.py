@@ -8,6 +8,7 @@ import importlib
 import io
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal, Sequence, TypeVar
@@ -229,11 +230,17 @@ class ReconstructArgs:
     images: Positional[tuple[Path, ...]]
     """Images (or folders of images) to reconstruct."""
     out: Path = Path("reconstructed")
-    """Output directory: one GLB + turntable per image."""
+    """Output directory: NAME.glb (texture embedded), NAME-input.png (the network's input) and NAME.gif per image."""
     masks: tuple[Path, ...] = ()
     """Optional masks (same order as images) used to crop and centre."""
     batch_size: int = 16
     """Images per forward pass."""
+    turntable: bool = True
+    """Also render a turntable GIF of each mesh (--no-turntable: meshes only, several times faster on CPU)."""
+    turntable_frames: int = 36
+    """Frames of each turntable (one full turn)."""
+    turntable_resolution: int = 256
+    """Turntable frame size in pixels."""
     device: str = "auto"
     """cpu, cuda, mps or auto."""
 
@@ -302,7 +309,15 @@ def cmd_reconstruct(args: list[str]) -> int:
     a = parse(ReconstructArgs, args, "unflat reconstruct")
     loaded = _loaded(a.run, a.device)
     fn = _require(loaded.method, "reconstruct", "reconstruct (use a progressive run)")
-    fn(list(a.images), a.out, list(a.masks) or None, a.batch_size)
+    for name, value in (("batch-size", a.batch_size), ("turntable-frames", a.turntable_frames),
+                        ("turntable-resolution", a.turntable_resolution)):
+        if value <= 0:
+            raise UserError(f"--{name} must be > 0, got {value}")
+    start = time.perf_counter()
+    written = fn(list(a.images), a.out, list(a.masks) or None, a.batch_size, turntable=a.turntable,
+                 turntable_frames=a.turntable_frames, turntable_resolution=a.turntable_resolution)
+    meshes = sum(1 for path in written if Path(path).suffix == ".glb")
+    print(f"wrote {meshes} textured mesh{'es' if meshes != 1 else ''} to {a.out} in {time.perf_counter() - start:.1f} s")
     return 0
 
 

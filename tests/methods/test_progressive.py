@@ -153,6 +153,58 @@ def test_prepare_image_centres_and_frames_the_object():
         assert abs((rows[-1] - rows[0] + 1) - 16) <= 2  # spans half the crop
 
 
+def _prepare_image_reference(rgb, mask, resolution, object_extent, background, content):
+    """The straightforward float32 version of prepare_image (its first implementation), as the reference."""
+    from PIL import Image
+
+    image = rgb.astype(np.float32) / 255
+    top, left, bottom, right = content
+    background = np.ones(3, np.float32) if background is None else np.asarray(background, np.float32)
+    if mask is None:
+        real = image[top:bottom, left:right]
+        border = np.concatenate([real[0], real[-1], real[:, 0], real[:, -1]])
+        background = np.median(border, axis=0).astype(np.float32)
+        filled = np.empty_like(image)
+        filled[:] = background
+        filled[top:bottom, left:right] = real
+        image = filled
+        fg = np.abs(image - background).max(-1) > 0.08
+    else:
+        fg = mask > 0.5
+        image = image * mask[..., None] + background * (1 - mask[..., None])
+    rows, cols = np.nonzero(fg.any(1))[0], np.nonzero(fg.any(0))[0]
+    y_lo, y_hi, x_lo, x_hi = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    side = max(int(np.ceil(max(y_hi - y_lo, x_hi - x_lo) / object_extent)), 1)
+    y0, x0 = int(round((y_lo + y_hi) / 2 - side / 2)), int(round((x_lo + x_hi) / 2 - side / 2))
+    canvas = np.empty((side, side, 3), np.float32)
+    canvas[:] = background
+    sy0, sx0 = max(y0, 0), max(x0, 0)
+    sy1, sx1 = min(y0 + side, image.shape[0]), min(x0 + side, image.shape[1])
+    canvas[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[sy0:sy1, sx0:sx1]
+    resized = Image.fromarray((canvas * 255).round().astype(np.uint8)).resize((resolution, resolution), Image.LANCZOS)
+    return np.asarray(resized, dtype=np.float32) / 255
+
+
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_prepare_image_matches_the_float_reference(with_mask):
+    """The uint8 fast path gives the float reference's pixels (to one grey level) on a padded, noisy photo with a
+    soft mask, an object near the border (the crop leaves the image) and a non-white background."""
+    rng = np.random.default_rng(3)
+    img = np.full((96, 96, 3), 255, np.uint8)  # padded like read_image_rgb: real pixels in rows 16..80
+    content = (16, 0, 80, 96)
+    img[16:80] = (rng.normal(120, 6, (64, 96, 3))).clip(0, 255).astype(np.uint8)
+    img[20:60, 60:94] = rng.integers(0, 256, (40, 34, 3), dtype=np.uint8)  # textured object at the right edge
+    mask = np.zeros((96, 96), np.float32)
+    mask[20:60, 60:94] = 1
+    mask[18:20, 60:94] = 0.5  # soft edge
+    m = mask if with_mask else None
+    background = np.array([0.9, 0.8, 0.7], np.float32) if with_mask else None
+    ours = prepare_image(img, m, 32, 0.6, background, content)
+    ref = _prepare_image_reference(img, m, 32, 0.6, background, content)
+    assert ours.shape == ref.shape == (32, 32, 3)
+    assert np.abs(ours - ref).max() <= 1 / 255 + 1e-6
+
+
 def _method(dataset: Path, **kw) -> Progressive:
     cfg = replace(tiny(), data=dataset, **kw)
     return Progressive(cfg, open_dataset(dataset).info, TrainContext(CPU))

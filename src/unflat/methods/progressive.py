@@ -37,6 +37,7 @@ from unflat.cameras import Cameras
 from unflat.config import RunConfig, require_positive
 from unflat.data.format import DatasetInfo
 from unflat.data.loader import Batch
+from unflat.engine.progress import progress_bar
 from unflat.errors import ConfigError, UserError
 from unflat.geometry.laplacian import laplacian_loss, uniform_laplacian
 from unflat.geometry.sphere_template import sphere_template
@@ -519,27 +520,39 @@ class Progressive(Method):
         background = np.array([self.data_stats[f"background_{c}"] for c in "rgb"], np.float32)
         written: list[Path] = []
         names = _unique_stems(files)
-        for start in range(0, len(files), max(1, batch_size)):
-            chunk = files[start:start + batch_size]
-            prepared = []
-            for k, path in enumerate(chunk):
-                rgb, content = read_image_rgb(path)
-                mask = read_mask(masks[start + k]) if masks is not None else None
-                prepared.append(prepare_image(rgb, mask, self.image_resolution, self.data_stats["object_extent"],
-                                              background, content))
-            batch = torch.from_numpy(np.stack(prepared)).permute(0, 3, 1, 2).float().to(self.device) * 2 - 1
-            verts, texture = self._predict_eval(batch)
-            for k in range(len(chunk)):
-                name = names[start + k]
-                written.append(_save_mesh(self.to_trimesh(verts[k], texture[k]), out_dir / f"{name}.glb"))
-                input_path = out_dir / f"{name}-input.png"
-                from PIL import Image
+        with progress_bar(transient=True) as bar:
+            task = bar.add_task("reconstruct", total=len(files), rate="")
+            for start in range(0, len(files), max(1, batch_size)):
+                written += self._reconstruct_chunk(files, names, masks, start, batch_size, out_dir, background,
+                                                   turntable, turntable_frames, turntable_resolution)
+                bar.update(task, completed=min(len(files), start + batch_size))
+        return written
 
-                Image.fromarray((prepared[k] * 255).round().astype(np.uint8)).save(input_path)
-                written.append(input_path)
-                if turntable:
-                    written.append(self._turntable(verts[k:k + 1], texture[k:k + 1], out_dir / f"{name}.gif",
-                                                   turntable_frames, turntable_resolution))
+    def _reconstruct_chunk(self, files: list[Path], names: list[str], masks: list[Path] | None, start: int,
+                           batch_size: int, out_dir: Path, background: np.ndarray, turntable: bool,
+                           turntable_frames: int, turntable_resolution: int) -> list[Path]:
+        """``reconstruct`` of files[start:start + batch_size]: one forward pass, then each file's outputs."""
+        from PIL import Image
+
+        written: list[Path] = []
+        chunk = files[start:start + batch_size]
+        prepared = []
+        for k, path in enumerate(chunk):
+            rgb, content = read_image_rgb(path)
+            mask = read_mask(masks[start + k]) if masks is not None else None
+            prepared.append(prepare_image(rgb, mask, self.image_resolution, self.data_stats["object_extent"],
+                                          background, content))
+        batch = torch.from_numpy(np.stack(prepared)).permute(0, 3, 1, 2).float().to(self.device) * 2 - 1
+        verts, texture = self._predict_eval(batch)
+        for k in range(len(chunk)):
+            name = names[start + k]
+            written.append(_save_mesh(self.to_trimesh(verts[k], texture[k]), out_dir / f"{name}.glb"))
+            input_path = out_dir / f"{name}-input.png"
+            Image.fromarray((prepared[k] * 255).round().astype(np.uint8)).save(input_path)
+            written.append(input_path)
+            if turntable:
+                written.append(self._turntable(verts[k:k + 1], texture[k:k + 1], out_dir / f"{name}.gif",
+                                               turntable_frames, turntable_resolution))
         return written
 
     def _turntable(self, verts: Tensor, texture: Tensor, path: Path, frames: int, resolution: int) -> Path:
@@ -620,37 +633,47 @@ def prepare_image(rgb: np.ndarray, mask: np.ndarray | None, resolution: int, obj
     """
     from PIL import Image
 
-    image = rgb.astype(np.float32) / 255
-    top, left, bottom, right = content or (0, 0, image.shape[0], image.shape[1])
-    background = np.ones(3, np.float32) if background is None else np.asarray(background, np.float32)
+    # uint8 wherever no blending is needed, and per-channel maxima instead of .max(-1): on a 512^2 working image
+    # this is what dominated `reconstruct`'s time per image on the GPU machine (~25 of 39 ms at batch 1).
+    top, left, bottom, right = content or (0, 0, rgb.shape[0], rgb.shape[1])
+    real = rgb[top:bottom, left:right]
     if mask is None:
-        real = image[top:bottom, left:right]
         border = np.concatenate([real[0], real[-1], real[:, 0], real[:, -1]])
-        background = np.median(border, axis=0).astype(np.float32)
-        filled = np.empty_like(image)
-        filled[:] = background
-        filled[top:bottom, left:right] = real
-        image = filled
-        fg = np.abs(image - background).max(-1) > 0.08
-        if fg.mean() < 0.002:  # nothing stands out: use the whole image
-            fg = np.zeros(image.shape[:2], bool)
+        background = np.median(border.astype(np.float32) / 255, axis=0).astype(np.float32)
+        diff = np.abs(real.astype(np.float32) / 255 - background)
+        fg_real = np.maximum(np.maximum(diff[..., 0], diff[..., 1]), diff[..., 2]) > 0.08
+        fg = np.zeros(rgb.shape[:2], bool)
+        if fg_real.mean() < 0.002:  # nothing stands out: use the whole image
             fg[top:bottom, left:right] = True
+        else:
+            fg[top:bottom, left:right] = fg_real
     else:
+        background = np.ones(3, np.float32) if background is None else np.asarray(background, np.float32)
         fg = mask > 0.5
         if not fg.any():
             raise UserError("mask is empty (no pixel above 0.5)")
-        image = image * mask[..., None] + background * (1 - mask[..., None])
     rows, cols = np.nonzero(fg.any(1))[0], np.nonzero(fg.any(0))[0]
     y_lo, y_hi, x_lo, x_hi = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     side = max(int(math.ceil(max(y_hi - y_lo, x_hi - x_lo) / max(object_extent, 1e-3))), 1)
     y0 = int(round((y_lo + y_hi) / 2 - side / 2))
     x0 = int(round((x_lo + x_hi) / 2 - side / 2))
-    canvas = np.empty((side, side, 3), np.float32)
-    canvas[:] = background
+    background_u8 = (background * 255).round().astype(np.uint8)
+    canvas = np.empty((side, side, 3), np.uint8)
+    canvas[:] = background_u8
     sy0, sx0 = max(y0, 0), max(x0, 0)
-    sy1, sx1 = min(y0 + side, image.shape[0]), min(x0 + side, image.shape[1])
-    canvas[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[sy0:sy1, sx0:sx1]
-    resized = Image.fromarray((canvas * 255).round().astype(np.uint8)).resize((resolution, resolution), Image.LANCZOS)
+    sy1, sx1 = min(y0 + side, rgb.shape[0]), min(x0 + side, rgb.shape[1])
+    if mask is None:  # the padding around the real image (outside ``content``) counts as background
+        window = np.empty((sy1 - sy0, sx1 - sx0, 3), np.uint8)
+        window[:] = background_u8
+        ty0, tx0, ty1, tx1 = max(sy0, top), max(sx0, left), min(sy1, bottom), min(sx1, right)
+        if ty1 > ty0 and tx1 > tx0:
+            window[ty0 - sy0:ty1 - sy0, tx0 - sx0:tx1 - sx0] = rgb[ty0:ty1, tx0:tx1]
+    else:  # the background under the mask becomes the training data's: blend the crop window only
+        alpha = mask[sy0:sy1, sx0:sx1, None].astype(np.float32)
+        blended = rgb[sy0:sy1, sx0:sx1].astype(np.float32) / 255 * alpha + background * (1 - alpha)
+        window = (blended * 255).round().astype(np.uint8)
+    canvas[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = window
+    resized = Image.fromarray(canvas).resize((resolution, resolution), Image.LANCZOS)
     return np.asarray(resized, dtype=np.float32) / 255
 
 
