@@ -28,7 +28,7 @@ D=${ABL_DIR:-runs/abl/$M}
 mkdir -p "$D"
 ARMS="dom nodom dombal"
 CACHE=$(cd "$D" && pwd)/cache
-export UNFLAT_CACHE=$CACHE UNFLAT_CACHE_DIR=$CACHE   # FID reference statistics, shared by the arms
+export UNFLAT_CACHE_DIR=$CACHE   # FID reference statistics, shared by the arms
 
 if [ "$SMOKE" = 1 ]; then   # tiny sizes on CPU: proves the script end to end, numbers mean nothing
   DEV=cpu; RES=16; SHAPES=8; WORKERS=2

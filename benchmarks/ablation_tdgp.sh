@@ -26,7 +26,7 @@ D=${ABL_DIR:-runs/abl/$M}
 mkdir -p "$D"
 ARMS="full adapt50 noadaptor nodistill overhead"
 CACHE=$(cd "$D" && pwd)/cache
-export UNFLAT_CACHE=$CACHE UNFLAT_CACHE_DIR=$CACHE   # estimated depth, teacher features, FID reference statistics
+export UNFLAT_CACHE_DIR=$CACHE   # estimated depth, teacher features, FID reference statistics
 
 if [ "$SMOKE" = 1 ]; then   # tiny sizes on CPU: proves the script end to end, numbers mean nothing
   DEV=cpu; RES=16; SHAPES=8; WORKERS=2

@@ -18,7 +18,6 @@ Also here: ``periodic_evaluation``, the quick FID/KID that ``--eval-every N`` lo
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 import warnings
@@ -106,11 +105,10 @@ class EvaluateArgs:
 # Shared helpers (CLI and in-training evaluation)
 # ---------------------------------------------------------------------------------------------
 def default_cache_dir() -> Path:
-    """$UNFLAT_CACHE_DIR/reference, else $XDG_CACHE_HOME/unflat/reference, else ~/.cache/unflat/reference."""
-    if os.environ.get("UNFLAT_CACHE_DIR"):
-        return Path(os.environ["UNFLAT_CACHE_DIR"]) / "reference"
-    base = Path(os.environ["XDG_CACHE_HOME"]) if os.environ.get("XDG_CACHE_HOME") else Path.home() / ".cache"
-    return base / "unflat" / "reference"
+    """``unflat.cache.cache_root()/reference`` (default ~/.cache/unflat/reference)."""
+    from unflat.cache import cache_root
+
+    return cache_root() / "reference"
 
 
 def images_hash(dataset: Dataset) -> str | None:

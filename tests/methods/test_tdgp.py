@@ -232,7 +232,7 @@ def test_distillation_loss_values():
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture
 def cache_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("UNFLAT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("UNFLAT_CACHE_DIR", str(tmp_path / "cache"))
     return tmp_path / "cache"
 
 

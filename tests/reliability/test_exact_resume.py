@@ -73,7 +73,7 @@ def _interrupt_after(monkeypatch, method_cls: type, steps: int) -> None:
 @pytest.fixture(autouse=True)
 def _one_thread(monkeypatch, tmp_path: Path):
     """Tiny networks: one thread is fastest. 3DGP's depth/feature caches go to the test's folder."""
-    monkeypatch.setenv("UNFLAT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("UNFLAT_CACHE_DIR", str(tmp_path / "cache"))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -7,7 +7,8 @@ hash (from its manifest) and the network's identity (name + weight hash)::
 
     <cache>/<kind>/<dataset-hash>-<network-identity>.npy   (+ .json describing it)
 
-The cache directory is ``$UNFLAT_CACHE`` or ``~/.cache/unflat``. Files are written atomically.
+The cache directory is ``unflat.cache.cache_root()`` (``$UNFLAT_CACHE_DIR``, default ``~/.cache/unflat``).
+Files are written atomically.
 """
 
 from __future__ import annotations
@@ -23,14 +24,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from unflat.cache import cache_root
 from unflat.data.format import Dataset, open_dataset, read_manifest
 from unflat.data.loader import Batch, StepSampler
 
 ImagesToArray = Callable[[Tensor], Tensor]  # images [B,3,H,W] in [-1,1] -> [B, ...]
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("UNFLAT_CACHE", Path.home() / ".cache" / "unflat"))
 
 
 def dataset_fingerprint(root: Path | str) -> str:

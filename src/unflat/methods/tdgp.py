@@ -392,7 +392,8 @@ def build_teacher(cfg: TDGPConfig, device: torch.device) -> FeatureTeacher:
 
 def dataset_backbone(cfg: TDGPConfig, device: torch.device) -> Path:
     """A domain backbone trained on the training dataset itself (cached per dataset): the offline teacher."""
-    from unflat.data.depth_cache import cache_root, dataset_fingerprint
+    from unflat.cache import cache_root
+    from unflat.data.depth_cache import dataset_fingerprint
     from unflat.nets.domain_backbone import train_backbone_from_dataset
 
     from unflat.data.format import read_manifest
