@@ -54,7 +54,8 @@ fi
 GAN=(--z-dim 128 --g-channels 32 --g-max-channels 256 --d-channels 32 --d-max-channels 256 --g-output-bias -2
      --pretrain-steps 0 --renderer-checkpoint "$D/renderer")
 [ "$SMOKE" = 1 ] && GAN=(--pretrain-steps 0 --renderer-checkpoint "$D/renderer")
-SEED=${SEED:-0}   # the arms' training seed (the data, backbone and proxy pre-training keep seed 0)
+# The arms' training seed (the data, backbone and proxy pre-training keep seed 0): SEED, or an arm's -sN suffix
+case "${1:-}" in *-s[0-9]*) SEED=${1##*-s} ;; *) SEED=${SEED:-0} ;; esac
 COMMON=(--data "$D/data" --max-steps "$STEPS" --seed "$SEED" --device "$DEV" --log-every 25 --sample-every "$STEPS"
         --checkpoint-every 250 --keep-checkpoints 1 --no-tensorboard)
 
@@ -107,8 +108,12 @@ dom_balanced() {  # the DOM weight with the paper's DOM : L2 balance at this ima
   python3 -c "print(f'{100 * $RES * $RES / 128 ** 2:g}')"
 }
 
+seeded_arms() {  # the seed-suffixed arms that have run (dom-s2, nodom-s2, ...), in seed order
+  ls -d "$D"/*-s[0-9]* 2>/dev/null | xargs -rn1 basename | sort -t s -k2 -n | tr '\n' ' '
+}
+
 report() {
-  $PY benchmarks/ablation_summary.py report "$D" --method $M --arms $ARMS \
+  $PY benchmarks/ablation_summary.py report "$D" --method $M --arms $ARMS $(seeded_arms) \
       --title "iggan: discriminator output matching at equal budget (grey chairs, ${RES}px, pre-trained proxy)" \
       --labels "dom=DOM weight 100 (the paper)" "nodom=no DOM (--dom-weight 0)" \
                "dombal=DOM weight $(dom_balanced) (100 at the paper's 128^2, scaled by pixels)"
@@ -120,6 +125,15 @@ case "${1:-}" in
   dom) train_arm dom --dom-weight 100; [ "$PHASE" = train ] || showcase dom ;;
   nodom) train_arm nodom --dom-weight 0 ;;
   dombal) train_arm dombal --dom-weight "$(dom_balanced)" ;;
+  # any arm with a seed suffix: the same arm trained with another SEED (e.g. dom-s2, nodom-s2: seed 2), so one
+  # call compares DOM and no DOM over several seeds: ARMS_iggan="dom-s2 nodom-s2 dom-s3 nodom-s3" gpu_ablations.sh
+  *-s[0-9]*)
+    case "${1%-s*}" in
+      dom) train_arm "$1" --dom-weight 100 ;;
+      nodom) train_arm "$1" --dom-weight 0 ;;
+      dombal) train_arm "$1" --dom-weight "$(dom_balanced)" ;;
+      *) echo "unknown arm ${1%-s*} in $1 (dom, nodom or dombal)" >&2; exit 2 ;;
+    esac ;;
   report) report ;;
   all) prepare; for a in $ARMS; do bash "$0" "$a"; done; report ;;
   *) echo "usage: $0 arms|prepare|${ARMS// /|}|report|all" >&2; exit 2 ;;

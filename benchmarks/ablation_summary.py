@@ -101,6 +101,42 @@ def _f(value, digits: int = 4) -> str:
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
+def seeded_summary(loaded: dict[str, dict | None]) -> None:
+    """For arms run at several seeds (NAME-sN, and NAME at the seed its training command had): FID per seed, the mean
+    and how often each arm had the best FID of its seed."""
+    import re
+    from collections import defaultdict
+
+    if not any(re.fullmatch(r".+-s\d+", arm) for arm in loaded):
+        return
+    fid: dict[str, dict[int, float]] = defaultdict(dict)
+    for arm, s in loaded.items():
+        match = re.fullmatch(r"(.+)-s(\d+)", arm)
+        trained = next((c for c in (s or {}).get("commands", []) if " train " in c and "--seed" in c), "")
+        recorded = re.search(r"--seed (\d+)", trained)  # the seed the arm's training command was given
+        name = match.group(1) if match else arm
+        seed = int(recorded.group(1)) if recorded else (int(match.group(2)) if match else 0)
+        value = ((s or {}).get("metrics") or {}).get("fid")
+        if value is not None and (s or {}).get("steps_reached") == (s or {}).get("steps_target"):
+            fid[name][seed] = value
+    seeds = sorted({seed for per_seed in fid.values() for seed in per_seed})
+    names = sorted(fid)
+    wins = {name: 0 for name in names}
+    for seed in seeds:
+        present = {name: fid[name][seed] for name in names if seed in fid[name]}
+        if len(present) > 1:
+            wins[min(present, key=present.get)] += 1
+    print("\n#### FID per seed (lower is better; each seed's arms share data, backbone and proxy)\n")
+    print("| arm | " + " | ".join(f"seed {seed}" for seed in seeds) + " | mean | best in |")
+    print("|---|" + "---|" * (len(seeds) + 2))
+    for name in names:
+        values = [fid[name].get(seed) for seed in seeds]
+        done = [v for v in values if v is not None]
+        mean = sum(done) / len(done) if done else None
+        print(f"| {name} | " + " | ".join(_f(v) for v in values) + f" | {_f(mean)} | {wins[name]} of "
+              f"{sum(1 for seed in seeds if sum(seed in fid[n] for n in names) > 1)} seeds |")
+
+
 def report(args: argparse.Namespace) -> None:
     root = Path(args.dir)
     labels = dict(item.split("=", 1) for item in args.labels)
@@ -129,6 +165,7 @@ def report(args: argparse.Namespace) -> None:
     print(f"\nFID/KID on {backbone or 'the domain backbone'}; COV/MMD/1-NNA: Chamfer (L2 squared) of generated vs "
           "ground-truth meshes. An arm marked (short) stopped before the target step (timeout): not equal budget; "
           "an evaluation marked (cut short) hit its time limit, and '-' cells are the metrics it had not reached.")
+    seeded_summary(loaded)
     inversions = [(arm, s["inversion"]) for arm, s in loaded.items() if s and s.get("inversion")]
     for arm, inv in inversions:
         print(f"\n#### {labels.get(arm, arm)}: PTI inversion of {inv['num_images']} held-back images "
