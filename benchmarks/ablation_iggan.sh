@@ -17,6 +17,8 @@
 #   dombal DOM weight 100 x (RES/128)^2: the paper's balance between DOM and the L2 term, which Eq. (5) sums over
 #          pixels (at 64^2 that L2 is 4x smaller than at the paper's 128^2, so weight 100 weighs DOM 4x more; the
 #          second GPU run's dom arm diverged at 64^2: docs/results-h100.md)
+#   domprob DOM weight 100 matching D's probabilities instead of log D (--dom-space probability): unflat's own
+#          bounded variant, not the paper's; its term fades once D is confident (where the log-D arms diverged)
 # FID/KID on the domain backbone trained in `prepare`; COV/MMD/1-NNA (Chamfer) against the ground-truth synth meshes.
 # The dom arm also writes a sample grid (generated/renders.png: OpenGL renders; proxy.png) and two GLB meshes
 # (meshes/) for docs/images/iggan-h100/.
@@ -26,7 +28,7 @@ source benchmarks/ablation_lib.sh  # SMOKE, ABL_PHASE, PY, log, run, arm_dir, tr
 M=iggan
 D=${ABL_DIR:-runs/abl/$M}
 mkdir -p "$D"
-ARMS="dom nodom dombal"
+ARMS="dom nodom dombal domprob"
 CACHE=$(cd "$D" && pwd)/cache
 export UNFLAT_CACHE_DIR=$CACHE   # FID reference statistics, shared by the arms
 
@@ -116,7 +118,8 @@ report() {
   $PY benchmarks/ablation_summary.py report "$D" --method $M --arms $ARMS $(seeded_arms) \
       --title "iggan: discriminator output matching at equal budget (grey chairs, ${RES}px, pre-trained proxy)" \
       --labels "dom=DOM weight 100 (the paper)" "nodom=no DOM (--dom-weight 0)" \
-               "dombal=DOM weight $(dom_balanced) (100 at the paper's 128^2, scaled by pixels)"
+               "dombal=DOM weight $(dom_balanced) (100 at the paper's 128^2, scaled by pixels)" \
+               "domprob=DOM on probabilities, weight 100 (unflat's variant, not the paper)"
 }
 
 case "${1:-}" in
@@ -125,6 +128,7 @@ case "${1:-}" in
   dom) train_arm dom --dom-weight 100; [ "$PHASE" = train ] || showcase dom ;;
   nodom) train_arm nodom --dom-weight 0 ;;
   dombal) train_arm dombal --dom-weight "$(dom_balanced)" ;;
+  domprob) train_arm domprob --dom-weight 100 --dom-space probability ;;
   # any arm with a seed suffix: the same arm trained with another SEED (e.g. dom-s2, nodom-s2: seed 2), so one
   # call compares DOM and no DOM over several seeds: ARMS_iggan="dom-s2 nodom-s2 dom-s3 nodom-s3" gpu_ablations.sh
   *-s[0-9]*)
@@ -132,7 +136,8 @@ case "${1:-}" in
       dom) train_arm "$1" --dom-weight 100 ;;
       nodom) train_arm "$1" --dom-weight 0 ;;
       dombal) train_arm "$1" --dom-weight "$(dom_balanced)" ;;
-      *) echo "unknown arm ${1%-s*} in $1 (dom, nodom or dombal)" >&2; exit 2 ;;
+      domprob) train_arm "$1" --dom-weight 100 --dom-space probability ;;
+      *) echo "unknown arm ${1%-s*} in $1 (dom, nodom, dombal or domprob)" >&2; exit 2 ;;
     esac ;;
   report) report ;;
   all) prepare; for a in $ARMS; do bash "$0" "$a"; done; report ;;

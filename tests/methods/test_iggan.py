@@ -145,6 +145,34 @@ def test_dom_is_zero_for_equal_images_and_positive_otherwise() -> None:
     assert torch.allclose(positive.detach(), expected, rtol=1e-4, atol=1e-6)
 
 
+def test_dom_in_probability_space_is_bounded_and_fades_when_d_is_confident() -> None:
+    """unflat's own variant (--dom-space probability): (D(opengl) - D(proxy))^2 <= 1, and where D is sure both
+    images are fake its gradient vanishes, while the paper's log-D form keeps pulling with a slope of ~1."""
+    from unflat.losses.dom import dom_loss_from_logits
+
+    opengl = torch.tensor([-12.0, 0.0, 3.0])
+    proxy = torch.tensor([-6.0, 2.0, -3.0], requires_grad=True)
+    prob = dom_loss_from_logits(proxy, opengl, "probability")
+    expected = (torch.sigmoid(opengl) - torch.sigmoid(proxy.detach())).square().mean()
+    assert torch.allclose(prob.detach(), expected) and 0 < float(prob) <= 1
+    prob.backward()
+    prob_grad = proxy.grad.clone()
+    proxy.grad = None
+    dom_loss_from_logits(proxy, opengl, "log_d").backward()
+    assert abs(float(prob_grad[0])) < 1e-3 < abs(float(proxy.grad[0]))  # both clearly fake: only log D still pulls
+    assert float(dom_loss_from_logits(proxy.detach(), proxy.detach(), "probability")) == 0.0
+    with pytest.raises(ValueError, match="unknown DOM space"):
+        dom_loss_from_logits(proxy, opengl, "logit")  # type: ignore[arg-type]
+
+
+def test_dom_space_reaches_the_config_from_the_command_line(tmp_path) -> None:
+    from unflat.cli import parse
+    from unflat.methods.iggan import IGGANConfig
+
+    cfg = parse(IGGANConfig, ["--dom-space", "probability"], "unflat train iggan")
+    assert cfg.dom_space == "probability" and IGGANConfig().dom_space == "log_d"
+
+
 def test_random_shapes_are_binary_and_seeded() -> None:
     torch.manual_seed(5)
     a = random_shapes(4, 16, "mixed")

@@ -11,9 +11,17 @@ OpenGL side is a constant target and the discriminator's weights are not updated
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+
+DomSpace = Literal["log_d", "probability"]
+"""What D's output is matched as: ``log_d`` (the paper's F = log D) or ``probability`` (F = D: unflat's own
+ablation, not in the paper; bounded in [0, 1], and its gradient D(1 - D) fades once D is confident, where log D's
+keeps growing: in the GPU ablation the DOM arms diverged exactly when D won; docs/results-h100.md)."""
 
 
 def log_d(logits: Tensor) -> Tensor:
@@ -21,16 +29,25 @@ def log_d(logits: Tensor) -> Tensor:
     return F.logsigmoid(logits)
 
 
-def dom_loss_from_logits(proxy_logits: Tensor, opengl_logits: Tensor) -> Tensor:
-    """Eq. (8) from discriminator logits: mean_b (log D(R_d(x_d))_b - log D(R_phi(x_c))_b)^2.
+def matched_output(logits: Tensor, space: DomSpace = "log_d") -> Tensor:
+    """F(y) from D's logits: log D (Eq. 8) or D itself."""
+    if space == "log_d":
+        return log_d(logits)
+    if space == "probability":
+        return torch.sigmoid(logits)
+    raise ValueError(f"unknown DOM space {space!r}; use 'log_d' or 'probability'")
+
+
+def dom_loss_from_logits(proxy_logits: Tensor, opengl_logits: Tensor, space: DomSpace = "log_d") -> Tensor:
+    """Eq. (8) from discriminator logits: mean_b (F(R_d(x_d))_b - F(R_phi(x_c))_b)^2, F = log D by default.
 
     proxy_logits: [B] D's logits on the proxy renders of the continuous voxels (carry the proxy's graph).
     opengl_logits: [B] D's logits on the OpenGL renders of the binarised voxels (treated as a constant).
     """
-    return (log_d(opengl_logits.detach()) - log_d(proxy_logits)).square().mean()
+    return (matched_output(opengl_logits.detach(), space) - matched_output(proxy_logits, space)).square().mean()
 
 
-def dom_loss(discriminator: nn.Module, proxy_images: Tensor, opengl_images: Tensor) -> Tensor:
+def dom_loss(discriminator: nn.Module, proxy_images: Tensor, opengl_images: Tensor, space: DomSpace = "log_d") -> Tensor:
     """Eq. (8) given the discriminator and both renders, each [B,3,S,S] in [-1,1].
 
     Zero exactly when the discriminator scores each proxy image like its OpenGL counterpart (e.g.
@@ -40,4 +57,4 @@ def dom_loss(discriminator: nn.Module, proxy_images: Tensor, opengl_images: Tens
     # iteration on every call, so two calls would score equal images slightly differently.
     logits = discriminator(torch.cat([proxy_images, opengl_images.detach()]))
     proxy_logits, opengl_logits = logits.split([proxy_images.shape[0], opengl_images.shape[0]])
-    return dom_loss_from_logits(proxy_logits, opengl_logits)
+    return dom_loss_from_logits(proxy_logits, opengl_logits, space)

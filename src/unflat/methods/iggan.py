@@ -35,7 +35,7 @@ from unflat.data.format import DatasetInfo
 from unflat.data.loader import Batch
 from unflat.errors import ConfigError, UserError
 from unflat.losses.adversarial import discriminator_loss, generator_loss
-from unflat.losses.dom import dom_loss
+from unflat.losses.dom import DomSpace, dom_loss
 from unflat.methods.base import Method, Samples, TrainContext
 from unflat.methods.registry import MethodSpec, register
 from unflat.nets.dcgan import DCGANDiscriminator
@@ -144,6 +144,8 @@ class IGGANConfig(ProxyRendererConfig):
     """Adam beta2 for all networks (paper silent; DCGAN's 0.999)."""
     dom_weight: float = 100.0
     """lambda of Eq. (9): weight of discriminator output matching over L2 (paper: 100; 0 = the no-DOM ablation)."""
+    dom_space: DomSpace = "log_d"
+    """DOM matches D's outputs as log D (the paper's Eq. 8) or as the probability D (unflat's own bounded variant, not the paper: its term fades once D is confident)."""
     freeze_renderer: bool = False
     """Do not train the proxy renderer during GAN training (the paper's "Fixed" ablation; needs a pre-trained renderer)."""
     renderer_checkpoint: Path | None = None
@@ -536,7 +538,7 @@ class IGGAN(_ProxyMethodMixin, Method):
             zero = l2.new_zeros(())
             return l2, l2, zero
         with self.autocast():
-            dom = dom_loss(self.D_step, rendered[n:], fakes.opengl).float()
+            dom = dom_loss(self.D_step, rendered[n:], fakes.opengl, self.cfg.dom_space).float()
         return l2 + self.cfg.dom_weight * dom, l2, dom
 
     def update_renderer(self, fakes: Fakes, rendered: Tensor | None = None) -> dict[str, float]:
