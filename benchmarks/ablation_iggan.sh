@@ -122,24 +122,28 @@ report() {
                "domprob=DOM on probabilities, weight 100 (unflat's variant, not the paper)"
 }
 
+arm_flags() {  # arm_flags NAME : the training flags of an arm (its name without a seed suffix)
+  case "$1" in
+    dom) echo --dom-weight 100 ;;
+    nodom) echo --dom-weight 0 ;;
+    dombal) echo --dom-weight "$(dom_balanced)" ;;
+    domprob) echo --dom-weight 100 --dom-space probability ;;
+    *) return 1 ;;
+  esac
+}
+
 case "${1:-}" in
   arms) echo "$ARMS" ;;
   prepare) prepare ;;
-  dom) train_arm dom --dom-weight 100; [ "$PHASE" = train ] || showcase dom ;;
-  nodom) train_arm nodom --dom-weight 0 ;;
-  dombal) train_arm dombal --dom-weight "$(dom_balanced)" ;;
-  domprob) train_arm domprob --dom-weight 100 --dom-space probability ;;
-  # any arm with a seed suffix: the same arm trained with another SEED (e.g. dom-s2, nodom-s2: seed 2), so one
-  # call compares DOM and no DOM over several seeds: ARMS_iggan="dom-s2 nodom-s2 dom-s3 nodom-s3" gpu_ablations.sh
-  *-s[0-9]*)
-    case "${1%-s*}" in
-      dom) train_arm "$1" --dom-weight 100 ;;
-      nodom) train_arm "$1" --dom-weight 0 ;;
-      dombal) train_arm "$1" --dom-weight "$(dom_balanced)" ;;
-      domprob) train_arm "$1" --dom-weight 100 --dom-space probability ;;
-      *) echo "unknown arm ${1%-s*} in $1 (dom, nodom, dombal or domprob)" >&2; exit 2 ;;
-    esac ;;
   report) report ;;
   all) prepare; for a in $ARMS; do bash "$0" "$a"; done; report ;;
-  *) echo "usage: $0 arms|prepare|${ARMS// /|}|report|all" >&2; exit 2 ;;
+  # an arm, or an arm with a seed suffix: the same arm trained with another SEED (e.g. dom-s2, nodom-s2: seed 2),
+  # so one call compares DOM and no DOM over several seeds: ARMS_iggan="dom-s2 nodom-s2 dom-s3 nodom-s3" gpu_ablations.sh
+  *)
+    if ! flags=$(arm_flags "${1%-s[0-9]*}"); then
+      echo "usage: $0 arms|prepare|${ARMS// /|}|report|all (an arm may take a seed suffix: dom-s2)" >&2; exit 2
+    fi
+    # shellcheck disable=SC2086  # flags: words
+    train_arm "$1" $flags
+    if [ "$1" = dom ] && [ "$PHASE" != train ]; then showcase dom; fi ;;
 esac

@@ -122,10 +122,12 @@ def seeded_summary(loaded: dict[str, dict | None]) -> None:
     seeds = sorted({seed for per_seed in fid.values() for seed in per_seed})
     names = sorted(fid)
     wins = {name: 0 for name in names}
+    contested = 0  # seeds where more than one arm has a figure
     for seed in seeds:
         present = {name: fid[name][seed] for name in names if seed in fid[name]}
         if len(present) > 1:
             wins[min(present, key=present.get)] += 1
+            contested += 1
     print("\n#### FID per seed (lower is better; each seed's arms share data, backbone and proxy)\n")
     print("| arm | " + " | ".join(f"seed {seed}" for seed in seeds) + " | mean | best in |")
     print("|---|" + "---|" * (len(seeds) + 2))
@@ -133,8 +135,7 @@ def seeded_summary(loaded: dict[str, dict | None]) -> None:
         values = [fid[name].get(seed) for seed in seeds]
         done = [v for v in values if v is not None]
         mean = sum(done) / len(done) if done else None
-        print(f"| {name} | " + " | ".join(_f(v) for v in values) + f" | {_f(mean)} | {wins[name]} of "
-              f"{sum(1 for seed in seeds if sum(seed in fid[n] for n in names) > 1)} seeds |")
+        print(f"| {name} | " + " | ".join(_f(v) for v in values) + f" | {_f(mean)} | {wins[name]} of {contested} seeds |")
 
 
 def report(args: argparse.Namespace) -> None:

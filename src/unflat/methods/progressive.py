@@ -520,32 +520,33 @@ class Progressive(Method):
         background = np.array([self.data_stats[f"background_{c}"] for c in "rgb"], np.float32)
         written: list[Path] = []
         names = _unique_stems(files)
+        step = max(1, batch_size)
         with progress_bar(transient=True) as bar:
             task = bar.add_task("reconstruct", total=len(files), rate="")
-            for start in range(0, len(files), max(1, batch_size)):
-                written += self._reconstruct_chunk(files, names, masks, start, batch_size, out_dir, background,
+            for start in range(0, len(files), step):
+                end = min(start + step, len(files))
+                written += self._reconstruct_chunk(files[start:end], names[start:end],
+                                                   None if masks is None else masks[start:end], out_dir, background,
                                                    turntable, turntable_frames, turntable_resolution)
-                bar.update(task, completed=min(len(files), start + batch_size))
+                bar.update(task, completed=end)
         return written
 
-    def _reconstruct_chunk(self, files: list[Path], names: list[str], masks: list[Path] | None, start: int,
-                           batch_size: int, out_dir: Path, background: np.ndarray, turntable: bool,
-                           turntable_frames: int, turntable_resolution: int) -> list[Path]:
-        """``reconstruct`` of files[start:start + batch_size]: one forward pass, then each file's outputs."""
+    def _reconstruct_chunk(self, files: list[Path], names: list[str], masks: list[Path] | None, out_dir: Path,
+                           background: np.ndarray, turntable: bool, turntable_frames: int,
+                           turntable_resolution: int) -> list[Path]:
+        """``reconstruct`` of one batch of files: one forward pass, then each file's outputs."""
         from PIL import Image
 
         written: list[Path] = []
-        chunk = files[start:start + batch_size]
         prepared = []
-        for k, path in enumerate(chunk):
+        for k, path in enumerate(files):
             rgb, content = read_image_rgb(path)
-            mask = read_mask(masks[start + k]) if masks is not None else None
+            mask = read_mask(masks[k]) if masks is not None else None
             prepared.append(prepare_image(rgb, mask, self.image_resolution, self.data_stats["object_extent"],
                                           background, content))
         batch = torch.from_numpy(np.stack(prepared)).permute(0, 3, 1, 2).float().to(self.device) * 2 - 1
         verts, texture = self._predict_eval(batch)
-        for k in range(len(chunk)):
-            name = names[start + k]
+        for k, name in enumerate(names):
             written.append(_save_mesh(self.to_trimesh(verts[k], texture[k]), out_dir / f"{name}.glb"))
             input_path = out_dir / f"{name}-input.png"
             Image.fromarray((prepared[k] * 255).round().astype(np.uint8)).save(input_path)
