@@ -17,6 +17,8 @@
 #   dombal DOM weight 100 x (RES/128)^2: the paper's balance between DOM and the L2 term, which Eq. (5) sums over
 #          pixels (at 64^2 that L2 is 4x smaller than at the paper's 128^2, so weight 100 weighs DOM 4x more; the
 #          second GPU run's dom arm diverged at 64^2: docs/results-h100.md)
+#   domdl  DOM weight 100 matching log(1 - D), D's loss on a generated image (--dom-space d_loss): how the paper's
+#          introduction describes DOM; it fades once D is sure an image is fake, where Eq. 8's log D keeps pulling
 #   domprob DOM weight 100 matching D's probabilities instead of log D (--dom-space probability): unflat's own
 #          bounded variant, not the paper's; its term fades once D is confident (where the log-D arms diverged)
 # FID/KID on the domain backbone trained in `prepare`; COV/MMD/1-NNA (Chamfer) against the ground-truth synth meshes.
@@ -28,7 +30,7 @@ source benchmarks/ablation_lib.sh  # SMOKE, ABL_PHASE, PY, log, run, arm_dir, tr
 M=iggan
 D=${ABL_DIR:-runs/abl/$M}
 mkdir -p "$D"
-ARMS="dom nodom dombal domprob"
+ARMS="dom nodom dombal domdl domprob"
 CACHE=$(cd "$D" && pwd)/cache
 export UNFLAT_CACHE_DIR=$CACHE   # FID reference statistics, shared by the arms
 
@@ -119,6 +121,7 @@ report() {
       --title "iggan: discriminator output matching at equal budget (grey chairs, ${RES}px, pre-trained proxy)" \
       --labels "dom=DOM weight 100 (the paper)" "nodom=no DOM (--dom-weight 0)" \
                "dombal=DOM weight $(dom_balanced) (100 at the paper's 128^2, scaled by pixels)" \
+               "domdl=DOM on log(1 - D), weight 100 (D's loss, the paper's introduction)" \
                "domprob=DOM on probabilities, weight 100 (unflat's variant, not the paper)"
 }
 
@@ -127,6 +130,7 @@ arm_flags() {  # arm_flags NAME : the training flags of an arm (its name without
     dom) echo --dom-weight 100 ;;
     nodom) echo --dom-weight 0 ;;
     dombal) echo --dom-weight "$(dom_balanced)" ;;
+    domdl) echo --dom-weight 100 --dom-space d_loss ;;
     domprob) echo --dom-weight 100 --dom-space probability ;;
     *) return 1 ;;
   esac

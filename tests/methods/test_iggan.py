@@ -165,12 +165,34 @@ def test_dom_in_probability_space_is_bounded_and_fades_when_d_is_confident() -> 
         dom_loss_from_logits(proxy, opengl, "logit")  # type: ignore[arg-type]
 
 
+def test_dom_on_the_discriminator_loss_matches_log_one_minus_d_and_fades_on_confident_fakes() -> None:
+    """--dom-space d_loss: F = log(1 - D), D's loss term on a generated image (the paper's introduction). Checked
+    against log(1 - sigmoid) computed in float64 the naive way; where D is sure both images are fake its gradient
+    vanishes (log D's does not), where D is fooled it keeps pulling (probability's fades)."""
+    from unflat.losses.dom import dom_loss_from_logits
+
+    opengl = torch.tensor([-12.0, 0.0, 3.0, 9.0])
+    proxy = torch.tensor([-6.0, 2.0, -3.0, 4.0], requires_grad=True)
+    loss = dom_loss_from_logits(proxy, opengl, "d_loss")
+    naive = lambda l: torch.log1p(-torch.sigmoid(l.double()))  # noqa: E731
+    expected = (naive(opengl) - naive(proxy.detach())).square().mean()
+    assert torch.allclose(loss.detach().double(), expected, rtol=1e-5)
+    loss.backward()
+    grad = proxy.grad.clone()
+    proxy.grad = None
+    dom_loss_from_logits(proxy, opengl, "probability").backward()
+    assert abs(float(grad[0])) < 1e-2 < 1.0 < abs(float(grad[3]))  # confident fakes: ~0; fooled D: strong
+    assert abs(float(proxy.grad[3])) < 0.1  # the probability form has faded there
+    assert float(dom_loss_from_logits(proxy.detach(), proxy.detach(), "d_loss")) == 0.0
+
+
 def test_dom_space_reaches_the_config_from_the_command_line(tmp_path) -> None:
     from unflat.cli import parse
     from unflat.methods.iggan import IGGANConfig
 
     cfg = parse(IGGANConfig, ["--dom-space", "probability"], "unflat train iggan")
     assert cfg.dom_space == "probability" and IGGANConfig().dom_space == "log_d"
+    assert parse(IGGANConfig, ["--dom-space", "d_loss"], "unflat train iggan").dom_space == "d_loss"
 
 
 def test_random_shapes_are_binary_and_seeded() -> None:

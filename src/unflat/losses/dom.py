@@ -18,10 +18,20 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-DomSpace = Literal["log_d", "probability"]
-"""What D's output is matched as: ``log_d`` (the paper's F = log D) or ``probability`` (F = D: unflat's own
-ablation, not in the paper; bounded in [0, 1], and its gradient D(1 - D) fades once D is confident, where log D's
-keeps growing: in the GPU ablation the DOM arms diverged exactly when D won; docs/results-h100.md)."""
+DomSpace = Literal["log_d", "d_loss", "probability"]
+"""What D's output is matched as:
+
+* ``log_d``: F = log D, Eq. (8) as printed (the default).
+* ``d_loss``: F = log(1 - D), the discriminator's loss term for a generated image (Eq. 2), which is how the paper's
+  introduction describes DOM ("computing the discriminator loss of an image rendered by the neural renderer ...
+  matched to the average loss achieved by randomly thresholding the volume"). Its minimiser is the same kind of
+  population match; the difference is where it saturates: dF/dlogit = -D fades when D is sure an image is fake
+  (the regime the GPU runs reached), where log D's slope 1 - D stays 1 and the squared gap grows with D's
+  confidence.
+* ``probability``: F = D, unflat's own bounded ablation (not in the paper): in [0, 1], slope D(1 - D) fades at
+  both ends.
+
+In the GPU ablation the ``log_d`` arms diverged exactly when D won (docs/results-h100.md)."""
 
 
 def log_d(logits: Tensor) -> Tensor:
@@ -30,12 +40,14 @@ def log_d(logits: Tensor) -> Tensor:
 
 
 def matched_output(logits: Tensor, space: DomSpace = "log_d") -> Tensor:
-    """F(y) from D's logits: log D (Eq. 8) or D itself."""
+    """F(y) from D's logits: log D (Eq. 8), log(1 - D) (D's loss on a fake) or D itself."""
     if space == "log_d":
         return log_d(logits)
+    if space == "d_loss":
+        return F.logsigmoid(-logits)  # log(1 - sigmoid(l)) = log sigmoid(-l), stable for large |l|
     if space == "probability":
         return torch.sigmoid(logits)
-    raise ValueError(f"unknown DOM space {space!r}; use 'log_d' or 'probability'")
+    raise ValueError(f"unknown DOM space {space!r}; use 'log_d', 'd_loss' or 'probability'")
 
 
 def dom_loss_from_logits(proxy_logits: Tensor, opengl_logits: Tensor, space: DomSpace = "log_d") -> Tensor:

@@ -145,7 +145,7 @@ class IGGANConfig(ProxyRendererConfig):
     dom_weight: float = 100.0
     """lambda of Eq. (9): weight of discriminator output matching over L2 (paper: 100; 0 = the no-DOM ablation)."""
     dom_space: DomSpace = "log_d"
-    """DOM matches D's outputs as log D (the paper's Eq. 8) or as the probability D (unflat's own bounded variant, not the paper: its term fades once D is confident)."""
+    """DOM matches D's outputs as log D (Eq. 8 as printed), as log(1 - D) (D's loss on a generated image, as the paper's introduction describes DOM; fades once D is sure an image is fake) or as the probability D (unflat's own bounded variant, not the paper)."""
     freeze_renderer: bool = False
     """Do not train the proxy renderer during GAN training (the paper's "Fixed" ablation; needs a pre-trained renderer)."""
     renderer_checkpoint: Path | None = None
