@@ -12,17 +12,18 @@
 # The proxy renderer is pre-trained on random tables/cubes at the dataset's camera distance (`unflat train
 # iggan-renderer --data`), as the paper does, and both arms start from it.
 # Arms (same data, sizes, batch 32, seed SEED (default 0) and STEPS):
-#   dom    DOM weight 100 (the paper's Eq. 9, lambda = 100)
+#   dom    DOM weight 100 on log D (the paper's Eq. 8-9 as printed, lambda = 100: --dom-space log_d)
 #   nodom  --dom-weight 0 (the proxy learns from L2 to OpenGL only)
 #   dombal DOM weight 100 x (RES/128)^2: the paper's balance between DOM and the L2 term, which Eq. (5) sums over
 #          pixels (at 64^2 that L2 is 4x smaller than at the paper's 128^2, so weight 100 weighs DOM 4x more; the
 #          second GPU run's dom arm diverged at 64^2: docs/results-h100.md)
-#   domdl  DOM weight 100 matching log(1 - D), D's loss on a generated image (--dom-space d_loss): how the paper's
-#          introduction describes DOM; it fades once D is sure an image is fake, where Eq. 8's log D keeps pulling
+#   domdl  DOM weight 100 matching log(1 - D), D's loss on a generated image (--dom-space d_loss, unflat's default):
+#          how the paper's introduction describes DOM; it fades once D is sure an image is fake, where Eq. 8's log D
+#          keeps pulling
 #   domprob DOM weight 100 matching D's probabilities instead of log D (--dom-space probability): unflat's own
 #          bounded variant, not the paper's; its term fades once D is confident (where the log-D arms diverged)
 # FID/KID on the domain backbone trained in `prepare`; COV/MMD/1-NNA (Chamfer) against the ground-truth synth meshes.
-# The dom arm also writes a sample grid (generated/renders.png: OpenGL renders; proxy.png) and two GLB meshes
+# The arms in SHOWCASE (default: dom) also write a sample grid (generated/renders.png: OpenGL renders; proxy.png) and two GLB meshes
 # (meshes/) for docs/images/iggan-h100/.
 # Each arm: runs/abl/iggan/<arm>/summary.json (metrics, steps reached, wall seconds, exact commands).
 set -uo pipefail
@@ -52,7 +53,7 @@ else
         --renderer-channels-2d 64 --renderer-res-blocks-3d 1 --renderer-res-blocks-2d 2 --batch-size 32)
   BB_ARGS=(--preset small --max-steps 1000 --batch-size 128); RENDERER_STEPS=2000; PREP_SECONDS=${PREP_SECONDS:-70}
   STEPS=${STEPS:-1000}; TRAIN_SECONDS=${TRAIN_SECONDS:-230}; EVAL_SECONDS=${EVAL_SECONDS:-90}
-  EVAL_ARGS=(--num-samples 1000 --num-shapes 32)
+  EVAL_ARGS=(--num-samples 1000 --num-shapes "${NUM_SHAPES:-32}")  # COV/MMD: generated and ground-truth meshes
   GEN_NUM=16
 fi
 GAN=(--z-dim 128 --g-channels 32 --g-max-channels 256 --d-channels 32 --d-max-channels 256 --g-output-bias -2
@@ -119,17 +120,17 @@ seeded_arms() {  # the seed-suffixed arms that have run (dom-s2, nodom-s2, ...),
 report() {
   $PY benchmarks/ablation_summary.py report "$D" --method $M --arms $ARMS $(seeded_arms) \
       --title "iggan: discriminator output matching at equal budget (grey chairs, ${RES}px, pre-trained proxy)" \
-      --labels "dom=DOM weight 100 (the paper)" "nodom=no DOM (--dom-weight 0)" \
+      --labels "dom=DOM on log D, weight 100 (Eq. 8 as printed)" "nodom=no DOM (--dom-weight 0)" \
                "dombal=DOM weight $(dom_balanced) (100 at the paper's 128^2, scaled by pixels)" \
-               "domdl=DOM on log(1 - D), weight 100 (D's loss, the paper's introduction)" \
+               "domdl=DOM on log(1 - D), weight 100 (D's loss, the paper's introduction; the default)" \
                "domprob=DOM on probabilities, weight 100 (unflat's variant, not the paper)"
 }
 
 arm_flags() {  # arm_flags NAME : the training flags of an arm (its name without a seed suffix)
   case "$1" in
-    dom) echo --dom-weight 100 ;;
+    dom) echo --dom-weight 100 --dom-space log_d ;;
     nodom) echo --dom-weight 0 ;;
-    dombal) echo --dom-weight "$(dom_balanced)" ;;
+    dombal) echo --dom-weight "$(dom_balanced)" --dom-space log_d ;;
     domdl) echo --dom-weight 100 --dom-space d_loss ;;
     domprob) echo --dom-weight 100 --dom-space probability ;;
     *) return 1 ;;
@@ -149,5 +150,5 @@ case "${1:-}" in
     fi
     # shellcheck disable=SC2086  # flags: words
     train_arm "$1" $flags
-    if [ "$1" = dom ] && [ "$PHASE" != train ]; then showcase dom; fi ;;
+    if [[ " ${SHOWCASE:-dom} " == *" $1 "* ]] && [ "$PHASE" != train ]; then showcase "$1"; fi ;;
 esac

@@ -34,7 +34,7 @@ arm() {  # arm NAME SEED FLAGS...
   log "$name: $(grep -h '^FID\|^COV' $D/$name-eval.log | tr '\n' ' ')"
 }
 for seed in ${SEEDS:-0 1}; do
-  arm dom-s$seed $seed --dom-weight 100 & arm nodom-s$seed $seed --dom-weight 0 & wait
+  arm dom-s$seed $seed --dom-weight 100 --dom-space log_d & arm nodom-s$seed $seed --dom-weight 0 & wait
   arm domprob-s$seed $seed --dom-weight 100 --dom-space probability & arm domdl-s$seed $seed --dom-weight 100 --dom-space d_loss & wait
 done
 log all done

@@ -8,7 +8,8 @@
 # Equal budget means equal steps within one method (see each script); arms share GPUs, so wall time is not a budget.
 # STEPS_<method>=N sets one method's steps (e.g. STEPS_tdgp=200); ARMS_<method>="a b" runs only those arms (e.g.
 # leave out the timing arms, tdgp's overhead and progressive's latency, which need a GPU of their own);
-# TRAIN_SECONDS/EVAL_SECONDS pass through.
+# TRAIN_SECONDS/EVAL_SECONDS pass through. REUSE_PREPARED=1 skips a method's prepare where its data is already there
+# (a warm machine keeps runs/ between calls).
 #   bash benchmarks/gpu_ablations.sh [METHOD ...]         (default: mvtriplane tdgp progressive iggan)
 #   SMOKE=1 bash benchmarks/gpu_ablations.sh ...          (CPU, tiny: checks the plumbing end to end)
 set -uo pipefail
@@ -31,6 +32,11 @@ gpu_for() { [ "${SMOKE:-0}" = 1 ] && echo "" || echo $(( $1 % NGPU )); }
 echo "=== phase 1: prepare ($METHODS) on $NGPU GPU(s), at $(elapsed)"
 i=0
 for m in $METHODS; do
+  # REUSE_PREPARED=1 on a warm machine: keep what an earlier call's prepare left (same data, backbone, proxy), so
+  # that arms of both calls compare (only where the method's data directory is there)
+  if [ "${REUSE_PREPARED:-0}" = 1 ] && [ -d "${ABL_DIR:-runs/abl/$m}/data" ]; then
+    echo "reusing ${ABL_DIR:-runs/abl/$m}" > "$LOGS/$m-prepare.log"; continue
+  fi
   CUDA_VISIBLE_DEVICES=$(gpu_for $i) timeout -s INT "$PREPARE_S" bash "benchmarks/ablation_$m.sh" prepare \
     > "$LOGS/$m-prepare.log" 2>&1 &
   i=$((i + 1))

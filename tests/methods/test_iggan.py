@@ -191,8 +191,8 @@ def test_dom_space_reaches_the_config_from_the_command_line(tmp_path) -> None:
     from unflat.methods.iggan import IGGANConfig
 
     cfg = parse(IGGANConfig, ["--dom-space", "probability"], "unflat train iggan")
-    assert cfg.dom_space == "probability" and IGGANConfig().dom_space == "log_d"
-    assert parse(IGGANConfig, ["--dom-space", "d_loss"], "unflat train iggan").dom_space == "d_loss"
+    assert cfg.dom_space == "probability" and IGGANConfig().dom_space == "d_loss"
+    assert parse(IGGANConfig, ["--dom-space", "log_d"], "unflat train iggan").dom_space == "log_d"
 
 
 def test_random_shapes_are_binary_and_seeded() -> None:
