@@ -145,7 +145,7 @@ class IGGANConfig(ProxyRendererConfig):
     dom_weight: float = 100.0
     """lambda of Eq. (9): weight of discriminator output matching over L2 (paper: 100; 0 = the no-DOM ablation)."""
     dom_space: DomSpace = "d_loss"
-    """DOM matches D's outputs as log(1 - D) (D's loss on a generated image, as the paper's introduction describes DOM; the default: it beat no DOM by FID in 11 of 14 GPU seeds), as log D (Eq. 8 as printed: diverged in 7 of 9 GPU seeds once D won) or as the probability D (unflat's own bounded variant). docs/methods/iggan.md, "DOM: which output is matched"."""
+    """DOM matches D's outputs as log(1 - D) (D's loss on a generated image, as the paper's introduction describes DOM; the default: it beat no DOM by FID in 13 of 16 GPU seeds), as log D (Eq. 8 as printed: diverged in 7 of 9 GPU seeds once D won) or as the probability D (unflat's own bounded variant). docs/methods/iggan.md, "DOM: which output is matched"."""
     freeze_renderer: bool = False
     """Do not train the proxy renderer during GAN training (the paper's "Fixed" ablation; needs a pre-trained renderer)."""
     renderer_checkpoint: Path | None = None
