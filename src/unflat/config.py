@@ -139,7 +139,13 @@ def _coerce(kind: Any, value: Any, field: str) -> Any:
 
 
 def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
-    """Build a config dataclass from plain data (as read from YAML), checking names and types."""
+    """Build a config dataclass from plain data (as read from YAML), checking names and types.
+
+    A field missing from ``data`` takes the class's ``defaults_of_older_runs`` value where it names one (a field
+    whose default changed: a saved config without it was written before the field existed, when the old behaviour
+    was the only one), else its default.
+    """
+    data = {**getattr(cls, "defaults_of_older_runs", {}), **data}
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - names

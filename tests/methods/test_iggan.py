@@ -195,6 +195,21 @@ def test_dom_space_reaches_the_config_from_the_command_line(tmp_path) -> None:
     assert parse(IGGANConfig, ["--dom-space", "log_d"], "unflat train iggan").dom_space == "log_d"
 
 
+def test_runs_saved_before_dom_space_existed_load_with_the_log_d_they_trained_with() -> None:
+    """The default changed to d_loss; a saved config without the field (written before it existed, when log D was
+    the only form) must resume as trained, while saved configs that name it keep their value."""
+    from unflat.config import config_from_yaml, config_to_yaml
+    from unflat.methods.iggan import IGGANConfig
+
+    saved = config_to_yaml(IGGANConfig(dom_weight=50.0))
+    assert "dom_space: d_loss" in saved and "defaults_of_older_runs" not in saved
+    assert config_from_yaml(IGGANConfig, saved).dom_space == "d_loss"
+    older = "\n".join(line for line in saved.splitlines() if not line.startswith("dom_space:"))
+    loaded = config_from_yaml(IGGANConfig, older)
+    assert loaded.dom_space == "log_d" and loaded.dom_weight == 50.0
+    assert config_from_yaml(IGGANConfig, saved.replace("dom_space: d_loss", "dom_space: probability")).dom_space == "probability"
+
+
 def test_random_shapes_are_binary_and_seeded() -> None:
     torch.manual_seed(5)
     a = random_shapes(4, 16, "mixed")

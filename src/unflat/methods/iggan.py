@@ -21,7 +21,8 @@ import warnings
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from types import MappingProxyType
+from typing import Any, ClassVar, Literal, Mapping
 
 import numpy as np
 import torch
@@ -113,6 +114,9 @@ class ProxyRendererConfig(RunConfig):
 @dataclass
 class IGGANConfig(ProxyRendererConfig):
     """IG-GAN (Lunz et al. 2020): voxel generator trained through an OpenGL renderer and a proxy neural renderer."""
+
+    # Runs saved before `dom_space` existed trained with log D; they resume and load as they were trained.
+    defaults_of_older_runs: ClassVar[Mapping[str, Any]] = MappingProxyType({"dom_space": "log_d"})
 
     batch_size: int = 32
     """Images per step (paper silent)."""
