@@ -131,10 +131,10 @@ def test_dom_is_zero_for_equal_images_and_positive_otherwise() -> None:
     d.eval()
     opengl = torch.rand(4, 3, 16, 16) * 2 - 1
     proxy = opengl.clone().requires_grad_(True)
-    zero = dom_loss(d, proxy, opengl)
+    zero = dom_loss(d, proxy, opengl, "log_d")
     assert float(zero) == 0.0
     other = (opengl + 0.5 * torch.randn_like(opengl)).requires_grad_(True)
-    positive = dom_loss(d, other, opengl)
+    positive = dom_loss(d, other, opengl, "log_d")
     assert float(positive) > 0
     positive.backward()
     assert other.grad is not None and other.grad.abs().sum() > 0
