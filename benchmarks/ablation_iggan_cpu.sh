@@ -4,7 +4,7 @@
 # seeds 0 and 1 (SEEDS), arms: DOM on log D (Eq. 8 as printed, lambda 100), no DOM, DOM on log(1 - D) (D's loss on
 # a fake, as the paper's introduction describes DOM: --dom-space d_loss), DOM on probabilities (unflat's bounded
 # variant, --dom-space probability). FID/KID on a domain backbone trained on the same images, COV/MMD vs 32
-# ground-truth meshes. Results: docs/methods/iggan.md, "Measured".
+# ground-truth meshes. Results: docs/methods/iggan.md, "DOM: which output is matched".
 #   bash benchmarks/ablation_iggan_cpu.sh          (writes ABL_DIR, default runs/abl/iggan-cpu; log lines per arm)
 #   SEEDS="2" bash benchmarks/ablation_iggan_cpu.sh  (more seeds later, on the same data, backbone and proxy)
 set -uo pipefail

@@ -83,7 +83,7 @@ find runs/abl -path '*/data*' -prune -o -type f \( -name 'summary.json' -o -name
   -o -name 'metrics.jsonl' -o -name '*.md' \) -size -2M -print > /tmp/abl_files.txt
 find runs/abl -path '*/data*' -prune -o -type f \( -path '*/artifacts/*' -o -path '*/samples/*' \) -size -3M -print \
   | sort | tail -n 80 >> /tmp/abl_files.txt
-# the showcase arms' `unflat generate` grids and exported meshes (iggan's dom arm: generated/, meshes/)
+# the showcase arms' `unflat generate` grids and exported meshes (iggan: the SHOWCASE arms' generated/, meshes/)
 find runs/abl -path '*/data*' -prune -o -type f \( -path '*/generated/*.png' -o -path '*/meshes/*.glb' \) -size -3M -print \
   | sort | head -n 40 >> /tmp/abl_files.txt
 tar czf "$OUT/ablations.tgz" -T /tmp/abl_files.txt 2>/dev/null
