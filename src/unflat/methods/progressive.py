@@ -57,6 +57,15 @@ class ProgressiveConfig(RunConfig):
     """Progressive single-image reconstruction (encoder-decoder to a textured sphere-template mesh)."""
 
     # ---- networks ----
+    arch: Literal["normalised", "legacy"] = "normalised"
+    """normalised: GroupNorm encoder with Kaiming init and linear features, AdaIN and deformation head initialised so
+    the input changes the prediction from the first step. legacy: the first implementation (plain ReLU convs, ReLU
+    feature bottleneck, zero-init AdaIN, 1e-3-std deformation head), whose predictions barely follow the input; needed
+    to load runs trained before 2026-12-02."""
+    adain_init_std: float = 0.25
+    """Std of each AdaIN's style scale/bias at init (normalised arch; the style is scaled to unit RMS)."""
+    deform_init_gain: float = 0.1
+    """Initial deformation map = this x a unit-variance map of the decoder's features (normalised arch)."""
     encoder_channels: int = 64
     """Channels of the encoder's first conv block (doubling per block, 7 blocks)."""
     encoder_max_channels: int = 512
@@ -164,6 +173,8 @@ class ProgressiveConfig(RunConfig):
             raise ConfigError("template_rings", "need rings >= 2 and segments >= 3")
         if not 0 <= self.stage2_start <= self.stage3_start:
             raise ConfigError("stage3_start", f"stages must be ordered: 0 <= stage2_start ({self.stage2_start}) <= stage3_start ({self.stage3_start})")
+        if self.arch not in ("normalised", "legacy"):
+            raise ConfigError("arch", f"must be normalised or legacy, got {self.arch!r}")
         if self.supervision not in ("multi-view", "same-view"):
             raise ConfigError("supervision", f"must be multi-view or same-view, got {self.supervision!r}")
         if self.render_resolution < 0:
@@ -192,9 +203,13 @@ class Progressive(Method):
         self.render_resolution = cfg.render_resolution or info.resolution
         self.template = sphere_template(cfg.template_rings, cfg.template_segments).to(self.device)
         self.laplacian = uniform_laplacian(self.template.faces.cpu(), self.template.num_vertices).to(self.device)
-        encoder = ImageEncoder(info.resolution, cfg.encoder_channels, cfg.encoder_max_channels, 7, cfg.feature_dim)
+        normalised = cfg.arch == "normalised"
+        encoder = ImageEncoder(info.resolution, cfg.encoder_channels, cfg.encoder_max_channels, 7, cfg.feature_dim,
+                               normalised=normalised)
         decoder = UVDecoder(cfg.feature_dim, cfg.latent_dim, cfg.style_dim, cfg.decoder_start, cfg.deform_resolution,
-                            cfg.texture_resolution, cfg.decoder_max_channels, cfg.decoder_min_channels, cfg.symmetric)
+                            cfg.texture_resolution, cfg.decoder_max_channels, cfg.decoder_min_channels, cfg.symmetric,
+                            normalised=normalised, adain_init_std=cfg.adain_init_std,
+                            deform_init_gain=cfg.deform_init_gain)
         self.net = self.add_network("G", ReconstructionNet(encoder, decoder))
         self.disc = self.add_network("D", UVDiscriminator(cfg.texture_resolution, cfg.d_channels, cfg.d_max_channels,
                                                           cfg.d_layers, cfg.d_pos_channels, 2, cfg.d_conditional))

@@ -32,43 +32,87 @@ def _channels(base: int, maximum: int, count: int, grow: bool = True) -> list[in
     return [max(min(maximum // 2**i, maximum), base) for i in range(count)]
 
 
+def _groups(channels: int, max_groups: int = 32, min_per_group: int = 4) -> int:
+    """GroupNorm groups for ``channels``: the most (<= max_groups) that divide it with >= min_per_group channels each."""
+    for groups in range(min(max_groups, channels // min_per_group), 0, -1):
+        if channels % groups == 0:
+            return groups
+    return 1
+
+
+def _kaiming(module: nn.Module, slope: float = 0.2) -> None:
+    """Kaiming-normal weights (for a LeakyReLU of ``slope`` after it) and zero biases on every conv/linear."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, a=slope, nonlinearity="leaky_relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
 class ImageEncoder(nn.Module):
     """images [B,3,R,R] in [-1,1] -> features [B, feature_dim].
 
-    7 conv blocks (3x3 kernels, stride 2, ReLU; 3x3 keeps working down to 1x1 maps), channels doubling from ``base_channels`` up to
-    ``max_channels``; spatial size R / 128 (at least 1) is flattened into a linear layer.
+    7 conv blocks (3x3 kernels; 3x3 keeps working down to 1x1 maps), channels doubling from
+    ``base_channels`` up to ``max_channels``; the last map is flattened into a linear layer.
+
+    normalised (the default): each block is conv -> GroupNorm -> LeakyReLU(0.2) with Kaiming
+    init, blocks stride 2 only while the map is larger than ``min_size`` (so the flattened map
+    keeps a coarse layout), and the feature vector is linear (no ReLU that can switch it off).
+    Not normalised (``legacy``, the first implementation): conv -> ReLU with PyTorch's default
+    init, stride 2 in every block, spatial size R / 128 (at least 1), ReLU on the features. At
+    init that network shrinks the input-dependent part of its activations ~3x per block (see
+    ``benchmarks/progressive_init_spread.py``), so its predictions barely follow the input.
     """
 
     def __init__(self, resolution: int, base_channels: int = 64, max_channels: int = 512,
-                 num_blocks: int = 7, feature_dim: int = 512) -> None:
+                 num_blocks: int = 7, feature_dim: int = 512, normalised: bool = True, min_size: int = 4) -> None:
         super().__init__()
         widths = _channels(base_channels, max_channels, num_blocks)
         layers: list[nn.Module] = []
         in_ch = 3
         size = resolution
         for width in widths:
-            layers += [nn.Conv2d(in_ch, width, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
+            stride = 2 if (not normalised or size > min_size) else 1
+            if normalised:
+                layers += [nn.Conv2d(in_ch, width, 3, stride=stride, padding=1, bias=False),
+                           nn.GroupNorm(_groups(width), width), nn.LeakyReLU(0.2, inplace=True)]
+            else:
+                layers += [nn.Conv2d(in_ch, width, 3, stride=stride, padding=1), nn.ReLU(inplace=True)]
             in_ch = width
-            size = max(size // 2, 1)
+            size = max(size // stride, 1) if normalised else max(size // 2, 1)
         self.convs = nn.Sequential(*layers)
         self.fc = nn.Linear(in_ch * size * size, feature_dim)
         self.feature_dim = feature_dim
         self.resolution = resolution
+        self.normalised = normalised
+        if normalised:
+            _kaiming(self.convs)
+            nn.init.kaiming_normal_(self.fc.weight, nonlinearity="linear")
+            nn.init.zeros_(self.fc.bias)
 
     def forward(self, images: Tensor) -> Tensor:
         if images.shape[-1] != self.resolution or images.shape[-2] != self.resolution:
             images = F.interpolate(images, size=(self.resolution, self.resolution), mode="bilinear",
                                    align_corners=False, antialias=True)
-        return F.relu(self.fc(self.convs(images).flatten(1)))
+        features = self.fc(self.convs(images).flatten(1))
+        return features if self.normalised else F.relu(features)
 
 
 class AdaIN(nn.Module):
-    """Instance normalisation whose per-channel scale and bias come from a style vector."""
+    """Instance normalisation whose per-channel scale and bias come from a style vector.
 
-    def __init__(self, channels: int, style_dim: int) -> None:
+    init_std: std of the affine map's weights times sqrt(style_dim), i.e. the std of the style's
+    scale/bias per channel at init for a unit-RMS style (0 = the zero init of the first
+    implementation, where the style has no effect until training moves the weights: with a
+    starved input it may never)."""
+
+    def __init__(self, channels: int, style_dim: int, init_std: float = 0.0) -> None:
         super().__init__()
         self.affine = nn.Linear(style_dim, 2 * channels)
-        nn.init.zeros_(self.affine.weight)
+        if init_std > 0:
+            nn.init.normal_(self.affine.weight, std=init_std / math.sqrt(style_dim))
+        else:
+            nn.init.zeros_(self.affine.weight)
         nn.init.zeros_(self.affine.bias)
 
     def forward(self, x: Tensor, style: Tensor) -> Tensor:
@@ -79,12 +123,12 @@ class AdaIN(nn.Module):
 class StyleBlock(nn.Module):
     """Two (3x3 conv -> AdaIN -> LeakyReLU) layers with a skip connection; optional x2 upsampling after."""
 
-    def __init__(self, in_ch: int, out_ch: int, style_dim: int, upsample: bool = True) -> None:
+    def __init__(self, in_ch: int, out_ch: int, style_dim: int, upsample: bool = True, adain_init_std: float = 0.0) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
-        self.norm1 = AdaIN(out_ch, style_dim)
+        self.norm1 = AdaIN(out_ch, style_dim, adain_init_std)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
-        self.norm2 = AdaIN(out_ch, style_dim)
+        self.norm2 = AdaIN(out_ch, style_dim, adain_init_std)
         self.skip = nn.Identity() if in_ch == out_ch else nn.Conv2d(in_ch, out_ch, 1)
         self.upsample = upsample
 
@@ -115,6 +159,13 @@ class UVDecoder(nn.Module):
 
     start: width of the first feature map (height start/2 when symmetric, else start).
     Resolutions must be ``start * 2^k`` with k >= 2 (the two shared blocks upsample twice).
+
+    normalised (the default): Kaiming init everywhere, the style vector scaled to unit RMS, AdaIN
+    whose style scale/bias start at std ``adain_init_std`` (not zero), and a deformation head
+    whose initial output is ``deform_init_gain`` times a unit-variance map (vertex offsets of a
+    few hundredths of the template radius), so the input moves the mesh from the first step.
+    Not normalised (``legacy``): PyTorch's default init, zero-init AdaIN and a 1e-3-std
+    deformation head, as first implemented.
     """
 
     def __init__(
@@ -128,8 +179,13 @@ class UVDecoder(nn.Module):
         max_channels: int = 512,
         min_channels: int = 32,
         symmetric: bool = True,
+        normalised: bool = True,
+        adain_init_std: float = 0.25,
+        deform_init_gain: float = 0.1,
     ) -> None:
         super().__init__()
+        self.normalised = normalised
+        adain_std = adain_init_std if normalised else 0.0
         for name, res in (("deform_resolution", deform_resolution), ("texture_resolution", texture_resolution)):
             k = math.log2(res / start) if res >= start else -1
             if k < 2 or k != int(k):
@@ -147,26 +203,44 @@ class UVDecoder(nn.Module):
         def width(level: int) -> int:  # channels at a map of start * 2^level columns
             return max(max_channels // 2 ** max(level - 1, 0), min_channels)
 
-        self.shared = nn.ModuleList([StyleBlock(max_channels, width(1), style_dim), StyleBlock(width(1), width(2), style_dim)])
+        self.shared = nn.ModuleList([StyleBlock(max_channels, width(1), style_dim, adain_init_std=adain_std),
+                                     StyleBlock(width(1), width(2), style_dim, adain_init_std=adain_std)])
         shared_level = 2
         deform_levels = int(math.log2(deform_resolution / start)) - shared_level
         tex_levels = int(math.log2(texture_resolution / start)) - shared_level
-        self.mesh_blocks = self._branch(width, shared_level, deform_levels, style_dim)
+        self.mesh_blocks = self._branch(width, shared_level, deform_levels, style_dim, adain_std)
         self.mesh_out = nn.Conv2d(self.mesh_blocks[-1].conv2.out_channels, 3, 3, padding=1)
-        nn.init.normal_(self.mesh_out.weight, std=1e-3)
-        nn.init.zeros_(self.mesh_out.bias)
-        self.tex_blocks = self._branch(width, shared_level, tex_levels, style_dim)
+        self.tex_blocks = self._branch(width, shared_level, tex_levels, style_dim, adain_std)
         tex_ch = self.tex_blocks[-1].conv2.out_channels
-        self.tex_after_mirror = StyleBlock(tex_ch, tex_ch, style_dim, upsample=False)
+        self.tex_after_mirror = StyleBlock(tex_ch, tex_ch, style_dim, upsample=False, adain_init_std=adain_std)
         self.tex_out = nn.Conv2d(tex_ch, 3, 3, padding=1)
+        if normalised:
+            for module in (self.style, self.shared, self.mesh_blocks, self.tex_blocks, self.tex_after_mirror):
+                for m in module.modules():
+                    if isinstance(m, (nn.Conv2d, nn.Linear)) and not isinstance(m, AdaIN):
+                        nn.init.kaiming_normal_(m.weight, a=0.2, nonlinearity="leaky_relu")
+                        nn.init.zeros_(m.bias)
+                for m in module.modules():  # the AdaIN maps keep their own init (re-apply after the loop above)
+                    if isinstance(m, AdaIN):
+                        nn.init.normal_(m.affine.weight, std=adain_std / math.sqrt(style_dim))
+                        nn.init.zeros_(m.affine.bias)
+            nn.init.kaiming_normal_(self.fc.weight, nonlinearity="linear")
+            nn.init.zeros_(self.fc.bias)
+            nn.init.kaiming_normal_(self.mesh_out.weight, nonlinearity="linear")
+            self.mesh_out.weight.data.mul_(deform_init_gain)
+            nn.init.kaiming_normal_(self.tex_out.weight, nonlinearity="linear")
+            nn.init.zeros_(self.tex_out.bias)
+        else:
+            nn.init.normal_(self.mesh_out.weight, std=1e-3)
+        nn.init.zeros_(self.mesh_out.bias)
 
     @staticmethod
-    def _branch(width, level: int, levels: int, style_dim: int) -> nn.ModuleList:
+    def _branch(width, level: int, levels: int, style_dim: int, adain_std: float = 0.0) -> nn.ModuleList:
         """``levels`` upsampling blocks from ``level``, or one block at the same size when 0."""
         if levels == 0:
-            return nn.ModuleList([StyleBlock(width(level), width(level), style_dim, upsample=False)])
+            return nn.ModuleList([StyleBlock(width(level), width(level), style_dim, upsample=False, adain_init_std=adain_std)])
         return nn.ModuleList(
-            [StyleBlock(width(level + i), width(level + i + 1), style_dim) for i in range(levels)]
+            [StyleBlock(width(level + i), width(level + i + 1), style_dim, adain_init_std=adain_std) for i in range(levels)]
         )
 
     def forward(self, features: Tensor, latent: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -174,6 +248,8 @@ class UVDecoder(nn.Module):
         if latent is None:
             latent = features.new_zeros(batch, self.latent_dim)
         style = self.style(torch.cat([features, latent], 1))
+        if self.normalised:  # unit RMS, as StyleGAN's mapping input: the AdaIN init then sets the style's effect
+            style = style * torch.rsqrt(style.square().mean(1, keepdim=True) + 1e-8)
         x = self.fc(features).view(batch, *self.start_shape)
         for block in self.shared:
             x = block(x, style)
