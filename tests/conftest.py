@@ -68,10 +68,10 @@ ELLIPSOID_AXES = [(a, b, c) for a in (0.25, 0.55) for b in (0.25, 0.55) for c in
 """Semi-axes (x, y, z) of the 8 shapes of ``write_ellipsoid_dataset``: every combination of 0.25 and 0.55."""
 
 
-def write_ellipsoid_dataset(out: Path, views_per_shape: int = 6, resolution: int = 32, seed: int = 0,
+def write_ellipsoid_dataset(out: Path, views_per_shape: int = 6, resolution: int = 32, seed: int = 0, fov_deg: float = 25.0,
                             axes: list[tuple[float, float, float]] | None = None) -> Path:
     """8 axis-aligned ellipsoids (``ELLIPSOID_AXES``), each its own colour, seen from random orbit cameras
-    (elevation 10-40 degrees), ray-traced analytically: images, masks and depth are exact. Shape k has
+    (azimuths spread evenly from 30 degrees, elevation 10-40), ray-traced analytically: images, masks and depth are exact. Shape k has
     shape_id k; ``ellipsoid_points`` samples its exact surface for Chamfer distances."""
     from unflat.cameras import Cameras
     from unflat.data.format import DatasetWriter
@@ -85,7 +85,11 @@ def write_ellipsoid_dataset(out: Path, views_per_shape: int = 6, resolution: int
                        views_per_shape=views_per_shape) as writer:
         for shape, axis in enumerate(axes):
             a = torch.tensor(axis, dtype=torch.float32)
-            cams = Cameras.sample_orbit(views_per_shape, g, elevation_range=(10, 40), radius=2.5, fov_deg=40)
+            # azimuths spread around the shape, view 0 at 25-35 degrees: away from the diagonals, where an
+            # ellipsoid long in x and one long in z have mirror-image silhouettes
+            azimuth = 30 + 360 / views_per_shape * torch.arange(views_per_shape) + (torch.rand(views_per_shape, generator=g) - 0.5) * 10
+            elevation = 10 + 30 * torch.rand(views_per_shape, generator=g)
+            cams = Cameras.from_orbit(azimuth, elevation, torch.full((views_per_shape,), 2.5), fov_deg)
             origins, dirs = cams.rays(resolution, resolution)
             o, d = origins / a, dirs / a
             qa, qb, qc = (d * d).sum(-1), 2 * (o * d).sum(-1), (o * o).sum(-1) - 1

