@@ -232,7 +232,11 @@ class ReconstructArgs:
     out: Path = Path("reconstructed")
     """Output directory: NAME.glb (texture embedded), NAME-input.png (the network's input) and NAME.gif per image."""
     masks: tuple[Path, ...] = ()
-    """Optional masks (same order as images) used to crop and centre."""
+    """Optional masks (same order as images) used to crop and centre; without them the object is segmented
+    (OpenCV GrabCut when installed, else a border-colour method; no weights needed)."""
+    input_colours: float = 1.0
+    """Blend the input's own colours into the texture where the mesh is visible from the input's (estimated)
+    camera: 1 = the input's colours there, 0 = the network's texture only."""
     batch_size: int = 16
     """Images per forward pass."""
     turntable: bool = True
@@ -315,7 +319,8 @@ def cmd_reconstruct(args: list[str]) -> int:
             raise UserError(f"--{name} must be > 0, got {value}")
     start = time.perf_counter()
     written = fn(list(a.images), a.out, list(a.masks) or None, a.batch_size, turntable=a.turntable,
-                 turntable_frames=a.turntable_frames, turntable_resolution=a.turntable_resolution)
+                 turntable_frames=a.turntable_frames, turntable_resolution=a.turntable_resolution,
+                 input_colours=a.input_colours)
     meshes = sum(1 for path in written if Path(path).suffix == ".glb")
     print(f"wrote {meshes} textured mesh{'es' if meshes != 1 else ''} to {a.out} in {time.perf_counter() - start:.1f} s")
     return 0

@@ -66,6 +66,8 @@ class ProgressiveConfig(RunConfig):
     """Std of each AdaIN's style scale/bias at init (normalised arch; the style is scaled to unit RMS)."""
     deform_init_gain: float = 0.1
     """Initial deformation map = this x a unit-variance map of the decoder's features (normalised arch)."""
+    global_scale: bool = True
+    """Also predict a per-axis scale of the template (normalised arch): overall proportions without large offsets."""
     encoder_channels: int = 64
     """Channels of the encoder's first conv block (doubling per block, 7 blocks)."""
     encoder_max_channels: int = 512
@@ -213,7 +215,8 @@ class Progressive(Method):
         decoder = UVDecoder(cfg.feature_dim, cfg.latent_dim, cfg.style_dim, cfg.decoder_start, cfg.deform_resolution,
                             cfg.texture_resolution, cfg.decoder_max_channels, cfg.decoder_min_channels, cfg.symmetric,
                             normalised=normalised, adain_init_std=cfg.adain_init_std,
-                            deform_init_gain=cfg.deform_init_gain)
+                            deform_init_gain=cfg.deform_init_gain, global_scale=cfg.global_scale,
+                            template_radius=cfg.template_radius)
         self.net = self.add_network("G", ReconstructionNet(encoder, decoder))
         self.disc = self.add_network("D", UVDiscriminator(cfg.texture_resolution, cfg.d_channels, cfg.d_max_channels,
                                                           cfg.d_layers, cfg.d_pos_channels, 2, cfg.d_conditional))

@@ -166,6 +166,12 @@ class UVDecoder(nn.Module):
     few hundredths of the template radius), so the input moves the mesh from the first step.
     Not normalised (``legacy``): PyTorch's default init, zero-init AdaIN and a 1e-3-std
     deformation head, as first implemented.
+
+    global_scale (normalised only): a linear head on the style predicts a per-axis log-scale
+    (x, y, z) of the template, added to the deformation map as ``(exp(s) - 1) * template_radius *
+    P(u, v)`` with P the unit-sphere point of each map location (unflat's template: +X pole at
+    v = 0, angle around X along u), so an object's overall proportions (a long car, a tall lamp)
+    need no large per-vertex offsets. Symmetric about X = 0, so it keeps --symmetric exact.
     """
 
     def __init__(
@@ -182,6 +188,8 @@ class UVDecoder(nn.Module):
         normalised: bool = True,
         adain_init_std: float = 0.25,
         deform_init_gain: float = 0.1,
+        global_scale: bool = False,
+        template_radius: float = 0.5,
     ) -> None:
         super().__init__()
         self.normalised = normalised
@@ -233,6 +241,16 @@ class UVDecoder(nn.Module):
         else:
             nn.init.normal_(self.mesh_out.weight, std=1e-3)
         nn.init.zeros_(self.mesh_out.bias)
+        self.global_scale = bool(global_scale and normalised)
+        self.template_radius = template_radius
+        if self.global_scale:
+            self.scale_head = nn.Linear(style_dim, 3)
+            nn.init.normal_(self.scale_head.weight, std=0.1 / math.sqrt(style_dim))  # log-scales of std ~0.1 at init
+            nn.init.zeros_(self.scale_head.bias)
+            v = (torch.arange(deform_resolution) + 0.5) / deform_resolution
+            theta, phi = torch.meshgrid(math.pi * v, 2 * math.pi * v, indexing="ij")
+            position = torch.stack([torch.cos(theta), torch.sin(theta) * torch.cos(phi), torch.sin(theta) * torch.sin(phi)])
+            self.register_buffer("position_map", position[None], persistent=False)
 
     @staticmethod
     def _branch(width, level: int, levels: int, style_dim: int, adain_std: float = 0.0) -> nn.ModuleList:
@@ -263,6 +281,9 @@ class UVDecoder(nn.Module):
         if self.symmetric:
             deformation = mirror_rows(deformation, negate_channel=0)
             tex = mirror_rows(tex)
+        if self.global_scale:
+            log_scale = 1.5 * torch.tanh(self.scale_head(style) / 1.5)  # within [e^-1.5, e^1.5]
+            deformation = deformation + (log_scale.exp() - 1)[..., None, None] * self.template_radius * self.position_map.to(deformation.dtype)
         tex = self.tex_after_mirror(tex, style)
         texture = torch.tanh(self.tex_out(tex))
         return deformation, texture
