@@ -89,6 +89,9 @@ class EvaluateArgs:
     """inversion: estimate the input camera (the paper; novel views move relative to it) or give the dataset's."""
     inversion_seconds: float = 0.0
     """inversion: start no new inversion after this many seconds (0 = no limit); the number done is recorded."""
+    input_colours: float = 0.0
+    """progressive: blend each input's own colours into its texture as `unflat reconstruct` does (camera estimated
+    from the silhouette, not taken from the data); 0 = the network's texture alone."""
     seed: int = 0
     """Seed of the samples, the chosen shapes and the point sampling."""
     batch_size: int = 32
@@ -427,7 +430,11 @@ def evaluate_progressive_run(method: Method, dataset: Dataset, args: EvaluateArg
     set_extractor = extractor_source(required=explicit) if distribution else None
     if distribution and set_extractor is None:
         results["skipped"].update({m: missing_backbone_message(Path(dataset.root)) for m in distribution})
-    views = method.evaluate_views(dataset.root, args.num_shapes, args.seed, args.batch_size)
+    views = method.evaluate_views(dataset.root, args.num_shapes, args.seed, args.batch_size,
+                                  input_colours=args.input_colours)
+    results["settings"]["input_colours"] = args.input_colours
+    if getattr(method, "perceptual_features_used", None):
+        results["settings"]["perceptual_features_trained"] = method.perceptual_features_used
     if set_extractor is not None and len(views["same"]["target_images"]) < 2:
         results["skipped"].update({m: "a distribution distance needs at least 2 reconstructed shapes" for m in distribution})
         set_extractor = None

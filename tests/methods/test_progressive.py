@@ -410,3 +410,18 @@ def test_exported_texture_orientation_matches_the_renderer(multiview_sphere_data
     uv = method.template.uv
     ours = lookup((texture[None] + 1) / 2, uv[None, None])[0, 0]
     assert (ours[uv[:, 1] < 0.4, 0] > 0.9).all() and (ours[uv[:, 1] > 0.6, 2] > 0.9).all()
+
+
+def test_evaluate_views_can_blend_the_input_colours(multiview_sphere_dataset: Path):
+    method = _method(multiview_sphere_dataset)
+    plain = method.evaluate_views(multiview_sphere_dataset, num_shapes=3, seed=0)
+    blended = method.evaluate_views(multiview_sphere_dataset, num_shapes=3, seed=0, input_colours=1.0)
+    assert plain["input_index"] == blended["input_index"] and len(plain["input_index"]) == 3
+    assert blended["same"]["pred_images"].shape == plain["same"]["pred_images"].shape
+    assert torch.isfinite(blended["same"]["pred_images"]).all()
+    assert torch.equal(blended["same"]["pred_masks"], plain["same"]["pred_masks"])  # geometry unchanged
+    # the input's colours move the same-view render towards the input (the untrained texture is far from it)
+    def err(v):
+        m = v["same"]["target_masks"] > 0.5
+        return float((v["same"]["pred_images"] - v["same"]["target_images"]).abs().mean(1, keepdim=True)[m].mean())
+    assert err(blended) < err(plain)

@@ -498,14 +498,18 @@ class Progressive(Method):
 
     # ---- evaluation (the paper's same-view / novel-view protocol) ------------------------------
     @torch.no_grad()
-    def evaluate_views(self, data: Path, num_shapes: int = 64, seed: int = 0, batch_size: int = 16) -> dict:
+    def evaluate_views(self, data: Path, num_shapes: int = 64, seed: int = 0, batch_size: int = 16,
+                       input_colours: float = 0.0) -> dict:
         """Reconstruct one view of ``num_shapes`` multi-view shapes of dataset ``data`` and render the
         prediction at that view ("same") and at another view of the shape ("novel").
 
-        Returns {"same": views, "novel": views, "pred_meshes": [trimesh], "gt_meshes": [trimesh] or None}
+        Returns {"same": views, "novel": views, "pred_meshes": [trimesh], "gt_meshes": [trimesh] or None,
+        "input_index": [the dataset index of each input image]}
         with views = {"pred_images", "target_images" [N,3,H,W] in [0,1] (predictions composited over the
         data's background colour), "pred_masks", "target_masks" [N,1,H,W], "pred_depth", "reference_depth"
         (None without depth)}; ready for ``unflat.metrics.evaluate.evaluate_reconstruction``.
+        input_colours > 0: each texture gets its input's colours as in ``reconstruct`` (the camera estimated
+        from the input's mask, not taken from the data).
         """
         import trimesh
 
@@ -519,7 +523,8 @@ class Progressive(Method):
         chosen = rng.choice(len(groups), size=min(num_shapes, len(groups)), replace=False)
         pairs = np.array([rng.choice(groups[i], 2, replace=False) for i in np.sort(chosen)])
         background = torch.tensor([self.data_stats[f"background_{c}"] for c in "rgb"], device=self.device).view(1, 3, 1, 1)
-        result: dict = {"same": {}, "novel": {}, "pred_meshes": [], "gt_meshes": [] if dataset.info.has_meshes else None}
+        result: dict = {"same": {}, "novel": {}, "pred_meshes": [], "gt_meshes": [] if dataset.info.has_meshes else None,
+                        "input_index": pairs[:, 0].tolist()}
         parts: dict[str, dict[str, list[Tensor]]] = {"same": {}, "novel": {}}
 
         def load(index: np.ndarray, array: np.ndarray | None, scale: float) -> Tensor | None:
@@ -533,6 +538,10 @@ class Progressive(Method):
             chunk = pairs[start:start + batch_size]
             inputs = load(chunk[:, 0], dataset.images, 127.5).permute(0, 3, 1, 2) - 1
             verts, texture = self._predict_eval(inputs)
+            if input_colours > 0:
+                in_masks = load(chunk[:, 0], dataset.masks, 255.0)[:, None]
+                cams = self.estimate_input_cameras(inputs, (in_masks > 0.5).float(), verts, texture)
+                texture = self.transfer_input_colours(inputs, verts, texture, cams, (in_masks > 0.5).float(), input_colours)
             for i, shape_index in enumerate(chunk[:, 0]):
                 result["pred_meshes"].append(trimesh.Trimesh(verts[i].cpu().numpy(), t.faces.cpu().numpy(), process=False))
                 if result["gt_meshes"] is not None:
