@@ -91,7 +91,7 @@ def sample_outputs(cfg: DemoConfig, run: Path) -> dict[str, Path]:
 
     from unflat.engine.trainer import load_run
     from unflat.export.images import save_mesh_turntable
-    from unflat.render.opengl import OpenGLRenderer
+    from unflat.render.gl_backends import create_renderer
 
     loaded = load_run(run, cfg.device)
     console.print(f"[3/3] sampling {cfg.num_samples} shapes from step {loaded.step}")
@@ -100,7 +100,7 @@ def sample_outputs(cfg: DemoConfig, run: Path) -> dict[str, Path]:
     outputs = {"samples": cfg.out / "samples", "meshes": cfg.out / "meshes"}
     if meshes:
         mesh = trimesh.load(meshes[0], force="mesh")
-        outputs["turntable"] = save_mesh_turntable(mesh, cfg.out / "turntable.gif", OpenGLRenderer(128), frames=24)
+        outputs["turntable"] = save_mesh_turntable(mesh, cfg.out / "turntable.gif", create_renderer("auto", 128), frames=24)
     outputs["files"] = Path(f"{len(generated)} generated files")
     return outputs
 
