@@ -36,8 +36,9 @@ class DemoConfig:
     """Surface colours of the demo data: grey suits iggan (its generator makes shape only); parts for mvtriplane."""
     max_steps: int = 1500
     """Training steps (the small preset's own schedule is longer; this keeps the demo to minutes)."""
-    train_args: tuple[str, ...] = ("--pretrain-steps", "150")
-    """Extra `unflat train METHOD` flags for the demo run (default: a shorter proxy-renderer pre-training for iggan)."""
+    train_args: tuple[str, ...] = ()
+    """Extra `unflat train METHOD` flags for the demo run. iggan's proxy-renderer pre-training is a tenth of
+    --max-steps, at most 150, unless these flags set --pretrain-steps."""
     num_samples: int = 16
     """Samples in the final grid and meshes exported."""
     seed: int = 0
@@ -76,7 +77,11 @@ def train_generator(cfg: DemoConfig, data: Path) -> Path:
     from unflat.cli import parse
 
     spec = get_method(cfg.method)
-    small = parse(spec.config_cls, list(cfg.train_args), f"unflat train {spec.name}", default=spec.config("small"))
+    train_args = list(cfg.train_args)
+    if cfg.method == "iggan" and "--pretrain-steps" not in train_args:
+        # a short demo must leave steps for the GAN after the proxy renderer's pre-training
+        train_args += ["--pretrain-steps", str(min(150, max(1, cfg.max_steps // 10)))]
+    small = parse(spec.config_cls, train_args, f"unflat train {spec.name}", default=spec.config("small"))
     train_cfg = dataclasses.replace(
         small, data=data, out=run, seed=cfg.seed, device=cfg.device, max_steps=cfg.max_steps,
         checkpoint_every=max(cfg.max_steps // 4, 1), sample_every=max(cfg.max_steps // 4, 1), log_every=max(cfg.max_steps // 20, 1),
@@ -90,13 +95,19 @@ def sample_outputs(cfg: DemoConfig, run: Path) -> dict[str, Path]:
     import trimesh
 
     from unflat.engine.trainer import load_run
+    from unflat.errors import UserError
     from unflat.export.images import save_mesh_turntable
     from unflat.render.gl_backends import create_renderer
 
     loaded = load_run(run, cfg.device)
     console.print(f"[3/3] sampling {cfg.num_samples} shapes from step {loaded.step}")
-    generated = loaded.method.generate(cfg.out / "samples", cfg.num_samples, cfg.seed, None)
-    meshes = loaded.method.export(cfg.out / "meshes", min(cfg.num_samples, 4), cfg.seed, None, ("glb",))
+    try:
+        generated = loaded.method.generate(cfg.out / "samples", cfg.num_samples, cfg.seed, None)
+        meshes = loaded.method.export(cfg.out / "meshes", min(cfg.num_samples, 4), cfg.seed, None, ("glb",))
+    except UserError as error:  # a very short run: the generator makes no surface yet
+        console.print(f"[yellow]note:[/] after {loaded.step} steps the generator makes no surface yet ({error}); "
+                      f"train longer (the default --max-steps is {DemoConfig.max_steps})")
+        return {"samples": run / "samples"}
     outputs = {"samples": cfg.out / "samples", "meshes": cfg.out / "meshes"}
     if meshes:
         mesh = trimesh.load(meshes[0], force="mesh")
