@@ -32,6 +32,7 @@ import torch
 from unflat import __version__
 from unflat.cameras import Cameras
 from unflat.errors import UserError
+from unflat.outputs import PARTIAL_MARKER, protected_reason, refuse_file, remove_partial
 
 FORMAT_NAME = "unflat-dataset"
 FORMAT_VERSION = 1
@@ -116,6 +117,63 @@ def parse_cameras_json(payload: object, source: str = "cameras.json", expected: 
 # ---------------------------------------------------------------------------------------------
 # Writer
 # ---------------------------------------------------------------------------------------------
+DATASET_FILES = frozenset({*ARRAY_FILES, "manifest.json", "cameras.json", "preview.png", "meshes"})
+
+
+def is_unflat_dataset(directory: Path) -> bool:
+    """True when ``directory`` has a manifest.json that says it is an unflat dataset (any version)."""
+    try:
+        manifest = json.loads((Path(directory) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT_NAME
+
+
+def foreign_entries(directory: Path) -> list[str]:
+    """Entries of a dataset folder that no unflat dataset writer makes (a user's files put there later)."""
+    directory = Path(directory)
+    foreign = [p.name for p in directory.iterdir() if p.name not in DATASET_FILES or p.is_symlink()]
+    meshes = directory / "meshes"
+    if meshes.is_dir() and not meshes.is_symlink():
+        foreign += [f"meshes/{p.name}" for p in meshes.iterdir()
+                    if not (p.suffix == ".ply" and p.stem.isdigit() and p.is_file() and not p.is_symlink())]
+    elif meshes.exists():
+        foreign.append("meshes")
+    return sorted(foreign)
+
+
+def check_dataset_destination(out: Path, overwrite: bool) -> None:
+    """Refuse (one line) a dataset --out that would replace something unflat did not write.
+
+    Allowed: a new path, an empty folder, or (with ``overwrite``) an unflat dataset holding only what a dataset
+    writer makes. Never the current folder, the home folder, the root or a folder above one of them."""
+    out = Path(out)
+    refuse_file(out)
+    reason = protected_reason(out)
+    if reason is not None:
+        raise UserError(f"{out}: unflat will not write a dataset in place of this folder ({reason}); "
+                        f"choose a new --out, e.g. {out / 'dataset'}")
+    if not out.is_dir():
+        return
+    try:
+        empty = not any(out.iterdir())
+    except OSError as exc:
+        raise UserError(f"{out}: cannot read this folder ({exc.strerror or exc}); choose another --out") from None
+    if empty:
+        return
+    if not is_unflat_dataset(out):
+        raise UserError(f"{out}: folder is not empty and is not an unflat dataset (no manifest.json saying so), so it "
+                        "may hold your files; --overwrite replaces only unflat datasets: choose a new --out or delete "
+                        "the folder yourself")
+    if not overwrite:
+        raise UserError(f"{out} already holds an unflat dataset; pass --overwrite to replace it or choose another --out")
+    foreign = foreign_entries(out)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise UserError(f"{out}: --overwrite refused: this unflat dataset also holds {shown}, which unflat did not "
+                        "write; move that out or delete the folder yourself, or choose a new --out")
+
+
 class DatasetWriter:
     """Streams samples to disk in chunks, then assembles the final arrays and manifest.
 
@@ -137,11 +195,15 @@ class DatasetWriter:
         source: dict | None = None,
     ) -> None:
         self.out = Path(out)
-        if self.out.exists() and any(self.out.iterdir()) and not overwrite:
-            raise UserError(f"{self.out} already exists and is not empty; pass --overwrite or choose another --out")
+        self.overwrite = overwrite
+        check_dataset_destination(self.out, overwrite)
         self.tmp = self.out.with_name(self.out.name + ".partial")
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        (self.tmp / "chunks").mkdir(parents=True)
+        remove_partial(self.tmp)  # only one an earlier unflat writer left (it carries PARTIAL_MARKER)
+        try:
+            (self.tmp / "chunks").mkdir(parents=True)
+        except OSError as exc:
+            raise UserError(f"{self.out}: cannot write a dataset here ({exc.strerror or exc}); choose another --out") from None
+        (self.tmp / PARTIAL_MARKER).write_text("a dataset being written by unflat; removed when it is complete\n")
         self.resolution = resolution
         self.class_names = tuple(class_names)
         self.kind = kind
@@ -255,9 +317,15 @@ class DatasetWriter:
         }
         (self.tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
         _write_preview(self.tmp)
-        if self.out.exists():
-            shutil.rmtree(self.out)
+        (self.tmp / PARTIAL_MARKER).unlink()
+        check_dataset_destination(self.out, self.overwrite)  # again: the folder may have changed while we wrote
+        old = None
+        if self.out.exists():  # an unflat dataset or an empty folder (checked): move it aside, then delete it
+            old = self.out.with_name(f"{self.out.name}.replaced-{os.getpid()}")
+            os.replace(self.out, old)
         os.replace(self.tmp, self.out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
         return self.out
 
 
