@@ -111,9 +111,13 @@ def default_cache_dir() -> Path:
     return cache_root() / "reference"
 
 
-def images_hash(dataset: Dataset) -> str | None:
-    """The manifest's sha256 of images.npy (None for datasets written without one)."""
-    return dataset.manifest.get("files", {}).get("images.npy", {}).get("sha256")
+def images_hash(dataset: Dataset) -> str:
+    """sha256 of the bytes of the dataset's images.npy as it is on disk now (memoised by size/mtime, see
+    ``unflat.cache.file_digest``): the reference-statistics cache is keyed on it, so a dataset whose images were
+    edited after it was written never reuses the old statistics (the manifest's recorded hash would)."""
+    from unflat.cache import file_digest
+
+    return file_digest(Path(dataset.root) / "images.npy")
 
 
 def backbone_path_for(choice: str | Path | None, data_dir: Path) -> str | Path | None:
