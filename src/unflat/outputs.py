@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Callable
 
 from unflat import __version__
 from unflat.errors import UserError
@@ -99,3 +100,30 @@ def remove_partial(partial: Path) -> None:
         raise UserError(f"{partial}: unflat writes a new dataset here first, but this folder was not made by unflat "
                         f"(no {PARTIAL_MARKER}) and may hold your files; move it away or choose another --out")
     shutil.rmtree(partial)
+
+
+def check_replaceable_file(path: Path, ours: Callable[[Path], bool], what: str, flag: str = "--out") -> None:
+    """Refuse (one line) to replace ``path`` unless it is absent or ``ours(path)`` says unflat wrote it."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; {flag} names the {what} file to write, e.g. {path / 'metrics.json'}")
+    if path.exists() and not ours(path):
+        raise UserError(f"{path}: exists and is not {what} written by unflat, so unflat will not replace it; "
+                        f"choose another {flag} or move the file away")
+
+
+def is_unflat_json(path: Path, *keys: str) -> bool:
+    """A JSON object with every key in ``keys`` (how unflat recognises its own results files)."""
+    try:
+        payload = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(payload, dict) and all(key in payload for key in keys)
+
+
+def starts_with(path: Path, prefix: str) -> bool:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read(len(prefix)) == prefix
+    except OSError:
+        return False

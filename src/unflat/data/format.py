@@ -117,7 +117,9 @@ def parse_cameras_json(payload: object, source: str = "cameras.json", expected: 
 # ---------------------------------------------------------------------------------------------
 # Writer
 # ---------------------------------------------------------------------------------------------
-DATASET_FILES = frozenset({*ARRAY_FILES, "manifest.json", "cameras.json", "preview.png", "meshes"})
+# what dataset writers put in a dataset folder, and the domain backbone `unflat train backbone` installs there
+DATASET_FILES = frozenset({*ARRAY_FILES, "manifest.json", "cameras.json", "preview.png", "meshes",
+                           "backbone.safetensors", "backbone.json"})
 
 
 def is_unflat_dataset(directory: Path) -> bool:
