@@ -157,3 +157,16 @@ def test_output_folder_rule(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(UserError, match="is a file"):
         claim_output_dir(tmp_path / "file", "generate")
+
+
+def test_out_that_cannot_be_written_is_one_line(tmp_path: Path, capsys) -> None:
+    code, err = cli_error(capsys, _images_cmd(_photos(tmp_path / "src"), Path("/proc/unflat-test/data")))
+    assert_one_line_error(code, err, "/proc/unflat-test/data", "cannot write")
+
+
+def test_demo_refuses_a_user_folder(tmp_path: Path, capsys) -> None:
+    mine = tmp_path / "project"
+    thesis = _plant(mine, "samples/figure.png")
+    code, err = cli_error(capsys, ["demo", "--out", str(mine)])
+    assert_one_line_error(code, err, str(mine), "choose a new --out")
+    assert thesis.read_text() == "four years of work" and sorted(p.name for p in mine.iterdir()) == ["samples"]
