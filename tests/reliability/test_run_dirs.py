@@ -224,3 +224,30 @@ def test_batch_size_larger_than_the_data_is_refused_before_any_work(sphere_datas
     assert_one_line_error(code, err, "--batch-size", "100000000", "8 images", "choose --batch-size 8 or less")
     assert time.time() - started < 30 and not (tmp_path / "run").exists()
     assert cli_error(capsys, _train_args(sphere_dataset, tmp_path / "run", "--batch-size", "8", "--max-steps", "1"))[0] == 0
+
+
+# ---- data edited under a run -------------------------------------------------------------------
+@pytest.mark.parametrize("change", ["resolution", "classes"])
+def test_resume_after_the_dataset_was_remade_differently_is_refused(trained: Path, sphere_dataset: Path, capsys,
+                                                                    change: str) -> None:
+    from conftest import write_sphere_dataset
+
+    shutil.rmtree(sphere_dataset)
+    if change == "resolution":
+        write_sphere_dataset(sphere_dataset, resolution=8)
+    else:
+        write_sphere_dataset(sphere_dataset, num_classes=3)
+    before = ckpt.load_checkpoint(trained)["step"]
+    code, err = cli_error(capsys, ["train", "--resume", str(trained), "--max-steps", "5"])
+    assert_one_line_error(code, err, str(sphere_dataset), "not the one this run was trained on",
+                          "resolution 16 -> 8" if change == "resolution" else "2 classes -> 3")
+    assert ckpt.load_checkpoint(trained)["step"] == before
+
+
+def test_resume_after_images_were_added_goes_on_and_says_so(trained: Path, sphere_dataset: Path, capsys) -> None:
+    from conftest import write_sphere_dataset
+
+    shutil.rmtree(sphere_dataset)
+    write_sphere_dataset(sphere_dataset, num_shapes=12)
+    assert cli_error(capsys, ["train", "--resume", str(trained), "--max-steps", "4"])[0] == 0
+    assert "num_images 8 -> 12" in (trained / "run.log").read_text()

@@ -172,6 +172,32 @@ def _check_run_dir(run_dir: Path, method: Method, fresh: bool) -> None:
         )
 
 
+def _check_same_data(recorded: object, info: DatasetInfo, data: Path) -> list[str]:
+    """Resume: the dataset must be the one the checkpoint was trained on. Another resolution, other classes or
+    masks/depth appearing or vanishing are refused (the networks would crash or silently learn other data); other
+    image or shape counts are allowed and returned as notes for run.log."""
+    if not isinstance(recorded, dict):
+        return []
+    strict = ("resolution", "class_names", "has_masks", "has_depth")
+    loose = ("num_images", "num_shapes", "views_per_shape")
+    changed, notes = [], []
+    for name in strict + loose:
+        if name not in recorded:
+            continue
+        old, new = recorded[name], getattr(info, name)
+        if name == "class_names":
+            old, new = tuple(old), tuple(new)
+            shown = f"{len(old)} classes -> {len(new)}" if len(old) != len(new) else f"class names {list(old)} -> {list(new)}"
+        else:
+            shown = f"{name} {old} -> {new}"
+        if old != new:
+            (changed if name in strict else notes).append(shown)
+    if changed:
+        raise UserError(f"{data}: the dataset is not the one this run was trained on ({'; '.join(changed)}); re-create "
+                        "it as it was to resume, or start a new run on this data with another --out")
+    return [f"the dataset changed since the checkpoint: {', '.join(notes)}"] if notes else []
+
+
 def _check_batch_size(cfg: RunConfig, items: int, what: str, world_size: int) -> None:
     """One step takes batch_size x world_size distinct items of the dataset; more is refused before any work."""
     if cfg.batch_size * world_size > items:
@@ -299,6 +325,9 @@ class Trainer:
             self.run_dir = Path(cfg.out) if cfg.out is not None else default_run_dir(spec.name)
         self.run_dir = self._agree_on_run_dir(self.run_dir)
         self.info = dataset_info_for(spec, cfg)
+        self.data_notes: list[str] = []
+        if self.resume_payload is not None and cfg.data is not None:
+            self.data_notes = _check_same_data(self.resume_payload.get("dataset_info"), self.info, cfg.data)
         if cfg.data is not None:  # before any work: a batch larger than the data is a mistake, and a huge one hangs
             _check_batch_size(cfg, self.info.num_images, "images", self.ctx.world_size)
         torch.manual_seed(cfg.seed)  # same initial weights on every rank (and broadcast anyway)
@@ -445,6 +474,10 @@ class Trainer:
         self.logger = MetricsLogger(self.run_dir, cfg.tensorboard) if self.is_main else None
         log.info("%s %s at step %d of %d, world size %d", "resuming" if self.resume_payload else "starting",
                  self.spec.name, self.step, cfg.max_steps, self.ctx.world_size)
+        for note in self.data_notes:
+            log.warning(note)
+            if self.is_main:
+                console.print(f"[yellow]{note}")
         if self.new_run_dir and self.is_main:
             self.save()  # step 0 (or the resumed step in a new directory): proves the disk takes a checkpoint and gives rollback a target
         averager = ScalarAverager()
