@@ -288,7 +288,7 @@ class StopFlag:
             self._write_fd = None
         if self._watchdog is not None:
             try:
-                self._watchdog.wait(timeout=2)
+                self._watchdog.wait(timeout=0.5)  # it reads EOF at once (later if forked loader workers hold the pipe)
             except Exception:  # noqa: BLE001 - it ends on its own; never hold up the exit for it
                 pass
             self._watchdog = None
