@@ -143,3 +143,16 @@ def test_train_backbone_does_not_replace_a_users_backbone_file_in_the_dataset(ru
     from unflat.data.format import foreign_entries
 
     assert foreign_entries(runs["data"]) == []
+
+
+def test_from_generator_overwrite_refuses_a_user_folder_before_rendering(runs, tmp_path: Path, capsys, monkeypatch) -> None:
+    from unflat.data import from_generator
+
+    mine = tmp_path / "mine"
+    before = _user_folder(mine, "thesis.txt")
+    rendered = []
+    monkeypatch.setattr(from_generator, "render_shapes", lambda *a, **k: rendered.append(1) or iter(()))
+    code, err = cli_error(capsys, ["dataset", "from-generator", str(runs["mvtriplane"]), "--num-shapes", "1",
+                                   "--out", str(mine), "--overwrite", "--device", "cpu"])
+    assert_one_line_error(code, err, str(mine), "not an unflat dataset")
+    assert _as_is(mine) == before and not rendered and not (tmp_path / "mine.partial").exists()
