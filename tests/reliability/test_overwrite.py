@@ -23,7 +23,7 @@ from unflat.outputs import OUTPUT_MARKER, PARTIAL_MARKER, claim_output_dir
 def _photos(src: Path, n: int = 2) -> Path:
     (src / "cls").mkdir(parents=True, exist_ok=True)
     for k in range(n):
-        Image.fromarray(np.full((32, 32, 3), 40 + 60 * k, np.uint8)).save(src / "cls" / f"p{k}.png")
+        Image.fromarray(np.full((32, 32, 3), (40 + 60 * k) % 256, np.uint8)).save(src / "cls" / f"p{k}.png")
     return src
 
 
@@ -135,6 +135,7 @@ def test_files_planted_while_the_dataset_is_written_are_kept(tmp_path: Path) -> 
     with pytest.raises(UserError, match="late.txt"):
         writer.finalize()
     assert late.exists() and open_dataset(data).info.num_images == 1
+    assert not (tmp_path / "data.partial").exists()
 
 
 def test_check_dataset_destination_unit(tmp_path: Path) -> None:
@@ -170,3 +171,26 @@ def test_demo_refuses_a_user_folder(tmp_path: Path, capsys) -> None:
     code, err = cli_error(capsys, ["demo", "--out", str(mine)])
     assert_one_line_error(code, err, str(mine), "choose a new --out")
     assert thesis.read_text() == "four years of work" and sorted(p.name for p in mine.iterdir()) == ["samples"]
+
+
+def test_disk_full_while_writing_a_dataset_is_one_line_and_leaves_nothing(tmp_path: Path, capsys) -> None:
+    """A real short write: the file-size limit (RLIMIT_FSIZE) cuts images.npy like a full disk would (was a
+    traceback, and DIR.partial was left filling the disk). The dataset it was to replace is kept."""
+    import resource
+    import signal
+
+    src = _photos(tmp_path / "src", n=40)
+    data = write_sphere_dataset(tmp_path / "data", num_shapes=2)
+    before = (data / "images.npy").read_bytes()
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, hard))  # 40 x 64 x 64 x 3 = 492 kB of images
+    try:
+        code, err = cli_error(capsys, ["dataset", "images", "--src", str(src), "--out", str(data), "--resolution", "64",
+                                       "--workers", "1", "--overwrite"])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert_one_line_error(code, err, str(data), "could not write the dataset", "is the disk full?", "as it was")
+    assert not (tmp_path / "data.partial").exists()
+    assert (data / "images.npy").read_bytes() == before and open_dataset(data).info.num_images == 2

@@ -17,6 +17,7 @@ See docs/data.md. Everything is validated on load with errors that name the file
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
@@ -227,6 +228,16 @@ class DatasetWriter:
             self.finalize()
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
+            if isinstance(exc, OSError) and (exc.errno in _DISK_FULL or exc.errno is None):
+                raise self._write_error(exc) from exc
+
+    def _write_error(self, exc: OSError) -> UserError:
+        """A failed write (disk full, file too large, quota): nothing half-written is left, nothing at out changed."""
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        reason = exc.strerror or str(exc)
+        hint = "; is the disk full?" if exc.errno in _DISK_FULL or exc.errno is None else ""  # None: numpy's short write
+        return UserError(f"{self.out}: could not write the dataset ({reason}{hint}); its partial copy {self.tmp} was "
+                         f"removed and {self.out} is as it was: free disk space (or fix permissions) and run again")
 
     def add(
         self,
@@ -263,10 +274,19 @@ class DatasetWriter:
 
     def add_mesh(self, shape_id: int, mesh: "object") -> None:
         """Store a ground-truth mesh (trimesh.Trimesh) for ``shape_id``."""
-        self.meshes_dir.mkdir(exist_ok=True)
-        mesh.export(self.meshes_dir / f"{shape_id:06d}.ply")
+        try:
+            self.meshes_dir.mkdir(exist_ok=True)
+            mesh.export(self.meshes_dir / f"{shape_id:06d}.ply")
+        except OSError as exc:
+            raise self._write_error(exc) from exc
 
     def _flush(self) -> None:
+        try:
+            self._write_chunks()
+        except OSError as exc:
+            raise self._write_error(exc) from exc
+
+    def _write_chunks(self) -> None:
         if not self._buffers["images.npy"]:
             return
         for name, items in self._buffers.items():
@@ -280,6 +300,15 @@ class DatasetWriter:
         if self.count == 0:
             shutil.rmtree(self.tmp, ignore_errors=True)
             raise UserError(f"no usable samples were written to {self.out}")
+        try:
+            return self._assemble()
+        except OSError as exc:
+            raise self._write_error(exc) from exc
+        except BaseException:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
+
+    def _assemble(self) -> Path:
         names = ["images.npy", "labels.npy", "shape_ids.npy"]
         names += ["masks.npy"] * self.with_masks + ["depth.npy"] * self.with_depth
         files = {}
@@ -289,6 +318,7 @@ class DatasetWriter:
             target = np.lib.format.open_memmap(
                 self.tmp / name, mode="w+", dtype=first.dtype, shape=(self.count, *first.shape[1:])
             )
+            _allocate(self.tmp / name)  # a full disk is an error now, not a SIGBUS when the memory map is written
             offset = 0
             for part in parts:
                 block = np.load(part, mmap_mode="r")
@@ -329,6 +359,23 @@ class DatasetWriter:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         return self.out
+
+
+_DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
+
+def _allocate(path: Path) -> None:
+    """Reserve a (sparse) file's blocks, so writing it through a memory map cannot run out of space."""
+    if not hasattr(os, "posix_fallocate"):  # pragma: no cover - macOS, Windows
+        return
+    with open(path, "r+b") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        try:
+            os.posix_fallocate(handle.fileno(), 0, size)
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)):
+                return  # a file system without it: as before
+            raise
 
 
 def _write_preview(directory: Path, count: int = 16) -> None:
