@@ -4,6 +4,7 @@ docstring is its --help text. User errors print one line (``--debug`` shows the 
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import io
 import os
@@ -20,6 +21,7 @@ from unflat.errors import UserError
 from unflat.outputs import check_output_dir, claim_output_dir
 
 T = TypeVar("T")
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 class NotBuiltYet(UserError):
@@ -260,6 +262,19 @@ def _positive(**values: int) -> None:
             raise UserError(f"--{name.replace('_', '-')} must be > 0, got {value}")
 
 
+def _check_seed(seed: int) -> None:
+    if not 0 <= seed < 2**63 - 2**32:  # sample i uses seed + i, seeded into a 64-bit generator
+        raise UserError(f"--seed must be in [0, 2**63 - 2**32), got {seed}")
+
+
+def _check_class_id(class_id: int | None, method: object) -> None:
+    info = getattr(method, "info", None)
+    classes = getattr(info, "num_classes", 0)
+    if class_id is not None and classes and not 0 <= class_id < classes:
+        names = ", ".join(f"{i}={n}" for i, n in enumerate(info.class_names[:8]))
+        raise UserError(f"--class-id must be in [0, {classes}) for this run ({names}), got {class_id}")
+
+
 def _require(method: object, name: str, what: str) -> Callable:
     fn = getattr(method, name, None)
     if fn is None:
@@ -270,8 +285,10 @@ def _require(method: object, name: str, what: str) -> Callable:
 def cmd_generate(args: list[str]) -> int:
     a = parse(GenerateArgs, args, "unflat generate")
     _positive(num=a.num)
+    _check_seed(a.seed)
     check_output_dir(a.out)
     loaded = _loaded(a.run, a.device)
+    _check_class_id(a.class_id, loaded.method)
     fn = _require(loaded.method, "generate", "generate")
     paths = fn(claim_output_dir(a.out, "generate"), a.num, a.seed, a.class_id)
     print(f"wrote {len(paths)} files to {a.out}")
@@ -281,8 +298,10 @@ def cmd_generate(args: list[str]) -> int:
 def cmd_export(args: list[str]) -> int:
     a = parse(ExportArgs, args, "unflat export")
     _positive(num=a.num)
+    _check_seed(a.seed)
     check_output_dir(a.out)
     loaded = _loaded(a.run, a.device)
+    _check_class_id(a.class_id, loaded.method)
     paths = loaded.method.export(claim_output_dir(a.out, "export"), a.num, a.seed, a.class_id, a.format)
     print(f"wrote {len(paths)} meshes to {a.out}")
     return 0
@@ -393,6 +412,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a full disk (or quota, or file-size limit) while writing outputs: one line
+        if debug or exc.errno not in DISK_FULL:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"unflat {args[0]}: error: {where}could not write ({exc.strerror}); free disk space and run again",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -156,3 +156,37 @@ def test_from_generator_overwrite_refuses_a_user_folder_before_rendering(runs, t
                                    "--out", str(mine), "--overwrite", "--device", "cpu"])
     assert_one_line_error(code, err, str(mine), "not an unflat dataset")
     assert _as_is(mine) == before and not rendered and not (tmp_path / "mine.partial").exists()
+
+
+@pytest.mark.parametrize("flag, value, problem", [
+    ("--seed", str(2**64), "--seed must be in"), ("--seed", "-1", "--seed must be in"),
+    ("--device", "bogus", "--device bogus: not a device"), ("--device", "cuda:99", "no such CUDA GPU"),
+    ("--device", "meta", "unflat runs on cpu, cuda or mps"),
+    ("--class-id", "5", "--class-id must be in [0, 2)"), ("--class-id", "-1", "--class-id must be in [0, 2)"),
+])
+@pytest.mark.parametrize("command", ["generate", "export"])
+def test_generate_and_export_number_and_device_zoo(runs, tmp_path: Path, capsys, command: str, flag: str, value: str,
+                                                   problem: str) -> None:
+    argv = _commands(runs, tmp_path / "out")[command]
+    if flag == "--device":
+        argv = argv[:-1] + [value]
+    else:
+        argv = argv + [flag, value]
+    code, err = cli_error(capsys, argv)
+    assert_one_line_error(code, err, problem)
+    assert not (tmp_path / "out").exists()
+
+
+def test_disk_full_while_generating_is_one_line(runs, tmp_path: Path, capsys) -> None:
+    import resource
+    import signal
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200, hard))  # the marker fits, a sample grid does not
+    try:
+        code, err = cli_error(capsys, _commands(runs, tmp_path / "out")["generate"])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert_one_line_error(code, err, "could not write", "free disk space")

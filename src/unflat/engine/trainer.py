@@ -88,7 +88,15 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
         return torch.device("cuda", local_rank)
     if name == "mps" and not torch.backends.mps.is_available():
         raise UserError("--device mps: Apple MPS is not available here (use --device cpu)")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise UserError(f"--device {name}: not a device; use cpu, cuda, cuda:N, mps or auto") from None
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise UserError(f"--device {name}: no such CUDA GPU here ({torch.cuda.device_count()} visible; use --device cpu)")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise UserError(f"--device {name}: unflat runs on cpu, cuda or mps")
+    return device
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
