@@ -49,6 +49,21 @@ def test_overwrite_refuses_a_user_folder_and_keeps_the_thesis(tmp_path: Path, ca
     assert not (tmp_path / "that_folder.partial").exists()
 
 
+def test_synth_overwrite_refuses_a_user_folder_the_issues_reproduction(tmp_path: Path, capsys) -> None:
+    """`unflat dataset synth --category mug --num-shapes 1 --out that_folder --overwrite` (issue 26, verbatim)."""
+    folder = tmp_path / "that_folder"
+    thesis = _plant(folder)
+    synth = ["dataset", "synth", "--category", "mug", "--num-shapes", "1", "--resolution", "16", "--views-per-shape", "1",
+             "--workers", "1"]
+    code, err = cli_error(capsys, synth + ["--out", str(folder), "--overwrite"])
+    assert_one_line_error(code, err, str(folder), "not an unflat dataset")
+    assert thesis.read_text() == "four years of work" and sorted(p.name for p in folder.iterdir()) == ["precious"]
+    made = tmp_path / "made"
+    assert cli_error(capsys, synth + ["--out", str(made)])[0] == 0
+    assert cli_error(capsys, synth + ["--out", str(made), "--overwrite", "--seed", "1"])[0] == 0  # its own dataset
+    assert open_dataset(made).info.num_images == 1
+
+
 def test_overwrite_refuses_a_folder_with_a_planted_manifest_that_holds_other_files(tmp_path: Path, capsys) -> None:
     """A user's folder that happens to hold a manifest.json in unflat's format, or a dataset the user added files to."""
     data = write_sphere_dataset(tmp_path / "data", num_shapes=2)
