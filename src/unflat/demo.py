@@ -47,6 +47,33 @@ class DemoConfig:
     """cpu, cuda, mps or auto."""
 
 
+DEMO_ENTRIES = {"data", "data.partial", "run", "samples", "meshes", "turntable.gif"}
+
+
+def claim_demo_dir(out: Path) -> None:
+    """The demo writes data/, run/, samples/, meshes/ and turntable.gif into --out: only into a new or empty
+    folder, one it wrote before (marker or nothing but those names), never among a user's files."""
+    from unflat.errors import UserError
+    from unflat.outputs import OUTPUT_MARKER, claim_output_dir, refuse_file
+
+    refuse_file(out)
+    if out.is_dir() and not (out / OUTPUT_MARKER).exists():
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in DEMO_ENTRIES)
+        if foreign:
+            raise UserError(f"{out}: folder holds {', '.join(foreign[:3])}, which the demo did not write, so writing its "
+                            "outputs there could replace your files; choose a new --out")
+        from unflat.data.format import is_unflat_dataset
+        from unflat.engine.checkpoint import is_run_dir
+
+        earlier_demo = is_run_dir(out / "run") and (not (out / "data").exists() or is_unflat_dataset(out / "data"))
+        if any(out.iterdir()) and not earlier_demo:
+            raise UserError(f"{out}: folder is not empty and is not a demo folder unflat wrote (no {OUTPUT_MARKER}, "
+                            "no run/ of unflat's), so writing there could replace your files; choose a new --out")
+        if any(out.iterdir()):  # a demo folder of an earlier unflat: mark it as unflat's
+            (out / OUTPUT_MARKER).write_text('{"written_by": "unflat demo"}\n')
+    claim_output_dir(out, "demo")
+
+
 def make_data(cfg: DemoConfig) -> Path:
     from unflat.data.commands import SynthConfig, run_synth
     from unflat.data.format import DatasetError, open_dataset
@@ -121,7 +148,7 @@ def main(args: list[str]) -> int:
 
     cfg = parse(DemoConfig, args, "unflat demo", __doc__.split("\n\n")[0])
     start = time.perf_counter()
-    cfg.out.mkdir(parents=True, exist_ok=True)
+    claim_demo_dir(cfg.out)
     data = make_data(cfg)
     run = train_generator(cfg, data)
     outputs = sample_outputs(cfg, run)
