@@ -371,9 +371,9 @@ def _progress(total: int, description: str) -> "object":
 
 def _print_report(report: SkipReport, used: int, total: int, what: str) -> None:
     """The skip table (reason | count | examples) and notes, on stderr."""
-    from rich.console import Console  # noqa: PLC0415
+    from unflat.engine.progress import make_console  # noqa: PLC0415
 
-    console = Console(stderr=True)
+    console = make_console()
     if report.total:
         console.print(report.table(f"Used {used} of {total} {what}; skipped:"))
     for note in report.notes:
@@ -381,9 +381,9 @@ def _print_report(report: SkipReport, used: int, total: int, what: str) -> None:
 
 
 def _print_done(out: Path, images: int, classes: int) -> None:
-    from rich.console import Console  # noqa: PLC0415
+    from unflat.engine.progress import make_console  # noqa: PLC0415
 
-    Console(stderr=True).print(f"[green]wrote[/] {images} images ({classes} classes) to {out}")
+    make_console().print(f"[green]wrote[/] {images} images ({classes} classes) to {out}")
 
 
 def _write_rendered(writer: DatasetWriter, rendered: RenderedShape, job: ShapeJob, store_mesh: bool) -> None:
