@@ -21,7 +21,7 @@ from common import device_name, load_note, report  # noqa: E402
 
 from unflat.data.commands import SynthConfig, auto_workers, run_synth  # noqa: E402
 from unflat.data.format import open_dataset  # noqa: E402
-from unflat.render.opengl import choose_platform  # noqa: E402
+from unflat.render.pyrender_backend import choose_platform  # noqa: E402
 
 
 def main() -> None:

@@ -1,42 +1,106 @@
 #!/usr/bin/env bash
-# Installs what unflat needs on a fresh Debian/Ubuntu machine with Python >= 3.10, then unflat itself
-# (editable). Safe to re-run: each step is skipped when already satisfied.
-#   bash scripts/setup.sh          # runtime: OpenGL (OSMesa) libraries, PyTorch, unflat
-#   bash scripts/setup.sh test     # plus test tools and headless Chromium (viewer tests)
+# Installs unflat into a virtual environment on a fresh Debian/Ubuntu machine with Python >= 3.10:
+# system libraries for headless OpenGL (apt), then PyTorch, unflat (editable) and the extras a mode needs,
+# all inside the environment (.venv in the checkout; UNFLAT_VENV=DIR picks another).
+#   bash scripts/setup.sh              # runtime: demo, training, export, viewer (extras: tensorboard)
+#   bash scripts/setup.sh test         # + test tools and headless Chromium (viewer tests)
+#   bash scripts/setup.sh pyrender     # + the optional second OpenGL renderer (pyrender, OSMesa)
+# Modes combine (`bash scripts/setup.sh test pyrender`). Re-running reuses the environment when it was
+# made from the same pyproject.toml, Python and modes and `pip check` is clean; else it installs again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+VENV=${UNFLAT_VENV:-.venv}
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+log() { echo "[setup] $*"; }
 
-# libegl-mesa0 + libgl1-mesa-dri: Mesa's EGL and llvmpipe, so moderngl renders headless on a CPU machine.
-apt_packages=(libosmesa6 libgl1 libglu1-mesa libegl1 libegl-mesa0 libgl1-mesa-dri)
-[ "${1:-}" = "test" ] && apt_packages+=(chromium)
+modes=("$@")
+extras=(tensorboard)
+apt_packages=(libgl1 libegl1 libegl-mesa0 libgl1-mesa-dri)  # moderngl's headless EGL on a CPU: Mesa llvmpipe
+with_pyrender=0
+for mode in "${modes[@]}"; do
+  case "$mode" in
+    test) extras+=(test); apt_packages+=(chromium) ;;
+    pyrender) extras+=(pyrender); apt_packages+=(libosmesa6 libglu1-mesa); with_pyrender=1 ;;
+    *) echo "[setup] unknown mode '$mode' (expected: test, pyrender)" >&2; exit 2 ;;
+  esac
+done
+"$PYTHON" -c "import ensurepip, venv" 2>/dev/null || apt_packages+=(python3-venv)
+
+# --- system packages ---------------------------------------------------------------------------
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
-if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then
-  echo "[setup] installing system packages: ${missing[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null; then
+    log "installing system packages: ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    log "no apt-get here: make sure these (or your system's equivalents) are installed: ${missing[*]}"
+  fi
 fi
 
-pip_install() { "$PYTHON" -m pip install -q --disable-pip-version-check "$@"; }
-# The CPU build of PyTorch when none is installed (a GPU machine keeps its own CUDA build).
-"$PYTHON" -c "import torch" 2>/dev/null || pip_install "torch==2.13.0"
-mode=${1:-}
-need_deps=0
-"$PYTHON" -c "import tyro, trimesh, pyrender, moderngl, rich, skimage, safetensors, imageio, yaml" 2>/dev/null || need_deps=1
-if [ "$mode" = "test" ]; then
-  "$PYTHON" -c "import pytest, hypothesis, torchmetrics" 2>/dev/null || need_deps=1
+# --- the virtual environment -------------------------------------------------------------------
+extras_csv=$(IFS=,; echo "${extras[*]}")
+stamp_text="$(sha256sum pyproject.toml | cut -d' ' -f1) $("$PYTHON" -c 'import sys; print(sys.version.split()[0])') [$extras_csv] $(pwd)"
+stamp="$VENV/.unflat-setup"
+py="$VENV/bin/python"
+pip_install() { "$py" -m pip install -q --disable-pip-version-check "$@"; }
+# pyrender pins PyOpenGL 3.1.0 (no OSMesa contexts); the newer PyOpenGL it then runs with is a known,
+# deliberate mismatch that `pip check` reports: leave that one line out of the consistency check.
+pip_check() { "$py" -m pip check 2>&1 | grep -v -i "pyrender .* requires pyopengl" | grep -v -i "^No broken requirements" || true; }
+
+if [ -x "$py" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$stamp_text" ] && [ -z "$(pip_check)" ]; then
+  log "reusing $VENV (same pyproject.toml, Python and extras [$extras_csv]; pip check clean)"
+  exit 0
 fi
-extras=""; [ "$mode" = "test" ] && extras="[test]"
-if [ "$need_deps" = 1 ]; then
-  echo "[setup] installing unflat's Python dependencies"
-  pip_install -e ".$extras"
+if [ ! -x "$py" ]; then
+  log "creating virtual environment $VENV (no system site-packages)"
+  "$PYTHON" -m venv "$VENV"
+fi
+rm -f "$stamp"
+
+# --- PyTorch -----------------------------------------------------------------------------------
+if "$py" -c "import torch" 2>/dev/null; then
+  log "PyTorch $("$py" -c 'import torch; print(torch.__version__)') already in $VENV"
+elif [ -e /proc/driver/nvidia ] || command -v nvidia-smi >/dev/null; then
+  log "NVIDIA driver found: PyTorch from the package index (its default CUDA build)"
+  pip_install torch
 else
-  pip_install --no-deps -e .   # point the installed `unflat` at this checkout
+  cpu_index=https://download.pytorch.org/whl/cpu
+  if "$py" -c "import urllib.request, sys; urllib.request.urlopen('$cpu_index/', timeout=5)" 2>/dev/null; then
+    log "CPU-only machine: PyTorch from PyTorch's CPU wheel index"
+    pip_install torch --index-url "$cpu_index" --extra-index-url https://pypi.org/simple
+  else
+    # No CPU index reachable: the newest CPU build that the configured indexes / local wheel folders hold,
+    # else the index's default build (larger: it carries CUDA libraries, and runs on a CPU too).
+    cpu_build=$("$py" -m pip index versions torch 2>/dev/null | sed -n 's/^Available versions: //p' | tr ',' '\n' \
+                | tr -d ' ' | grep '+cpu$' | head -1 || true)
+    if [ -n "$cpu_build" ]; then
+      log "CPU-only machine, CPU wheel index unreachable: PyTorch $cpu_build found by pip's configured indexes"
+      pip_install "torch==$cpu_build"
+    else
+      log "CPU-only machine, no CPU build reachable: PyTorch from the package index (default build)"
+      pip_install torch
+    fi
+  fi
 fi
-# pyrender pins PyOpenGL 3.1.0, which lacks OSMesaCreateContextAttribs: install the newer one after it.
-"$PYTHON" -c "import OpenGL, sys; sys.exit(0 if tuple(map(int, OpenGL.__version__.split('.')[:3])) >= (3, 1, 7) else 1)" \
-  || pip_install "PyOpenGL>=3.1.7" --no-deps
+
+# --- unflat and its extras ---------------------------------------------------------------------
+log "installing unflat (editable) with extras [$extras_csv] into $VENV"
+pip_install -e ".[$extras_csv]"
+if [ "$with_pyrender" = 1 ]; then
+  # pyrender 0.1.45 pins PyOpenGL 3.1.0, which lacks OSMesaCreateContextAttribs: the newer one after it.
+  pip_install --no-deps "PyOpenGL>=3.1.7"
+fi
+problems=$(pip_check)
+if [ -n "$problems" ]; then
+  echo "[setup] pip check found inconsistent packages in $VENV:" >&2
+  echo "$problems" >&2
+  exit 1
+fi
+echo "$stamp_text" > "$stamp"
+log "done: $("$py" -c 'import sys, torch; print(f"Python {sys.version.split()[0]}, torch {torch.__version__}")') in $VENV" \
+    "(use it: source $VENV/bin/activate, or $VENV/bin/unflat)"

@@ -26,7 +26,7 @@ from unflat.export import MeshExportConfig, export_mesh, field_to_mesh, save_gri
 from unflat.export.images import fit_radius, turntable_cameras
 from unflat.export.viewer import make_server
 from unflat.geometry.mesh_ops import CleanupConfig
-from unflat.render.opengl import OpenGLRenderer
+from unflat.render.pyrender_backend import PyrenderRenderer
 
 DOCS = Path(__file__).parent
 
@@ -55,7 +55,7 @@ def main(out: Path) -> None:
                            cleanup=CleanupConfig(keep_components=1, smoothing="taubin", smoothing_iterations=8))
     mesh = field_to_mesh(occupancy, colour, cfg)
     export_mesh(mesh, out / "meshes" / "chair", ("glb", "obj", "ply"))
-    renderer = OpenGLRenderer(160, background=(1.0, 1.0, 1.0), supersample=2)
+    renderer = PyrenderRenderer(160, background=(1.0, 1.0, 1.0), supersample=2)
     save_mesh_turntable(mesh, DOCS / "turntable.gif", renderer, frames=24, elevation=20)
     (out / "samples").mkdir(parents=True, exist_ok=True)
     shutil.copy(DOCS / "turntable.gif", out / "samples" / "turntable.gif")

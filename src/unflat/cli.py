@@ -4,6 +4,7 @@ docstring is its --help text. User errors print one line (``--debug`` shows the 
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import io
 import os
@@ -17,8 +18,10 @@ from tyro.conf import Positional
 
 from unflat import __version__
 from unflat.errors import UserError
+from unflat.outputs import check_output_dir, claim_output_dir
 
 T = TypeVar("T")
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 class NotBuiltYet(UserError):
@@ -102,6 +105,8 @@ class ResumeArgs:
     """Run directory (or checkpoint file) to continue."""
     max_steps: int | None = None
     """Train until this total step count (default: the run's own max_steps)."""
+    out: Path | None = None
+    """Continue in this new run directory instead of the checkpoint's own (needed for a checkpoint file that is not inside a run directory)."""
 
 
 def cmd_train(args: list[str]) -> int:
@@ -111,7 +116,7 @@ def cmd_train(args: list[str]) -> int:
     if "--resume" in args:
         resume = parse(ResumeArgs, args, "unflat train")
         overrides = {"max_steps": resume.max_steps} if resume.max_steps is not None else None
-        result = trainer.resume(resume.resume, overrides)
+        result = trainer.resume(resume.resume, overrides, resume.out)
         distributed.shutdown()  # torchrun: every rank leaves the process group together
         return 130 if result.interrupted else 0
     if not args or args[0].startswith("-"):
@@ -255,6 +260,25 @@ def _loaded(run: Path, device: str):
     return load_run(run, device)
 
 
+def _positive(**values: int) -> None:
+    for name, value in values.items():
+        if value <= 0:
+            raise UserError(f"--{name.replace('_', '-')} must be > 0, got {value}")
+
+
+def _check_seed(seed: int) -> None:
+    if not 0 <= seed < 2**63 - 2**32:  # sample i uses seed + i, seeded into a 64-bit generator
+        raise UserError(f"--seed must be in [0, 2**63 - 2**32), got {seed}")
+
+
+def _check_class_id(class_id: int | None, method: object) -> None:
+    info = getattr(method, "info", None)
+    classes = getattr(info, "num_classes", 0)
+    if class_id is not None and classes and not 0 <= class_id < classes:
+        names = ", ".join(f"{i}={n}" for i, n in enumerate(info.class_names[:8]))
+        raise UserError(f"--class-id must be in [0, {classes}) for this run ({names}), got {class_id}")
+
+
 def _require(method: object, name: str, what: str) -> Callable:
     fn = getattr(method, name, None)
     if fn is None:
@@ -264,16 +288,25 @@ def _require(method: object, name: str, what: str) -> Callable:
 
 def cmd_generate(args: list[str]) -> int:
     a = parse(GenerateArgs, args, "unflat generate")
+    _positive(num=a.num)
+    _check_seed(a.seed)
+    check_output_dir(a.out)
     loaded = _loaded(a.run, a.device)
-    paths = _require(loaded.method, "generate", "generate")(a.out, a.num, a.seed, a.class_id)
+    _check_class_id(a.class_id, loaded.method)
+    fn = _require(loaded.method, "generate", "generate")
+    paths = fn(claim_output_dir(a.out, "generate"), a.num, a.seed, a.class_id)
     print(f"wrote {len(paths)} files to {a.out}")
     return 0
 
 
 def cmd_export(args: list[str]) -> int:
     a = parse(ExportArgs, args, "unflat export")
+    _positive(num=a.num)
+    _check_seed(a.seed)
+    check_output_dir(a.out)
     loaded = _loaded(a.run, a.device)
-    paths = loaded.method.export(a.out, a.num, a.seed, a.class_id, a.format)
+    _check_class_id(a.class_id, loaded.method)
+    paths = loaded.method.export(claim_output_dir(a.out, "export"), a.num, a.seed, a.class_id, a.format)
     print(f"wrote {len(paths)} meshes to {a.out}")
     return 0
 
@@ -304,13 +337,16 @@ def readable_images(paths: Sequence[Path]) -> list[Path]:
 def cmd_invert(args: list[str]) -> int:
     a = parse(InvertArgs, args, "unflat invert")
     images = readable_images(a.images)
+    check_output_dir(a.out)
     loaded = _loaded(a.run, a.device)
-    _require(loaded.method, "invert", "PTI inversion (use an mvtriplane or 3dgp run)")(images, a.out, a.steps_w, a.steps_g)
+    fn = _require(loaded.method, "invert", "PTI inversion (use an mvtriplane or 3dgp run)")
+    fn(images, claim_output_dir(a.out, "invert"), a.steps_w, a.steps_g)
     return 0
 
 
 def cmd_reconstruct(args: list[str]) -> int:
     a = parse(ReconstructArgs, args, "unflat reconstruct")
+    check_output_dir(a.out)
     loaded = _loaded(a.run, a.device)
     fn = _require(loaded.method, "reconstruct", "reconstruct (use a progressive run)")
     for name, value in (("batch-size", a.batch_size), ("turntable-frames", a.turntable_frames),
@@ -318,7 +354,7 @@ def cmd_reconstruct(args: list[str]) -> int:
         if value <= 0:
             raise UserError(f"--{name} must be > 0, got {value}")
     start = time.perf_counter()
-    written = fn(list(a.images), a.out, list(a.masks) or None, a.batch_size, turntable=a.turntable,
+    written = fn(list(a.images), claim_output_dir(a.out, "reconstruct"), list(a.masks) or None, a.batch_size, turntable=a.turntable,
                  turntable_frames=a.turntable_frames, turntable_resolution=a.turntable_resolution,
                  input_colours=a.input_colours)
     meshes = sum(1 for path in written if Path(path).suffix == ".glb")
@@ -381,6 +417,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a full disk (or quota, or file-size limit) while writing outputs: one line
+        if debug or exc.errno not in DISK_FULL:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"unflat {args[0]}: error: {where}could not write ({exc.strerror}); free disk space and run again",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -36,14 +36,42 @@ class DemoConfig:
     """Surface colours of the demo data: grey suits iggan (its generator makes shape only); parts for mvtriplane."""
     max_steps: int = 1500
     """Training steps (the small preset's own schedule is longer; this keeps the demo to minutes)."""
-    train_args: tuple[str, ...] = ("--pretrain-steps", "150")
-    """Extra `unflat train METHOD` flags for the demo run (default: a shorter proxy-renderer pre-training for iggan)."""
+    train_args: tuple[str, ...] = ()
+    """Extra `unflat train METHOD` flags for the demo run. iggan's proxy-renderer pre-training is a tenth of
+    --max-steps, at most 150, unless these flags set --pretrain-steps."""
     num_samples: int = 16
     """Samples in the final grid and meshes exported."""
     seed: int = 0
     """Seed for data, training and sampling."""
     device: str = "auto"
     """cpu, cuda, mps or auto."""
+
+
+DEMO_ENTRIES = {"data", "data.partial", "run", "samples", "meshes", "turntable.gif"}
+
+
+def claim_demo_dir(out: Path) -> None:
+    """The demo writes data/, run/, samples/, meshes/ and turntable.gif into --out: only into a new or empty
+    folder, one it wrote before (marker or nothing but those names), never among a user's files."""
+    from unflat.errors import UserError
+    from unflat.outputs import OUTPUT_MARKER, claim_output_dir, refuse_file
+
+    refuse_file(out)
+    if out.is_dir() and not (out / OUTPUT_MARKER).exists():
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in DEMO_ENTRIES)
+        if foreign:
+            raise UserError(f"{out}: folder holds {', '.join(foreign[:3])}, which the demo did not write, so writing its "
+                            "outputs there could replace your files; choose a new --out")
+        from unflat.data.format import is_unflat_dataset
+        from unflat.engine.checkpoint import is_run_dir
+
+        earlier_demo = is_run_dir(out / "run") and (not (out / "data").exists() or is_unflat_dataset(out / "data"))
+        if any(out.iterdir()) and not earlier_demo:
+            raise UserError(f"{out}: folder is not empty and is not a demo folder unflat wrote (no {OUTPUT_MARKER}, "
+                            "no run/ of unflat's), so writing there could replace your files; choose a new --out")
+        if any(out.iterdir()):  # a demo folder of an earlier unflat: mark it as unflat's
+            (out / OUTPUT_MARKER).write_text('{"written_by": "unflat demo"}\n')
+    claim_output_dir(out, "demo")
 
 
 def make_data(cfg: DemoConfig) -> Path:
@@ -76,7 +104,11 @@ def train_generator(cfg: DemoConfig, data: Path) -> Path:
     from unflat.cli import parse
 
     spec = get_method(cfg.method)
-    small = parse(spec.config_cls, list(cfg.train_args), f"unflat train {spec.name}", default=spec.config("small"))
+    train_args = list(cfg.train_args)
+    if cfg.method == "iggan" and "--pretrain-steps" not in train_args:
+        # a short demo must leave steps for the GAN after the proxy renderer's pre-training
+        train_args += ["--pretrain-steps", str(min(150, max(1, cfg.max_steps // 10)))]
+    small = parse(spec.config_cls, train_args, f"unflat train {spec.name}", default=spec.config("small"))
     train_cfg = dataclasses.replace(
         small, data=data, out=run, seed=cfg.seed, device=cfg.device, max_steps=cfg.max_steps,
         checkpoint_every=max(cfg.max_steps // 4, 1), sample_every=max(cfg.max_steps // 4, 1), log_every=max(cfg.max_steps // 20, 1),
@@ -90,17 +122,23 @@ def sample_outputs(cfg: DemoConfig, run: Path) -> dict[str, Path]:
     import trimesh
 
     from unflat.engine.trainer import load_run
+    from unflat.errors import UserError
     from unflat.export.images import save_mesh_turntable
-    from unflat.render.opengl import OpenGLRenderer
+    from unflat.render.gl_backends import create_renderer
 
     loaded = load_run(run, cfg.device)
     console.print(f"[3/3] sampling {cfg.num_samples} shapes from step {loaded.step}")
-    generated = loaded.method.generate(cfg.out / "samples", cfg.num_samples, cfg.seed, None)
-    meshes = loaded.method.export(cfg.out / "meshes", min(cfg.num_samples, 4), cfg.seed, None, ("glb",))
+    try:
+        generated = loaded.method.generate(cfg.out / "samples", cfg.num_samples, cfg.seed, None)
+        meshes = loaded.method.export(cfg.out / "meshes", min(cfg.num_samples, 4), cfg.seed, None, ("glb",))
+    except UserError as error:  # a very short run: the generator makes no surface yet
+        console.print(f"[yellow]note:[/] after {loaded.step} steps the generator makes no surface yet ({error}); "
+                      f"train longer (the default --max-steps is {DemoConfig.max_steps})")
+        return {"samples": run / "samples"}
     outputs = {"samples": cfg.out / "samples", "meshes": cfg.out / "meshes"}
     if meshes:
         mesh = trimesh.load(meshes[0], force="mesh")
-        outputs["turntable"] = save_mesh_turntable(mesh, cfg.out / "turntable.gif", OpenGLRenderer(128), frames=24)
+        outputs["turntable"] = save_mesh_turntable(mesh, cfg.out / "turntable.gif", create_renderer("auto", 128), frames=24)
     outputs["files"] = Path(f"{len(generated)} generated files")
     return outputs
 
@@ -110,7 +148,7 @@ def main(args: list[str]) -> int:
 
     cfg = parse(DemoConfig, args, "unflat demo", __doc__.split("\n\n")[0])
     start = time.perf_counter()
-    cfg.out.mkdir(parents=True, exist_ok=True)
+    claim_demo_dir(cfg.out)
     data = make_data(cfg)
     run = train_generator(cfg, data)
     outputs = sample_outputs(cfg, run)

@@ -114,9 +114,13 @@ def default_cache_dir() -> Path:
     return cache_root() / "reference"
 
 
-def images_hash(dataset: Dataset) -> str | None:
-    """The manifest's sha256 of images.npy (None for datasets written without one)."""
-    return dataset.manifest.get("files", {}).get("images.npy", {}).get("sha256")
+def images_hash(dataset: Dataset) -> str:
+    """sha256 of the bytes of the dataset's images.npy as it is on disk now (memoised by size/mtime, see
+    ``unflat.cache.file_digest``): the reference-statistics cache is keyed on it, so a dataset whose images were
+    edited after it was written never reuses the old statistics (the manifest's recorded hash would)."""
+    from unflat.cache import file_digest
+
+    return file_digest(Path(dataset.root) / "images.npy")
 
 
 def backbone_path_for(choice: str | Path | None, data_dir: Path) -> str | Path | None:
@@ -511,6 +515,24 @@ def report_path_for(out: Path) -> Path:
     return out.with_name("report.md") if out.name == "metrics.json" else out.with_suffix(".md")
 
 
+def check_evaluation_outputs(out: Path, report: bool) -> None:
+    """Before any work: --out, the report next to it and its pictures folder replace only what unflat wrote."""
+    from unflat.outputs import OUTPUT_MARKER, check_replaceable_file, is_unflat_json, starts_with
+
+    check_replaceable_file(out, lambda p: is_unflat_json(p, "unflat_version", "metrics_requested"), "a metrics file")
+    if not report:
+        return
+    path = report_path_for(out)
+    check_replaceable_file(path, lambda p: starts_with(p, "# Evaluation: "), "an evaluation report", "--out (its report)")
+    assets = path.with_name(path.stem + "_files")
+    if assets.exists() and not assets.is_dir():
+        raise UserError(f"{assets}: exists and is a file; the report's pictures go there: move it away or choose another --out")
+    if (assets.is_dir() and any(assets.iterdir()) and not (assets / OUTPUT_MARKER).exists()
+            and not (path.is_file() and starts_with(path, "# Evaluation: "))):
+        raise UserError(f"{assets}: folder is not empty and was not written by unflat (the report's pictures go there), "
+                        "so writing could replace your files; choose another --out or empty it yourself")
+
+
 def evaluate_run(args: EvaluateArgs) -> tuple[dict, Path, Path | None]:
     """Evaluate ``args.run``; writes metrics.json (and the report). Returns (results, json path, report path)."""
     from unflat.engine.trainer import load_run, resolve_device
@@ -521,6 +543,7 @@ def evaluate_run(args: EvaluateArgs) -> tuple[dict, Path, Path | None]:
             raise UserError(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
     if not Path(args.run).exists():
         raise UserError(f"{args.run}: no such run directory or checkpoint")
+    check_evaluation_outputs(Path(args.out), args.report)
     started = time.perf_counter()
     device = resolve_device(args.device)
     loaded = load_run(args.run, device)

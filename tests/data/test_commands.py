@@ -120,3 +120,27 @@ def test_render_meshes_classes_normalisation_and_broken_files(tmp_path: Path) ->
     skipped = json.loads((out / "manifest.json").read_text())["source"]["skipped"]
     assert sum(skipped.values()) == 4, skipped
     assert skipped.get("empty file") == 1
+
+
+def test_render_meshes_draws_a_textured_glb_in_its_texture_colours(tmp_path: Path) -> None:
+    """A user's textured GLB (glTF PBR material, UVs) goes through the default moderngl renderer in its colours:
+    left half of the texture red, right half blue, mapped onto a sphere by longitude."""
+    from PIL import Image
+
+    sphere = trimesh.creation.icosphere(3, radius=1.0)
+    direction = sphere.vertices / np.linalg.norm(sphere.vertices, axis=1, keepdims=True)
+    uv = np.stack([0.5 + np.arctan2(direction[:, 0], direction[:, 2]) / (2 * np.pi), 0.5 + np.arcsin(direction[:, 1]) / np.pi], 1)
+    image = np.zeros((32, 64, 3), np.uint8)
+    image[:, :32], image[:, 32:] = (220, 30, 30), (30, 30, 220)
+    material = trimesh.visual.material.PBRMaterial(baseColorTexture=Image.fromarray(image), metallicFactor=0.0, roughnessFactor=1.0)
+    sphere.visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
+    (tmp_path / "meshes").mkdir()
+    sphere.export(tmp_path / "meshes" / "ball.glb")
+    out = run_render_meshes(RenderMeshesConfig(meshes=tmp_path / "meshes", out=tmp_path / "ds", resolution=32,
+                                               views_per_shape=1, azimuth_range=(0.0, 0.0), elevation_range=(0.0, 0.0),
+                                               workers=1, lighting="headlight"))
+    dataset = open_dataset(out)
+    picture = dataset.images[0].astype(float)  # camera on +Z: +X (u > 0.5, blue) on the image's right
+    covered = dataset.masks[0] > 127
+    left, right = picture[:, :14][covered[:, :14]], picture[:, 18:][covered[:, 18:]]
+    assert left[:, 0].mean() > left[:, 2].mean() + 60 and right[:, 2].mean() > right[:, 0].mean() + 60

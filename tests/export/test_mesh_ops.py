@@ -15,6 +15,7 @@ from unflat.geometry.mesh_ops import (
     cleanup,
     colour_vertices,
     decimate,
+    drop_small_components,
     keep_largest_components,
     normalise_to_box,
     query_colours,
@@ -34,6 +35,24 @@ def test_keep_largest_components():
     largest = keep_largest_components(mesh, 1)
     assert len(largest.faces) == 1280 and largest.volume == pytest.approx(trimesh.creation.icosphere(3, 0.5).volume)
     assert len(keep_largest_components(mesh, 2).faces) == len(mesh.faces)
+
+
+def test_drop_small_components_removes_a_planted_speck_and_keeps_the_parts():
+    body = trimesh.creation.box(extents=(1.0, 1.0, 1.0))
+    leg = trimesh.creation.box(extents=(0.4, 0.4, 0.4)).apply_translation((2.0, 0, 0))  # 0.96 / 6 = 16% of the area
+    speck = trimesh.creation.icosphere(1, radius=0.05).apply_translation((0, 2.0, 0))  # ~0.5% of the area
+    mesh = trimesh.util.concatenate([body, leg, speck])
+    mesh.visual.vertex_colors = np.concatenate([np.tile([255, 0, 0, 255], (len(body.vertices), 1)),
+                                                np.tile([0, 255, 0, 255], (len(leg.vertices), 1)),
+                                                np.tile([0, 0, 255, 255], (len(speck.vertices), 1))]).astype(np.uint8)
+    kept = drop_small_components(mesh, 0.05)
+    assert len(kept.faces) == len(body.faces) + len(leg.faces)
+    assert kept.vertices[:, 1].max() < 1.0  # the speck at y = 2 is gone
+    assert kept.area == pytest.approx(body.area + leg.area)
+    colours = {tuple(c) for c in np.asarray(kept.visual.vertex_colors)[:, :3]}
+    assert colours == {(255, 0, 0), (0, 255, 0)}  # colours stayed with their vertices
+    assert len(drop_small_components(mesh, 0.2).faces) == len(body.faces)
+    assert drop_small_components(mesh, 0.0) is mesh
 
 
 def test_smoothing_keeps_volume_and_removes_staircase():

@@ -16,6 +16,7 @@ from unflat.cameras import Cameras
 from unflat.data.format import open_dataset
 from unflat.data.loader import iterate_batches
 from unflat.errors import ConfigError
+from unflat.render.gl_backends import pyrender_installed
 from unflat.losses.dom import dom_loss
 from unflat.methods.base import TrainContext
 from unflat.methods.iggan import RENDERER_SPEC, SPEC, IGGAN, IGGANRenderer, random_shapes, sample_views
@@ -99,6 +100,7 @@ def test_batched_marching_cubes_equals_one_grid_at_a_time() -> None:
         assert len(mesh.faces) > 0 and mesh.is_watertight
 
 
+@pytest.mark.skipif(not pyrender_installed(), reason="the reference renderer is the optional extra unflat[pyrender]")
 @pytest.mark.parametrize("backend", ["moderngl", "pyrender"])
 def test_voxel_pipeline_backends_draw_the_same_images(backend: str) -> None:
     from unflat.render.moderngl_backend import moderngl_available

@@ -1,5 +1,6 @@
 """`unflat` with the engine's toy method registered and each step slowed down by UNFLAT_TEST_STEP_SLEEP
-seconds, so a test can kill a real `unflat train` process at random points of a run that lasts a few seconds.
+seconds (UNFLAT_TEST_STEP_SLEEP_AFTER_FIRST: from the second step on; UNFLAT_TEST_STEP_STUCK=1: steps after
+the first never return, stuck in C code), so a test can kill a real `unflat train` process at random points of a run that lasts a few seconds.
 
 usage: python toy_cli.py train toy --preset tiny --data DIR --out RUN ...   |   python toy_cli.py train --resume RUN
 """
@@ -18,8 +19,16 @@ _delay = float(os.environ.get("UNFLAT_TEST_STEP_SLEEP", "0"))
 _original = ToyGAN.train_step
 
 
+_stuck = os.environ.get("UNFLAT_TEST_STEP_STUCK") == "1"
+_delay_after_first = float(os.environ.get("UNFLAT_TEST_STEP_SLEEP_AFTER_FIRST", "0"))
+
+
 def _slow_step(self, batch, step):
     time.sleep(_delay)
+    if step >= 1:
+        time.sleep(_delay_after_first)
+        if _stuck:  # a step stuck in C code (no Python bytecode runs, so no signal handler either)
+            sum(range(10**14))
     return _original(self, batch, step)
 
 

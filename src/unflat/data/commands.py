@@ -29,6 +29,7 @@ from unflat.cameras import Cameras
 from unflat.data.format import DatasetWriter
 from unflat.data.image_files import Crop, LoadedImage, SkipReason, SkipReport, load_image, load_mask
 from unflat.errors import ConfigError, UserError
+from unflat.render.gl_backends import RendererBackend, resolve_backend
 
 LightingName = Literal["two-beams", "headlight"]
 
@@ -70,6 +71,9 @@ class _CameraFields:
     IG-GAN's setting (its voxel generator makes shape only, so its training images must not carry colour)."""
     supersample: int = 2
     """Render at this multiple of the resolution and average down (antialiasing, soft mask edges)."""
+    renderer: RendererBackend = "auto"
+    """OpenGL renderer: "moderngl" (default, headless EGL), "pyrender" (the optional extra unflat[pyrender]),
+    "auto" (moderngl, else pyrender when installed). Both draw the same pictures."""
     workers: int = 0
     """Rendering processes; 0 = automatic (one per CPU core, up to 16, when there is enough work)."""
     overwrite: bool = False
@@ -213,6 +217,7 @@ class RenderSettings:
     supersample: int
     with_depth: bool
     material: str = "parts"
+    renderer: str = "auto"  # a resolved backend: "moderngl" or "pyrender"
 
 
 GREY = (178, 178, 178, 255)  # IG-GAN's plain grey (0.7), what its voxel generator's renders look like
@@ -256,11 +261,12 @@ def _init_worker(settings: RenderSettings) -> None:
 def _renderer(settings: RenderSettings):
     global _WORKER_RENDERER
     if _WORKER_RENDERER is None:
-        from unflat.render.opengl import Lighting, OpenGLRenderer  # noqa: PLC0415
+        from unflat.render.gl_backends import create_renderer  # noqa: PLC0415
+        from unflat.render.gl_scene import Lighting  # noqa: PLC0415
 
         lighting = Lighting.two_beams() if settings.lighting == "two-beams" else Lighting.headlight()
-        _WORKER_RENDERER = OpenGLRenderer(settings.resolution, lighting=lighting, supersample=settings.supersample,
-                                          compute_normals=False)
+        _WORKER_RENDERER = create_renderer(settings.renderer, settings.resolution, lighting=lighting,  # type: ignore[arg-type]
+                                           supersample=settings.supersample, compute_normals=False)
     return _WORKER_RENDERER
 
 
@@ -322,10 +328,13 @@ def run_jobs(jobs: list[ShapeJob], settings: RenderSettings, workers: int) -> It
         finally:
             _release_renderer()
         return
-    from unflat.render.opengl import choose_platform  # noqa: PLC0415
+    preload = [__name__, "unflat.data.synth", "unflat.data.prepare_meshes"]
+    if settings.renderer == "pyrender":
+        from unflat.render.pyrender_backend import choose_platform  # noqa: PLC0415
 
-    choose_platform()  # fixes PYOPENGL_PLATFORM for the workers before anything imports OpenGL
-    context = _worker_context([__name__, "unflat.data.synth", "unflat.data.prepare_meshes", "pyrender"])
+        choose_platform()  # fixes PYOPENGL_PLATFORM for the workers before anything imports OpenGL
+        preload.append("pyrender")
+    context = _worker_context(preload)
     chunk = max(1, min(16, len(jobs) // (workers * 8)))
     with context.Pool(workers, initializer=_init_worker, initargs=(settings,)) as pool:
         yield from pool.imap(_render_job_indexed, jobs, chunksize=chunk)
@@ -362,9 +371,9 @@ def _progress(total: int, description: str) -> "object":
 
 def _print_report(report: SkipReport, used: int, total: int, what: str) -> None:
     """The skip table (reason | count | examples) and notes, on stderr."""
-    from rich.console import Console  # noqa: PLC0415
+    from unflat.engine.progress import make_console  # noqa: PLC0415
 
-    console = Console(stderr=True)
+    console = make_console()
     if report.total:
         console.print(report.table(f"Used {used} of {total} {what}; skipped:"))
     for note in report.notes:
@@ -372,9 +381,9 @@ def _print_report(report: SkipReport, used: int, total: int, what: str) -> None:
 
 
 def _print_done(out: Path, images: int, classes: int) -> None:
-    from rich.console import Console  # noqa: PLC0415
+    from unflat.engine.progress import make_console  # noqa: PLC0415
 
-    Console(stderr=True).print(f"[green]wrote[/] {images} images ({classes} classes) to {out}")
+    make_console().print(f"[green]wrote[/] {images} images ({classes} classes) to {out}")
 
 
 def _write_rendered(writer: DatasetWriter, rendered: RenderedShape, job: ShapeJob, store_mesh: bool) -> None:
@@ -394,7 +403,7 @@ def _write_rendered(writer: DatasetWriter, rendered: RenderedShape, job: ShapeJo
 def _settings(cfg: _CameraFields, azimuth_range: tuple[float, float], elevation_range: tuple[float, float]) -> RenderSettings:
     return RenderSettings(cfg.resolution, cfg.views_per_shape, tuple(azimuth_range), tuple(elevation_range),  # type: ignore[arg-type]
                           cfg.uniform_on_sphere, cfg.radius, cfg.fov_deg, cfg.lighting, cfg.supersample, cfg.with_depth,
-                          cfg.material)
+                          cfg.material, resolve_backend(cfg.renderer))
 
 
 def _seed_of(*keys: int) -> int:

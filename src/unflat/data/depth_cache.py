@@ -2,8 +2,10 @@
 
 3DGP pairs every real image with an estimated depth map and, for knowledge distillation, with the
 features of a frozen classifier. Neither changes during training, so both are computed once per
-(dataset, network) and stored as ``.npy`` under the cache directory, keyed by the dataset's image
-hash (from its manifest) and the network's identity (name + weight hash)::
+(dataset, network) and stored as ``.npy`` under the cache directory, keyed by the sha256 of the dataset
+files the values depend on (the bytes on disk, not the hashes its manifest records: a file edited after the
+dataset was written gets new values; images.npy for a network's outputs, depth.npy, masks.npy and
+cameras.json for the ground-truth depth) and the network's identity (name + weight hash)::
 
     <cache>/<kind>/<dataset-hash>-<network-identity>.npy   (+ .json describing it)
 
@@ -24,30 +26,29 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from unflat.cache import cache_root
+from unflat.cache import cache_root, files_digest
 from unflat.data.format import Dataset, open_dataset, read_manifest
 from unflat.data.loader import Batch, StepSampler
 
 ImagesToArray = Callable[[Tensor], Tensor]  # images [B,3,H,W] in [-1,1] -> [B, ...]
 
 
-def dataset_fingerprint(root: Path | str) -> str:
-    """Hash of a dataset's images (from the sha256 its manifest records; hashes the file when absent)."""
+IMAGES = ("images.npy",)
+GROUND_TRUTH_DEPTH = ("depth.npy", "masks.npy", "cameras.json")
+
+
+def dataset_fingerprint(root: Path | str, depends_on: tuple[str, ...] = IMAGES) -> str:
+    """Hash of the bytes of a dataset's files ``depends_on`` (sha256 of each, memoised by
+    ``unflat.cache.file_digest``), with its image count and resolution."""
     manifest = read_manifest(Path(root))
-    entry = manifest.get("files", {}).get("images.npy", {})
-    digest = entry.get("sha256")
-    if not digest:
-        h = hashlib.sha256()
-        with open(Path(root) / "images.npy", "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 22), b""):
-                h.update(block)
-        digest = h.hexdigest()
+    digest = files_digest(root, depends_on)
     return hashlib.sha256(f"{digest}:{manifest['num_images']}:{manifest['resolution']}".encode()).hexdigest()[:16]
 
 
-def cache_path(root: Path | str, identity: str, kind: str, cache_dir: Path | None = None) -> Path:
+def cache_path(root: Path | str, identity: str, kind: str, cache_dir: Path | None = None,
+               depends_on: tuple[str, ...] = IMAGES) -> Path:
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in identity)
-    return Path(cache_dir or cache_root()) / kind / f"{dataset_fingerprint(root)}-{safe}.npy"
+    return Path(cache_dir or cache_root()) / kind / f"{dataset_fingerprint(root, depends_on)}-{safe}.npy"
 
 
 def images_tensor(dataset: Dataset, start: int, stop: int, device: torch.device) -> Tensor:
@@ -65,12 +66,13 @@ def cached_per_image(
     cache_dir: Path | None = None,
     dtype: np.dtype = np.float16,
     log: Callable[[str], None] | None = None,
+    depends_on: tuple[str, ...] = IMAGES,
 ) -> np.ndarray:
     """``compute(dataset, start, stop) -> [stop-start, ...]`` for every image, cached; returns a memory map.
 
     The whole dataset is processed once, in batches, the first time (dataset, identity, kind) is asked for.
     """
-    path = cache_path(root, identity, kind, cache_dir)
+    path = cache_path(root, identity, kind, cache_dir, depends_on)
     if path.is_file():
         return np.load(path, mmap_mode="r")
     dataset = open_dataset(root)
@@ -100,7 +102,8 @@ def cached_per_image(
             tmp.unlink()
     seconds = time.time() - started
     path.with_suffix(".json").write_text(json.dumps({
-        "dataset": str(Path(root).resolve()), "dataset_hash": dataset_fingerprint(root), "identity": identity,
+        "dataset": str(Path(root).resolve()), "dataset_hash": path.name.split("-")[0],
+        "depends_on": list(depends_on), "identity": identity,
         "kind": kind, "num_images": n, "seconds": round(seconds, 3),
     }, indent=2))
     if log is not None:
@@ -130,7 +133,7 @@ def ground_truth_depth(root: Path | str, cache_dir: Path | None = None) -> np.nd
         masks = None if dataset.masks is None else torch.from_numpy(np.array(dataset.masks[start:stop]))[:, None].float() / 255
         return ground_truth_relative(depth, dataset.cameras[start:stop], masks)[:, 0]
 
-    return cached_per_image(root, "ground-truth-v1", "depth", compute, 256, cache_dir)
+    return cached_per_image(root, "ground-truth-v1", "depth", compute, 256, cache_dir, depends_on=GROUND_TRUTH_DEPTH)
 
 
 class BatchRows:

@@ -17,6 +17,7 @@ See docs/data.md. Everything is validated on load with errors that name the file
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
@@ -32,6 +33,7 @@ import torch
 from unflat import __version__
 from unflat.cameras import Cameras
 from unflat.errors import UserError
+from unflat.outputs import PARTIAL_MARKER, protected_reason, refuse_file, remove_partial
 
 FORMAT_NAME = "unflat-dataset"
 FORMAT_VERSION = 1
@@ -116,6 +118,65 @@ def parse_cameras_json(payload: object, source: str = "cameras.json", expected: 
 # ---------------------------------------------------------------------------------------------
 # Writer
 # ---------------------------------------------------------------------------------------------
+# what dataset writers put in a dataset folder, and the domain backbone `unflat train backbone` installs there
+DATASET_FILES = frozenset({*ARRAY_FILES, "manifest.json", "cameras.json", "preview.png", "meshes",
+                           "backbone.safetensors", "backbone.json"})
+
+
+def is_unflat_dataset(directory: Path) -> bool:
+    """True when ``directory`` has a manifest.json that says it is an unflat dataset (any version)."""
+    try:
+        manifest = json.loads((Path(directory) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT_NAME
+
+
+def foreign_entries(directory: Path) -> list[str]:
+    """Entries of a dataset folder that no unflat dataset writer makes (a user's files put there later)."""
+    directory = Path(directory)
+    foreign = [p.name for p in directory.iterdir() if p.name not in DATASET_FILES or p.is_symlink()]
+    meshes = directory / "meshes"
+    if meshes.is_dir() and not meshes.is_symlink():
+        foreign += [f"meshes/{p.name}" for p in meshes.iterdir()
+                    if not (p.suffix == ".ply" and p.stem.isdigit() and p.is_file() and not p.is_symlink())]
+    elif meshes.exists():
+        foreign.append("meshes")
+    return sorted(foreign)
+
+
+def check_dataset_destination(out: Path, overwrite: bool) -> None:
+    """Refuse (one line) a dataset --out that would replace something unflat did not write.
+
+    Allowed: a new path, an empty folder, or (with ``overwrite``) an unflat dataset holding only what a dataset
+    writer makes. Never the current folder, the home folder, the root or a folder above one of them."""
+    out = Path(out)
+    refuse_file(out)
+    reason = protected_reason(out)
+    if reason is not None:
+        raise UserError(f"{out}: unflat will not write a dataset in place of this folder ({reason}); "
+                        f"choose a new --out, e.g. {out / 'dataset'}")
+    if not out.is_dir():
+        return
+    try:
+        empty = not any(out.iterdir())
+    except OSError as exc:
+        raise UserError(f"{out}: cannot read this folder ({exc.strerror or exc}); choose another --out") from None
+    if empty:
+        return
+    if not is_unflat_dataset(out):
+        raise UserError(f"{out}: folder is not empty and is not an unflat dataset (no manifest.json saying so), so it "
+                        "may hold your files; --overwrite replaces only unflat datasets: choose a new --out or delete "
+                        "the folder yourself")
+    if not overwrite:
+        raise UserError(f"{out} already holds an unflat dataset; pass --overwrite to replace it or choose another --out")
+    foreign = foreign_entries(out)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise UserError(f"{out}: --overwrite refused: this unflat dataset also holds {shown}, which unflat did not "
+                        "write; move that out or delete the folder yourself, or choose a new --out")
+
+
 class DatasetWriter:
     """Streams samples to disk in chunks, then assembles the final arrays and manifest.
 
@@ -137,11 +198,15 @@ class DatasetWriter:
         source: dict | None = None,
     ) -> None:
         self.out = Path(out)
-        if self.out.exists() and any(self.out.iterdir()) and not overwrite:
-            raise UserError(f"{self.out} already exists and is not empty; pass --overwrite or choose another --out")
+        self.overwrite = overwrite
+        check_dataset_destination(self.out, overwrite)
         self.tmp = self.out.with_name(self.out.name + ".partial")
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        (self.tmp / "chunks").mkdir(parents=True)
+        remove_partial(self.tmp)  # only one an earlier unflat writer left (it carries PARTIAL_MARKER)
+        try:
+            (self.tmp / "chunks").mkdir(parents=True)
+        except OSError as exc:
+            raise UserError(f"{self.out}: cannot write a dataset here ({exc.strerror or exc}); choose another --out") from None
+        (self.tmp / PARTIAL_MARKER).write_text("a dataset being written by unflat; removed when it is complete\n")
         self.resolution = resolution
         self.class_names = tuple(class_names)
         self.kind = kind
@@ -163,6 +228,16 @@ class DatasetWriter:
             self.finalize()
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
+            if isinstance(exc, OSError) and (exc.errno in _DISK_FULL or exc.errno is None):
+                raise self._write_error(exc) from exc
+
+    def _write_error(self, exc: OSError) -> UserError:
+        """A failed write (disk full, file too large, quota): nothing half-written is left, nothing at out changed."""
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        reason = exc.strerror or str(exc)
+        hint = "; is the disk full?" if exc.errno in _DISK_FULL or exc.errno is None else ""  # None: numpy's short write
+        return UserError(f"{self.out}: could not write the dataset ({reason}{hint}); its partial copy {self.tmp} was "
+                         f"removed and {self.out} is as it was: free disk space (or fix permissions) and run again")
 
     def add(
         self,
@@ -199,10 +274,19 @@ class DatasetWriter:
 
     def add_mesh(self, shape_id: int, mesh: "object") -> None:
         """Store a ground-truth mesh (trimesh.Trimesh) for ``shape_id``."""
-        self.meshes_dir.mkdir(exist_ok=True)
-        mesh.export(self.meshes_dir / f"{shape_id:06d}.ply")
+        try:
+            self.meshes_dir.mkdir(exist_ok=True)
+            mesh.export(self.meshes_dir / f"{shape_id:06d}.ply")
+        except OSError as exc:
+            raise self._write_error(exc) from exc
 
     def _flush(self) -> None:
+        try:
+            self._write_chunks()
+        except OSError as exc:
+            raise self._write_error(exc) from exc
+
+    def _write_chunks(self) -> None:
         if not self._buffers["images.npy"]:
             return
         for name, items in self._buffers.items():
@@ -216,6 +300,15 @@ class DatasetWriter:
         if self.count == 0:
             shutil.rmtree(self.tmp, ignore_errors=True)
             raise UserError(f"no usable samples were written to {self.out}")
+        try:
+            return self._assemble()
+        except OSError as exc:
+            raise self._write_error(exc) from exc
+        except BaseException:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
+
+    def _assemble(self) -> Path:
         names = ["images.npy", "labels.npy", "shape_ids.npy"]
         names += ["masks.npy"] * self.with_masks + ["depth.npy"] * self.with_depth
         files = {}
@@ -225,6 +318,7 @@ class DatasetWriter:
             target = np.lib.format.open_memmap(
                 self.tmp / name, mode="w+", dtype=first.dtype, shape=(self.count, *first.shape[1:])
             )
+            _allocate(self.tmp / name)  # a full disk is an error now, not a SIGBUS when the memory map is written
             offset = 0
             for part in parts:
                 block = np.load(part, mmap_mode="r")
@@ -255,10 +349,33 @@ class DatasetWriter:
         }
         (self.tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
         _write_preview(self.tmp)
-        if self.out.exists():
-            shutil.rmtree(self.out)
+        (self.tmp / PARTIAL_MARKER).unlink()
+        check_dataset_destination(self.out, self.overwrite)  # again: the folder may have changed while we wrote
+        old = None
+        if self.out.exists():  # an unflat dataset or an empty folder (checked): move it aside, then delete it
+            old = self.out.with_name(f"{self.out.name}.replaced-{os.getpid()}")
+            os.replace(self.out, old)
         os.replace(self.tmp, self.out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
         return self.out
+
+
+_DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
+
+def _allocate(path: Path) -> None:
+    """Reserve a (sparse) file's blocks, so writing it through a memory map cannot run out of space."""
+    if not hasattr(os, "posix_fallocate"):  # pragma: no cover - macOS, Windows
+        return
+    with open(path, "r+b") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        try:
+            os.posix_fallocate(handle.fileno(), 0, size)
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)):
+                return  # a file system without it: as before
+            raise
 
 
 def _write_preview(directory: Path, count: int = 16) -> None:

@@ -213,8 +213,10 @@ def write_from_generator(method, cfg: FromGeneratorConfig, class_names: tuple[st
 def run_from_generator(cfg: FromGeneratorConfig) -> Path:
     """Load the generator run and write the dataset; returns its directory."""
     cfg.validate()
+    from unflat.data.format import check_dataset_destination
     from unflat.engine.trainer import load_run
 
+    check_dataset_destination(cfg.out, cfg.overwrite)  # before loading and rendering (the writer checks again)
     loaded = load_run(cfg.run, cfg.device)
     method = loaded.method
     for network in method.networks().values():

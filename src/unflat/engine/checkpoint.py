@@ -63,6 +63,40 @@ def _atomic_torch_save(payload: dict, path: Path) -> None:
         raise
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # someone else's process (or a PID we cannot ask about): leave its file alone
+    return True
+
+
+def is_run_dir(path: Path) -> bool:
+    """True for a folder an unflat training run wrote (its method.txt, checkpoints/ or config.yaml header)."""
+    path = Path(path)
+    if (path / "method.txt").is_file() or (path / "checkpoints" / "latest.pt").is_file():
+        return True
+    try:
+        with open(path / "config.yaml", encoding="utf-8", errors="replace") as handle:
+            return handle.read(64).startswith("# unflat run config")
+    except OSError:
+        return False
+
+
+def run_dir_of(path: Path) -> Path | None:
+    """The run directory of ``path``: itself for a folder, RUN for ``RUN/checkpoints/FILE.pt`` (relative paths
+    such as ``latest.pt`` inside RUN/checkpoints included); None for a checkpoint file anywhere else."""
+    path = Path(path)
+    if path.is_dir():
+        return path
+    parent = path.absolute().parent
+    if parent.name != "checkpoints" or not is_run_dir(parent.parent):
+        return None
+    return path.parent.parent if path.parent.name == "checkpoints" else parent.parent
+
+
 def save_checkpoint(run_dir: Path, payload: dict, step: int, keep_last: int = 3) -> Path:
     """Write ``step-XXXXXXXX.pt`` atomically, point ``latest.pt`` at it, prune old ones."""
     directory = checkpoint_dir(run_dir)
@@ -71,7 +105,8 @@ def save_checkpoint(run_dir: Path, payload: dict, step: int, keep_last: int = 3)
     step_path = directory / f"step-{step:08d}.pt"
     latest = directory / "latest.pt"
     for stale in directory.glob(".*.tmp-*"):  # left by a process killed mid-write (only rank 0 writes here)
-        if not stale.name.endswith(f".tmp-{os.getpid()}"):
+        pid = stale.name.rsplit(".tmp-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):  # never another live writer's
             stale.unlink(missing_ok=True)
     try:
         _atomic_torch_save(payload, step_path)

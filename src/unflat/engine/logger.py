@@ -65,7 +65,7 @@ class MetricsLogger:
 
                 self.tb = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
             except ImportError:
-                logging.getLogger("unflat").warning("tensorboard is not installed; writing metrics.jsonl only")
+                logging.getLogger("unflat").warning("tensorboard is not installed (pip install 'unflat[tensorboard]'); writing metrics.jsonl only")
 
     def scalars(self, step: int, values: dict[str, float], event: str | None = None) -> None:
         row = {"step": step, "time": round(time.time(), 3), **values}

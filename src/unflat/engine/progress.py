@@ -7,7 +7,14 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-console = Console(stderr=True)
+def make_console() -> Console:
+    """unflat's console on stderr: rich markup and wrapping on a terminal; full-length lines when the output
+    is a file or a pipe (a log should not be hard-wrapped at rich's default 80 columns)."""
+    terminal = Console(stderr=True)
+    return terminal if terminal.is_terminal else Console(stderr=True, soft_wrap=True)
+
+
+console = make_console()
 
 
 def progress_bar(transient: bool = False) -> Progress:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import os
 import shutil
 import signal
+import sys
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,14 +31,17 @@ from unflat.data.loader import Batch, StepSampler, iterate_batches
 from unflat.engine import distributed
 from unflat.engine.checkpoint import (
     estimate_checkpoint_bytes,
+    is_run_dir,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
+    run_dir_of,
     save_checkpoint,
 )
+from unflat.engine.runlock import RunLock
 from unflat.engine.logger import MetricsLogger, ScalarAverager, close_run_log, open_run_log
 from unflat.engine.progress import TrainingProgress, console
-from unflat.errors import UserError
+from unflat.errors import ConfigError, UserError
 from unflat.methods.base import Method, NonFiniteError, TrainContext
 from unflat.methods.registry import MethodSpec, get_method
 
@@ -83,7 +88,15 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
         return torch.device("cuda", local_rank)
     if name == "mps" and not torch.backends.mps.is_available():
         raise UserError("--device mps: Apple MPS is not available here (use --device cpu)")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise UserError(f"--device {name}: not a device; use cpu, cuda, cuda:N, mps or auto") from None
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise UserError(f"--device {name}: no such CUDA GPU here ({torch.cuda.device_count()} visible; use --device cpu)")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise UserError(f"--device {name}: unflat runs on cpu, cuda or mps")
+    return device
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -127,17 +140,32 @@ def dataset_info_for(spec: MethodSpec, cfg: RunConfig) -> DatasetInfo:
     return open_dataset(cfg.data).info
 
 
-def _preflight(run_dir: Path, method: Method, fresh: bool) -> None:
+def _preflight(run_dir: Path, method: Method, fresh: bool) -> RunLock:
     """Fail before training, and before writing anything into an existing run, if the run directory
-    cannot be written, already holds another run (a new run would overwrite its latest.pt), or the
-    disk cannot hold the checkpoints."""
-    probe = run_dir / ".write-test"
+    is a folder of the user's (not a run), cannot be written, is locked by another training process,
+    already holds another run (a new run would overwrite its latest.pt), or the disk cannot hold the
+    checkpoints. Returns the run directory's lock, held: the caller releases it."""
+    if fresh and run_dir.is_dir() and any(run_dir.iterdir()) and not is_run_dir(run_dir):
+        raise UserError(f"{run_dir}: folder is not empty and is not an unflat run directory (no method.txt), so a run "
+                        "would write config.yaml, run.log, metrics.jsonl and checkpoints/ among your files; choose a "
+                        "new --out")
+    probe = run_dir / f".unflat-write-test-{os.getpid()}"  # a name no user file has
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as exc:
         raise UserError(f"{run_dir}: run directory is not writable ({exc.strerror or exc}); choose another --out") from None
+    lock = RunLock(run_dir).acquire()  # before looking at the run: another process may be writing it
+    try:
+        _check_run_dir(run_dir, method, fresh)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def _check_run_dir(run_dir: Path, method: Method, fresh: bool) -> None:
     steps = list_checkpoints(run_dir)
     trained = [p.name for p in steps if p.name != "step-00000000.pt"]  # step 0 holds only the initial weights
     if fresh and (trained or (not steps and latest_checkpoint(run_dir) is not None)):
@@ -152,27 +180,126 @@ def _preflight(run_dir: Path, method: Method, fresh: bool) -> None:
         )
 
 
+def _check_same_data(recorded: object, info: DatasetInfo, data: Path) -> list[str]:
+    """Resume: the dataset must be the one the checkpoint was trained on. Another resolution, other classes or
+    masks/depth appearing or vanishing are refused (the networks would crash or silently learn other data); other
+    image or shape counts are allowed and returned as notes for run.log."""
+    if not isinstance(recorded, dict):
+        return []
+    strict = ("resolution", "class_names", "has_masks", "has_depth")
+    loose = ("num_images", "num_shapes", "views_per_shape")
+    changed, notes = [], []
+    for name in strict + loose:
+        if name not in recorded:
+            continue
+        old, new = recorded[name], getattr(info, name)
+        if name == "class_names":
+            old, new = tuple(old), tuple(new)
+            shown = f"{len(old)} classes -> {len(new)}" if len(old) != len(new) else f"class names {list(old)} -> {list(new)}"
+        else:
+            shown = f"{name} {old} -> {new}"
+        if old != new:
+            (changed if name in strict else notes).append(shown)
+    if changed:
+        raise UserError(f"{data}: the dataset is not the one this run was trained on ({'; '.join(changed)}); re-create "
+                        "it as it was to resume, or start a new run on this data with another --out")
+    return [f"the dataset changed since the checkpoint: {', '.join(notes)}"] if notes else []
+
+
+def _check_batch_size(cfg: RunConfig, items: int, what: str, world_size: int) -> None:
+    """One step takes batch_size x world_size distinct items of the dataset; more is refused before any work."""
+    if cfg.batch_size * world_size > items:
+        per_rank = items // world_size
+        ranks = f" on each of {world_size} processes" if world_size > 1 else ""
+        raise ConfigError("batch_size", f"{cfg.batch_size}{ranks} is more than the {items} {what} of {cfg.data}; "
+                          f"choose --batch-size {per_rank} or less, or make a larger dataset")
+
+
 # ---------------------------------------------------------------------------------------------
 # Signals: Ctrl-C / SIGTERM -> checkpoint, then exit
 # ---------------------------------------------------------------------------------------------
+_WATCHDOG = """
+import os, select, signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group; this one only counts
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+fd, parent, grace = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+seen = 0
+while seen < 2:
+    data = os.read(fd, 64)
+    if not data:
+        sys.exit(0)  # the trainer closed the pipe (training over) or died
+    seen += sum(1 for b in data if b in (signal.SIGINT, signal.SIGTERM))
+deadline = time.monotonic() + grace
+while (left := deadline - time.monotonic()) > 0:
+    if select.select([fd], [], [], left)[0] and not os.read(fd, 64):
+        sys.exit(0)  # it unwound in time
+os.write(2, b"unflat: a second signal and the step did not return; killed it (the last checkpoint is intact)\\n")
+os.kill(parent, signal.SIGKILL)
+"""
+
+
 class StopFlag:
+    """First SIGINT/SIGTERM: finish the step, write a checkpoint, exit 130. Second one: stop now.
+
+    The second signal raises KeyboardInterrupt at once (checkpoints are atomic: the previous one is intact).
+    A step stuck in C code that holds the GIL never returns to Python, where signal handlers (and every other
+    Python thread) run, so a small watchdog process reads the signals from the interpreter's wakeup pipe (the
+    C-level handler writes there at once) and SIGKILLs the trainer ``FORCE_EXIT_AFTER_S`` seconds after the
+    second signal if it has not ended by then."""
+
+    FORCE_EXIT_AFTER_S = 3.0
+
     def __init__(self) -> None:
         self.signum: int | None = None
         self._previous: dict[int, object] = {}
+        self._write_fd: int | None = None
+        self._previous_fd = -1
+        self._watchdog = None
 
     def __enter__(self) -> "StopFlag":
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handle)
+            self._start_watchdog()
         return self
 
+    def _start_watchdog(self) -> None:
+        import subprocess
+
+        try:
+            read_fd, write_fd = os.pipe()
+        except OSError:  # pragma: no cover - out of file descriptors: the Python handler alone
+            return
+        try:
+            self._watchdog = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _WATCHDOG, str(read_fd), str(os.getpid()), str(self.FORCE_EXIT_AFTER_S)],
+                pass_fds=(read_fd,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+            os.set_blocking(write_fd, False)
+            self._previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+            self._write_fd = write_fd
+        except (OSError, ValueError):  # pragma: no cover - cannot start it: the Python handler alone
+            os.close(write_fd)
+        finally:
+            os.close(read_fd)
+
     def _handle(self, signum: int, frame: object) -> None:
-        if self.signum is not None and signum == signal.SIGINT:  # second Ctrl-C: stop now
+        if self.signum is not None:  # second Ctrl-C or SIGTERM: stop now
             raise KeyboardInterrupt
         self.signum = signum
-        console.print(f"[yellow]received {signal.Signals(signum).name}: finishing this step, writing a checkpoint, then exiting")
+        console.print(f"[yellow]received {signal.Signals(signum).name}: finishing this step, writing a checkpoint, then "
+                      "exiting (send it again to stop at once)")
 
     def __exit__(self, *exc: object) -> None:
+        if self._write_fd is not None:
+            signal.set_wakeup_fd(self._previous_fd)
+            os.close(self._write_fd)  # the watchdog reads EOF and ends
+            self._write_fd = None
+        if self._watchdog is not None:
+            try:
+                self._watchdog.wait(timeout=0.5)  # it reads EOF at once (later if forked loader workers hold the pipe)
+            except Exception:  # noqa: BLE001 - it ends on its own; never hold up the exit for it
+                pass
+            self._watchdog = None
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
 
@@ -181,30 +308,50 @@ class StopFlag:
 # The loop
 # ---------------------------------------------------------------------------------------------
 class Trainer:
-    def __init__(self, spec: MethodSpec, cfg: RunConfig, resume_from: Path | None = None) -> None:
+    def __init__(self, spec: MethodSpec, cfg: RunConfig, resume_from: Path | None = None,
+                 run_dir: Path | None = None, resume_payload: dict | None = None) -> None:
+        """``resume_from``: a run directory or checkpoint to continue; ``run_dir``: where to write (default: the
+        run the checkpoint belongs to; a new directory continues the weights there)."""
         cfg.validate()
         self.spec, self.cfg = spec, cfg
         rank, local_rank, world = distributed.init_from_env(
             "cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
         )
         self.ctx = make_context(cfg, local_rank, rank, world)
-        self.resume_payload = load_checkpoint(resume_from) if resume_from is not None else None
-        if resume_from is not None:
-            self.run_dir = Path(resume_from if Path(resume_from).is_dir() else Path(resume_from).parents[1])
+        if resume_from is not None and resume_payload is None:
+            resume_payload = load_checkpoint(resume_from)
+        self.resume_payload = resume_payload
+        self.new_run_dir = resume_from is None or run_dir is not None  # nothing of a run there may be replaced
+        if run_dir is not None:
+            self.run_dir = Path(run_dir)
+        elif resume_from is not None:
+            found = run_dir_of(Path(resume_from))
+            if found is None:
+                raise UserError(outside_run_message(Path(resume_from)))
+            self.run_dir = found
         else:
             self.run_dir = Path(cfg.out) if cfg.out is not None else default_run_dir(spec.name)
         self.run_dir = self._agree_on_run_dir(self.run_dir)
         self.info = dataset_info_for(spec, cfg)
+        self.data_notes: list[str] = []
+        if self.resume_payload is not None and cfg.data is not None:
+            self.data_notes = _check_same_data(self.resume_payload.get("dataset_info"), self.info, cfg.data)
+        if cfg.data is not None:  # before any work: a batch larger than the data is a mistake, and a huge one hangs
+            _check_batch_size(cfg, self.info.num_images, "images", self.ctx.world_size)
         torch.manual_seed(cfg.seed)  # same initial weights on every rank (and broadcast anyway)
         self.method: Method = spec.method_cls(cfg, self.info, self.ctx)
         if cfg.data is not None and self.method.views_per_sample > 1:  # fail now, not at the first batch
-            StepSampler(open_dataset(cfg.data), cfg.batch_size, cfg.seed, views_per_sample=self.method.views_per_sample)
+            sampler = StepSampler(open_dataset(cfg.data), cfg.batch_size, cfg.seed,
+                                  views_per_sample=self.method.views_per_sample)
+            _check_batch_size(cfg, sampler.num_items, f"shapes with {self.method.views_per_sample} views",
+                              self.ctx.world_size)
         self.step = 0
         self.images_seen = 0  # summed per step, so a resume on another world size keeps the count exact
         self.rollbacks = 0
         if self.resume_payload is not None:
             self._restore(self.resume_payload)
         self.logger: MetricsLogger | None = None
+        self.lock: RunLock | None = None
 
     # -- setup helpers --
     def _agree_on_run_dir(self, run_dir: Path) -> Path:
@@ -321,19 +468,26 @@ class Trainer:
             return self._fit()
         finally:
             close_run_log()  # later runs and commands in this process must not write into this run.log
+            if self.lock is not None:
+                self.lock.release()
+                self.lock = None
 
     def _fit(self) -> TrainResult:
         cfg = self.cfg
         if self.is_main:
-            _preflight(self.run_dir, self.method, fresh=self.resume_payload is None)
+            self.lock = _preflight(self.run_dir, self.method, fresh=self.new_run_dir)
             write_run_config(self.run_dir, self.spec.name, cfg)
         distributed.barrier()
         log = open_run_log(self.run_dir, self.ctx.device) if self.is_main else _null_logger()
         self.logger = MetricsLogger(self.run_dir, cfg.tensorboard) if self.is_main else None
         log.info("%s %s at step %d of %d, world size %d", "resuming" if self.resume_payload else "starting",
                  self.spec.name, self.step, cfg.max_steps, self.ctx.world_size)
-        if self.resume_payload is None and self.is_main:
-            self.save()  # step 0: proves the disk takes a checkpoint and gives rollback a target
+        for note in self.data_notes:
+            log.warning(note)
+            if self.is_main:
+                console.print(f"[yellow]{note}")
+        if self.new_run_dir and self.is_main:
+            self.save()  # step 0 (or the resumed step in a new directory): proves the disk takes a checkpoint and gives rollback a target
         averager = ScalarAverager()
         batches = self._batches(self.step)
         interrupted = False
@@ -414,14 +568,26 @@ def train(spec: MethodSpec, cfg: RunConfig) -> TrainResult:
     return Trainer(spec, cfg).fit()
 
 
-def resume(run: Path, overrides: dict | None = None) -> TrainResult:
-    """Continue a run from its latest checkpoint; ``overrides`` may change e.g. max_steps."""
+def outside_run_message(path: Path) -> str:
+    return (f"{path}: this checkpoint is not inside a run directory (RUN/checkpoints/{path.name}), so unflat will not "
+            "write next to it; pass the run directory to --resume, or add --out NEW_RUN to continue these weights "
+            "in a new run directory")
+
+
+def resume(run: Path, overrides: dict | None = None, out: Path | None = None) -> TrainResult:
+    """Continue a run from its latest checkpoint; ``overrides`` may change e.g. max_steps. ``out``: continue in a
+    new run directory instead (the only way to resume a checkpoint file that is not inside a run)."""
+    run = Path(run)
     payload = load_checkpoint(run)
+    if out is None and run_dir_of(run) is None:
+        raise UserError(outside_run_message(run))
     spec = get_method(payload["method"])
     cfg = config_from_yaml(spec.config_cls, payload["config_yaml"])
     if overrides:
         cfg = dataclasses.replace(cfg, **overrides)
-    return Trainer(spec, cfg, resume_from=Path(run)).fit()
+    if out is not None:
+        cfg = dataclasses.replace(cfg, out=Path(out))
+    return Trainer(spec, cfg, resume_from=run, run_dir=None if out is None else Path(out), resume_payload=payload).fit()
 
 
 def load_run(run: Path, device: str | torch.device = "auto") -> LoadedRun:
@@ -437,5 +603,5 @@ def load_run(run: Path, device: str | torch.device = "auto") -> LoadedRun:
     ctx = TrainContext(device, autocast_dtype(cfg.precision, device))
     method = spec.method_cls(cfg, info, ctx)
     method.load_state_dict(payload["method_state"])
-    run_dir = run if run.is_dir() else run.parents[1]
+    run_dir = run_dir_of(run) or run.absolute().parent  # read only (e.g. evaluate's metrics.jsonl)
     return LoadedRun(spec, cfg, method, int(payload["step"]), run_dir)

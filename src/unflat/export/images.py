@@ -155,7 +155,8 @@ def write_video(frames: np.ndarray, path: str | Path, fps: int = 12) -> Path:
     suffix = path.suffix.lower()
     if suffix == ".mp4" and not _has_ffmpeg():
         fallback = path.with_suffix(".gif")
-        warnings.warn(f"imageio-ffmpeg is not installed; writing {fallback} instead of {path}", stacklevel=2)
+        warnings.warn(f"imageio-ffmpeg is not installed (pip install 'unflat[video]'); writing {fallback} instead of {path}",
+                      stacklevel=2)
         path, suffix = fallback, ".gif"
     if suffix == ".gif":
         iio.imwrite(path, frames, extension=".gif", duration=1000.0 / fps, loop=0)

@@ -18,7 +18,6 @@ from typing import Callable, Literal
 import numpy as np
 import torch
 import trimesh
-from skimage import measure
 from torch import Tensor
 
 from unflat.geometry import mc_tables
@@ -77,6 +76,13 @@ def extract_mesh(
     if not (volume.min() < level < volume.max()):
         return trimesh.Trimesh(vertices=np.zeros((0, 3)), faces=np.zeros((0, 3), dtype=np.int64), process=False)
 
+    try:
+        from skimage import measure  # noqa: PLC0415  (optional: the reference implementation only)
+    except ImportError as exc:
+        from unflat.errors import UserError  # noqa: PLC0415
+
+        raise UserError("marching cubes method 'skimage' needs scikit-image: pip install 'unflat[skimage]' "
+                        "(or use the default method 'torch')") from exc
     vertices, faces, _, _ = measure.marching_cubes(volume, level=level, spacing=spacing)
     vertices = vertices + origin
     if close_at_bounds:

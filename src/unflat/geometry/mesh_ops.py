@@ -61,6 +61,22 @@ def keep_largest_components(mesh: trimesh.Trimesh, k: int = 1) -> trimesh.Trimes
     return trimesh.util.concatenate(parts)
 
 
+def drop_small_components(mesh: trimesh.Trimesh, min_area_fraction: float) -> trimesh.Trimesh:
+    """Remove connected components whose surface area is below ``min_area_fraction`` of the largest one
+    (floating specks of a generated field); colours and normals stay with the faces kept."""
+    if min_area_fraction <= 0 or len(mesh.faces) == 0:
+        return mesh
+    labels = trimesh.graph.connected_component_labels(mesh.face_adjacency, node_count=len(mesh.faces))
+    area = np.bincount(labels, weights=mesh.area_faces)
+    keep = area[labels] >= min_area_fraction * area.max()
+    if keep.all():
+        return mesh
+    out = mesh.copy()
+    out.update_faces(keep)
+    out.remove_unreferenced_vertices()
+    return out
+
+
 def smooth(
     mesh: trimesh.Trimesh, method: Literal["taubin", "laplacian"] = "taubin", iterations: int = 10
 ) -> trimesh.Trimesh:

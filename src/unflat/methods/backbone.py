@@ -218,6 +218,8 @@ class BackboneMethod(Method):
         if self.cfg.install_to_data:
             target = Path(self.cfg.data) / BACKBONE_FILE
             try:
+                if not _replaceable_backbone(target) or not _replaceable_backbone(target.with_suffix(".json")):
+                    raise OSError(0, f"{target} (or its .json) exists and was not written by unflat; not replaced")
                 shutil.copyfile(path, target)
                 shutil.copyfile(path.with_suffix(".json"), target.with_suffix(".json"))
                 written.append(target)
@@ -287,3 +289,20 @@ SPEC = register(MethodSpec(
     method_cls=BackboneMethod,
     presets={"tiny": tiny, "small": small, "paper": paper},
 ))
+
+
+def _replaceable_backbone(path: Path) -> bool:
+    """Absent, or a domain backbone file pair unflat wrote (safetensors metadata / JSON 'kind': 'domain backbone')."""
+    if not path.exists():
+        return True
+    if path.suffix == ".json":
+        from unflat.outputs import is_unflat_json
+
+        return is_unflat_json(path, "weights_hash", "kind")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            return "unflat_domain_backbone" in (handle.metadata() or {})
+    except Exception:  # noqa: BLE001 - not a safetensors file at all
+        return False

@@ -170,6 +170,8 @@ class IGGANConfig(ProxyRendererConfig):
     """What D sees for generated shapes: OpenGL renders of binarised voxels (the method) or proxy renders (Table 2's "RenderNet" column)."""
     export_threshold: float = 0.5
     """Occupancy level of meshes and renders made by sample / generate / export."""
+    mesh_min_component: float = 0.05
+    """Exported meshes drop stray voxel pieces whose area is below this fraction of the largest piece (0 keeps all)."""
 
     def validate(self) -> None:
         super().validate()
@@ -187,6 +189,8 @@ class IGGANConfig(ProxyRendererConfig):
                               "(from `unflat train iggan-renderer`) or --pretrain-steps N")
         if not 0 < self.export_threshold < 1:
             raise ConfigError("export_threshold", f"must be in (0, 1), got {self.export_threshold}")
+        if not 0 <= self.mesh_min_component < 1:
+            raise ConfigError("mesh_min_component", f"must be in [0, 1), got {self.mesh_min_component}")
         if not 0 < self.limited_azimuth <= 180:
             raise ConfigError("limited_azimuth", f"must be in (0, 180], got {self.limited_azimuth}")
 
@@ -643,8 +647,11 @@ class IGGAN(_ProxyMethodMixin, Method):
                        depth=out.depth.to(self.device), extras={"proxy": proxy, "voxels": voxels})
 
     def meshes(self, voxels: Tensor) -> list:
-        """Meshes of continuous voxels at ``export_threshold`` (marching cubes), world units."""
-        return voxels_to_meshes(voxels, self.cfg.export_threshold, self.cfg.voxel_extent, color=self.cfg.mesh_color)
+        """Meshes of continuous voxels at ``export_threshold`` (marching cubes), world units, without stray pieces."""
+        from unflat.geometry.mesh_ops import drop_small_components  # noqa: PLC0415
+
+        meshes = voxels_to_meshes(voxels, self.cfg.export_threshold, self.cfg.voxel_extent, color=self.cfg.mesh_color)
+        return [drop_small_components(mesh, self.cfg.mesh_min_component) for mesh in meshes]
 
     def export(self, out_dir: Path, num: int, seed: int, class_id: int | None = None,
                formats: tuple[str, ...] = ("glb",)) -> list[Path]:

@@ -402,7 +402,7 @@ def dataset_backbone(cfg: TDGPConfig, device: torch.device) -> Path:
     assert cfg.data is not None
     steps = cfg.distill_backbone_steps
     resolution = min(64, int(read_manifest(Path(cfg.data))["resolution"]))
-    path = cache_root() / "backbones" / f"{dataset_fingerprint(cfg.data)}-{resolution}px-steps{steps}.safetensors"
+    path = cache_root() / "backbones" / f"{dataset_fingerprint(cfg.data, ('images.npy', 'labels.npy', 'cameras.json'))}-{resolution}px-steps{steps}.safetensors"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         console.print(f"3dgp: no ResNet-50 weights; training unflat's domain backbone on {cfg.data} for {steps} steps "

@@ -164,6 +164,8 @@ class TriplaneGANConfig(RunConfig):
     """Marching-cubes grid resolution for exported meshes."""
     mesh_density: float = 10.0
     """Density level of the exported surface (falls back to the field's mean when never crossed)."""
+    mesh_min_component: float = 0.05
+    """Exported meshes drop floating pieces whose area is below this fraction of the largest piece (0 keeps all)."""
 
     def validate(self) -> None:
         super().validate()
@@ -175,6 +177,8 @@ class TriplaneGANConfig(RunConfig):
             value = getattr(self, name)
             if value < 4 or value & (value - 1):
                 raise ConfigError(name, f"must be a power of two >= 4, got {value}")
+        if not 0 <= self.mesh_min_component < 1:
+            raise ConfigError("mesh_min_component", f"must be in [0, 1), got {self.mesh_min_component}")
         if self.decoder_features < 3:
             raise ConfigError("decoder_features", "must be >= 3 (the first three are RGB)")
         if self.num_fine < 0:
@@ -699,7 +703,7 @@ class TriplaneGAN(Method):
     def mesh_from_planes(self, planes: Tensor, generator: TriplaneGenerator | None = None):
         """Marching cubes on the density of one latent's planes [1,3,C,R,R] -> trimesh with vertex colours."""
         from unflat.geometry.marching_cubes import extract_mesh
-        from unflat.geometry.mesh_ops import colour_vertices
+        from unflat.geometry.mesh_ops import colour_vertices, drop_small_components
 
         G = generator or self.G_ema
         half = self.cfg.box_size / 2
@@ -707,7 +711,7 @@ class TriplaneGAN(Method):
         level = self.cfg.mesh_density
         if not grid.min() < level < grid.max():
             level = float(grid.mean())  # an untrained/sparse field never reaches the level: take its mean
-        mesh = extract_mesh(grid, level, (-half, half), inside="above")
+        mesh = drop_small_components(extract_mesh(grid, level, (-half, half), inside="above"), self.cfg.mesh_min_component)
         if len(mesh.faces) == 0:
             return mesh
         colour = lambda pts: G.query(planes, pts[None])[0][0, :, :3]  # noqa: E731

@@ -255,7 +255,10 @@ def get_rasterizer(device: torch.device | str, backend: str = "auto") -> Rasteri
     if device.type == "cuda" and nvdiffrast_backend.available():
         return nvdiffrast_backend.NvdiffrastRasterizer(device)
     if backend == "nvdiffrast":
-        raise RuntimeError(f"nvdiffrast backend unavailable: {nvdiffrast_backend.unavailable_reason(device)}")
+        from unflat.errors import UserError  # noqa: PLC0415
+
+        raise UserError(f"nvdiffrast rasteriser unavailable ({nvdiffrast_backend.unavailable_reason(device)}); it needs a "
+                        "CUDA device and the gpu extra (pip install 'unflat[gpu]'), or use --rasterizer torch")
     return _TORCH
 
 

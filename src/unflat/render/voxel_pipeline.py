@@ -8,7 +8,7 @@ lighting is the paper's two beam lights (Sec. 4.2). Nothing here is differentiab
 The whole batch stays in tensors until it is drawn: marching cubes runs vectorised in PyTorch on the
 voxels' device (``unflat.geometry.marching_cubes.marching_cubes``) and, with the ``moderngl`` backend,
 the packed meshes go straight into one vertex buffer and one draw pass (``ModernGLRenderer``); the
-``pyrender`` backend turns them into trimesh meshes and draws them one by one (``OpenGLRenderer``).
+``pyrender`` backend turns them into trimesh meshes and draws them one by one (``PyrenderRenderer``).
 
 Voxel axis convention: ``voxels[b, 0, i, j, k]`` is the occupancy at world (x_i, y_j, z_k) on a grid
 spanning [-extent, extent]^3 with both ends sampled (``unflat.geometry.marching_cubes``).
@@ -28,7 +28,7 @@ from unflat.geometry.marching_cubes import marching_cubes
 from unflat.geometry.packed_meshes import PackedMeshes
 from unflat.render.base import RenderOutput
 from unflat.render.gl_backends import GLRenderer, RendererBackend, create_renderer, resolve_backend
-from unflat.render.opengl import Lighting, Shading
+from unflat.render.gl_scene import Lighting, Shading
 
 
 def sample_thresholds(n: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> Tensor:
@@ -149,7 +149,7 @@ _RENDERERS: dict[tuple, GLRenderer] = {}
 
 def shared_renderer(resolution: int, lighting: Lighting | None = None,
                     background: tuple[float, float, float] = (1.0, 1.0, 1.0), supersample: int = 1,
-                    shading: Shading = "smooth", backend: RendererBackend = "pyrender") -> GLRenderer:
+                    shading: Shading = "smooth", backend: RendererBackend = "auto") -> GLRenderer:
     """The process's renderer for these settings (created on first use, never closed)."""
     backend = resolve_backend(backend)
     key = (resolution, lighting, tuple(background), supersample, shading, backend)
