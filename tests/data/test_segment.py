@@ -58,3 +58,16 @@ def test_a_plain_image_is_all_object():
 def test_grabcut_finds_the_planted_object():
     img, truth = planted_scene()
     assert iou(segment_object(img, method="grabcut") > 0.5, truth) > 0.8
+
+
+def test_lab_conversion_and_otsu_match_scikit_image():
+    skimage = pytest.importorskip("skimage")
+    from skimage.color import rgb2lab
+    from skimage.filters import threshold_otsu
+
+    from unflat.data.segment import otsu_threshold, rgb_to_lab
+
+    rgb = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    assert np.abs(rgb_to_lab(rgb) - rgb2lab(rgb)).max() < 0.05
+    values = np.concatenate([np.random.default_rng(1).normal(0, 1, 500), np.random.default_rng(2).normal(6, 1, 300)])
+    assert abs(otsu_threshold(values) - threshold_otsu(values)) < 0.1

@@ -5,7 +5,7 @@ background (as product shots and the training renders do):
 
 - ``grabcut`` (when OpenCV is importable): OpenCV's GrabCut initialised with the image border
   as sure background and the rest as probable foreground.
-- ``colour`` (always available; scikit-image + SciPy): the border's colours, clustered (k-means
+- ``colour`` (always available; NumPy + SciPy): the border's colours, clustered (k-means
   in CIELAB; colours on under 8% of the border, e.g. an object touching the frame, are dropped),
   model the background; pixels far from every background cluster (3x the border's own
   95th-percentile distance, at least 10 Lab units) seed the foreground; then a few GrabCut-like rounds re-label each pixel by whether it
@@ -116,12 +116,33 @@ def _nearest(pixels: np.ndarray, centres: np.ndarray) -> np.ndarray:
     return np.sqrt(((pixels[:, None] - centres[None]) ** 2).sum(-1).min(1))
 
 
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """uint8 sRGB [...,3] -> CIELAB (D65) float64 [...,3] (L in [0,100]); as skimage.color.rgb2lab."""
+    c = rgb.astype(np.float64) / 255
+    c = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
+    xyz = c @ np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169],
+                        [0.019334, 0.119193, 0.950227]]).T
+    xyz = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+
+
+def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
+    """Otsu's threshold of ``values`` (the split maximising the between-class variance of a histogram)."""
+    hist, edges = np.histogram(values.ravel(), bins=bins)
+    centres = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(hist).astype(np.float64)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * centres) / np.maximum(w0, 1)
+    m1 = (np.sum(hist * centres) - np.cumsum(hist * centres)) / np.maximum(w1, 1)
+    between = w0 * w1 * (m0 - m1) ** 2
+    return float(centres[int(np.argmax(between[:-1]))])
+
+
 def _colour_segment(small: np.ndarray, border: int, rounds: int = 3) -> np.ndarray:
     from scipy import ndimage
-    from skimage.color import rgb2lab
-    from skimage.filters import threshold_otsu
 
-    lab = rgb2lab(small).astype(np.float64)
+    lab = rgb_to_lab(small)
     h, w = lab.shape[:2]
     ring = np.zeros((h, w), bool)
     ring[:border], ring[-border:], ring[:, :border], ring[:, -border:] = True, True, True, True
@@ -144,7 +165,7 @@ def _colour_segment(small: np.ndarray, border: int, rounds: int = 3) -> np.ndarr
     # (an Otsu split of the distances alone can cut an object in two along its shading).
     threshold = max(10.0, 3.0 * float(np.percentile(dist[ring][ring_ok], 95)))
     if threshold > np.percentile(dist, 99):  # a busy border: fall back to Otsu on the distances
-        threshold = max(threshold_otsu(dist), 8.0)
+        threshold = max(otsu_threshold(dist), 8.0)
     fg = _clean(dist > threshold)
     for _ in range(rounds):  # GrabCut-like: re-label by nearer colour model, then smooth and clean
         if fg.sum() < 16 or (~fg).sum() < 16:
