@@ -149,6 +149,10 @@ class ProgressiveConfig(RunConfig):
     """Weight of the Laplacian smoothness loss (sum over vertices)."""
     w_adversarial: float = 0.1
     """Weight of the generator's adversarial loss (stage III)."""
+    w_input_texture: float = 1.0
+    """Weight of an L1 loss (all stages) between the predicted texture and the input image projected into UV space
+    where the (detached) predicted mesh is visible from the input camera: each visible texel is told the input's
+    colour, so the category's mean colour cannot win. 0 = off (the paper's losses only)."""
     r1_gamma: float = 0.0
     """R1 penalty on the discriminator's real textures (0 = off; not in the paper)."""
     lr: float = 1e-4
@@ -387,6 +391,14 @@ class Progressive(Method):
         total = cfg.w_perceptual * loss_novel + cfg.w_iou * loss_iou + cfg.w_laplacian * loss_lap
         logs: dict[str, float | Tensor] = {"stage": float(stage), "loss_novel_view": loss_novel.detach(),
                                            "loss_iou": loss_iou.detach(), "loss_laplacian": loss_lap.detach()}
+        partial1 = vis1 = None
+        if cfg.w_input_texture > 0 or stage >= 3:
+            with torch.no_grad():
+                partial1, vis1 = self.project_views(inp, verts.detach(), cam1, mask1)
+        if cfg.w_input_texture > 0:
+            loss_tex = ((texture - partial1).abs() * vis1).sum() / (vis1.sum() * texture.shape[1]).clamp_min(1.0)
+            total = total + cfg.w_input_texture * loss_tex
+            logs["loss_input_texture"] = loss_tex.detach()
         if stage >= 2:
             out1 = self.render(verts, texture, cam1)
             # The predicted silhouette only selects pixels: without detaching, shrinking the mesh would
@@ -398,7 +410,6 @@ class Progressive(Method):
             logs["loss_same_view"] = loss_same.detach()
         if stage >= 3:
             with torch.no_grad():
-                partial1, vis1 = self.project_views(inp, verts.detach(), cam1, mask1)
                 partial2, vis2 = self.project_views(tgt, verts.detach(), cam2, mask2)
             with self.autocast():
                 fake_logits = self.disc(texture * vis2, vis2, partial1, vis1)
