@@ -425,3 +425,12 @@ def test_evaluate_views_can_blend_the_input_colours(multiview_sphere_dataset: Pa
         m = v["same"]["target_masks"] > 0.5
         return float((v["same"]["pred_images"] - v["same"]["target_images"]).abs().mean(1, keepdim=True)[m].mean())
     assert err(blended) < err(plain)
+
+
+def test_runs_saved_before_the_normalised_network_load_as_legacy():
+    from unflat.config import config_from_dict
+
+    old = config_from_dict(ProgressiveConfig, {"max_steps": 10})  # a saved config without the new fields
+    assert (old.arch, old.global_scale, old.w_input_texture) == ("legacy", False, 0.0)
+    new = ProgressiveConfig()
+    assert (new.arch, new.global_scale, new.w_input_texture) == ("normalised", True, 1.0)

@@ -26,7 +26,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from types import MappingProxyType
+from typing import Any, ClassVar, Literal, Mapping
 
 import numpy as np
 import torch
@@ -56,12 +57,17 @@ from unflat.render.rasterizer import project_to_uv, render_textured_mesh
 class ProgressiveConfig(RunConfig):
     """Progressive single-image reconstruction (encoder-decoder to a textured sphere-template mesh)."""
 
+    # Runs saved before these fields existed were trained with the first network and without the input-texture
+    # loss: loading (reconstruct, evaluate) and resuming them keeps that.
+    defaults_of_older_runs: ClassVar[Mapping[str, Any]] = MappingProxyType(
+        {"arch": "legacy", "global_scale": False, "w_input_texture": 0.0})
+
     # ---- networks ----
     arch: Literal["normalised", "legacy"] = "normalised"
     """normalised: GroupNorm encoder with Kaiming init and linear features, AdaIN and deformation head initialised so
     the input changes the prediction from the first step. legacy: the first implementation (plain ReLU convs, ReLU
-    feature bottleneck, zero-init AdaIN, 1e-3-std deformation head), whose predictions barely follow the input; needed
-    to load runs trained before 2026-12-02."""
+    feature bottleneck, zero-init AdaIN, 1e-3-std deformation head), whose predictions barely follow the input; runs
+    saved before this field existed load as legacy."""
     adain_init_std: float = 0.25
     """Std of each AdaIN's style scale/bias at init (normalised arch; the style is scaled to unit RMS)."""
     deform_init_gain: float = 0.1
