@@ -24,6 +24,8 @@ PY=${PY:-python3}
 W=${WORK:-runs/progressive-quality}
 OUT=${OUT:-$W/out}
 mkdir -p "$OUT" "$W/logs"
+# Whatever happens, the logs come back (a failed step stops the script: set -e).
+trap 'tar -cf "$OUT/progressive-quality-logs.tar" -C "$W" logs 2>/dev/null || true; tail -n 20 "$W"/logs/*.log 2>/dev/null | tail -n 60' EXIT
 ncat=$(wc -w <<< "$CATS"); held_total=$((ncat * HELD))
 unflat() { "$PY" -m unflat "$@"; }
 
@@ -49,11 +51,11 @@ for arm in ${ARMS:-after}; do
   trained_s=$(( $(date +%s) - start ))
   tail -n 3 "$W/logs/train-$arm.log"
   unflat evaluate "$run" --data "$W/data/held" --num-shapes "$held_total" --seed 1000 --device "$DEVICE" --no-report \
-    --out "$W/eval-$arm.json" > "$W/logs/eval-$arm.log" 2>&1
+    --out "$W/eval-$arm.json" > "$W/logs/eval-$arm.log" 2>&1 || echo "evaluate ($arm) failed: logs/eval-$arm.log"
   unflat evaluate "$run" --data "$W/data/held" --num-shapes "$held_total" --seed 1000 --device "$DEVICE" --no-report \
-    --input-colours 1 --out "$W/eval-colours-$arm.json" >> "$W/logs/eval-$arm.log" 2>&1
+    --input-colours 1 --out "$W/eval-colours-$arm.json" >> "$W/logs/eval-$arm.log" 2>&1 || echo "evaluate --input-colours ($arm) failed"
   PYTHONPATH=src "$PY" benchmarks/progressive_specificity.py "$run" --data "$W/data/held" --num-shapes "$held_total" \
-    --seed 1000 --device "$DEVICE" --out "$W/specificity-$arm.json" > "$W/logs/specificity-$arm.log" 2>&1
+    --seed 1000 --device "$DEVICE" --out "$W/specificity-$arm.json" > "$W/logs/specificity-$arm.log" 2>&1 || echo "specificity ($arm) failed"
   if [ -d "$W/data/photos" ]; then
     unflat reconstruct "$run" "$W/data/photos" --out "$W/photos-$arm" --device "$DEVICE" > "$W/logs/photos-$arm.log" 2>&1 || true
   fi
