@@ -117,18 +117,26 @@ def write_inputs(heldout: Path, out: Path, input_view: int = 0, other_view: int 
     print(f"{len(rows)} held-back inputs -> {out}")
 
 
-def write_photos(out: Path) -> None:
-    """The photos scikit-image, scikit-learn and matplotlib ship (whatever is importable) -> out/PKG-NAME.png."""
+def write_photos(out: Path, carried: Path | None = None) -> None:
+    """The photos scikit-image, scikit-learn and matplotlib ship (whatever is importable) -> out/PKG-NAME.png.
+    ``carried``: a folder of PKG-NAME.png/.jpg files made beforehand (e.g. on a machine where the packages are
+    installed, for the GPU machine where they may not be); its files win over the imports."""
     from PIL import Image
 
     out.mkdir(parents=True, exist_ok=True)
     found, missing = [], {}
+    if carried is not None and carried.is_dir():
+        for path in sorted(carried.iterdir()):
+            if path.suffix.lower() in (".png", ".jpg", ".jpeg"):
+                found.append((path.stem, np.asarray(Image.open(path).convert("RGB"))))
     try:
         import skimage.data as sk
 
         for name, fn in (("astronaut", sk.astronaut), ("chelsea", sk.chelsea), ("coffee", sk.coffee),
                          ("rocket", sk.rocket), ("motorcycle", lambda: sk.stereo_motorcycle()[0]),
                          ("hubble_deep_field", sk.hubble_deep_field)):
+            if any(n == f"skimage-{name}" for n, _ in found):
+                continue
             try:
                 found.append((f"skimage-{name}", np.asarray(fn())))
             except Exception as exc:  # noqa: BLE001 - a missing data file: record it and go on
@@ -140,14 +148,16 @@ def write_photos(out: Path) -> None:
 
         sample = load_sample_images()
         for path, image in zip(sample.filenames, sample.images):
-            found.append((f"sklearn-{Path(path).stem}", np.asarray(image)))
+            if not any(n == f"sklearn-{Path(path).stem}" for n, _ in found):
+                found.append((f"sklearn-{Path(path).stem}", np.asarray(image)))
     except ImportError as exc:
         missing["sklearn"] = str(exc)
     try:
         import matplotlib.cbook as cbook
 
-        with cbook.get_sample_data("grace_hopper.jpg") as handle:
-            found.append(("matplotlib-grace_hopper", np.asarray(Image.open(handle).convert("RGB"))))
+        if not any(n == "matplotlib-grace_hopper" for n, _ in found):
+            with cbook.get_sample_data("grace_hopper.jpg") as handle:
+                found.append(("matplotlib-grace_hopper", np.asarray(Image.open(handle).convert("RGB"))))
     except ImportError as exc:
         missing["matplotlib"] = str(exc)
     except Exception as exc:  # noqa: BLE001
@@ -156,7 +166,10 @@ def write_photos(out: Path) -> None:
         if image.ndim == 2:
             image = np.stack([image] * 3, -1)
         Image.fromarray(image[..., :3].astype(np.uint8)).save(out / f"{name}.png")
-    (out / "photos.json").write_text(json.dumps({"photos": [n for n, _ in found], "missing": missing}, indent=1) + "\n")
+    names = [n for n, _ in found]
+    missing = {k: v for k, v in missing.items() if not any(n == k or n.startswith(k + "-") for n in names)}
+    (out / "photos.json").write_text(json.dumps({"photos": names, "carried_from": str(carried) if carried else None,
+                                                 "missing": missing}, indent=1) + "\n")
     print(f"{len(found)} photos -> {out}; not available: {', '.join(missing) or 'none'}")
 
 
@@ -242,6 +255,46 @@ def make_sheet(path: Path, rows: list[tuple[str, list]], header: list[str], side
             sheet.paste(Image.fromarray(_cell(cell, side)), (label_w + c * (side + gap), y))
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)
+
+
+def recrop_stats(inputs: Path, recon: Path, rows: list[dict]) -> dict | None:
+    """How `unflat reconstruct` re-framed the held-back inputs: object extent in its NAME-input.png over the
+    extent in the dataset's image (1 = same framing as the ground-truth camera; it rescales every object to
+    the training data's median extent, so size differences between shapes are lost)."""
+    from PIL import Image
+
+    ratios = []
+    for r in rows:
+        mask_path, prepared = inputs / "masks" / f"{r['name']}.png", recon / f"{r['name']}-input.png"
+        if not (mask_path.is_file() and prepared.is_file()):
+            continue
+        mask = np.asarray(Image.open(mask_path)) > 127
+        image = np.asarray(Image.open(prepared).convert("RGB")).astype(np.int16)
+        corner = image[0, 0]
+        fg = np.abs(image - corner).max(-1) > 20
+        if not (mask.any() and fg.any()):
+            continue
+        extent = lambda f: max(np.ptp(np.nonzero(f.any(1))[0]) + 1, np.ptp(np.nonzero(f.any(0))[0]) + 1)  # noqa: E731
+        ratios.append(extent(fg) / extent(mask))
+    if not ratios:
+        return None
+    return {"extent_ratio_mean": float(np.mean(ratios)), "extent_ratio_min": float(np.min(ratios)),
+            "extent_ratio_max": float(np.max(ratios)), "num": len(ratios)}
+
+
+def train_log_stats(path: Path) -> dict | None:
+    """First and last logged step and time of metrics.jsonl (the loop's own seconds, without start-up) and the
+    last logged losses."""
+    if not path.is_file():
+        return None
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip().startswith("{")]
+    lines = [line for line in lines if "step" in line and "time" in line]
+    if not lines:
+        return None
+    first, last = lines[0], lines[-1]
+    return {"first_logged_step": first["step"], "last_logged_step": last["step"],
+            "seconds_between": round(last["time"] - first["time"], 1), "steps_per_s_last": last.get("steps_per_s"),
+            "last": {k: v for k, v in last.items() if k.startswith("loss") or k in ("stage", "visible_fraction")}}
 
 
 # ---- analyse -------------------------------------------------------------------------------------------------
@@ -335,6 +388,8 @@ def analyse(a: argparse.Namespace) -> int:
     except Exception as exc:  # noqa: BLE001 - the API may change under the rewrite: keep the CLI figures
         result["errors"]["api"] = f"{type(exc).__name__}: {exc}"
     result["top1_specificity"] = spec
+    result["reconstruct_recrop"] = recrop_stats(a.inputs, a.recon, rows)
+    result["train_log"] = train_log_stats(a.run / "metrics.jsonl")
     # figures vs issue 21's targets
     same = result.get("evaluate", {}).get("same_view", {})
     primary = spec.get("reconstruct_cli") or spec.get("dataset_pixels_api") or {}
@@ -377,7 +432,7 @@ def analyse(a: argparse.Namespace) -> int:
     header = ["input\n(photo: as given)", "recon at input view\n(photo: network input)", "recon at\nanother view",
               "ground truth at\nthat view", "reconstruct GLB\nturntable 0 deg", "reconstruct GLB\nturntable 90 deg"]
     make_sheet(a.sheet, sheet_rows, header)
-    result["sheet"] = {"file": a.sheet.name, "shapes": sum(1 for _ in per_cat.values()) and sum(per_cat.values()),
+    result["sheet"] = {"file": a.sheet.name, "shapes": sum(per_cat.values()),
                        "photos": photo_names}
     if a.photos and (a.photos / "photos.json").is_file():
         result["photos"] = json.loads((a.photos / "photos.json").read_text())
@@ -400,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("out", type=Path)
     s = sub.add_parser("photos")
     s.add_argument("out", type=Path)
+    s.add_argument("--carried", type=Path, default=None, help="folder of photos made beforehand (PKG-NAME.png)")
     s = sub.add_parser("analyse")
     s.add_argument("--run", type=Path, required=True)
     s.add_argument("--heldout", type=Path, required=True)
@@ -419,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "inputs":
         write_inputs(a.heldout, a.out)
     elif a.cmd == "photos":
-        write_photos(a.out)
+        write_photos(a.out, a.carried)
     else:
         return analyse(a)
     return 0

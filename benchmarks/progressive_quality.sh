@@ -6,7 +6,7 @@
 #   SMOKE=1 PY=/path/to/python bash benchmarks/progressive_quality.sh   # the whole pipeline on CPU, tiny sizes (~2 min)
 #
 # 1. data: `unflat dataset synth` 6 categories x 150 shapes x 4 views, 128^2, posed, `parts` materials, seed 0;
-#    held-back: 12 shapes per category, seed 1000 (both at once, half the workers each).
+#    held-back: 12 shapes per category, seed 1000 (both at once: all but 2 cores on the training set).
 # 2. train: `unflat train progressive --preset paper --batch-size 16 $PROG_FLAGS`, stopped by SIGTERM after
 #    TRAIN_S (280) seconds (the trainer has no time limit flag; SIGTERM finishes the step and checkpoints).
 # 3. `unflat evaluate RUN --data HELDOUT` (same-/novel-view IoU, PSNR, ..., Chamfer-L2, F-score) and
@@ -15,14 +15,16 @@
 # 4. the sample sheet: 2 held-back shapes per category, plus the photos scikit-image/scikit-learn/matplotlib ship.
 # 5. $OUT/progressive_quality.json (every figure, the commands, perceptual_features, git hash, device, steps and
 #    seconds), $OUT/progressive_quality_sheet.png, $OUT/logs.tar.gz; copies in benchmarks/results/ (-smoke when SMOKE=1).
-# Knobs: PROG_FLAGS (extra train flags), TRAIN_S, EVAL_S, NUM_SHAPES, HELD_SHAPES, PQ_DIR (work dir), OUT, PY.
+# Knobs: PROG_FLAGS (extra train flags), TRAIN_S, EVAL_S, NUM_SHAPES, HELD_SHAPES, PQ_DIR (work dir), OUT, PY,
+# PQ_PHOTOS (a folder of photos made beforehand, for a machine without scikit-image/-learn/matplotlib:
+# `python benchmarks/progressive_quality.py photos runs/pq-photos` where they are installed, then carry runs/pq-photos).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SMOKE=${SMOKE:-0}
 if [ "$SMOKE" = 1 ]; then
   export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
   PY=${PY:-python3}; DEV=cpu
-  CATS="chair table"; NUM_SHAPES=${NUM_SHAPES:-6}; HELD_SHAPES=${HELD_SHAPES:-6}; VIEWS=2; RES=32; WORKERS=1
+  CATS="chair table"; NUM_SHAPES=${NUM_SHAPES:-6}; HELD_SHAPES=${HELD_SHAPES:-6}; VIEWS=2; RES=32; WORKERS=1; HELD_WORKERS=1
   PRESET=tiny; BATCH=4; TRAIN_S=${TRAIN_S:-20}; EVAL_S=${EVAL_S:-120}; POINTS=512; EVAL_POINTS=1000
   TT_RES=64; EXTRA_TRAIN=(--max-steps 1000000 --checkpoint-every 1000000 --log-every 10 --sample-every 0 --no-tensorboard)
   TAG=-smoke
@@ -30,7 +32,7 @@ else
   source benchmarks/gpu_env.sh
   PY=${PY:-python3}; DEV=cuda
   CATS="chair table sofa mug car lamp"; NUM_SHAPES=${NUM_SHAPES:-150}; HELD_SHAPES=${HELD_SHAPES:-12}; VIEWS=4; RES=128
-  WORKERS=$(( $(nproc) / 2 > 1 ? $(nproc) / 2 : 1 ))
+  WORKERS=$(( $(nproc) > 4 ? $(nproc) - 2 : 1 )); HELD_WORKERS=2
   PRESET=paper; BATCH=16; TRAIN_S=${TRAIN_S:-280}; EVAL_S=${EVAL_S:-150}; POINTS=4096; EVAL_POINTS=10000
   TT_RES=128; EXTRA_TRAIN=()
   TAG=
@@ -59,7 +61,7 @@ run synth_train $PY -m unflat dataset synth --category $CATS --num-shapes "$NUM_
 SYNTH_PID=$!
 # shellcheck disable=SC2086
 run synth_heldout $PY -m unflat dataset synth --category $CATS --num-shapes "$HELD_SHAPES" --views-per-shape $VIEWS \
-    --resolution $RES --seed 1000 --workers $WORKERS --out "$HELD" --overwrite > "$W/synth_heldout.log" 2>&1
+    --resolution $RES --seed 1000 --workers $HELD_WORKERS --out "$HELD" --overwrite > "$W/synth_heldout.log" 2>&1
 wait $SYNTH_PID
 tail -n 1 "$W/synth_train.log" "$W/synth_heldout.log"
 log "data took $((SECONDS - T0)) s"
@@ -75,7 +77,8 @@ log "train: exit $TRAIN_RC (124 = stopped by the time limit), $TRAIN_SECONDS s"
 
 # 3. evaluate, reconstruct the held-back inputs and the photos (the photos are written meanwhile)
 run inputs $PY benchmarks/progressive_quality.py inputs "$HELD" "$W/inputs" > "$W/inputs.log" 2>&1
-run photos $PY benchmarks/progressive_quality.py photos "$W/photos" > "$W/photos.log" 2>&1
+CARRIED=(); [ -n "${PQ_PHOTOS:-}" ] && CARRIED=(--carried "$PQ_PHOTOS")
+run photos $PY benchmarks/progressive_quality.py photos "$W/photos" "${CARRIED[@]}" > "$W/photos.log" 2>&1
 cat "$W/inputs.log" "$W/photos.log"
 run evaluate timeout -s INT "$EVAL_S" $PY -m unflat evaluate "$RUN" --data "$HELD" --num-shapes 1000 \
     --num-points $EVAL_POINTS --device $DEV --out "$W/eval/metrics.json" > "$W/evaluate.log" 2>&1
