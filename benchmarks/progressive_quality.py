@@ -395,7 +395,8 @@ def analyse(a: argparse.Namespace) -> int:
     primary = spec.get("reconstruct_cli") or spec.get("dataset_pixels_api") or {}
     figures = {"top1_specificity": primary.get("overall"), "fscore@0.05": same.get("fscore@0.05"),
                "chamfer_l2": same.get("chamfer"), "silhouette_iou": same.get("silhouette_iou"), "psnr": same.get("psnr")}
-    result["figures"] = figures
+    result["figures"] = dict(figures, top1_specificity_source="reconstruct_cli" if spec.get("reconstruct_cli") else "dataset_pixels_api",
+                             top1_specificity_dataset_pixels=(spec.get("dataset_pixels_api") or {}).get("overall"))
     result["targets"] = {k: {"target": f"{op} {v}", "value": figures[k],
                              "met": None if figures[k] is None else (figures[k] >= v if op == ">=" else figures[k] <= v)}
                          for k, (op, v) in TARGETS.items()}

@@ -3,7 +3,8 @@
 #
 #   bash benchmarks/progressive_quality.sh                          # GPU machine: sources benchmarks/gpu_env.sh
 #   PROG_FLAGS="--perceptual-features pyramid --rasterizer torch" bash benchmarks/progressive_quality.sh   # issue 21's "before"
-#   SMOKE=1 PY=/path/to/python bash benchmarks/progressive_quality.sh   # the whole pipeline on CPU, tiny sizes (~2 min)
+#   SMOKE=1 PY=/path/to/python bash benchmarks/progressive_quality.sh   # the whole pipeline on CPU, tiny sizes (~1 min)
+#   SMOKE=1 PRESET=paper BATCH=2 RES=128 TRAIN_S=90 ... bash benchmarks/progressive_quality.sh   # GPU sizes' code paths on CPU
 #
 # 1. data: `unflat dataset synth` 6 categories x 150 shapes x 4 views, 128^2, posed, `parts` materials, seed 0;
 #    held-back: 12 shapes per category, seed 1000 (both at once: all but 2 cores on the training set).
@@ -24,9 +25,9 @@ SMOKE=${SMOKE:-0}
 if [ "$SMOKE" = 1 ]; then
   export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
   PY=${PY:-python3}; DEV=cpu
-  CATS="chair table"; NUM_SHAPES=${NUM_SHAPES:-6}; HELD_SHAPES=${HELD_SHAPES:-6}; VIEWS=2; RES=32; WORKERS=1; HELD_WORKERS=1
-  PRESET=tiny; BATCH=4; TRAIN_S=${TRAIN_S:-20}; EVAL_S=${EVAL_S:-120}; POINTS=512; EVAL_POINTS=1000
-  TT_RES=64; EXTRA_TRAIN=(--max-steps 1000000 --checkpoint-every 1000000 --log-every 10 --sample-every 0 --no-tensorboard)
+  CATS=${CATS:-chair table}; NUM_SHAPES=${NUM_SHAPES:-6}; HELD_SHAPES=${HELD_SHAPES:-6}; VIEWS=2; RES=${RES:-32}
+  WORKERS=1; HELD_WORKERS=1; PRESET=${PRESET:-tiny}; BATCH=${BATCH:-4}; TRAIN_S=${TRAIN_S:-20}; EVAL_S=${EVAL_S:-120}
+  POINTS=512; EVAL_POINTS=1000; TT_RES=64; EXTRA_TRAIN=(--max-steps 1000000 --checkpoint-every 1000000 --log-every 10 --sample-every 0 --no-tensorboard)
   TAG=-smoke
 else
   source benchmarks/gpu_env.sh
@@ -74,6 +75,24 @@ TRAIN_RC=$?
 TRAIN_SECONDS=$(awk "BEGIN{print $(date +%s.%N) - $T_TRAIN}")
 tail -n 4 "$W/train.log"
 log "train: exit $TRAIN_RC (124 = stopped by the time limit), $TRAIN_SECONDS s"
+if [ "$TRAIN_RC" != 0 ] && [ "$TRAIN_RC" != 124 ]; then
+  # a failed run can still hold a step-0 checkpoint that evaluate/reconstruct would load: measure nothing
+  log "training failed: no figures (see train.log); nothing evaluated"
+  $PY - "$OUT/progressive_quality.json" "$W/train.log" "$TRAIN_RC" "${PROG_FLAGS:-}" "$CMDS" <<'EOF'
+import json, subprocess, sys
+from pathlib import Path
+out, train_log, rc, flags, cmds = sys.argv[1:]
+try:
+    git = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or None
+except OSError:
+    git = None
+Path(out).write_text(json.dumps({"what": "progressive quality on held-back synth shapes (issue 21)", "git_hash": git,
+    "train_exit": int(rc), "prog_flags": flags, "commands": Path(cmds).read_text().splitlines(),
+    "errors": {"train": Path(train_log).read_text()[-3000:]}}, indent=2) + "\n")
+EOF
+  tar -czf "$OUT/logs.tar.gz" -C "$W" --ignore-failed-read commands timings synth_train.log synth_heldout.log train.log 2>/dev/null
+  exit 1
+fi
 
 # 3. evaluate, reconstruct the held-back inputs and the photos (the photos are written meanwhile)
 run inputs $PY benchmarks/progressive_quality.py inputs "$HELD" "$W/inputs" > "$W/inputs.log" 2>&1
