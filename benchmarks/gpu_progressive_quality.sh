@@ -54,7 +54,7 @@ for arm in ${ARMS:-after}; do
     --out "$W/eval-$arm.json" > "$W/logs/eval-$arm.log" 2>&1 || echo "evaluate ($arm) failed: logs/eval-$arm.log"
   unflat evaluate "$run" --data "$W/data/held" --num-shapes "$held_total" --seed 1000 --device "$DEVICE" --no-report \
     --input-colours 1 --out "$W/eval-colours-$arm.json" >> "$W/logs/eval-$arm.log" 2>&1 || echo "evaluate --input-colours ($arm) failed"
-  PYTHONPATH=src "$PY" benchmarks/progressive_specificity.py "$run" --data "$W/data/held" --num-shapes "$held_total" \
+  "$PY" benchmarks/progressive_specificity.py "$run" --data "$W/data/held" --num-shapes "$held_total" \
     --seed 1000 --device "$DEVICE" --out "$W/specificity-$arm.json" > "$W/logs/specificity-$arm.log" 2>&1 || echo "specificity ($arm) failed"
   if [ -d "$W/data/photos" ]; then
     unflat reconstruct "$run" "$W/data/photos" --out "$W/photos-$arm" --device "$DEVICE" > "$W/logs/photos-$arm.log" 2>&1 || true
