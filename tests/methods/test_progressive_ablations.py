@@ -20,12 +20,7 @@ from unflat.methods.progressive import Progressive, ProgressiveConfig, tiny
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _method(data: Path, **kw) -> Progressive:

@@ -66,12 +66,7 @@ def train_and_match(data: Path, arch: str = "normalised", steps: int = 400, seed
     return np.array([[chamfer(surface_points(verts[i], faces), g) for g in truth] for i in range(8)])
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_each_of_8_reconstructions_is_closest_to_its_own_shape(tmp_path: Path):

@@ -12,12 +12,7 @@ from unflat.methods.mvtriplane import tiny
 from unflat.methods.triplane_gan import TriplaneGenerator, sample_view_cameras
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def render_and_grads(G: TriplaneGenerator, views: int, seed: int = 3):

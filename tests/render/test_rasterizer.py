@@ -25,14 +25,7 @@ from unflat.render.rasterizer import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These networks and images are tiny: one thread is fastest, and on a busy machine it avoids
-    OpenMP threads spinning against each other (measured: 0.1 s vs 5 s per step)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _ndc_triangle(points, w=(1.0, 1.0, 1.0), dtype=torch.float32):
