@@ -7,6 +7,9 @@
 # reconstructed without masks.
 #   ARMS="after before"   after = today's defaults; before = --arch legacy --w-input-texture 0 --perceptual-features pyramid
 #   PROG_FLAGS="..."      extra `unflat train progressive` flags for every arm
+#   FLAGS_<arm>="..."     the flags of an arm of any other name, e.g. ARMS="legacy norm" FLAGS_legacy="--arch legacy"
+#   PARALLEL=1            train (then evaluate) all arms at the same time on the one GPU: each arm gets TRAIN_S of
+#                         wall clock while sharing it, so arms compare with each other, not with solo runs
 #   SMOKE=1               the same steps at CPU sizes (2 categories, 32^2, tiny preset, 20 s)
 # Results: $OUT/progressive-quality.json (one object per arm), $OUT/progressive-quality-files.tar (logs, photo
 # reconstructions, sample renders). Run on the GPU machine with `.whl` and `.gl` carried.
@@ -37,19 +40,24 @@ t0=$(date +%s)
 [ -d "$W/data/photos" ] || "$PY" benchmarks/write_sample_photos.py "$W/data/photos" > "$W/logs/photos.log" 2>&1 || true
 echo "data ready in $(( $(date +%s) - t0 )) s"
 
-results=()
-for arm in ${ARMS:-after}; do
-  flags=""
-  [ "$arm" = before ] && flags="--arch legacy --w-input-texture 0 --perceptual-features pyramid"
-  run="$W/runs/$arm"
-  rm -rf "$run"
-  start=$(date +%s)
-  # SIGINT at the budget: the trainer writes its checkpoint and exits.
+arm_flags() {  # the flags of arm $1
+  case $1 in
+    after) echo "" ;;
+    before) echo "--arch legacy --w-input-texture 0 --perceptual-features pyramid" ;;
+    *) local v="FLAGS_$1"; [ -n "${!v+x}" ] || { echo "arm $1: set FLAGS_$1" >&2; exit 2; }; echo "${!v}" ;;
+  esac
+}
+train_arm() {  # train_arm NAME: TRAIN_S of wall clock, then SIGINT (the trainer checkpoints and exits)
+  local arm=$1 flags; flags=$(arm_flags "$arm")
+  local run="$W/runs/$arm" start; rm -rf "$run"; start=$(date +%s)
   timeout -s INT "$TRAIN_S" "$PY" -m unflat train progressive --data "$W/data/posed" --preset "$PRESET" \
     --batch-size "$BATCH" --rasterizer torch --max-steps 1000000 --checkpoint-every 500 --sample-every 0 \
     --device "$DEVICE" $flags ${PROG_FLAGS:-} --out "$run" > "$W/logs/train-$arm.log" 2>&1 || true
-  trained_s=$(( $(date +%s) - start ))
+  echo $(( $(date +%s) - start )) > "$W/logs/train-$arm.seconds"
   tail -n 3 "$W/logs/train-$arm.log"
+}
+evaluate_arm() {  # evaluate_arm NAME: held-back metrics, with input colours, specificity, photos
+  local arm=$1 run="$W/runs/$1"
   unflat evaluate "$run" --data "$W/data/held" --num-shapes "$held_total" --seed 1000 --device "$DEVICE" --no-report \
     --out "$W/eval-$arm.json" > "$W/logs/eval-$arm.log" 2>&1 || echo "evaluate ($arm) failed: logs/eval-$arm.log"
   unflat evaluate "$run" --data "$W/data/held" --num-shapes "$held_total" --seed 1000 --device "$DEVICE" --no-report \
@@ -59,11 +67,20 @@ for arm in ${ARMS:-after}; do
   if [ -d "$W/data/photos" ]; then
     unflat reconstruct "$run" "$W/data/photos" --out "$W/photos-$arm" --device "$DEVICE" > "$W/logs/photos-$arm.log" 2>&1 || true
   fi
-  results+=("$arm" "$trained_s" "$flags")
-done
+}
+ARM_LIST=(${ARMS:-after})
+for arm in "${ARM_LIST[@]}"; do arm_flags "$arm" > /dev/null; done  # an unknown arm stops here, before any work
+if [ "${PARALLEL:-0}" = 1 ]; then
+  for arm in "${ARM_LIST[@]}"; do train_arm "$arm" & done; wait
+  for arm in "${ARM_LIST[@]}"; do evaluate_arm "$arm" & done; wait
+else
+  for arm in "${ARM_LIST[@]}"; do train_arm "$arm"; evaluate_arm "$arm"; done
+fi
+results=()
+for arm in "${ARM_LIST[@]}"; do results+=("$arm" "$(cat "$W/logs/train-$arm.seconds")" "$(arm_flags "$arm") ${PROG_FLAGS:-}"); done
 
 "$PY" - "$OUT/progressive-quality.json" "$W" "$TRAIN_S" "$PRESET" "$RES" "${results[@]}" <<'EOF'
-import json, subprocess, sys, time
+import json, os, subprocess, sys, time
 from pathlib import Path
 out, work, budget, preset, res, *rest = sys.argv[1:]
 work = Path(work)
@@ -85,7 +102,9 @@ git = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=Tru
 summary = {"benchmark": "progressive_quality", "date": time.strftime("%Y-%m-%d"), "device": device, "git": git,
            "recipe": {"train": "6 categories x 150 shapes x 4 views, 128^2, posed", "held_back": "12 shapes per category, synth seed 1000",
                       "preset": preset, "resolution": int(res), "train_budget_s": int(budget)},
-           "command": "bash benchmarks/gpu_progressive_quality.sh", "arms": arms}
+           "command": "bash benchmarks/gpu_progressive_quality.sh", "parallel": os.environ.get("PARALLEL") == "1",
+           "env": {k: v for k, v in sorted(os.environ.items()) if k in ("ARMS", "PROG_FLAGS", "TRAIN_S", "PARALLEL") or k.startswith("FLAGS_")},
+           "arms": arms}
 Path(out).write_text(json.dumps(summary, indent=1))
 def headline(ev):
     same = (ev or {}).get("same_view") or {}
