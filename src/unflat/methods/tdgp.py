@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from unflat.cameras import Cameras
 from unflat.config import require_positive
+from unflat.data.augment import random_xflip
 from unflat.data.depth_cache import (BatchRows, cached_per_image, estimated_depth, ground_truth_depth, images_tensor,
                                      take_rows)
 from unflat.data.format import DatasetInfo
@@ -578,8 +579,7 @@ class TDGP(TriplaneGAN):
             channels.append(resize(self.real_depth(batch), self.output_resolution).to(images.dtype))
         full = torch.cat(channels, 1)
         if cfg.xflip:
-            flip = torch.rand(len(full), device=full.device) < 0.5
-            full = torch.where(flip.view(-1, 1, 1, 1), full.flip(-1), full)
+            full = random_xflip(full)
         scales, offsets = self.sample_patches(len(full))
         self._real_patch_scales = scales
         real = extract_patches(full, scales, offsets, res) if cfg.patch_training or res != full.shape[-1] else full

@@ -29,6 +29,7 @@ from torch.profiler import record_function
 from torch.utils.checkpoint import checkpoint
 
 from unflat.cameras import Cameras, fov_to_focal, look_at
+from unflat.data.augment import random_xflip
 from unflat.config import RunConfig, require_positive
 from unflat.data.format import DatasetInfo
 from unflat.data.loader import Batch
@@ -145,6 +146,10 @@ class TriplaneGANConfig(RunConfig):
     """R1 weight (gamma)."""
     r1_every: int = 16
     """Lazy R1: apply every N steps, scaled by N."""
+    xflip: bool = False
+    """Mirror each real image left-right with probability 0.5 before the discriminator (labels stay true; the
+    discriminator sees no camera, and the cameras are symmetric in azimuth): twice the data for left-right
+    symmetric objects."""
     density_reg: float = 0.25
     """EG3D density regulariser weight (L1 between densities at nearby random points); 0 = off."""
     density_reg_every: int = 4
@@ -546,7 +551,8 @@ class TriplaneGAN(Method):
     def real_discriminator_input(self, batch: Batch) -> Tensor:
         images = resize(batch.images, self.output_resolution)
         raw = resize(resize(images, self.neural_resolution(self.images_seen)), self.output_resolution)
-        return torch.cat([images, raw], 1)
+        both = torch.cat([images, raw], 1)
+        return random_xflip(both) if self.cfg.xflip else both
 
     def extra_generator_loss(self, render: TriplaneRender, planes: Tensor, batch: Batch, step: int) -> tuple[Tensor | float, dict]:
         return 0.0, {}
