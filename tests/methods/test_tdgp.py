@@ -300,9 +300,32 @@ def test_auto_teacher_falls_back_to_a_domain_backbone_trained_on_the_data(sphere
     monkeypatch.setenv("UNFLAT_WEIGHTS_DIR", str(tmp_path / "no-weights"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-torch-home"))
     monkeypatch.setattr(Path, "home", lambda: tmp_path / "home")  # no ResNet-50 anywhere
+    from unflat import pretrained
+
+    monkeypatch.setattr(pretrained, "efficientnet_available", lambda: False)  # and no EfficientNet-Lite0
     method = make_tdgp(sphere_dataset, distill_teacher="auto", distill_backbone_steps=2)
     assert method.teacher.identity.startswith("unflat-domain") and method.cfg.distill_feature_dim == 256
     assert len(list((cache_dir / "backbones").glob("*.safetensors"))) == 1
+    logs = run_steps(method, sphere_dataset, 1)
+    assert math.isfinite(float(logs[0]["loss/distill"]))
+
+
+def test_auto_teacher_is_efficientnet_when_installed_and_no_resnet50(sphere_dataset, cache_dir, tmp_path, monkeypatch):
+    from unflat import pretrained
+
+    if not pretrained.efficientnet_available():
+        pytest.skip("the efficientnet extra is not installed")
+    monkeypatch.setenv("UNFLAT_WEIGHTS_DIR", str(tmp_path / "no-weights"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-torch-home"))
+    monkeypatch.setattr(Path, "home", lambda: tmp_path / "home")
+    method = make_tdgp(sphere_dataset, distill_teacher="auto")
+    assert method.teacher.identity.startswith("efficientnet-lite0") and method.cfg.distill_feature_dim == 1280
+    assert not list((cache_dir / "backbones").glob("*.safetensors"))  # nothing trained on the data
+    images = torch.rand(2, 3, 16, 16) * 2 - 1
+    from unflat.metrics.backbones import EfficientNetLite0Extractor
+
+    # the teacher's features are the metric extractor's (same network, same scaling within 1/255)
+    torch.testing.assert_close(method.teacher(images), EfficientNetLite0Extractor()((images + 1) / 2), atol=2e-2, rtol=2e-2)
     logs = run_steps(method, sphere_dataset, 1)
     assert math.isfinite(float(logs[0]["loss/distill"]))
 

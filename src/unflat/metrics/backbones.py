@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from unflat.metrics.distribution import DOMAIN_BACKBONE, IMAGENET_EFFICIENTNET, STANDARD_INCEPTION
 from unflat.nets.domain_backbone import DomainBackbone, load_domain_backbone
+from unflat.nets.efficientnet import PooledEfficientNet
 from unflat.nets.inception import InceptionV3
 
 
@@ -107,7 +108,7 @@ class EfficientNetLite0Extractor:
 
     def __init__(self, weights: str | Path | None = None, device: str | torch.device = "cpu", model=None) -> None:
         model = model if model is not None else pretrained.load_efficientnet_lite0(weights)
-        self.model = model.to(device).eval().requires_grad_(False)
+        self.model = PooledEfficientNet(model).to(device)
         self.name = "efficientnet-lite0-imagenet"
         self.weights_hash = pretrained.hash_module(self.model)
 
@@ -123,8 +124,8 @@ class EfficientNetLite0Extractor:
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False,
                               antialias=x.shape[-1] > self.input_size)
         x = (x * 255.0 - 127.0) / 128.0
-        features = self.model.extract_features(x).mean(dim=(2, 3))
-        return features, self.model._fc(features)
+        features = self.model(x)
+        return features, self.model.classify(features)
 
     def __call__(self, images: Tensor) -> Tensor:
         return self.features_and_logits(images)[0]
