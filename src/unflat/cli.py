@@ -204,6 +204,15 @@ class ExportArgs:
     """First seed."""
     class_id: int | None = None
     """Class to export (class-conditional methods)."""
+    resolution: int | None = None
+    """Marching-cubes grid per axis (tri-plane methods; default: the run's mesh_resolution). iggan's meshes follow
+    its voxel grid."""
+    level: float | None = None
+    """Iso-level of the surface: density for tri-plane methods (default: the run's mesh_density), occupancy for
+    iggan (default: the run's export_threshold)."""
+    min_component: float | None = None
+    """Drop connected components with less than this share of a mesh's faces (floaters; 0 keeps all; default: the
+    run's mesh_min_component)."""
     device: str = "auto"
     """cpu, cuda, mps or auto."""
 
@@ -306,6 +315,7 @@ def cmd_export(args: list[str]) -> int:
     check_output_dir(a.out)
     loaded = _loaded(a.run, a.device)
     _check_class_id(a.class_id, loaded.method)
+    loaded.method.with_export_settings(resolution=a.resolution, level=a.level, min_component=a.min_component)
     paths = loaded.method.export(claim_output_dir(a.out, "export"), a.num, a.seed, a.class_id, a.format)
     print(f"wrote {len(paths)} meshes to {a.out}")
     return 0

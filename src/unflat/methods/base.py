@@ -77,6 +77,9 @@ class Method(abc.ABC):
     console_hidden_metrics: ClassVar[tuple[str, ...]] = ()
     """Name prefixes of logged metrics the console's summary line leaves out (details such as timings of a
     step's parts); they still go to metrics.jsonl and TensorBoard."""
+    export_settings: ClassVar[dict[str, str]] = {}
+    """The mesh settings `unflat export` may change, as {export option: config field}: ``resolution`` (marching-cubes
+    grid), ``level`` (iso-level of the surface), ``min_component`` (drop components under this share of the faces)."""
 
     def __init__(self, cfg: RunConfig, info: DatasetInfo, ctx: TrainContext) -> None:
         self.cfg = cfg
@@ -204,6 +207,28 @@ class Method(abc.ABC):
         for key, module in self._networks.items():
             for pname, param in module.named_parameters():
                 yield f"{key}.{pname}", param
+
+    def with_export_settings(self, **settings: float | int | None) -> None:
+        """Apply `unflat export`'s mesh settings (None = keep the run's) to this loaded method's config; a setting
+        the method does not have is a UserError naming the ones it has."""
+        from dataclasses import replace
+
+        from unflat.errors import ConfigError, UserError
+
+        given = {k: v for k, v in settings.items() if v is not None}
+        unknown = sorted(set(given) - set(self.export_settings))
+        if unknown:
+            has = ", ".join(f"--{k.replace('_', '-')}" for k in self.export_settings) or "none"
+            raise UserError(f"method '{self.name}' has no export setting --{unknown[0].replace('_', '-')} (it has: {has})")
+        cfg = replace(self.cfg, **{self.export_settings[k]: v for k, v in given.items()})
+        try:
+            cfg.validate()
+        except ConfigError as exc:  # name the export option the user typed, not the config field behind it
+            option = next((k for k, f in self.export_settings.items() if f == exc.field), None)
+            if option is None:
+                raise
+            raise UserError(f"--{option.replace('_', '-')}: {str(exc).split(': ', 1)[1]}") from None
+        self.cfg = cfg
 
     def export(self, out_dir: Path, num: int, seed: int, class_id: int | None = None,
                formats: tuple[str, ...] = ("glb",)) -> list[Path]:

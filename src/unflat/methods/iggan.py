@@ -417,6 +417,7 @@ class IGGAN(_ProxyMethodMixin, Method):
 
     multiview_generator = True
     console_hidden_metrics = ("opengl_faces", "opengl_prepare", "opengl_upload", "opengl_draw", "opengl_readback")
+    export_settings = {"level": "export_threshold", "min_component": "mesh_min_component"}  # resolution: the voxels'
 
     name = "iggan"
     Config = IGGANConfig

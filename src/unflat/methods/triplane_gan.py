@@ -478,6 +478,7 @@ class TriplaneGAN(Method):
     """Training, sampling, export, generation and inversion for a tri-plane GAN; see module docstring."""
 
     multiview_generator = True
+    export_settings = {"resolution": "mesh_resolution", "level": "mesh_density", "min_component": "mesh_min_component"}
 
     Config = TriplaneGANConfig
     cfg: TriplaneGANConfig
