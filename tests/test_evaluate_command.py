@@ -99,6 +99,11 @@ def test_evaluate_generator_writes_metrics_report_and_reuses_cached_reference(tr
             "--cache-dir", str(tmp_path / "cache"), "--out", str(out)]
     assert cli.main(args) == 0
     results = json.loads(out.read_text())
+    # the fixture's backbone held out 2 images: said once, before the work, and kept in the notes
+    err = capsys.readouterr().err
+    assert err.count("warning: the backbone") == 1 and "validated on only 2 held-out images" in err
+    assert err.index("warning: the backbone") < err.index("evaluate: reference features")
+    assert any("validated on only 2 held-out images" in note for note in results["notes"])
     extractor = DomainBackboneExtractor.load(data / "backbone.safetensors")
     images = results["images"]
     assert images["backbone_name"] == extractor.name == results["backbone"]["name"]
@@ -135,6 +140,17 @@ def test_evaluate_generator_writes_metrics_report_and_reuses_cached_reference(tr
     again = json.loads(out.read_text())
     assert again["reference"]["from_cache"] is True and cache_files[0].stat().st_mtime_ns == mtime
     assert again["images"]["fid"] == images["fid"] and again["images"]["precision"] is None and "shapes" not in again
+
+
+def test_a_backbone_validated_on_enough_images_gets_no_warning(trained):
+    from unflat.data.format import open_dataset
+    from unflat.evaluate import MIN_HELD_OUT_IMAGES, backbone_record
+
+    extractor = DomainBackboneExtractor.load(trained["data"] / "backbone.safetensors")
+    dataset = open_dataset(trained["data"])
+    assert any("held-out images" in note for note in backbone_record(extractor, "b", dataset)[1])
+    extractor.info["held_out_accuracy"]["num_held_out"] = MIN_HELD_OUT_IMAGES
+    assert backbone_record(extractor, "b", dataset)[1] == []
 
 
 def test_an_evaluation_cut_short_keeps_the_metrics_it_finished(trained, tmp_path, monkeypatch):

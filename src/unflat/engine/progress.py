@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 def make_console() -> Console:
@@ -15,6 +17,14 @@ def make_console() -> Console:
 
 
 console = make_console()
+
+
+def warn(message: str, log: logging.Logger | None = None) -> None:
+    """One line, said once before the work it concerns starts: a setting that cannot do what the user asked
+    (also into ``log``, e.g. the run's run.log)."""
+    console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+    if log is not None:
+        log.warning(message)
 
 
 def progress_bar(transient: bool = False) -> Progress:

@@ -40,7 +40,7 @@ from unflat.engine.checkpoint import (
 )
 from unflat.engine.runlock import RunLock
 from unflat.engine.logger import MetricsLogger, ScalarAverager, close_run_log, open_run_log
-from unflat.engine.progress import TrainingProgress, console
+from unflat.engine.progress import TrainingProgress, console, warn
 from unflat.errors import ConfigError, UserError
 from unflat.methods.base import Method, NonFiniteError, TrainContext
 from unflat.methods.registry import MethodSpec, get_method
@@ -486,6 +486,9 @@ class Trainer:
             log.warning(note)
             if self.is_main:
                 console.print(f"[yellow]{note}")
+        if self.is_main and self.step < cfg.max_steps:  # said once, before the first step
+            for note in self.method.setting_warnings(open_dataset(cfg.data) if cfg.data is not None else None):
+                warn(note, log)
         if self.new_run_dir and self.is_main:
             self.save()  # step 0 (or the resumed step in a new directory): proves the disk takes a checkpoint and gives rollback a target
         averager = ScalarAverager()

@@ -32,7 +32,8 @@ from torch import Tensor
 
 from unflat.cameras import Cameras
 from unflat.config import RunConfig, require_positive
-from unflat.data.format import DatasetInfo
+from unflat.data.appearance import is_coloured
+from unflat.data.format import Dataset, DatasetInfo
 from unflat.data.loader import Batch
 from unflat.errors import ConfigError, UserError
 from unflat.losses.adversarial import discriminator_loss, generator_loss
@@ -602,6 +603,23 @@ class IGGAN(_ProxyMethodMixin, Method):
         logs |= self.update_renderer(fakes, rendered)
         logs |= self.update_generator(fakes)
         return logs
+
+    def setting_warnings(self, dataset: Dataset | None) -> list[str]:
+        cfg, notes = self.cfg, []
+        if self.pretraining_steps >= cfg.max_steps:
+            notes.append(f"--pretrain-steps {self.pretraining_steps} >= --max-steps {cfg.max_steps}: every step pre-trains "
+                         "the proxy renderer, G and D never train and samples stay empty; raise --max-steps above "
+                         f"{self.pretraining_steps}, lower --pretrain-steps or pass --renderer-checkpoint")
+        if dataset is None:
+            return notes
+        if dataset.info.num_classes > 1:
+            notes.append(f"{dataset.root} has {dataset.info.num_classes} classes ({', '.join(dataset.info.class_names)}); "
+                         "IG-GAN learns one category (docs/methods/iggan.md): make data of one --category")
+        coloured, how = is_coloured(dataset)
+        if coloured:
+            notes.append(f"{dataset.root} is coloured ({how}); IG-GAN's voxel generator makes shape only and its renderer "
+                         "draws one grey material, so it needs grey data: `unflat dataset synth ... --material grey`")
+        return notes
 
     # ---- state ------------------------------------------------------------------------------
     def extra_state(self) -> dict:

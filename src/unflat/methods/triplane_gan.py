@@ -30,7 +30,7 @@ from torch.utils.checkpoint import checkpoint
 
 from unflat.cameras import Cameras, fov_to_focal, look_at
 from unflat.config import RunConfig, require_positive
-from unflat.data.format import DatasetInfo
+from unflat.data.format import Dataset, DatasetInfo
 from unflat.data.loader import Batch
 from unflat.engine.ema import ema_beta, make_ema, update_ema
 from unflat.errors import ConfigError
@@ -555,6 +555,20 @@ class TriplaneGAN(Method):
         return 0.0, {}
 
     # ---- schedules -----------------------------------------------------------------------------
+    def setting_warnings(self, dataset: Dataset | None) -> list[str]:
+        cfg, notes = self.cfg, []
+        images = cfg.max_steps * cfg.batch_size * self.ctx.world_size  # what the whole run sees
+        if cfg.neural_resolution_final > 0 and cfg.neural_fade_images > images:
+            notes.append(f"--neural-fade-images {cfg.neural_fade_images} > the {images} images this run sees "
+                         f"(--max-steps x --batch-size): the rendering resolution ends at {self.neural_resolution(images)}, "
+                         f"not {cfg.neural_resolution_final}; raise --max-steps or lower --neural-fade-images")
+        if cfg.blur_sigma > 0 and cfg.blur_fade_images > images:
+            left = (1.0 - images / cfg.blur_fade_images) * cfg.blur_sigma
+            notes.append(f"--blur-fade-images {cfg.blur_fade_images} > the {images} images this run sees "
+                         f"(--max-steps x --batch-size): the discriminator still blurs by {left:.2g} px at the end; "
+                         "raise --max-steps or lower --blur-fade-images")
+        return notes
+
     def neural_resolution(self, images_seen: int) -> int:
         cfg = self.cfg
         if cfg.neural_resolution_final <= 0:
