@@ -7,6 +7,7 @@ two test modules may not share a base name in this layout.)
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -92,7 +93,8 @@ def _fid_reference(features_a: np.ndarray, features_b: np.ndarray) -> float:
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root))
 
 
-def test_evaluate_generator_writes_metrics_report_and_reuses_cached_reference(trained, tmp_path, capsys):
+def test_evaluate_generator_writes_metrics_report_and_reuses_cached_reference(trained, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("UNFLAT_PROGRESS_EVERY_S", "0")  # a plain line per batch / block: output is not a terminal
     run, data = trained["run"], trained["data"]
     out = tmp_path / "eval" / "metrics.json"
     args = ["evaluate", str(run), "--num-samples", "24", "--batch-size", "24", "--num-shapes", "3", "--num-points", "256",
@@ -104,6 +106,9 @@ def test_evaluate_generator_writes_metrics_report_and_reuses_cached_reference(tr
     assert err.count("warning: the backbone") == 1 and "validated on only 2 held-out images" in err
     assert err.index("warning: the backbone") < err.index("evaluate: reference features")
     assert any("validated on only 2 held-out images" in note for note in results["notes"])
+    # every long phase talks: sampling and COV/MMD print progress lines with an ETA, then their totals
+    assert re.search(r"^evaluate: samples: 24 images$", err, re.M) and "evaluate: samples: 24/24 images in" in err
+    assert re.search(r"^evaluate: COV/MMD/1-NNA: \d+/\d+ Chamfer pairs \(\d+%\), .* eta \d\d:\d\d:\d\d", err, re.M)
     extractor = DomainBackboneExtractor.load(data / "backbone.safetensors")
     images = results["images"]
     assert images["backbone_name"] == extractor.name == results["backbone"]["name"]

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, Literal
+from typing import Callable, Iterable, Iterator, Literal
 
 import numpy as np
 import torch
@@ -35,7 +35,8 @@ from tyro.conf import Positional
 from unflat import __version__
 from unflat.config import RunConfig
 from unflat.data.format import Dataset, open_dataset
-from unflat.engine.progress import warn
+from unflat.engine.progress import PhaseProgress, warn
+from unflat.metrics.shapes import generation_shape_metrics
 from unflat.errors import UserError
 from unflat.methods.base import Method
 
@@ -198,6 +199,13 @@ def sample_batches(method: Method, dataset: Dataset, num: int, seed: int, batch_
         yield images
 
 
+def counted(batches: Iterable[Tensor], bar: PhaseProgress) -> Iterator[Tensor]:
+    """``batches`` [B,...], advancing ``bar`` by B after each."""
+    for batch in batches:
+        yield batch
+        bar.advance(len(batch))
+
+
 def same_classes(method: Method, dataset: Dataset) -> bool:
     return tuple(method.info.class_names) == tuple(dataset.info.class_names)
 
@@ -318,9 +326,10 @@ def evaluate_generator_run(method: Method, method_name: str, dataset: Dataset, a
         batches = sample_batches(method, dataset, args.num_samples, args.seed, args.batch_size, cams == "dataset",
                                  use_classes, keep=first)
         subset = max(2, min(1000, args.num_samples, len(reference.features)))
-        with log.phase(f"{args.num_samples} samples -> {', '.join(image_metrics)}"):
-            report = evaluate_generator(batches, reference, extractor, metrics=image_metrics, device=device,
-                                        batch_size=args.batch_size, kid_subset_size=subset, seed=args.seed)
+        with log.phase(f"{args.num_samples} samples -> {', '.join(image_metrics)}"), \
+                PhaseProgress("evaluate: samples", args.num_samples, "images") as bar:
+            report = evaluate_generator(counted(batches, bar), reference, extractor, metrics=image_metrics,
+                                        device=device, batch_size=args.batch_size, kid_subset_size=subset, seed=args.seed)
             results["images"] = report.images.to_dict()
         grid = first[0][:64]
         results["settings"]["sample_resolution"] = int(grid.shape[-1])
@@ -349,10 +358,12 @@ def evaluate_generator_run(method: Method, method_name: str, dataset: Dataset, a
                     raise
                 results["skipped"]["chamfer"] = str(exc)
             else:
-                with log.phase("COV/MMD/1-NNA"):
-                    report = evaluate_generator(None, None, None, fake_clouds=fake_clouds,
-                                                reference_clouds=reference_clouds, device=device)
-                    results["shapes"] = report.shapes.to_dict()
+                m, n = len(fake_clouds), len(reference_clouds)
+                with log.phase("COV/MMD/1-NNA"), \
+                        PhaseProgress("evaluate: COV/MMD/1-NNA", m * n + m * m + n * n, "Chamfer pairs") as bar:
+                    shapes = generation_shape_metrics(fake_clouds.to(device), reference_clouds.to(device),
+                                                      on_pairs=bar.advance)
+                    results["shapes"] = shapes.to_dict()
     return pictures
 
 
@@ -374,7 +385,7 @@ def evaluate_inversion_run(method: Method, method_name: str, dataset: Dataset, a
         results["notes"].append("inversion on the run's training images; pass --data of held-back shapes for unbiased numbers")
     settings = InversionSettings(num_images=args.num_inversions, steps_w=args.inversion_steps_w,
                                  steps_g=args.inversion_steps_g, camera=args.inversion_camera, seed=args.seed,
-                                 max_seconds=args.inversion_seconds)
+                                 max_seconds=args.inversion_seconds, progress=True)
     extractor = extractor_source()
     backbone = Path(results["backbone"]["path"]) if extractor is not None and results.get("backbone") and \
         getattr(extractor, "kind", "") == "domain backbone" else None

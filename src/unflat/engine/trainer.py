@@ -496,7 +496,8 @@ class Trainer:
         interrupted = False
         last_saved = self.step
         images_per_step = cfg.batch_size * self.ctx.world_size
-        with StopFlag() as stop, TrainingProgress(cfg.max_steps, self.step, images_per_step, f"train {self.spec.name}") as progress:
+        with StopFlag() as stop, TrainingProgress(cfg.max_steps, self.step, images_per_step, f"train {self.spec.name}",
+                                             self.method.training_phases()) as progress:
             while self.step < cfg.max_steps:
                 batch = next(batches)
                 # after fetching: creating a DataLoader iterator draws from the global RNG

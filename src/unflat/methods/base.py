@@ -106,6 +106,11 @@ class Method(abc.ABC):
         than max_steps, data the method does not fit); the engine says them once before training starts."""
         return []
 
+    def training_phases(self) -> list[tuple[str, int]]:
+        """(name, first step) of each phase of the schedule whose steps cost differently (e.g. pre-training then
+        GAN): the progress ETA measures each phase's rate on its own. Empty: one phase."""
+        return []
+
     def extra_state(self) -> dict:
         """Method-specific counters or buffers to checkpoint (tensors, numbers, strings, lists, dicts)."""
         return {}

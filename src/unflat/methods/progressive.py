@@ -244,6 +244,10 @@ class Progressive(Method):
     def views_per_sample(self) -> int:
         return 1 if self.cfg.supervision == "same-view" else 2  # input view (, target view)
 
+    def training_phases(self) -> list[tuple[str, int]]:
+        phases = [("stage I", 0), ("stage II", self.cfg.stage2_start), ("stage III", self.cfg.stage3_start)]
+        return [(name, first) for i, (name, first) in enumerate(phases) if i == 2 or first < phases[i + 1][1]]
+
     def setting_warnings(self, dataset: Dataset | None) -> list[str]:
         cfg = self.cfg
         if cfg.stage2_start >= cfg.max_steps:

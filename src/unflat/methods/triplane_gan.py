@@ -32,6 +32,7 @@ from unflat.cameras import Cameras, fov_to_focal, look_at
 from unflat.config import RunConfig, require_positive
 from unflat.data.format import Dataset, DatasetInfo
 from unflat.data.loader import Batch
+from unflat.engine.progress import PhaseProgress
 from unflat.engine.ema import ema_beta, make_ema, update_ema
 from unflat.errors import ConfigError
 from unflat.geometry.triplane import Aggregation, TriplaneDecoder, sample_triplane
@@ -740,13 +741,15 @@ class TriplaneGAN(Method):
         ids = None if class_id is None else torch.full((num,), int(class_id))
         z, ids, _ = self._latents(num, seed, ids)
         paths: list[Path] = []
-        for i in range(num):
-            planes, _ = self.planes_for(z[i:i + 1], ids[i:i + 1])
-            mesh = self.mesh_from_planes(planes)
-            if len(mesh.faces) == 0:
-                continue
-            for fmt in formats:
-                paths.append(save_mesh(mesh, out_dir / f"sample_{i:03d}_class{int(ids[i])}.{fmt}"))
+        with PhaseProgress(f"meshes ({self.cfg.mesh_resolution}^3 marching cubes)", num, "meshes") as bar:
+            for i in range(num):
+                planes, _ = self.planes_for(z[i:i + 1], ids[i:i + 1])
+                mesh = self.mesh_from_planes(planes)
+                bar.advance()
+                if len(mesh.faces) == 0:
+                    continue
+                for fmt in formats:
+                    paths.append(save_mesh(mesh, out_dir / f"sample_{i:03d}_class{int(ids[i])}.{fmt}"))
         return paths
 
     # ---- generate: grids, depth, meshes, videos ------------------------------------------------
