@@ -147,6 +147,15 @@ def test_evaluate_generator_writes_metrics_report_and_reuses_cached_reference(tr
     assert again["images"]["fid"] == images["fid"] and again["images"]["precision"] is None and "shapes" not in again
 
 
+def test_the_report_goes_into_the_run_directory_by_default(trained, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["evaluate", str(trained["run"]), "--metrics", "fid", "--num-samples", "8", "--batch-size", "8",
+                     "--cache-dir", str(tmp_path / "cache")]) == 0
+    results = json.loads((trained["run"] / "evaluation" / "metrics.json").read_text())
+    assert results["complete"] and (trained["run"] / "evaluation" / "report.md").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]  # nothing in the current directory
+
+
 def test_a_backbone_validated_on_enough_images_gets_no_warning(trained):
     from unflat.data.format import open_dataset
     from unflat.evaluate import MIN_HELD_OUT_IMAGES, backbone_record

@@ -61,8 +61,8 @@ class EvaluateArgs:
     data: Path | None = None
     """Dataset to compare with (default: the run's training data). Generators: reference images (and meshes/ for
     shape metrics). progressive: multi-view shapes to reconstruct (use held-out shapes for honest numbers)."""
-    out: Path = Path("metrics.json")
-    """Where to write the metrics JSON; the report goes next to it."""
+    out: Path | None = None
+    """Where to write the metrics JSON; the report goes next to it (default: RUN/evaluation/metrics.json)."""
     metrics: tuple[str, ...] = ()
     """Metrics to compute (default: all that apply). Generators: fid kid is pr chamfer (= COV/MMD/1-NNA), and
     inversion (tri-plane generators, only when asked: PTI on held-back posed images of --data with depth).
@@ -563,6 +563,11 @@ def evaluate_run(args: EvaluateArgs) -> tuple[dict, Path, Path | None]:
             raise UserError(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
     if not Path(args.run).exists():
         raise UserError(f"{args.run}: no such run directory or checkpoint")
+    if args.out is None:  # the numbers belong to the run: keep them there, not in the current directory
+        from unflat.engine.checkpoint import run_dir_of
+
+        run_dir = run_dir_of(Path(args.run)) or Path(args.run).parent
+        args = replace(args, out=run_dir / "evaluation" / "metrics.json")
     check_evaluation_outputs(Path(args.out), args.report)
     started = time.perf_counter()
     device = resolve_device(args.device)

@@ -95,5 +95,13 @@ def test_the_engine_says_each_warning_once_before_the_first_step(sphere_dataset:
     assert len(warned) == 3 and max(warned) < first_step, err
     log = (tmp_path / "run" / "run.log").read_text()
     assert log.count("WARNING --pretrain-steps 2 >= --max-steps 2") == 1
-    resume(tmp_path / "run")  # finished: no step to warn about
-    assert "warning: " not in capsys.readouterr().err
+    # its samples are labelled as pre-training (a white grid of an untrained G, not a failed run)
+    import imageio.v3 as iio
+
+    grid = iio.imread(tmp_path / "run" / "samples" / "step-00000002.png")
+    side = 4 * (cfg.image_resolution + 2) + 2  # 16 samples, 4 x 4 with 2 px padding
+    assert grid.shape[1] == side and grid.shape[0] > side and grid[: grid.shape[0] - side].min() < 100  # dark text
+    resume(tmp_path / "run")  # finished: no step to warn about; says how to continue
+    err = capsys.readouterr().err
+    assert "warning: " not in err
+    assert f"unflat train --resume {tmp_path / 'run'} --max-steps {2 * cfg.max_steps}" in err

@@ -125,6 +125,16 @@ def progress_bar(transient: bool = False, own_eta: bool = False) -> Progress:
     )
 
 
+def phase_at(phases: list[tuple[str, int]], step: int) -> str:
+    """The name of the schedule phase (``Method.training_phases``) that step ``step`` (0-based) belongs to
+    ("" without phases)."""
+    name = ""
+    for phase, first in sorted(phases, key=lambda p: p[1]):
+        if step >= first:
+            name = phase
+    return name
+
+
 class TrainingProgress:
     """Tracks step/s and images/s; drives the bar and prints one summary line per logging interval.
 
@@ -155,12 +165,7 @@ class TrainingProgress:
         self.bar.__exit__(*exc)
 
     def phase_at(self, step: int) -> str:
-        """The name of the schedule phase that step ``step`` (0-based) belongs to ("" without phases)."""
-        name = ""
-        for phase, first in self.phases:
-            if step >= first:
-                name = phase
-        return name
+        return phase_at(self.phases, step)
 
     def _label(self, step: int) -> str:
         phase = self.phase_at(min(step, self.total_steps - 1))
