@@ -30,6 +30,11 @@ def test_eta_uses_each_phases_own_rate_across_a_phase_switch():
     assert eta == "00:00:00 for pre-training, then 20 GAN steps (rate not measured yet)"  # 5 steps at 10/s
     progress._phase_steps["GAN"], progress._phase_time["GAN"] = 4, 8.0  # 0.5 steps/s measured
     assert progress.eta(14) == "00:00:32"  # 16 GAN steps at 0.5/s
+    fresh = TrainingProgress(total_steps=30, first_step=10, images_per_step=1, description="t",
+                             phases=[("pre-training", 0), ("GAN", 10)])
+    # at the switch the caller's interval rate is the pre-training one: not used for the GAN steps
+    assert fresh.eta(10, fallback_steps_per_s=10.0) == "? (20 GAN steps to go, rate not measured yet)"
+    assert fresh.eta(12, fallback_steps_per_s=0.5) == "00:00:36"  # an interval inside the GAN phase
     assert progress.eta(5) == "00:00:40"  # 5 x 0.1 s + 20 x 2 s
     assert progress.phase_at(9) == "pre-training" and progress.phase_at(10) == "GAN"
 

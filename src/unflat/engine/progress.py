@@ -206,20 +206,22 @@ class TrainingProgress:
     def eta(self, step: int, fallback_steps_per_s: float = 0.0) -> str:
         """Remaining time at each phase's own rate; "then N PHASE steps (rate not measured yet)" for phases that
         have not run in this process."""
-        seconds, unknown = 0.0, []
+        seconds, known, unknown = 0.0, [], []
         for name, steps in self._remaining_by_phase(step):
             done = self._phase_steps.get(name, 0)
             rate = done / max(self._phase_time.get(name, 0.0), 1e-9) if done else 0.0
-            if not rate and name == self.phase_at(step):
+            if not rate and name == self.phase_at(max(step - 1, 0)):  # the caller's rate was measured in this phase
                 rate = fallback_steps_per_s
             if rate > 0:
                 seconds += steps / rate
+                known.append(name)
             else:
                 unknown.append(f"{steps} {name} steps" if name else f"{steps} steps")
-        text = clock(seconds)
-        if unknown:
-            text += f" for {self.phase_at(step) or 'this phase'}, then {', '.join(unknown)} (rate not measured yet)"
-        return text
+        if not unknown:
+            return clock(seconds)
+        if not known:
+            return f"? ({', '.join(unknown)} to go, rate not measured yet)"
+        return f"{clock(seconds)} for {', '.join(known)}, then {', '.join(unknown)} (rate not measured yet)"
 
     def summary(self, step: int, values: dict[str, float], hidden: tuple[str, ...] = ()) -> None:
         """One console line: step, rate, ETA and the values (those whose names start with one of ``hidden``
