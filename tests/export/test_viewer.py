@@ -238,6 +238,10 @@ def test_index_leads_with_results_and_folds_internals(tmp_path):
     for step in (100, 200, 1500):
         Image.new("RGB", (4, 4)).save(root / "run" / "samples" / f"step-{step:08d}.png")
     Image.new("RGB", (4, 4)).save(root / "turntable.gif")
+    (root / "samples").mkdir()
+    for i in range(16):
+        Image.new("RGB", (4, 4)).save(root / "samples" / f"render_{i:04d}.png")
+    Image.new("RGB", (4, 4)).save(root / "samples" / "renders.png")
     (root / "meshes").mkdir()
     (root / "meshes" / "mesh_0000.glb").write_bytes(b"glTF")
     (root / "data" / "meshes").mkdir(parents=True)
@@ -246,7 +250,8 @@ def test_index_leads_with_results_and_folds_internals(tmp_path):
     rows = [{"step": i, "loss_D": 1.0 / (i + 1), "opengl_draw_ms": 2.0, "images_per_s": 9.0} for i in range(3)]
     (root / "run" / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     page = index_page(root, root, with_sampler=True)
-    order = [page.index(s) for s in ("turntable.gif", "step 1500", "step 200", "mesh_0000.glb", 'id="sampler"',
+    order = [page.index(s) for s in ("turntable.gif", "samples/renders.png", "16 per-sample images",
+                                     "samples/render_0000.png", "step 1500", "step 200", "mesh_0000.glb", 'id="sampler"',
                                      'aria-label="loss_D"', "timings and counters (2 curves)", "300 OBJ/PLY/STL files")]
     assert order == sorted(order)
     assert "discriminator loss" in page and ">step</text>" in page  # a meaning and an axis name per curve

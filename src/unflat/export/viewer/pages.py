@@ -68,6 +68,8 @@ def scan_folder(root: Path, folder: Path) -> FolderListing:
 
 SAMPLE_GRID = re.compile(r"(^|/)samples/step-(\d+)\.png$")
 MESHES_SHOWN = 24  # viewable meshes listed open; the rest folded
+NUMBERED = re.compile(r"[_-]?\d+(\.\w+)$")  # render_0003.png -> render (one series per folder and stem)
+NUMBERED_SHOWN = 4  # a series of more numbered images than this is folded
 
 
 def index_page(root: Path, folder: Path, with_sampler: bool) -> str:
@@ -83,7 +85,15 @@ def index_page(root: Path, folder: Path, with_sampler: bool) -> str:
     results = sorted((rel for rel in listing.images if not SAMPLE_GRID.search(rel)),
                      key=lambda rel: (rel.count("/"), rel))
     if results:
-        sections.append(_section("Images", f'<div class="gallery">{"".join(map(_figure, results))}</div>'))
+        # per-sample files (render_0000.png ... next to their grid): folded, so the grids come first
+        series: dict[str, list[str]] = {}
+        for rel in results:
+            series.setdefault(NUMBERED.sub("", rel), []).append(rel)
+        many = {rel for members in series.values() if len(members) > NUMBERED_SHOWN for rel in members}
+        body = f'<div class="gallery">{"".join(_figure(rel) for rel in results if rel not in many)}</div>'
+        if many:
+            body += _folded(f"{len(many)} per-sample images", f'<div class="gallery">{"".join(_figure(rel) for rel in results if rel in many)}</div>')
+        sections.append(_section("Images", body))
     if grids:
         figures = "".join(_figure(rel, f"step {int(SAMPLE_GRID.search(rel).group(2))} ({rel})") for rel in grids)
         sections.append(_section("Samples during training (newest first)", f'<div class="gallery">{figures}</div>'))
