@@ -21,8 +21,9 @@ def write_sphere_dataset(
     num_classes: int = 2,
     with_depth: bool = True,
     seed: int = 0,
+    grey: bool = False,
 ) -> Path:
-    """Spheres of random radius/colour seen from random orbit cameras, ray-traced analytically.
+    """Spheres of random radius/colour (``grey``: one grey) seen from random orbit cameras, ray-traced analytically.
 
     Images, masks and depth are exact, so tests can check renderers and losses against them.
     """
@@ -37,6 +38,7 @@ def write_sphere_dataset(
         for shape in range(num_shapes):
             radius = float(rng.uniform(0.4, 0.9))
             colour = rng.uniform(0.2, 1.0, 3)
+            colour = np.full(3, 0.7) if grey else colour
             cams = Cameras.sample_orbit(views_per_shape, g, elevation_range=(-30, 60), radius=2.5, fov_deg=40)
             origins, dirs = cams.rays(resolution, resolution)
             # |o + t d|^2 = r^2  ->  t^2 + 2 (o.d) t + |o|^2 - r^2 = 0

@@ -7,6 +7,7 @@ two test modules may not share a base name in this layout.)
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -92,13 +93,22 @@ def _fid_reference(features_a: np.ndarray, features_b: np.ndarray) -> float:
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root))
 
 
-def test_evaluate_generator_writes_metrics_report_and_reuses_cached_reference(trained, tmp_path, capsys):
+def test_evaluate_generator_writes_metrics_report_and_reuses_cached_reference(trained, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("UNFLAT_PROGRESS_EVERY_S", "0")  # a plain line per batch / block: output is not a terminal
     run, data = trained["run"], trained["data"]
     out = tmp_path / "eval" / "metrics.json"
     args = ["evaluate", str(run), "--num-samples", "24", "--batch-size", "24", "--num-shapes", "3", "--num-points", "256",
             "--cache-dir", str(tmp_path / "cache"), "--out", str(out)]
     assert cli.main(args) == 0
     results = json.loads(out.read_text())
+    # the fixture's backbone held out 2 images: said once, before the work, and kept in the notes
+    err = capsys.readouterr().err
+    assert err.count("warning: the backbone") == 1 and "validated on only 2 held-out images" in err
+    assert err.index("warning: the backbone") < err.index("evaluate: reference features")
+    assert any("validated on only 2 held-out images" in note for note in results["notes"])
+    # every long phase talks: sampling and COV/MMD print progress lines with an ETA, then their totals
+    assert re.search(r"^evaluate: samples: 24 images$", err, re.M) and "evaluate: samples: 24/24 images in" in err
+    assert re.search(r"^evaluate: COV/MMD/1-NNA: \d+/\d+ Chamfer pairs \(\d+%\), .* eta \d\d:\d\d:\d\d", err, re.M)
     extractor = DomainBackboneExtractor.load(data / "backbone.safetensors")
     images = results["images"]
     assert images["backbone_name"] == extractor.name == results["backbone"]["name"]
@@ -135,6 +145,26 @@ def test_evaluate_generator_writes_metrics_report_and_reuses_cached_reference(tr
     again = json.loads(out.read_text())
     assert again["reference"]["from_cache"] is True and cache_files[0].stat().st_mtime_ns == mtime
     assert again["images"]["fid"] == images["fid"] and again["images"]["precision"] is None and "shapes" not in again
+
+
+def test_the_report_goes_into_the_run_directory_by_default(trained, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["evaluate", str(trained["run"]), "--metrics", "fid", "--num-samples", "8", "--batch-size", "8",
+                     "--cache-dir", str(tmp_path / "cache")]) == 0
+    results = json.loads((trained["run"] / "evaluation" / "metrics.json").read_text())
+    assert results["complete"] and (trained["run"] / "evaluation" / "report.md").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]  # nothing in the current directory
+
+
+def test_a_backbone_validated_on_enough_images_gets_no_warning(trained):
+    from unflat.data.format import open_dataset
+    from unflat.evaluate import MIN_HELD_OUT_IMAGES, backbone_record
+
+    extractor = DomainBackboneExtractor.load(trained["data"] / "backbone.safetensors")
+    dataset = open_dataset(trained["data"])
+    assert any("held-out images" in note for note in backbone_record(extractor, "b", dataset)[1])
+    extractor.info["held_out_accuracy"]["num_held_out"] = MIN_HELD_OUT_IMAGES
+    assert backbone_record(extractor, "b", dataset)[1] == []
 
 
 def test_an_evaluation_cut_short_keeps_the_metrics_it_finished(trained, tmp_path, monkeypatch):

@@ -196,8 +196,8 @@ class ExportArgs:
     """Run directory (or checkpoint file)."""
     out: Path = Path("exported")
     """Output directory."""
-    format: tuple[Literal["glb", "obj", "ply"], ...] = ("glb",)
-    """Mesh formats to write."""
+    format: tuple[Literal["glb", "obj", "ply", "stl"], ...] = ("glb",)
+    """Mesh formats to write (stl: geometry only)."""
     num: int = 4
     """How many samples to export."""
     seed: int = 0
@@ -316,8 +316,13 @@ def cmd_export(args: list[str]) -> int:
     loaded = _loaded(a.run, a.device)
     _check_class_id(a.class_id, loaded.method)
     loaded.method.with_export_settings(resolution=a.resolution, level=a.level, min_component=a.min_component)
+    start = time.perf_counter()
     paths = loaded.method.export(claim_output_dir(a.out, "export"), a.num, a.seed, a.class_id, a.format)
-    print(f"wrote {len(paths)} meshes to {a.out}")
+    from unflat.export.summary import mesh_summary
+
+    meshes = [p for p in paths if Path(p).suffix.lower() in (".glb", ".obj", ".ply", ".stl")]
+    summary = mesh_summary(paths, a.num) if meshes else f"{len(paths)} files"
+    print(f"exported {summary} to {a.out} in {time.perf_counter() - start:.1f} s")
     return 0
 
 
@@ -350,7 +355,10 @@ def cmd_invert(args: list[str]) -> int:
     check_output_dir(a.out)
     loaded = _loaded(a.run, a.device)
     fn = _require(loaded.method, "invert", "PTI inversion (use an mvtriplane or 3dgp run)")
-    fn(images, claim_output_dir(a.out, "invert"), a.steps_w, a.steps_g)
+    start = time.perf_counter()
+    written = fn(images, claim_output_dir(a.out, "invert"), a.steps_w, a.steps_g)
+    print(f"wrote {len(written)} files for {len(images)} image{'s' if len(images) != 1 else ''} to {a.out} "
+          f"in {time.perf_counter() - start:.1f} s")
     return 0
 
 
@@ -417,6 +425,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"unflat: unknown command '{args[0]}' (see `unflat --help`)", file=sys.stderr)
         return 2
     handler = COMMANDS[args[0]][0]
+    if not debug:
+        from unflat.engine.progress import warnings_as_notes
+
+        warnings_as_notes()
     try:
         return handler(args[1:])
     except UserError as exc:

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, Literal
+from typing import Callable, Iterable, Iterator, Literal
 
 import numpy as np
 import torch
@@ -35,6 +35,8 @@ from tyro.conf import Positional
 from unflat import __version__
 from unflat.config import RunConfig
 from unflat.data.format import Dataset, open_dataset
+from unflat.engine.progress import PhaseProgress, warn
+from unflat.metrics.shapes import generation_shape_metrics
 from unflat.errors import UserError
 from unflat.methods.base import Method
 from unflat.metrics.backbones import is_named_backbone
@@ -44,6 +46,9 @@ GENERATOR_METRICS = (*IMAGE_METRICS, "chamfer", "inversion")
 OPT_IN_METRICS = ("inversion",)  # slow (an optimisation per image): computed only when asked for
 RECONSTRUCTION_METRICS = ("mse", "psnr", "ssim", "lpips", "iou", "depth", "chamfer", "fid", "kid")
 BACKBONE_FILE = "backbone.safetensors"
+MIN_HELD_OUT_IMAGES = 50
+"""Fewer held-out images than this and a backbone's held-out accuracy is too uncertain to trust (its standard
+error passes 7 points at 50% accuracy), so metrics on its features are reported with a warning."""
 # 3DGP learns its camera distribution: its own cameras are part of what is evaluated.
 METHODS_WITH_LEARNED_CAMERAS = ("3dgp",)
 
@@ -57,8 +62,8 @@ class EvaluateArgs:
     data: Path | None = None
     """Dataset to compare with (default: the run's training data). Generators: reference images (and meshes/ for
     shape metrics). progressive: multi-view shapes to reconstruct (use held-out shapes for honest numbers)."""
-    out: Path = Path("metrics.json")
-    """Where to write the metrics JSON; the report goes next to it."""
+    out: Path | None = None
+    """Where to write the metrics JSON; the report goes next to it (default: RUN/evaluation/metrics.json)."""
     metrics: tuple[str, ...] = ()
     """Metrics to compute (default: all that apply). Generators: fid kid is pr chamfer (= COV/MMD/1-NNA), and
     inversion (tri-plane generators, only when asked: PTI on held-back posed images of --data with depth).
@@ -161,6 +166,11 @@ def backbone_record(extractor, choice: str | Path, dataset: Dataset) -> tuple[di
               "held_out_accuracy": info.get("held_out_accuracy"),
               "trained_on_images_sha256": (info.get("source") or {}).get("images_sha256")}
     notes = []
+    held_out = (record["held_out_accuracy"] or {}).get("num_held_out")
+    if isinstance(held_out, int) and held_out < MIN_HELD_OUT_IMAGES:
+        notes.append(f"the backbone {choice} was validated on only {held_out} held-out images (fewer than "
+                     f"{MIN_HELD_OUT_IMAGES}): its accuracy, and so whether its features tell good samples from bad, is "
+                     "not established; FID/KID/precision/recall on it may not mean much (train it on a larger dataset)")
     trained_on = record["trained_on_images_sha256"]
     if trained_on and images_hash(dataset) and trained_on != images_hash(dataset):
         notes.append(f"the backbone was trained on other images ({(info.get('source') or {}).get('dataset')}) than "
@@ -191,6 +201,13 @@ def sample_batches(method: Method, dataset: Dataset, num: int, seed: int, batch_
         if keep is not None and not keep:
             keep.append(images)
         yield images
+
+
+def counted(batches: Iterable[Tensor], bar: PhaseProgress) -> Iterator[Tensor]:
+    """``batches`` [B,...], advancing ``bar`` by B after each."""
+    for batch in batches:
+        yield batch
+        bar.advance(len(batch))
 
 
 def same_classes(method: Method, dataset: Dataset) -> bool:
@@ -313,9 +330,10 @@ def evaluate_generator_run(method: Method, method_name: str, dataset: Dataset, a
         batches = sample_batches(method, dataset, args.num_samples, args.seed, args.batch_size, cams == "dataset",
                                  use_classes, keep=first)
         subset = max(2, min(1000, args.num_samples, len(reference.features)))
-        with log.phase(f"{args.num_samples} samples -> {', '.join(image_metrics)}"):
-            report = evaluate_generator(batches, reference, extractor, metrics=image_metrics, device=device,
-                                        batch_size=args.batch_size, kid_subset_size=subset, seed=args.seed)
+        with log.phase(f"{args.num_samples} samples -> {', '.join(image_metrics)}"), \
+                PhaseProgress("evaluate: samples", args.num_samples, "images") as bar:
+            report = evaluate_generator(counted(batches, bar), reference, extractor, metrics=image_metrics,
+                                        device=device, batch_size=args.batch_size, kid_subset_size=subset, seed=args.seed)
             results["images"] = report.images.to_dict()
         grid = first[0][:64]
         results["settings"]["sample_resolution"] = int(grid.shape[-1])
@@ -344,10 +362,12 @@ def evaluate_generator_run(method: Method, method_name: str, dataset: Dataset, a
                     raise
                 results["skipped"]["chamfer"] = str(exc)
             else:
-                with log.phase("COV/MMD/1-NNA"):
-                    report = evaluate_generator(None, None, None, fake_clouds=fake_clouds,
-                                                reference_clouds=reference_clouds, device=device)
-                    results["shapes"] = report.shapes.to_dict()
+                m, n = len(fake_clouds), len(reference_clouds)
+                with log.phase("COV/MMD/1-NNA"), \
+                        PhaseProgress("evaluate: COV/MMD/1-NNA", m * n + m * m + n * n, "Chamfer pairs") as bar:
+                    shapes = generation_shape_metrics(fake_clouds.to(device), reference_clouds.to(device),
+                                                      on_pairs=bar.advance)
+                    results["shapes"] = shapes.to_dict()
     return pictures
 
 
@@ -369,7 +389,7 @@ def evaluate_inversion_run(method: Method, method_name: str, dataset: Dataset, a
         results["notes"].append("inversion on the run's training images; pass --data of held-back shapes for unbiased numbers")
     settings = InversionSettings(num_images=args.num_inversions, steps_w=args.inversion_steps_w,
                                  steps_g=args.inversion_steps_g, camera=args.inversion_camera, seed=args.seed,
-                                 max_seconds=args.inversion_seconds)
+                                 max_seconds=args.inversion_seconds, progress=True)
     extractor = extractor_source()
     backbone = Path(results["backbone"]["path"]) if extractor is not None and results.get("backbone") and \
         getattr(extractor, "kind", "") == "domain backbone" else None
@@ -547,6 +567,11 @@ def evaluate_run(args: EvaluateArgs) -> tuple[dict, Path, Path | None]:
             raise UserError(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
     if not Path(args.run).exists():
         raise UserError(f"{args.run}: no such run directory or checkpoint")
+    if args.out is None:  # the numbers belong to the run: keep them there, not in the current directory
+        from unflat.engine.checkpoint import run_dir_of
+
+        run_dir = run_dir_of(Path(args.run)) or Path(args.run).parent
+        args = replace(args, out=run_dir / "evaluation" / "metrics.json")
     check_evaluation_outputs(Path(args.out), args.report)
     started = time.perf_counter()
     device = resolve_device(args.device)
@@ -591,6 +616,8 @@ def evaluate_run(args: EvaluateArgs) -> tuple[dict, Path, Path | None]:
             record, notes = backbone_record(extractor, choice, dataset)
             results["backbone"] = record
             results["notes"] += notes
+            for note in notes:  # before the work those numbers come from
+                warn(note)
             loaded_backbone["extractor"] = extractor
         return loaded_backbone["extractor"]
 

@@ -223,3 +223,38 @@ def test_view_cli_help_and_missing_folder(tmp_path, capsys):
     assert "--port" in capsys.readouterr().out
     with pytest.raises(Exception, match="not a folder"):
         main([str(tmp_path / "nope")])
+
+
+def test_index_leads_with_results_and_folds_internals(tmp_path):
+    """`unflat view runs/demo`: images and meshes first, newest sample grid first, labelled curves after them,
+    timings folded away, ground-truth PLY files collapsed; the sampler comes from the run below the folder."""
+    from unflat.export.viewer.cli import find_run
+    from unflat.export.viewer.pages import index_page
+
+    root = tmp_path / "demo"
+    (root / "run" / "samples").mkdir(parents=True)
+    (root / "run" / "checkpoints").mkdir()
+    (root / "run" / "checkpoints" / "latest.pt").write_bytes(b"weights")
+    for step in (100, 200, 1500):
+        Image.new("RGB", (4, 4)).save(root / "run" / "samples" / f"step-{step:08d}.png")
+    Image.new("RGB", (4, 4)).save(root / "turntable.gif")
+    (root / "samples").mkdir()
+    for i in range(16):
+        Image.new("RGB", (4, 4)).save(root / "samples" / f"render_{i:04d}.png")
+    Image.new("RGB", (4, 4)).save(root / "samples" / "renders.png")
+    (root / "meshes").mkdir()
+    (root / "meshes" / "mesh_0000.glb").write_bytes(b"glTF")
+    (root / "data" / "meshes").mkdir(parents=True)
+    for i in range(300):
+        (root / "data" / "meshes" / f"{i:06d}.ply").write_bytes(b"ply")
+    rows = [{"step": i, "loss_D": 1.0 / (i + 1), "opengl_draw_ms": 2.0, "images_per_s": 9.0} for i in range(3)]
+    (root / "run" / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    page = index_page(root, root, with_sampler=True)
+    order = [page.index(s) for s in ("turntable.gif", "samples/renders.png", "16 per-sample images",
+                                     "samples/render_0000.png", "step 1500", "step 200", "mesh_0000.glb", 'id="sampler"',
+                                     'aria-label="loss_D"', "timings and counters (2 curves)", "300 OBJ/PLY/STL files")]
+    assert order == sorted(order)
+    assert "discriminator loss" in page and ">step</text>" in page  # a meaning and an axis name per curve
+    details = page.index("<details><summary>timings and counters")
+    assert page.index('aria-label="opengl_draw_ms"') > details and page.index("000000.ply") > page.index("300 OBJ/PLY/STL")
+    assert find_run(root) == root / "run" and find_run(root / "data") is None

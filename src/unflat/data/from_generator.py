@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from tyro.conf import Positional
 
 from unflat.cameras import Cameras
+from unflat.engine.progress import PhaseProgress
 from unflat.errors import UserError
 
 
@@ -178,24 +179,26 @@ def write_from_generator(method, cfg: FromGeneratorConfig, class_names: tuple[st
     writer = None
     shapes = render_shapes(method, cfg, radius, fov, len(class_names))
     try:
-        for class_id, images, cams, masks, depth, latent in shapes:
-            if first:
-                writer = DatasetWriter(cfg.out, resolution, class_names, kind="from-generator", with_masks=True,
-                                       with_depth=depth is not None, views_per_shape=views, overwrite=cfg.overwrite,
-                                       source={**(source or {}), "camera_mode": cfg.camera_mode, "radius": radius,
-                                               "fov": fov, "seed": cfg.seed})
-                first = False
-            images = _resize(images.float(), resolution, "bilinear")
-            masks = _resize(masks.float(), resolution, "bilinear").clamp(0, 1)
-            pixels = ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
-            for v in range(views):
-                d = None
-                if writer.with_depth:
-                    d = _resize(depth[v:v + 1].float(), resolution, "nearest")[0, 0].numpy()
-                writer.add(pixels[v], cams[v], class_id=class_id, shape_id=written, mask=masks[v, 0].numpy(), depth=d)
-            written += 1
-            if written >= cfg.num_shapes:
-                break
+        with PhaseProgress(f"from-generator: {views} views per shape", cfg.num_shapes, "shapes") as bar:
+            for class_id, images, cams, masks, depth, latent in shapes:
+                if first:
+                    writer = DatasetWriter(cfg.out, resolution, class_names, kind="from-generator", with_masks=True,
+                                           with_depth=depth is not None, views_per_shape=views, overwrite=cfg.overwrite,
+                                           source={**(source or {}), "camera_mode": cfg.camera_mode, "radius": radius,
+                                                   "fov": fov, "seed": cfg.seed})
+                    first = False
+                images = _resize(images.float(), resolution, "bilinear")
+                masks = _resize(masks.float(), resolution, "bilinear").clamp(0, 1)
+                pixels = ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+                for v in range(views):
+                    d = None
+                    if writer.with_depth:
+                        d = _resize(depth[v:v + 1].float(), resolution, "nearest")[0, 0].numpy()
+                    writer.add(pixels[v], cams[v], class_id=class_id, shape_id=written, mask=masks[v, 0].numpy(), depth=d)
+                written += 1
+                bar.advance()
+                if written >= cfg.num_shapes:
+                    break
         if writer is None:
             raise UserError(f"every rendered shape failed the quality filter (mask fraction outside "
                             f"[{cfg.min_mask_fraction}, {cfg.max_mask_fraction}]); check the run or relax the filter")

@@ -40,7 +40,7 @@ from unflat.engine.checkpoint import (
 )
 from unflat.engine.runlock import RunLock
 from unflat.engine.logger import MetricsLogger, ScalarAverager, close_run_log, open_run_log
-from unflat.engine.progress import TrainingProgress, console
+from unflat.engine.progress import TrainingProgress, console, phase_at, warn
 from unflat.errors import ConfigError, UserError
 from unflat.methods.base import Method, NonFiniteError, TrainContext
 from unflat.methods.registry import MethodSpec, get_method
@@ -412,10 +412,13 @@ class Trainer:
     def write_samples(self) -> None:
         if not self.is_main:
             return
-        from unflat.export.images import make_grid, to_uint8
+        from unflat.export.images import make_grid, to_uint8, with_caption
 
         samples = self.method.sample(NUM_SAMPLES, seed=self.cfg.seed)
         grid = make_grid(to_uint8(samples.images, (-1.0, 1.0)), nrow=int(math.ceil(math.sqrt(len(samples.images)))))
+        phase = phase_at(self.method.training_phases(), self.step - 1)
+        if phase:  # e.g. IG-GAN's pre-training grids show an untrained G: say which phase they are from
+            grid = with_caption(grid, f"step {self.step}: {phase}")
         path = self.run_dir / "samples" / f"step-{self.step:08d}.png"
         path.parent.mkdir(exist_ok=True)
         imageio.imwrite(path, grid)
@@ -486,14 +489,19 @@ class Trainer:
             log.warning(note)
             if self.is_main:
                 console.print(f"[yellow]{note}")
+        if self.is_main and self.step < cfg.max_steps:  # said once, before the first step
+            for note in self.method.setting_warnings(open_dataset(cfg.data) if cfg.data is not None else None):
+                warn(note, log)
         if self.new_run_dir and self.is_main:
             self.save()  # step 0 (or the resumed step in a new directory): proves the disk takes a checkpoint and gives rollback a target
         averager = ScalarAverager()
+        already_done = self.step >= cfg.max_steps
         batches = self._batches(self.step)
         interrupted = False
         last_saved = self.step
         images_per_step = cfg.batch_size * self.ctx.world_size
-        with StopFlag() as stop, TrainingProgress(cfg.max_steps, self.step, images_per_step, f"train {self.spec.name}") as progress:
+        with StopFlag() as stop, TrainingProgress(cfg.max_steps, self.step, images_per_step, f"train {self.spec.name}",
+                                             self.method.training_phases()) as progress:
             while self.step < cfg.max_steps:
                 batch = next(batches)
                 # after fetching: creating a DataLoader iterator draws from the global RNG
@@ -550,7 +558,11 @@ class Trainer:
         message = ("interrupted" if interrupted else "finished") + f" at step {self.step}; run directory {self.run_dir}"
         log.info(message)
         if self.is_main:
-            console.print(message + (f"\nresume with: unflat train --resume {self.run_dir}" if interrupted else ""))
+            hint = f"\nresume with: unflat train --resume {self.run_dir}" if interrupted else ""
+            if already_done:  # a resume of a finished run trains nothing: say how to train further
+                hint = (f"\nthe run had already reached its --max-steps {cfg.max_steps}; to train further, give a larger "
+                        f"total: unflat train --resume {self.run_dir} --max-steps {2 * cfg.max_steps}")
+            console.print(message + hint)
         return TrainResult(self.run_dir, self.step, interrupted)
 
 

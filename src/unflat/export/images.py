@@ -57,6 +57,17 @@ def make_grid(images: np.ndarray, nrow: int = 8, padding: int = 2, pad_value: in
     return grid
 
 
+def with_caption(image: np.ndarray, text: str, pad_value: int = 255) -> np.ndarray:
+    """uint8 image [H,W,3] -> [H+h,W,3] with one line of dark ``text`` on a strip above it (PIL's built-in font)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    left, top, right, bottom = font.getbbox(text)
+    strip = Image.new("RGB", (image.shape[1], bottom + 6), (pad_value,) * 3)
+    ImageDraw.Draw(strip).text((3, 3 - top), text, fill=(40, 40, 40), font=font)
+    return np.concatenate([np.asarray(strip, np.uint8), image], axis=0)
+
+
 def save_grid(
     images: Tensor | np.ndarray,
     path: str | Path,

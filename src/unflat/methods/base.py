@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from unflat.cameras import Cameras
 from unflat.config import RunConfig
-from unflat.data.format import DatasetInfo
+from unflat.data.format import Dataset, DatasetInfo
 from unflat.data.loader import Batch
 from unflat.engine import distributed
 
@@ -103,6 +103,16 @@ class Method(abc.ABC):
     @abc.abstractmethod
     def sample(self, n: int, seed: int, class_ids: Tensor | None = None, cameras: Cameras | None = None) -> Samples:
         """n samples, deterministic in ``seed``; at fixed cameras when given."""
+
+    def setting_warnings(self, dataset: Dataset | None) -> list[str]:
+        """One line per setting that cannot do what the user asked with this config and data (a schedule longer
+        than max_steps, data the method does not fit); the engine says them once before training starts."""
+        return []
+
+    def training_phases(self) -> list[tuple[str, int]]:
+        """(name, first step) of each phase of the schedule whose steps cost differently (e.g. pre-training then
+        GAN): the progress ETA measures each phase's rate on its own. Empty: one phase."""
+        return []
 
     def extra_state(self) -> dict:
         """Method-specific counters or buffers to checkpoint (tensors, numbers, strings, lists, dicts)."""

@@ -32,8 +32,10 @@ from torch import Tensor
 
 from unflat.cameras import Cameras
 from unflat.config import RunConfig, require_positive
-from unflat.data.format import DatasetInfo
+from unflat.data.appearance import is_coloured
+from unflat.data.format import Dataset, DatasetInfo
 from unflat.data.loader import Batch
+from unflat.engine.progress import PhaseProgress
 from unflat.errors import ConfigError, UserError
 from unflat.losses.adversarial import discriminator_loss, generator_loss
 from unflat.losses.dom import DomSpace, dom_loss
@@ -604,6 +606,26 @@ class IGGAN(_ProxyMethodMixin, Method):
         logs |= self.update_generator(fakes)
         return logs
 
+    def training_phases(self) -> list[tuple[str, int]]:
+        return [("pre-training", 0), ("GAN", self.pretraining_steps)] if self.pretraining_steps else []
+
+    def setting_warnings(self, dataset: Dataset | None) -> list[str]:
+        cfg, notes = self.cfg, []
+        if self.pretraining_steps >= cfg.max_steps:
+            notes.append(f"--pretrain-steps {self.pretraining_steps} >= --max-steps {cfg.max_steps}: every step pre-trains "
+                         "the proxy renderer, G and D never train and samples stay empty; raise --max-steps above "
+                         f"{self.pretraining_steps}, lower --pretrain-steps or pass --renderer-checkpoint")
+        if dataset is None:
+            return notes
+        if dataset.info.num_classes > 1:
+            notes.append(f"{dataset.root} has {dataset.info.num_classes} classes ({', '.join(dataset.info.class_names)}); "
+                         "IG-GAN learns one category (docs/methods/iggan.md): make data of one --category")
+        coloured, how = is_coloured(dataset)
+        if coloured:
+            notes.append(f"{dataset.root} is coloured ({how}); IG-GAN's voxel generator makes shape only and its renderer "
+                         "draws one grey material, so it needs grey data: `unflat dataset synth ... --material grey`")
+        return notes
+
     # ---- state ------------------------------------------------------------------------------
     def extra_state(self) -> dict:
         return {"view_radius": self.view_radius, "view_fov_deg": self.view_fov_deg}
@@ -661,18 +683,24 @@ class IGGAN(_ProxyMethodMixin, Method):
         from unflat.export.pipeline import export_mesh  # noqa: PLC0415
 
         out_dir = Path(out_dir)
-        voxels = self.sample_voxels([seed + i for i in range(num)])
         paths: list[Path] = []
         empty = []
-        for i, mesh in enumerate(self.meshes(voxels)):
-            if len(mesh.faces) == 0:
-                empty.append(seed + i)
-                continue
-            paths += export_mesh(mesh, out_dir / f"mesh_{seed + i:04d}", formats)
+        with PhaseProgress("meshes (marching cubes)", num, "meshes") as bar:
+            for start in range(0, num, self.cfg.batch_size):  # batches: progress, and bounded memory
+                seeds = [seed + i for i in range(start, min(num, start + self.cfg.batch_size))]
+                for s, mesh in zip(seeds, self.meshes(self.sample_voxels(seeds))):
+                    bar.advance()
+                    if len(mesh.faces) == 0:
+                        empty.append(s)
+                        continue
+                    paths += export_mesh(mesh, out_dir / f"mesh_{s:04d}", formats)
         if empty:
-            warnings.warn(f"seeds {empty}: occupancy never crosses {self.cfg.export_threshold}; no mesh written", stacklevel=2)
+            warnings.warn(f"{len(empty)} of {num} samples (seeds {_seed_ranges(empty)}): the generated occupancy never "
+                          f"crosses --export-threshold {self.cfg.export_threshold}, so no mesh was written for them "
+                          "(an untrained generator, or one still in pre-training, makes empty shapes)", stacklevel=2)
         if not paths:
-            raise UserError(f"no sample produced a surface at --export-threshold {self.cfg.export_threshold}")
+            raise UserError(f"no sample produced a surface at --export-threshold {self.cfg.export_threshold} "
+                            "(an untrained generator, or one still in pre-training, makes empty shapes)")
         return paths
 
     def generate(self, out_dir: Path, num: int, seed: int = 0, class_id: int | None = None) -> list[Path]:
@@ -703,6 +731,17 @@ class IGGAN(_ProxyMethodMixin, Method):
             except UserError as exc:
                 warnings.warn(str(exc), stacklevel=2)
         return paths
+
+
+def _seed_ranges(seeds: list[int]) -> str:
+    """[0, 1, 2, 5] -> "0-2, 5"."""
+    parts, start = [], None
+    for i, s in enumerate(seeds):
+        start = s if start is None else start
+        if i + 1 == len(seeds) or seeds[i + 1] != s + 1:
+            parts.append(f"{start}-{s}" if s > start else f"{s}")
+            start = None
+    return ", ".join(parts)
 
 
 # =============================================================================================

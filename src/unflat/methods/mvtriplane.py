@@ -149,7 +149,7 @@ def tiny() -> MVTriplaneConfig:
         z_dim=16, w_dim=16, mapping_layers=1, plane_resolution=16, plane_channels=8, channel_base=128, channel_max=16,
         decoder_hidden=16, decoder_features=8, neural_resolution=8, output_resolution=16, sr_channels=16,
         num_coarse=8, num_fine=8, d_channel_base=128, d_channel_max=16, d_mapping_layers=1,
-        batch_size=4, max_steps=2, checkpoint_every=1, log_every=1, sample_every=0, tensorboard=False,
+        batch_size=4, max_steps=2, checkpoint_every=1, log_every=1, sample_every=0,
         blur_sigma=0.0, r1_every=2, density_reg_every=2, ema_half_life_images=100.0, mesh_resolution=24,
         white_background=True, multiview_views=2, multiview_start_step=0, diversity_every=0, diversity_probe=4,
         diversity_warmup=0,

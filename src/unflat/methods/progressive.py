@@ -36,7 +36,7 @@ from torch import Tensor
 
 from unflat.cameras import Cameras
 from unflat.config import RunConfig, require_positive
-from unflat.data.format import DatasetInfo
+from unflat.data.format import Dataset, DatasetInfo
 from unflat.data.loader import Batch
 from unflat.engine.progress import progress_bar
 from unflat.errors import ConfigError, UserError
@@ -243,6 +243,20 @@ class Progressive(Method):
     @property
     def views_per_sample(self) -> int:
         return 1 if self.cfg.supervision == "same-view" else 2  # input view (, target view)
+
+    def training_phases(self) -> list[tuple[str, int]]:
+        phases = [("stage I", 0), ("stage II", self.cfg.stage2_start), ("stage III", self.cfg.stage3_start)]
+        return [(name, first) for i, (name, first) in enumerate(phases) if i == 2 or first < phases[i + 1][1]]
+
+    def setting_warnings(self, dataset: Dataset | None) -> list[str]:
+        cfg = self.cfg
+        if cfg.stage2_start >= cfg.max_steps:
+            return [f"--stage2-start {cfg.stage2_start} >= --max-steps {cfg.max_steps}: training never leaves stage I "
+                    "(no same-view or adversarial losses); raise --max-steps or lower --stage2-start/--stage3-start"]
+        if cfg.stage3_start >= cfg.max_steps:
+            return [f"--stage3-start {cfg.stage3_start} >= --max-steps {cfg.max_steps}: stage III (the UV-space adversarial "
+                    "loss) never starts; raise --max-steps or lower --stage3-start"]
+        return []
 
     def stage_at(self, step: int) -> int:
         """1, 2 or 3: the training stage of ``step``."""

@@ -169,13 +169,10 @@ def choose_feature_fn(method, vgg_weights: str | Path | None = None, backbone: s
 # ---------------------------------------------------------------------------------------------
 # The two stages
 # ---------------------------------------------------------------------------------------------
-def _progress(enabled: bool):
-    from unflat.engine.progress import progress_bar
+def _progress(enabled: bool, description: str, total: int):
+    from unflat.engine.progress import PhaseProgress
 
-    bar = progress_bar(transient=True)
-    if not enabled:
-        bar.disable = True
-    return bar
+    return PhaseProgress(description, total, "steps", enabled=enabled)
 
 
 def _camera(method, azimuth: Tensor, elevation: Tensor) -> Cameras:
@@ -238,8 +235,9 @@ def _initialise(method, target: Tensor, feature_fn: FeatureFn, target_feats: lis
 
 
 def invert_image(method, target: Tensor, settings: PTISettings | None = None, feature_fn: FeatureFn | None = None,
-                 classifier: ClassifyFn | None = None) -> PTIResult:
-    """Invert one image [1,3,R,R] in [-1,1] (at the method's output resolution) -> PTIResult."""
+                 classifier: ClassifyFn | None = None, label: str = "PTI") -> PTIResult:
+    """Invert one image [1,3,R,R] in [-1,1] (at the method's output resolution) -> PTIResult. ``label`` starts
+    the progress lines (e.g. the image's name)."""
     s = settings or PTISettings()
     if feature_fn is None:
         feature_fn = discriminator_feature_fn(method.D)
@@ -260,8 +258,7 @@ def invert_image(method, target: Tensor, settings: PTISettings | None = None, fe
     base = [g["lr"] for g in opt.param_groups]
     G.requires_grad_(False)
     losses_w: list[float] = []
-    with _progress(s.progress) as bar:
-        task = bar.add_task("PTI stage 1 (w)", total=s.steps_w, rate="")
+    with _progress(s.progress, f"{label} stage 1 (w)", s.steps_w) as bar:
         for step in range(s.steps_w):
             t = step / max(s.steps_w, 1)
             ramp = min(1.0, (1 - t) / 0.25)  # cosine ramp-down over the last quarter
@@ -274,7 +271,7 @@ def invert_image(method, target: Tensor, settings: PTISettings | None = None, fe
             loss.backward()
             opt.step()
             losses_w.append(float(loss.detach()))
-            bar.update(task, advance=1, rate=f"loss {losses_w[-1]:.4f}")
+            bar.advance(1, f"loss {losses_w[-1]:.4f}")
     ws = w.detach().expand(1, G.num_ws, -1).clone()
     camera = _camera(method, azimuth.detach(), elevation.detach().clamp(-89, 89))
 
@@ -283,8 +280,7 @@ def invert_image(method, target: Tensor, settings: PTISettings | None = None, fe
     opt_g = torch.optim.Adam(tuned.parameters(), lr=s.lr_g)
     alpha = s.locality_alpha * math.sqrt(G.w_dim / 512)
     losses_g: list[float] = []
-    with _progress(s.progress) as bar:
-        task = bar.add_task("PTI stage 2 (G)", total=s.steps_g, rate="")
+    with _progress(s.progress, f"{label} stage 2 (G)", s.steps_g) as bar:
         for _ in range(s.steps_g):
             image = _render(method, tuned, ws, camera)
             loss = _loss(method, feature_fn, target_feats, target, image, s).mean()
@@ -294,7 +290,7 @@ def invert_image(method, target: Tensor, settings: PTISettings | None = None, fe
             loss.backward()
             opt_g.step()
             losses_g.append(float(loss.detach()))
-            bar.update(task, advance=1, rate=f"loss {losses_g[-1]:.4f}")
+            bar.advance(1, f"loss {losses_g[-1]:.4f}")
     tuned.eval().requires_grad_(False)
     return PTIResult(ws, float(azimuth.detach()), float(elevation.detach().clamp(-89, 89)), class_id, class_source,
                      tuned, losses_w, losses_g)
@@ -347,9 +343,10 @@ def invert_images(method, images: list[Path], out_dir: Path, steps_w: int = 500,
     s = PTISettings(steps_w=steps_w, steps_g=steps_g, **settings)
     feature_fn, feature_name, classifier = choose_feature_fn(method, vgg_weights, backbone)
     written: list[Path] = []
-    for path in map(Path, images):
+    for index, path in enumerate(map(Path, images)):
         target = load_image(path, method.output_resolution).to(method.device)
-        result = invert_image(method, target, s, feature_fn, classifier)
+        label = f"invert {path.name} ({index + 1}/{len(images)})" if len(images) > 1 else f"invert {path.name}"
+        result = invert_image(method, target, s, feature_fn, classifier, label)
         folder = Path(out_dir) / path.stem
         folder.mkdir(parents=True, exist_ok=True)
         camera = _camera(method, torch.tensor([result.azimuth]), torch.tensor([result.elevation]))

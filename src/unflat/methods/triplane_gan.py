@@ -31,8 +31,9 @@ from torch.utils.checkpoint import checkpoint
 from unflat.cameras import Cameras, fov_to_focal, look_at
 from unflat.data.augment import random_xflip
 from unflat.config import RunConfig, require_positive
-from unflat.data.format import DatasetInfo
+from unflat.data.format import Dataset, DatasetInfo
 from unflat.data.loader import Batch
+from unflat.engine.progress import PhaseProgress
 from unflat.engine.ema import ema_beta, make_ema, update_ema
 from unflat.errors import ConfigError
 from unflat.geometry.triplane import Aggregation, TriplaneDecoder, sample_triplane
@@ -562,6 +563,20 @@ class TriplaneGAN(Method):
         return 0.0, {}
 
     # ---- schedules -----------------------------------------------------------------------------
+    def setting_warnings(self, dataset: Dataset | None) -> list[str]:
+        cfg, notes = self.cfg, []
+        images = cfg.max_steps * cfg.batch_size * self.ctx.world_size  # what the whole run sees
+        if cfg.neural_resolution_final > 0 and cfg.neural_fade_images > images:
+            notes.append(f"--neural-fade-images {cfg.neural_fade_images} > the {images} images this run sees "
+                         f"(--max-steps x --batch-size): the rendering resolution ends at {self.neural_resolution(images)}, "
+                         f"not {cfg.neural_resolution_final}; raise --max-steps or lower --neural-fade-images")
+        if cfg.blur_sigma > 0 and cfg.blur_fade_images > images:
+            left = (1.0 - images / cfg.blur_fade_images) * cfg.blur_sigma
+            notes.append(f"--blur-fade-images {cfg.blur_fade_images} > the {images} images this run sees "
+                         f"(--max-steps x --batch-size): the discriminator still blurs by {left:.2g} px at the end; "
+                         "raise --max-steps or lower --blur-fade-images")
+        return notes
+
     def neural_resolution(self, images_seen: int) -> int:
         cfg = self.cfg
         if cfg.neural_resolution_final <= 0:
@@ -733,13 +748,15 @@ class TriplaneGAN(Method):
         ids = None if class_id is None else torch.full((num,), int(class_id))
         z, ids, _ = self._latents(num, seed, ids)
         paths: list[Path] = []
-        for i in range(num):
-            planes, _ = self.planes_for(z[i:i + 1], ids[i:i + 1])
-            mesh = self.mesh_from_planes(planes)
-            if len(mesh.faces) == 0:
-                continue
-            for fmt in formats:
-                paths.append(save_mesh(mesh, out_dir / f"sample_{i:03d}_class{int(ids[i])}.{fmt}"))
+        with PhaseProgress(f"meshes ({self.cfg.mesh_resolution}^3 marching cubes)", num, "meshes") as bar:
+            for i in range(num):
+                planes, _ = self.planes_for(z[i:i + 1], ids[i:i + 1])
+                mesh = self.mesh_from_planes(planes)
+                bar.advance()
+                if len(mesh.faces) == 0:
+                    continue
+                for fmt in formats:
+                    paths.append(save_mesh(mesh, out_dir / f"sample_{i:03d}_class{int(ids[i])}.{fmt}"))
         return paths
 
     # ---- generate: grids, depth, meshes, videos ------------------------------------------------

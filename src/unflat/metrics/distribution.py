@@ -241,8 +241,9 @@ def batches(images: Tensor | np.ndarray, batch_size: int = 64, device: str | tor
 
 def to_unit_images(images: Tensor | np.ndarray) -> Tensor:
     """uint8 [N,H,W,3] (array or tensor) -> float [N,3,H,W] in [0,1]; float [N,3,H,W] passes through."""
-    if isinstance(images, np.ndarray):  # a batch: copied when read-only (memory-mapped), which torch cannot wrap
-        images = torch.from_numpy(np.ascontiguousarray(images) if images.flags.writeable else np.array(images))
+    if isinstance(images, np.ndarray):
+        # a read-only memory map is copied (one batch): PyTorch warns on tensors over read-only memory
+        images = torch.from_numpy(np.require(images, requirements=("C", "W")))
     if images.dtype == torch.uint8:
         if images.shape[-1] not in (1, 3):
             raise ValueError(f"uint8 images must be [N,H,W,3], got {tuple(images.shape)}")

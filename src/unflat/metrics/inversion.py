@@ -161,7 +161,8 @@ def evaluate_inversions(method, dataset: Dataset, settings: InversionSettings, f
                           elevation=float(target["elevation"][0]) if given else None)
         torch.manual_seed(settings.seed + i)
         with whole_frames():
-            result = invert_image(method, target["images"] * 2 - 1, pti, feature_fn, classifier)
+            result = invert_image(method, target["images"] * 2 - 1, pti, feature_fn, classifier,
+                                  f"inversion {i + 1}/{len(chosen)}")
             az, el = torch.tensor([result.azimuth]), torch.tensor([result.elevation])
             inputs.append(target)
             pivots.append(render_views(method, method.G_ema, result.ws, az, el))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 import torch
@@ -183,9 +183,10 @@ def mesh_volume_iou(pred_mesh, gt_mesh, resolution: int = 64, bound: float = 1.0
 
 
 # ---- generator set metrics ---------------------------------------------------------------------------
-def pairwise_chamfer(a: Tensor, b: Tensor, variant: ChamferVariant = "l2_squared") -> Tensor:
+def pairwise_chamfer(a: Tensor, b: Tensor, variant: ChamferVariant = "l2_squared",
+                     on_pairs: Callable[[int], None] | None = None) -> Tensor:
     """Chamfer distance between every cloud of a [M,P,3] and every cloud of b [N,Q,3] -> [M,N].
-    Pairs are processed in blocks sized to bound memory."""
+    Pairs are processed in blocks sized to bound memory; ``on_pairs(k)`` is told after each block of k pairs."""
     m, n = a.shape[0], b.shape[0]
     pairs_per_block = max(1, _BLOCK_ELEMENTS // max(1, a.shape[1] * b.shape[1]))
     out = torch.empty(m, n, dtype=torch.float32, device=a.device)
@@ -194,6 +195,8 @@ def pairwise_chamfer(a: Tensor, b: Tensor, variant: ChamferVariant = "l2_squared
         idx = flat[start : start + pairs_per_block]
         i, j = idx // n, idx % n
         out.view(-1)[idx] = chamfer_distance(a[i], b[j], variant).float()
+        if on_pairs is not None:
+            on_pairs(len(idx))
     return out
 
 
@@ -239,12 +242,14 @@ def one_nearest_neighbour_accuracy(d_gen_gen: Tensor, d_gen_ref: Tensor, d_ref_r
 
 
 def generation_shape_metrics(
-    generated: Tensor, reference: Tensor, variant: ChamferVariant = "l2_squared"
+    generated: Tensor, reference: Tensor, variant: ChamferVariant = "l2_squared",
+    on_pairs: Callable[[int], None] | None = None,
 ) -> GenerationShapeMetrics:
-    """COV/MMD/1-NNA from generated clouds [M,P,3] and reference clouds [N,P,3]."""
-    d_gr = pairwise_chamfer(generated, reference, variant)
-    d_gg = pairwise_chamfer(generated, generated, variant)
-    d_rr = pairwise_chamfer(reference, reference, variant)
+    """COV/MMD/1-NNA from generated clouds [M,P,3] and reference clouds [N,P,3]; ``on_pairs`` counts the
+    M*N + M*M + N*N Chamfer pairs as they are done (progress)."""
+    d_gr = pairwise_chamfer(generated, reference, variant, on_pairs)
+    d_gg = pairwise_chamfer(generated, generated, variant, on_pairs)
+    d_rr = pairwise_chamfer(reference, reference, variant, on_pairs)
     coverage, mmd = coverage_mmd(d_gr)
     return GenerationShapeMetrics(
         coverage=coverage,

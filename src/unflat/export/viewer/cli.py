@@ -43,9 +43,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def load_backend(run_dir: Path, device: str = "auto") -> ViewerBackend | None:
-    """A sampler over the run's latest checkpoint, or None (with a note) when there is none."""
-    if not (run_dir / "checkpoints" / "latest.pt").exists():
+def find_run(folder: Path, depth: int = 3) -> Path | None:
+    """``folder`` when it is a run with a checkpoint, else the first such run below it (sorted, up to ``depth``
+    levels down, hidden folders skipped): `unflat view runs/demo` samples from runs/demo/run."""
+    if (folder / "checkpoints" / "latest.pt").exists():
+        return folder
+    if depth == 0:
+        return None
+    try:
+        children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
+    except OSError:
+        return None
+    return next((found for child in children if child.name != "checkpoints"
+                 for found in [find_run(child, depth - 1)] if found is not None), None)
+
+
+def load_backend(folder: Path, device: str = "auto") -> ViewerBackend | None:
+    """A sampler over the latest checkpoint of the run at or below ``folder``, or None (with a note)."""
+    run_dir = find_run(folder)
+    if run_dir is None:
         return None
     from unflat.engine.trainer import load_run
     from unflat.export.viewer.backend import MethodSampleBackend

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import html
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from unflat.export.viewer.plots import metrics_svgs
+from unflat.export.viewer.plots import metrics_figures
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".webm")
@@ -65,35 +66,49 @@ def scan_folder(root: Path, folder: Path) -> FolderListing:
     return listing
 
 
+SAMPLE_GRID = re.compile(r"(^|/)samples/step-(\d+)\.png$")
+MESHES_SHOWN = 24  # viewable meshes listed open; the rest folded
+NUMBERED = re.compile(r"[_-]?\d+(\.\w+)$")  # render_0003.png -> render (one series per folder and stem)
+NUMBERED_SHOWN = 4  # a series of more numbered images than this is folded
+
+
 def index_page(root: Path, folder: Path, with_sampler: bool) -> str:
-    """The index of ``folder``: metrics plots, the sampler (when a backend is attached), meshes,
-    images and videos."""
+    """The index of ``folder``, results first: images (the run's results, then the training sample grids,
+    newest first), meshes, the sampler (when a backend is attached), videos, then labelled metric curves
+    (timings and counters folded away) and, folded, mesh files the browser cannot show (e.g. ground truth)."""
     listing = scan_folder(root, folder)
     rel_folder = folder.relative_to(root).as_posix()
     title = root.name if rel_folder == "." else f"{root.name}/{rel_folder}"
     sections = []
-    for metrics in listing.metrics:
-        plots = "".join(metrics_svgs(root / metrics)) or "<p>No scalar values yet.</p>"
-        sections.append(_section(f"Metrics: {metrics}", f'<div class="plots">{plots}</div>'))
-    if with_sampler:
-        sections.append(_section("Sample", _sampler_form()))
-    if listing.meshes or listing.other_meshes:
+    grids = sorted((rel for rel in listing.images if SAMPLE_GRID.search(rel)),
+                   key=lambda rel: int(SAMPLE_GRID.search(rel).group(2)), reverse=True)
+    results = sorted((rel for rel in listing.images if not SAMPLE_GRID.search(rel)),
+                     key=lambda rel: (rel.count("/"), rel))
+    if results:
+        # per-sample files (render_0000.png ... next to their grid): folded, so the grids come first
+        series: dict[str, list[str]] = {}
+        for rel in results:
+            series.setdefault(NUMBERED.sub("", rel), []).append(rel)
+        many = {rel for members in series.values() if len(members) > NUMBERED_SHOWN for rel in members}
+        body = f'<div class="gallery">{"".join(_figure(rel) for rel in results if rel not in many)}</div>'
+        if many:
+            body += _folded(f"{len(many)} per-sample images", f'<div class="gallery">{"".join(_figure(rel) for rel in results if rel in many)}</div>')
+        sections.append(_section("Images", body))
+    if grids:
+        figures = "".join(_figure(rel, f"step {int(SAMPLE_GRID.search(rel).group(2))} ({rel})") for rel in grids)
+        sections.append(_section("Samples during training (newest first)", f'<div class="gallery">{figures}</div>'))
+    if listing.meshes:
         items = [
             f'<li><a href="{_attr(MESH_PAGE_URL + "?file=" + quote(rel))}">{_text(rel)}</a> '
             f'(<a href="{_attr(file_url(rel))}" download>download</a>)</li>'
             for rel in listing.meshes
-        ] + [
-            f'<li>{_text(rel)} (<a href="{_attr(file_url(rel))}" download>download</a>)</li>'
-            for rel in listing.other_meshes
         ]
-        sections.append(_section("Meshes", f'<ul class="meshes">{"".join(items)}</ul>'))
-    if listing.images:
-        figures = "".join(
-            f'<figure><a href="{_attr(file_url(rel))}"><img src="{_attr(file_url(rel))}" loading="lazy" '
-            f'alt="{_attr(rel)}"></a><figcaption>{_text(rel)}</figcaption></figure>'
-            for rel in listing.images
-        )
-        sections.append(_section("Images", f'<div class="gallery">{figures}</div>'))
+        body = f'<ul class="meshes">{"".join(items[:MESHES_SHOWN])}</ul>'
+        if len(items) > MESHES_SHOWN:
+            body += _folded(f"{len(items) - MESHES_SHOWN} more", f'<ul class="meshes">{"".join(items[MESHES_SHOWN:])}</ul>')
+        sections.append(_section("Meshes", body))
+    if with_sampler:
+        sections.append(_section("Sample", _sampler_form()))
     if listing.videos:
         videos = "".join(
             f'<figure><video src="{_attr(file_url(rel))}" controls loop muted></video>'
@@ -101,12 +116,32 @@ def index_page(root: Path, folder: Path, with_sampler: bool) -> str:
             for rel in listing.videos
         )
         sections.append(_section("Videos", f'<div class="gallery">{videos}</div>'))
+    for metrics in listing.metrics:
+        main, details = metrics_figures(root / metrics)
+        body = f'<div class="plots">{"".join(main)}</div>' if main else "<p>No scalar values yet.</p>"
+        if details:
+            body += _folded(f"timings and counters ({len(details)} curves)", f'<div class="plots">{"".join(details)}</div>')
+        sections.append(_section(f"Training curves: {metrics}", body))
+    if listing.other_meshes:
+        items = "".join(f'<li>{_text(rel)} (<a href="{_attr(file_url(rel))}" download>download</a>)</li>'
+                        for rel in listing.other_meshes)
+        sections.append(_section("Other mesh files", _folded(f"{len(listing.other_meshes)} OBJ/PLY/STL files "
+                                                             "(download only)", f'<ul class="meshes">{items}</ul>')))
     if listing.truncated:
         sections.append(f"<p>Only the first {MAX_FILES_PER_KIND} files of each kind are listed.</p>")
     if not sections:
         sections.append("<p>Nothing to show yet: no images, meshes, videos or metrics.jsonl here.</p>")
     scripts = [f"{STATIC_URL}/sampler.js"] if with_sampler else []
     return _page(f"unflat: {title}", "".join(sections), scripts)
+
+
+def _figure(rel: str, caption: str | None = None) -> str:
+    return (f'<figure><a href="{_attr(file_url(rel))}"><img src="{_attr(file_url(rel))}" loading="lazy" '
+            f'alt="{_attr(rel)}"></a><figcaption>{_text(caption or rel)}</figcaption></figure>')
+
+
+def _folded(summary: str, body: str) -> str:
+    return f"<details><summary>{_text(summary)}</summary>{body}</details>"
 
 
 def mesh_page(rel: str, siblings: list[str]) -> str:

@@ -66,6 +66,7 @@ def line_plot_svg(name: str, points: list[tuple[float, float]], width: int = 320
         f'<text x="{left - 4}" y="{top + plot_h}" class="axis" text-anchor="end">{_fmt(y0)}</text>'
         f'<text x="{left}" y="{height - 6}" class="axis">{_fmt(x0)}</text>'
         f'<text x="{width - right}" y="{height - 6}" class="axis" text-anchor="end">{_fmt(x1)}</text>'
+        f'<text x="{left + plot_w / 2:.0f}" y="{height - 6}" class="axis" text-anchor="middle">step</text>'
         f'<polyline points="{path}" class="line"/>'
         "</svg>"
     )
@@ -74,6 +75,50 @@ def line_plot_svg(name: str, points: list[tuple[float, float]], width: int = 320
 def metrics_svgs(path: Path) -> list[str]:
     """Every series of one metrics.jsonl as SVG plots, sorted by name."""
     return [line_plot_svg(name, points) for name, points in sorted(read_metrics(path).items())]
+
+
+DETAIL_PREFIXES = ("opengl_", "images_seen", "steps_per_s", "images_per_s", "gpu_peak", "lr_scale", "pretraining")
+DETAIL_SUFFIXES = ("_ms",)
+"""Series that describe how the run went (timings, counters), not what it learned: folded away by default."""
+
+MEANINGS = (  # (name prefix, one line of what it means); the first match wins
+    ("loss_D", "discriminator loss (lower: it tells real from generated more easily)"),
+    ("loss_G", "generator's adversarial loss (lower: its samples fool the discriminator more)"),
+    ("D_real", "discriminator's mean score on real images"),
+    ("D_fake", "discriminator's mean score on generated images"),
+    ("loss_R", "proxy renderer's loss: its images vs OpenGL's (L2 + DOM)"),
+    ("R_l2", "proxy renderer's L2 to OpenGL renders (lower: a better imitation)"),
+    ("R_dom", "discriminator output matching: D's view of proxy vs OpenGL renders"),
+    ("voxel_mean", "mean occupancy of generated voxels (0: empty shapes, 1: full cubes)"),
+    ("stage", "training stage (progressive: I novel view, II + same view, III + adversarial)"),
+    ("loss_novel", "perceptual loss of the render at the other view (lower is better)"),
+    ("loss_same", "perceptual loss of the render at the input view (lower is better)"),
+    ("r1", "R1 gradient penalty of the discriminator"),
+    ("eval/fid", "FID of samples vs the data on the feature backbone (lower is better)"),
+    ("eval/kid", "KID of samples vs the data on the feature backbone (lower is better)"),
+    ("held_out/", "backbone accuracy on shapes it never saw (higher is better)"),
+    ("eval/held_out/", "backbone accuracy on shapes it never saw (higher is better)"),
+    ("loss", "training loss (lower is better)"),
+)
+
+
+def is_detail(name: str) -> bool:
+    return name.startswith(DETAIL_PREFIXES) or name.endswith(DETAIL_SUFFIXES)
+
+
+def meaning(name: str) -> str:
+    return next((text for prefix, text in MEANINGS if name.startswith(prefix)), "")
+
+
+def metrics_figures(path: Path) -> tuple[list[str], list[str]]:
+    """(what the run learned, how it ran): labelled plots of one metrics.jsonl, each an SVG with its meaning."""
+    main, details = [], []
+    for name, points in sorted(read_metrics(path).items()):
+        text = meaning(name)
+        figure = (f'<figure class="plot-card">{line_plot_svg(name, points)}'
+                  + (f"<figcaption>{html.escape(text)}</figcaption>" if text else "") + "</figure>")
+        (details if is_detail(name) else main).append(figure)
+    return main, details
 
 
 def _is_number(value: object) -> bool:
