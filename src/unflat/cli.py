@@ -271,30 +271,32 @@ def _check_seed(seed: int) -> None:
         raise UserError(f"--seed must be in [0, 2**63 - 2**32), got {seed}")
 
 
-def _check_class_id(class_id: int | None, method: object) -> None:
-    info = getattr(method, "info", None)
-    classes = getattr(info, "num_classes", 0)
+def _check_class_id(class_id: int | None, method) -> None:
+    info = method.info
+    classes = info.num_classes
     if class_id is not None and classes and not 0 <= class_id < classes:
         names = ", ".join(f"{i}={n}" for i, n in enumerate(info.class_names[:8]))
         raise UserError(f"--class-id must be in [0, {classes}) for this run ({names}), got {class_id}")
 
 
-def _require(method: object, name: str, what: str) -> Callable:
-    fn = getattr(method, name, None)
-    if fn is None:
-        raise UserError(f"method '{getattr(method, 'name', '?')}' does not support {what}")
-    return fn
+def _require(method, contract: type[T], what: str) -> T:
+    """``method`` as the contract a command needs (``unflat.methods.base``), or a one-line error."""
+    if not isinstance(method, contract):
+        raise UserError(f"method '{method.name}' does not support {what}")
+    return method
 
 
 def cmd_generate(args: list[str]) -> int:
+    from unflat.methods.base import Generator3D
+
     a = parse(GenerateArgs, args, "unflat generate")
     _positive(num=a.num)
     _check_seed(a.seed)
     check_output_dir(a.out)
     loaded = _loaded(a.run, a.device)
     _check_class_id(a.class_id, loaded.method)
-    fn = _require(loaded.method, "generate", "generate")
-    paths = fn(claim_output_dir(a.out, "generate"), a.num, a.seed, a.class_id)
+    generator = _require(loaded.method, Generator3D, "generate")
+    paths = generator.generate(claim_output_dir(a.out, "generate"), a.num, a.seed, a.class_id)
     print(f"wrote {len(paths)} files to {a.out}")
     return 0
 
@@ -335,26 +337,30 @@ def readable_images(paths: Sequence[Path]) -> list[Path]:
 
 
 def cmd_invert(args: list[str]) -> int:
+    from unflat.methods.base import Invertible
+
     a = parse(InvertArgs, args, "unflat invert")
     images = readable_images(a.images)
     check_output_dir(a.out)
     loaded = _loaded(a.run, a.device)
-    fn = _require(loaded.method, "invert", "PTI inversion (use an mvtriplane or 3dgp run)")
-    fn(images, claim_output_dir(a.out, "invert"), a.steps_w, a.steps_g)
+    generator = _require(loaded.method, Invertible, "PTI inversion (use an mvtriplane or 3dgp run)")
+    generator.invert(images, claim_output_dir(a.out, "invert"), a.steps_w, a.steps_g)
     return 0
 
 
 def cmd_reconstruct(args: list[str]) -> int:
+    from unflat.methods.base import Reconstructor
+
     a = parse(ReconstructArgs, args, "unflat reconstruct")
     check_output_dir(a.out)
     loaded = _loaded(a.run, a.device)
-    fn = _require(loaded.method, "reconstruct", "reconstruct (use a progressive run)")
+    reconstructor = _require(loaded.method, Reconstructor, "reconstruct (use a progressive run)")
     for name, value in (("batch-size", a.batch_size), ("turntable-frames", a.turntable_frames),
                         ("turntable-resolution", a.turntable_resolution)):
         if value <= 0:
             raise UserError(f"--{name} must be > 0, got {value}")
     start = time.perf_counter()
-    written = fn(list(a.images), claim_output_dir(a.out, "reconstruct"), list(a.masks) or None, a.batch_size, turntable=a.turntable,
+    written = reconstructor.reconstruct(list(a.images), claim_output_dir(a.out, "reconstruct"), list(a.masks) or None, a.batch_size, turntable=a.turntable,
                  turntable_frames=a.turntable_frames, turntable_resolution=a.turntable_resolution,
                  input_colours=a.input_colours)
     meshes = sum(1 for path in written if Path(path).suffix == ".glb")

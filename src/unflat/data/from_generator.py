@@ -119,8 +119,8 @@ def mask_fraction_ok(masks: torch.Tensor, views: int, low: float, high: float) -
 
 def require_multiview_generator(method) -> None:
     """One-line error for runs that cannot render a latent from several cameras (e.g. a progressive run)."""
-    if not getattr(method, "multiview_generator", False):
-        raise UserError(f"a '{getattr(method, 'name', type(method).__name__)}' run cannot make a multi-view dataset: "
+    if not method.multiview_generator:
+        raise UserError(f"a '{method.name}' run cannot make a multi-view dataset: "
                         "use a trained 3D generator run (iggan, mvtriplane or 3dgp)")
 
 

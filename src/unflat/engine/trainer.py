@@ -133,10 +133,10 @@ def write_run_config(run_dir: Path, method_name: str, cfg: RunConfig) -> None:
 
 def dataset_info_for(spec: MethodSpec, cfg: RunConfig) -> DatasetInfo:
     if cfg.data is None:
-        builtin = getattr(spec.method_cls, "builtin_data_info", None)
+        builtin = spec.method_cls.builtin_data_info(cfg)
         if builtin is None:
             raise UserError(f"--data is required for method '{spec.name}' (make a dataset with `unflat dataset synth`)")
-        return builtin(cfg)
+        return builtin
     return open_dataset(cfg.data).info
 
 
@@ -434,10 +434,9 @@ class Trainer:
 
     def finish(self) -> None:
         """A method's ``on_train_end(run_dir) -> scalars`` (e.g. the backbone writes its weights file)."""
-        hook = getattr(self.method, "on_train_end", None)
-        if hook is None or not self.is_main:
+        if not self.is_main:
             return
-        values = hook(self.run_dir)
+        values = self.method.on_train_end(self.run_dir)
         if values and self.logger is not None:
             self.logger.scalars(self.step, values, event="end of training")
 
@@ -526,7 +525,7 @@ class Trainer:
                             torch.cuda.max_memory_allocated(self.ctx.device) / 2**30, self.ctx.device)
                     if self.is_main:
                         self.logger.scalars(self.step, row)
-                        for tag, values in getattr(self.method, "histograms", dict)().items():  # e.g. 3dgp's cameras
+                        for tag, values in self.method.histograms().items():  # e.g. 3dgp's cameras
                             self.logger.histogram(tag, values, self.step)
                         progress.summary(self.step, row, self.method.console_hidden_metrics)
                 if self.step % cfg.checkpoint_every == 0:

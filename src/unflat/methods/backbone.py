@@ -111,6 +111,9 @@ class BackboneMethod(Method):
     """Classifies category and viewpoint bins; its pooled features are the metric features."""
 
     name = "backbone"
+    kind = "helper"
+    helper_use = ("this run is a feature backbone, not a generator: pass its backbone.safetensors as "
+                  "`unflat evaluate GENERATOR_RUN --backbone PATH`")
 
     def __init__(self, cfg: BackboneConfig, info: DatasetInfo, ctx: TrainContext) -> None:
         super().__init__(cfg, info, ctx)

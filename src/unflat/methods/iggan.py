@@ -37,7 +37,7 @@ from unflat.data.loader import Batch
 from unflat.errors import ConfigError, UserError
 from unflat.losses.adversarial import discriminator_loss, generator_loss
 from unflat.losses.dom import DomSpace, dom_loss
-from unflat.methods.base import Method, Samples, TrainContext
+from unflat.methods.base import Generator3D, Method, Samples, TrainContext
 from unflat.methods.registry import MethodSpec, register
 from unflat.nets.dcgan import DCGANDiscriminator
 from unflat.nets.rendernet import RenderNet, camera_frame_grid, sample_camera_frame
@@ -412,7 +412,7 @@ class Fakes:
     opengl: Tensor | None = None
 
 
-class IGGAN(_ProxyMethodMixin, Method):
+class IGGAN(_ProxyMethodMixin, Method, Generator3D):
     """Generator G, proxy renderer R_phi, discriminator D; OpenGL in the loop."""
 
     multiview_generator = True
@@ -711,6 +711,7 @@ class IGGANRenderer(_ProxyMethodMixin, Method):
     """Pre-trains the proxy renderer R_phi with L2 to OpenGL renders of random binary shapes."""
 
     name = "iggan-renderer"
+    kind = "helper"
     Config = IGGANRendererConfig
 
     def __init__(self, cfg: IGGANRendererConfig, info: DatasetInfo, ctx: TrainContext) -> None:

@@ -45,7 +45,7 @@ from unflat.geometry.sphere_template import sphere_template
 from unflat.losses.adversarial import discriminator_loss, generator_loss, r1_penalty
 from unflat.losses.perceptual import PerceptualLoss, build_feature_extractor
 from unflat.losses.silhouette import iou_loss
-from unflat.methods.base import Method, Samples, TrainContext
+from unflat.methods.base import Method, Reconstructor, Samples, TrainContext
 from unflat.methods.registry import MethodSpec, register
 from unflat.nets.reconstruction import ImageEncoder, ReconstructionNet, UVDecoder, UVDiscriminator
 from unflat.render.base import RenderOutput
@@ -202,7 +202,7 @@ class ProgressiveConfig(RunConfig):
                               "(train one with `unflat train backbone`)")
 
 
-class Progressive(Method):
+class Progressive(Method, Reconstructor):
     """Encoder-decoder to a textured mesh; three-stage training (see the module docstring)."""
 
     name = "progressive"

@@ -427,6 +427,7 @@ def _replace(cfg: TDGPConfig, **changes) -> TDGPConfig:
 # ---------------------------------------------------------------------------------------------
 class TDGP(TriplaneGAN):
     name = "3dgp"
+    learns_cameras = True  # the paper's camera generator: its cameras are part of what is evaluated
     Config = TDGPConfig
     cfg: TDGPConfig
 

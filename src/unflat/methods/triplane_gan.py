@@ -36,7 +36,7 @@ from unflat.engine.ema import ema_beta, make_ema, update_ema
 from unflat.errors import ConfigError
 from unflat.geometry.triplane import Aggregation, TriplaneDecoder, sample_triplane
 from unflat.losses.adversarial import discriminator_loss, generator_loss, r1_penalty
-from unflat.methods.base import Method, Samples, TrainContext
+from unflat.methods.base import Generator3D, Invertible, Method, Samples, TrainContext
 from unflat.nets.stylegan2 import Discriminator, MappingNetwork, NoiseMode, SynthesisNetwork
 from unflat.nets.superres import SuperResolution, resize
 from unflat.render.triplane_sampling import fused_sample_triplane, fused_sampling_supported
@@ -469,7 +469,7 @@ def gaussian_blur(images: Tensor, sigma: float) -> Tensor:
 # ---------------------------------------------------------------------------------------------
 # The shared method
 # ---------------------------------------------------------------------------------------------
-class TriplaneGAN(Method):
+class TriplaneGAN(Method, Generator3D, Invertible):
     """Training, sampling, export, generation and inversion for a tri-plane GAN; see module docstring."""
 
     multiview_generator = True

@@ -19,7 +19,6 @@ Held-back data: shapes the generator never saw, e.g. ``unflat dataset synth --se
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import asdict, dataclass
 from typing import Literal
@@ -144,7 +143,7 @@ def evaluate_inversions(method, dataset: Dataset, settings: InversionSettings, f
     size = method.output_resolution
     chosen = held_back_views(dataset, settings.num_images, settings.seed)
     same_class_names = tuple(method.info.class_names) == tuple(dataset.info.class_names)
-    whole_frames = getattr(method, "full_frame", contextlib.nullcontext)  # 3dgp renders patches unless told
+    whole_frames = method.full_frame  # 3dgp renders patches unless told
     inputs, pivots, tuned, novel_targets, novel_pivots, novel_tuned, per_image = [], [], [], [], [], [], []
     start = time.perf_counter()
     stopped_early = False

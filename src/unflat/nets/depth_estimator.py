@@ -279,6 +279,7 @@ class DepthEstimatorMethod(Method):
     """Trains TinyDepthNet with MiDaS' scale-and-shift-invariant loss on ground-truth relative depth."""
 
     name = "depth"
+    kind = "helper"
     Config = DepthConfig
 
     def __init__(self, cfg: DepthConfig, info: DatasetInfo, ctx: TrainContext) -> None:
