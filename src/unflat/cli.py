@@ -3,10 +3,8 @@ docstring is its --help text. User errors print one line (``--debug`` shows the 
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import importlib
-import io
 import os
 import sys
 import time
@@ -19,6 +17,7 @@ from tyro.conf import Positional
 from unflat import __version__
 from unflat.errors import UserError
 from unflat.outputs import check_output_dir, claim_output_dir
+from unflat.parsing import parse
 
 T = TypeVar("T")
 DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
@@ -26,51 +25,6 @@ DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 class NotBuiltYet(UserError):
     """A sub-command whose capability is not available in this build."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Parsing helpers
-# ---------------------------------------------------------------------------------------------
-def parse(cls: type[T], args: Sequence[str], prog: str, description: str | None = None, default: T | None = None) -> T:
-    """tyro parse with one-line errors. --help prints the full generated help and exits 0."""
-    buffer = io.StringIO()
-    wants_help = any(a in ("-h", "--help") for a in args)
-    kwargs = {"default": default} if default is not None else {}
-    try:
-        with contextlib.redirect_stderr(buffer), contextlib.redirect_stdout(buffer):
-            return tyro_cli(cls, args=list(args), prog=prog, description=description, **kwargs)
-    except SystemExit as exc:
-        text = buffer.getvalue()
-        if wants_help or exc.code == 0:
-            print(text, end="")
-            raise SystemExit(0) from None
-        detail = _first_error_line(text)
-        raise UserError(f"{detail} (see `{prog} --help`)") from None
-
-
-def _first_error_line(text: str) -> str:
-    """The message inside tyro's error box: the lines between the title and the first rule, joined."""
-    lines = [line.strip().strip("│|").strip() for line in text.splitlines()]
-    body: list[str] = []
-    started = False
-    for line in lines:
-        is_rule = bool(line) and set(line) <= set("─━╭╮╰╯-+ ")
-        if not started:
-            started = bool(line) and not is_rule and not line.startswith("usage")
-            continue  # skip the title line
-        if is_rule:
-            if body:
-                break
-            continue
-        if line:
-            body.append(line)
-    return " ".join(body) or "invalid arguments"
-
-
-def tyro_cli(cls, **kwargs):
-    import tyro
-
-    return tyro.cli(cls, **kwargs)
 
 
 def _import(module: str, what: str):
@@ -110,13 +64,14 @@ class ResumeArgs:
 
 
 def cmd_train(args: list[str]) -> int:
-    from unflat.engine import distributed, trainer
+    from unflat import runs
+    from unflat.engine import distributed
     from unflat.methods.registry import all_methods, get_method
 
     if "--resume" in args:
         resume = parse(ResumeArgs, args, "unflat train")
         overrides = {"max_steps": resume.max_steps} if resume.max_steps is not None else None
-        result = trainer.resume(resume.resume, overrides, resume.out)
+        result = runs.resume(resume.resume, overrides, resume.out)
         distributed.shutdown()  # torchrun: every rank leaves the process group together
         return 130 if result.interrupted else 0
     if not args or args[0].startswith("-"):
@@ -137,7 +92,7 @@ def cmd_train(args: list[str]) -> int:
         f"--preset {{{'|'.join(spec.presets)}}} picks the defaults below (default: small; these are the '{preset}' values)."
     )
     cfg = parse(spec.config_cls, rest, f"unflat train {spec.name}", description, default=spec.config(preset))
-    result = trainer.train(spec, cfg)
+    result = runs.train(spec, cfg)
     distributed.shutdown()  # torchrun: every rank leaves the process group together
     return 130 if result.interrupted else 0
 
@@ -149,7 +104,7 @@ DATASET_COMMANDS = {
     "synth": ("unflat.data.commands", "SynthConfig", "run_synth", "embedded procedural categories with ground-truth 3D"),
     "render": ("unflat.data.commands", "RenderMeshesConfig", "run_render_meshes", "your OBJ/GLB/PLY/STL meshes -> dataset"),
     "images": ("unflat.data.commands", "ImagesConfig", "run_images", "in-the-wild photos (class sub-folders = labels) -> dataset"),
-    "from-generator": ("unflat.data.from_generator", "FromGeneratorConfig", "run_from_generator",
+    "from-generator": ("unflat.runs", "FromGeneratorConfig", "run_from_generator",
                        "posed multi-view images + masks rendered by a trained 3D generator run"),
 }
 
@@ -255,7 +210,7 @@ class ReconstructArgs:
 
 
 def _loaded(run: Path, device: str):
-    from unflat.engine.trainer import load_run
+    from unflat.methods.registry import load_run
 
     return load_run(run, device)
 

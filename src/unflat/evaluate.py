@@ -531,7 +531,8 @@ def check_evaluation_outputs(out: Path, report: bool) -> None:
 
 def evaluate_run(args: EvaluateArgs) -> tuple[dict, Path, Path | None]:
     """Evaluate ``args.run``; writes metrics.json (and the report). Returns (results, json path, report path)."""
-    from unflat.engine.trainer import load_run, resolve_device
+    from unflat.engine.trainer import resolve_device
+    from unflat.methods.registry import load_run
     from unflat.metrics.report import read_metrics_log, write_report
 
     for name in ("num_samples", "num_shapes", "num_points", "batch_size"):
@@ -654,7 +655,7 @@ def summary_lines(results: dict) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    from unflat.cli import parse
+    from unflat.parsing import parse
 
     args = parse(EvaluateArgs, argv, "unflat evaluate", EvaluateArgs.__doc__)
     results, out, report = evaluate_run(args)

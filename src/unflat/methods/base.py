@@ -34,25 +34,7 @@ from unflat.config import RunConfig
 from unflat.data.format import DatasetInfo
 from unflat.data.loader import Batch
 from unflat.engine import distributed
-
-
-class NonFiniteError(RuntimeError):
-    """A loss or gradient was NaN/Inf; the update was not applied."""
-
-
-@dataclass(frozen=True)
-class TrainContext:
-    """Where and how a method runs (filled in by the engine)."""
-
-    device: torch.device
-    autocast_dtype: torch.dtype | None = None  # None = fp32
-    compile: bool = False
-    rank: int = 0
-    world_size: int = 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
+from unflat.engine.context import NonFiniteError, TrainContext  # noqa: F401 - re-exported: every method builds with them
 
 
 @dataclass
@@ -276,6 +258,11 @@ class Invertible(abc.ABC):
     @abc.abstractmethod
     def invert(self, images: list[Path], out_dir: Path, steps_w: int = 500, steps_g: int = 350, **kwargs) -> list[Path]:
         """PTI inversion of each image into out_dir; returns the files written."""
+
+    @abc.abstractmethod
+    def invert_tensor(self, target: Tensor, feature_fn=None, classifier=None, **settings):
+        """PTI of one image [1,3,R,R] in [-1,1] (``settings``: PTISettings fields) -> a result with the pivot
+        ``ws``, the tuned ``generator``, ``azimuth``/``elevation`` and the class (the inversion metric's input)."""
 
     @abc.abstractmethod
     def mesh_from_planes(self, planes: Tensor, generator: nn.Module | None = None):

@@ -48,8 +48,8 @@ from unflat.methods.triplane_gan import TriplaneGAN, TriplaneGANConfig, Triplane
 from unflat.nets.camera_generator import (DEFAULT_EMD_WEIGHTS, CameraGenerator, CameraPrior, camera_emd_loss,
                                           camera_statistics, mean_angle_loss, params_to_cameras)
 from unflat.nets.depth_adaptor import DepthAdaptor
-from unflat.nets.depth_estimator import (DEPTH_SPEC, STANDARD_DEPTH_MODELS, ground_truth_relative,  # noqa: F401
-                                         load_depth_run, load_standard_estimator)
+from unflat.methods.depth import DEPTH_SPEC, load_depth_run  # noqa: F401 - DEPTH_SPEC re-exported
+from unflat.nets.depth_estimator import STANDARD_DEPTH_MODELS, ground_truth_relative, load_standard_estimator  # noqa: F401
 from unflat.nets.stylegan2 import Discriminator
 from unflat.nets.superres import resize
 

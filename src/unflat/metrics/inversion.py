@@ -133,9 +133,8 @@ def evaluate_inversions(method, dataset: Dataset, settings: InversionSettings, f
     """Invert held-back images with PTI and measure the reconstructions -> (results dict, picture grid).
 
     The picture has one column per image; rows: input, pivot, tuned, first novel-view target, its render
-    (uint8 [H,W,3]). ``method``: a tri-plane method (mvtriplane, 3dgp) with ``G_ema``."""
+    (uint8 [H,W,3]). ``method``: an ``unflat.methods.base.Invertible`` (mvtriplane, 3dgp)."""
     from unflat.export.images import make_grid, to_uint8
-    from unflat.methods.pti import PTISettings, invert_image
     from unflat.metrics.report import upscale_nearest
 
     if dataset.depth is None:
@@ -154,13 +153,13 @@ def evaluate_inversions(method, dataset: Dataset, settings: InversionSettings, f
         began = time.perf_counter()
         target = _rows(dataset, [row], size)
         given = settings.camera == "dataset"
-        pti = PTISettings(steps_w=settings.steps_w, steps_g=settings.steps_g, progress=settings.progress,
-                          estimate_camera=not given,
-                          azimuth=float(target["azimuth"][0]) if given else None,
-                          elevation=float(target["elevation"][0]) if given else None)
+        pti = dict(steps_w=settings.steps_w, steps_g=settings.steps_g, progress=settings.progress,
+                   estimate_camera=not given,
+                   azimuth=float(target["azimuth"][0]) if given else None,
+                   elevation=float(target["elevation"][0]) if given else None)
         torch.manual_seed(settings.seed + i)
         with whole_frames():
-            result = invert_image(method, target["images"] * 2 - 1, pti, feature_fn, classifier)
+            result = method.invert_tensor(target["images"] * 2 - 1, feature_fn, classifier, **pti)
             az, el = torch.tensor([result.azimuth]), torch.tensor([result.elevation])
             inputs.append(target)
             pivots.append(render_views(method, method.G_ema, result.ws, az, el))

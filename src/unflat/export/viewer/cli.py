@@ -31,7 +31,7 @@ class ViewArgs:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from unflat.cli import parse  # the shared one-line-error parser; imported late (cli imports us)
+    from unflat.parsing import parse  # the shared one-line-error parser
 
     args = parse(ViewArgs, list(sys.argv[1:] if argv is None else argv), "unflat view")
     if not args.path.is_dir():
@@ -47,7 +47,7 @@ def load_backend(run_dir: Path, device: str = "auto") -> ViewerBackend | None:
     """A sampler over the run's latest checkpoint, or None (with a note) when there is none."""
     if not (run_dir / "checkpoints" / "latest.pt").exists():
         return None
-    from unflat.engine.trainer import load_run
+    from unflat.methods.registry import load_run
     from unflat.export.viewer.backend import MethodSampleBackend
 
     print(f"loading the generator of {run_dir} for on-demand samples (--no-sampler skips this)", file=sys.stderr)
