@@ -46,9 +46,8 @@ TRAIN_USAGE = """usage: unflat train METHOD --data DIR [--preset tiny|small|pape
 Train a method. Every field of the method's config is a flag: see `unflat train METHOD --help`.
 Presets: tiny (tests, a step in well under a second on CPU), small (CPU demo, minutes), paper (the paper's sizes, GPU).
 Multi-GPU: torchrun --nproc_per_node N -m unflat train METHOD ...
-
-methods:
 """
+TRAIN_GROUPS = {"method": "methods", "helper": "helpers (train a part the methods use)"}
 
 
 @dataclass
@@ -66,7 +65,7 @@ class ResumeArgs:
 def cmd_train(args: list[str]) -> int:
     from unflat import runs
     from unflat.engine import distributed
-    from unflat.methods.registry import all_methods, get_method
+    from unflat.methods.registry import get_method, method_specs_by_kind
 
     if "--resume" in args:
         resume = parse(ResumeArgs, args, "unflat train")
@@ -75,7 +74,9 @@ def cmd_train(args: list[str]) -> int:
         distributed.shutdown()  # torchrun: every rank leaves the process group together
         return 130 if result.interrupted else 0
     if not args or args[0].startswith("-"):
-        text = TRAIN_USAGE + "".join(f"  {name:<16} {spec.description}\n" for name, spec in all_methods().items())
+        text = TRAIN_USAGE + "".join(f"\n{TRAIN_GROUPS[kind]}:\n" + "".join(f"  {name:<16} {spec.description}\n"
+                                                                         for name, spec in specs.items())
+                                     for kind, specs in method_specs_by_kind().items() if specs)
         print(text, end="")
         return 0 if not args or args[0] in ("-h", "--help") else 2
     spec = get_method(args[0])

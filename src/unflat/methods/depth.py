@@ -19,7 +19,7 @@ from unflat.data.format import DatasetInfo, open_dataset
 from unflat.data.loader import Batch
 from unflat.errors import ConfigError, UserError
 from unflat.methods.base import Method, Samples, TrainContext
-from unflat.methods.registry import MethodSpec, load_run, register
+from unflat.methods.registry import get_method_spec, load_run, register_method
 from unflat.nets.depth_estimator import (NetworkDepthEstimator, TinyDepthNet, ground_truth_relative, normalise_relative,
                                          scale_shift_invariant_loss)
 
@@ -48,12 +48,11 @@ class DepthConfig(RunConfig):
             raise ConfigError("weight_decay", f"must be >= 0, got {self.weight_decay}")
 
 
+@register_method("depth", config=DepthConfig, kind="helper",
+                 description="unflat's own monocular depth estimator (3DGP's offline default), trained on renders with depth",
+                 presets=lambda: {"tiny": _tiny, "small": _small, "paper": _paper})
 class DepthEstimatorMethod(Method):
     """Trains TinyDepthNet with MiDaS' scale-and-shift-invariant loss on ground-truth relative depth."""
-
-    name = "depth"
-    kind = "helper"
-    Config = DepthConfig
 
     def __init__(self, cfg: DepthConfig, info: DatasetInfo, ctx: TrainContext) -> None:
         super().__init__(cfg, info, ctx)
@@ -129,13 +128,7 @@ def _paper() -> DepthConfig:
                        sample_every=2000)
 
 
-DEPTH_SPEC = register(MethodSpec(
-    name="depth",
-    description="unflat's own monocular depth estimator (3DGP's offline default), trained on renders with depth",
-    config_cls=DepthConfig,
-    method_cls=DepthEstimatorMethod,
-    presets={"tiny": _tiny, "small": _small, "paper": _paper},
-))
+DEPTH_SPEC = get_method_spec(DepthEstimatorMethod)
 
 
 def load_depth_run(run_dir: Path, device: torch.device | str = "cpu") -> NetworkDepthEstimator:
