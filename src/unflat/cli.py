@@ -41,6 +41,7 @@ def _import(module: str, what: str):
 # train
 # ---------------------------------------------------------------------------------------------
 TRAIN_USAGE = """usage: unflat train METHOD --data DIR [--preset tiny|small|paper] [--out RUN] [--max-steps N] [any config field]
+       unflat train [METHOD] --config FILE.yaml [any config field]   (e.g. a run's RUN/config.yaml, with --out NEW)
        unflat train --resume RUN [--max-steps N]
 
 Train a method. Every field of the method's config is a flag: see `unflat train METHOD --help`.
@@ -62,10 +63,26 @@ class ResumeArgs:
     """Continue in this new run directory instead of the checkpoint's own (needed for a checkpoint file that is not inside a run directory)."""
 
 
+def _pop_value(args: list[str], flag: str) -> tuple[list[str], str | None]:
+    """``args`` without ``flag VALUE`` / ``flag=VALUE``, and VALUE (None when absent)."""
+    rest, value = list(args), None
+    for i, arg in enumerate(rest):
+        if arg == flag:
+            if i + 1 >= len(rest):
+                raise UserError(f"{flag} needs a value")
+            value = rest[i + 1]
+            del rest[i : i + 2]
+            break
+        if arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+            del rest[i]
+            break
+    return rest, value
+
+
 def cmd_train(args: list[str]) -> int:
     from unflat import runs
     from unflat.engine import distributed
-    from unflat.methods.registry import get_method, method_specs_by_kind
 
     if "--resume" in args:
         resume = parse(ResumeArgs, args, "unflat train")
@@ -73,13 +90,36 @@ def cmd_train(args: list[str]) -> int:
         result = runs.resume(resume.resume, overrides, resume.out)
         distributed.shutdown()  # torchrun: every rank leaves the process group together
         return 130 if result.interrupted else 0
+    resolved = train_config(args)
+    if resolved is None:
+        return 0 if not args or args[0] in ("-h", "--help") else 2
+    result = runs.train(*resolved)
+    distributed.shutdown()  # torchrun: every rank leaves the process group together
+    return 130 if result.interrupted else 0
+
+
+def train_config(args: list[str]):
+    """(spec, config) of `unflat train ARGS`: the preset's values, then --config FILE's, then the flags; None
+    after printing the usage (no method named)."""
+    from unflat.config import read_config_file
+    from unflat.methods.registry import get_method, method_specs_by_kind
+
+    args, config_path = _pop_value(args, "--config")
+    config_file = read_config_file(Path(config_path)) if config_path is not None else None
+    if config_file is not None and (not args or args[0].startswith("-")):
+        if config_file.method is None:
+            raise UserError(f"--config {config_file.path} names no method: pass METHOD (unflat train METHOD --config "
+                            "FILE) or add `method: NAME` to the file")
+        args = [config_file.method, *args]
     if not args or args[0].startswith("-"):
         text = TRAIN_USAGE + "".join(f"\n{TRAIN_GROUPS[kind]}:\n" + "".join(f"  {name:<16} {spec.description}\n"
                                                                          for name, spec in specs.items())
                                      for kind, specs in method_specs_by_kind().items() if specs)
         print(text, end="")
-        return 0 if not args or args[0] in ("-h", "--help") else 2
+        return None
     spec = get_method(args[0])
+    if config_file is not None and config_file.method not in (None, spec.name):
+        raise UserError(f"--config {config_file.path} is a '{config_file.method}' config, not '{spec.name}'")
     rest = list(args[1:])
     preset = "small"
     if "--preset" in rest:
@@ -92,10 +132,11 @@ def cmd_train(args: list[str]) -> int:
         f"Train `{spec.name}`: {spec.description}\n\n"
         f"--preset {{{'|'.join(spec.presets)}}} picks the defaults below (default: small; these are the '{preset}' values)."
     )
-    cfg = parse(spec.config_cls, rest, f"unflat train {spec.name}", description, default=spec.config(preset))
-    result = runs.train(spec, cfg)
-    distributed.shutdown()  # torchrun: every rank leaves the process group together
-    return 130 if result.interrupted else 0
+    defaults = spec.config(preset)
+    if config_file is not None:
+        defaults = config_file.on(defaults)
+        description += f"\n--config {config_file.path}: its values are the defaults below; flags override them."
+    return spec, parse(spec.config_cls, rest, f"unflat train {spec.name}", description, default=defaults)
 
 
 # ---------------------------------------------------------------------------------------------

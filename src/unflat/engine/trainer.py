@@ -25,7 +25,7 @@ import imageio.v3 as imageio
 import numpy as np
 import torch
 
-from unflat.config import RunConfig, config_from_yaml, config_to_yaml
+from unflat.config import RunConfig, config_from_yaml, config_to_yaml, run_config_text
 from unflat.data.format import DatasetInfo, open_dataset
 from unflat.data.loader import Batch, StepSampler, iterate_batches
 from unflat.engine import distributed
@@ -114,8 +114,7 @@ def default_run_dir(method_name: str) -> Path:
 
 
 def write_run_config(run_dir: Path, method_name: str, cfg: RunConfig) -> None:
-    text = f"# unflat run config (method: {method_name})\n" + config_to_yaml(cfg)
-    (run_dir / "config.yaml").write_text(text)
+    (run_dir / "config.yaml").write_text(run_config_text(method_name, cfg))
     (run_dir / "method.txt").write_text(method_name + "\n")
 
 
