@@ -384,7 +384,7 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "export": (cmd_export, "export meshes (GLB/OBJ/PLY) from a run"),
     "evaluate": (cmd_module("unflat.evaluate", "main", "`unflat evaluate`"), "metrics of a run against a dataset -> metrics.json + report"),
     "view": (cmd_module("unflat.export.viewer.cli", "main", "`unflat view`"), "local web viewer for runs and outputs (127.0.0.1)"),
-    "bench": (cmd_module("unflat.bench", "main", "`unflat bench`"), "run benchmarks and append results to BENCHMARKS.md"),
+    "bench": (cmd_module("unflat.bench", "main", "`unflat bench`"), "run benchmarks (results: benchmarks/results/history.json -> BENCHMARKS.md)"),
 }
 
 
