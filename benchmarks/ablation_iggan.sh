@@ -16,7 +16,7 @@
 #   nodom  --dom-weight 0 (the proxy learns from L2 to OpenGL only)
 #   dombal DOM weight 100 x (RES/128)^2: the paper's balance between DOM and the L2 term, which Eq. (5) sums over
 #          pixels (at 64^2 that L2 is 4x smaller than at the paper's 128^2, so weight 100 weighs DOM 4x more; the
-#          second GPU run's dom arm diverged at 64^2: docs/results-h100.md)
+#          second GPU run's dom arm diverged at 64^2: docs/lab/results-h100.md)
 #   domdl  DOM weight 100 matching log(1 - D), D's loss on a generated image (--dom-space d_loss, unflat's default):
 #          how the paper's introduction describes DOM; it fades once D is sure an image is fake, where Eq. 8's log D
 #          keeps pulling

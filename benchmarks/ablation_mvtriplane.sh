@@ -32,10 +32,10 @@ if [ "$SMOKE" = 1 ]; then   # tiny sizes on CPU: proves the script end to end, n
   INV_ARGS=(--num-inversions 2 --inversion-steps-w 2 --inversion-steps-g 2 --inversion-seconds 60)
 else
   DEV=cuda; RES=64; SHAPES=${SHAPES:-300}; HELD_SHAPES=3; HELD_VIEWS=3; WORKERS=4
-  # the widened small preset of docs/results-h100.md (the previous session's ablation settings)
+  # the widened small preset of docs/lab/results-h100.md (the previous session's ablation settings)
   ARCH=(--output-resolution 64 --neural-resolution 32 --plane-resolution 64 --plane-channels 32 --channel-max 256
         --d-channel-max 256 --batch-size 32 --num-coarse 32 --num-fine 32)
-  # 250 steps (8k images): at the 0.13-0.18 s/step measured alone for these sizes (docs/results-h100.md), 2-4x
+  # 250 steps (8k images): at the 0.13-0.18 s/step measured alone for these sizes (docs/lab/results-h100.md), 2-4x
   # slower with ~6 jobs per GPU, this ends inside TRAIN_SECONDS (the previous session's 800 steps would not);
   # the step reached is recorded and `report` flags an arm that stopped short.
   BB_ARGS=(--preset small --max-steps 1000 --batch-size 128); BB_SECONDS=${BB_SECONDS:-65}

@@ -9,7 +9,7 @@
 #   SMOKE=1 bash benchmarks/ablation_progressive.sh all             # the whole thing at tiny sizes on CPU
 #
 # prepare: `unflat dataset synth` chairs (64 px) -> a short mvtriplane run (the widened small preset of
-# docs/results-h100.md, stopped by SIGINT after GEN_SECONDS) -> `unflat dataset from-generator` (posed
+# docs/lab/results-h100.md, stopped by SIGINT after GEN_SECONDS) -> `unflat dataset from-generator` (posed
 # multi-view images + masks + depth of the generator's samples: the training data of every arm) -> a
 # held-back posed set of unseen synth chairs with ground-truth meshes (`unflat dataset synth --views-per-shape`,
 # another seed: what every arm is evaluated on) -> the domain backbone (FID/KID, perceptual distance).

@@ -159,7 +159,7 @@ def pti_inversion_time(run: Path, device: torch.device, steps_w: int, steps_g: i
     import tempfile
     import time
 
-    from unflat.engine.trainer import load_run
+    from unflat.runs import load_run
     from unflat.methods.pti import PTISettings, choose_feature_fn, invert_image, load_image
 
     loaded = load_run(run, device)
@@ -250,7 +250,7 @@ def main() -> None:
     timed_networks = [] if args.skip_paper_network else [(None, "paper network", "paper_network")]
     method = None
     if args.run is not None:
-        from unflat.engine.trainer import load_run
+        from unflat.runs import load_run
 
         loaded = load_run(args.run, device)
         method = loaded.method

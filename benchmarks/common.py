@@ -1,4 +1,5 @@
-"""Shared benchmark plumbing: device description, timing with CUDA sync, one JSON line + a BENCHMARKS.md row."""
+"""Shared benchmark plumbing: device description, timing with CUDA sync, one JSON line + a row in the history
+(benchmarks/results/history.json), from which BENCHMARKS.md is regenerated."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from pathlib import Path
 
 import torch
 
-BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
-HEADER = "| what | command | device | date | figure |\n|---|---|---|---|---|\n"
+from write_benchmarks_md import BENCHMARKS_MD, load_rows, render  # next to this file
+
+HISTORY = Path(__file__).resolve().parent / "results" / "history.json"
 
 
 def device_name(device: torch.device | str = "cpu") -> str:
@@ -49,13 +51,22 @@ def timed(fn, device: torch.device | str, repeats: int, warmup: int = 1) -> floa
 
 
 def report(what: str, figure: str, device: str, record: dict, write: bool = True, command: str | None = None) -> None:
-    """Print one JSON line and append a row to BENCHMARKS.md (``command``: what reproduces it; default this script)."""
+    """Print one JSON line, append it to the history and regenerate BENCHMARKS.md (``command``: what reproduces it;
+    default this script)."""
     command = command or "python " + " ".join([Path(sys.argv[0]).as_posix().split("/main/")[-1], *sys.argv[1:]])
     row = {"what": what, "command": command, "device": device, "date": date.today().isoformat(), "figure": figure, **record}
     print(json.dumps(row), flush=True)
     if not write:
         return
-    if not BENCHMARKS_MD.exists():
-        BENCHMARKS_MD.write_text("# Benchmarks\n\nRows are appended by the scripts in benchmarks/ (`unflat bench NAME`).\n\n" + HEADER)
-    with open(BENCHMARKS_MD, "a") as handle:
-        handle.write(f"| {what} | `{command}` | {device} | {row['date']} | {figure} |\n")
+    append_row(row)
+
+
+def append_row(row: dict, history: Path = HISTORY, out: Path = BENCHMARKS_MD) -> None:
+    """Add ``row`` to the history file (a JSON list, rewritten atomically) and regenerate ``out`` from the history's
+    folder."""
+    rows = json.loads(history.read_text()) if history.exists() else []
+    rows.append(row)
+    tmp = history.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
+    tmp.replace(history)
+    out.write_text(render(load_rows(history.parent)))

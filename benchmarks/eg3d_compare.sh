@@ -27,7 +27,7 @@ source benchmarks/gpu_env.sh
 # processes and train.py take the same path, so train.py finds the prebuilt ops (ninja has nothing left to do).
 export TORCH_EXTENSIONS_DIR=$WORK/torch_extensions MAX_JOBS=${MAX_JOBS:-8} TORCH_CUDA_ARCH_LIST=9.0
 find "$TORCH_EXTENSIONS_DIR" -name lock -delete 2>/dev/null  # a build killed in an earlier call leaves its lock
-rows_before=$(wc -l < BENCHMARKS.md 2>/dev/null || echo 0)
+rows_before=$(python3 benchmarks/write_benchmarks_md.py --count 2>/dev/null || echo 0)
 
 NEURAL=${EG3D_COMPARE_NEURAL:-64}
 EG3D_EXTRA=(); OURS_EXTRA=()
@@ -134,7 +134,7 @@ ours fused $(( $(left) - 20 - ${TF32_RESERVE_S:-115} )) --steps 16 --warmup 6 --
 # ---- summary -------------------------------------------------------------------------------------------------
 note "summary"
 timeout 60 python3 benchmarks/eg3d_run.py summary --dir "$LOGS" --neural "$NEURAL" | tail -n 1 | tee "$OUT/eg3d_compare.json"
-tail -n +$((rows_before + 1)) BENCHMARKS.md > "$OUT/new_rows.md" 2>/dev/null
+python3 benchmarks/write_benchmarks_md.py --since "$rows_before" > "$OUT/new_rows.jsonl" 2>/dev/null
 runs=(); [ -d "$WORK/eg3d_runs" ] && runs=(eg3d_runs)  # EG3D's run dirs: log.txt, options, stats.jsonl
 tar czf "$OUT/eg3d_compare_logs.tar.gz" --exclude='*.png' --exclude='*.pkl' -C "$WORK" logs "${runs[@]}"
 note "done in $(elapsed)s (budget ${BUDGET}s)"

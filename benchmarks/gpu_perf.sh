@@ -17,7 +17,7 @@
 #   synth     - (not in the default list) `unflat dataset synth` of 10,000 shapes x 1 view at 128^2 (5 categories
 #               x 2,000, 16 workers), timed end to end, then opened with hash verification
 # Each part runs under its own time limit, so one failure does not lose the others. $OUT receives:
-# logs.tar.gz (every part's log), new_rows.md (the BENCHMARKS.md rows appended by this run), profile/
+# logs.tar.gz (every part's log), new_rows.jsonl (the benchmark rows this run added: `python3 benchmarks/write_benchmarks_md.py --append` adds them to the history), profile/
 # (profile_summary.txt + .json, trace.json.gz).
 #   bash benchmarks/gpu_perf.sh [PART ...]          (default: sampling variants mesh maxbatch)
 #   SMOKE=1 bash benchmarks/gpu_perf.sh             (CPU, tiny sizes, nothing appended to BENCHMARKS.md;
@@ -44,7 +44,7 @@ else
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$LOGS/gpu.txt"
   python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" | tee -a "$LOGS/gpu.txt"
 fi
-rows_before=$(wc -l < BENCHMARKS.md 2>/dev/null || echo 0)
+rows_before=$(python3 benchmarks/write_benchmarks_md.py --count 2>/dev/null || echo 0)
 
 run() {  # run NAME SECONDS COMMAND...
   local name=$1 limit=$(($2 * LIMIT_SCALE)); shift 2
@@ -90,7 +90,7 @@ if want presets; then
 fi
 want interp && run interp 240 python3 benchmarks/bench_triplane.py "${INTERP[@]}"
 
-tail -n +$((rows_before + 1)) BENCHMARKS.md > "$OUT/new_rows.md" 2>/dev/null
-echo "new BENCHMARKS.md rows: $(wc -l < "$OUT/new_rows.md")"
+python3 benchmarks/write_benchmarks_md.py --since "$rows_before" > "$OUT/new_rows.jsonl" 2>/dev/null
+echo "new benchmark rows: $(wc -l < "$OUT/new_rows.jsonl")"
 tar -czf "$OUT/logs.tar.gz" -C "$LOGS" .
 ls -la "$OUT" "$OUT/profile" 2>/dev/null

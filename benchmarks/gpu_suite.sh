@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Run on the GPU machine (device tool): installs carried wheels and OpenGL/EGL libraries, then runs the
-# benchmark scripts, each under a time limit; logs and the appended BENCHMARKS.md rows go to $OUT.
+# benchmark scripts, each under a time limit; logs and the new benchmark rows (new_rows.jsonl) go to $OUT.
 #   bash benchmarks/gpu_suite.sh [NAME ...]    (default: all)
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 source benchmarks/gpu_env.sh
-rows_before=$(wc -l < BENCHMARKS.md 2>/dev/null || echo 0)
+rows_before=$(python3 benchmarks/write_benchmarks_md.py --count 2>/dev/null || echo 0)
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 
 run() {  # run NAME SECONDS COMMAND...
@@ -29,5 +29,5 @@ if want engine; then
   run engine_data 120 python3 -m unflat dataset synth --category chair --num-shapes 512 --resolution 64 --out /tmp/engine-data --overwrite
   run engine 240 python3 benchmarks/bench_engine.py --method mvtriplane --preset small --data /tmp/engine-data --steps 200 --checkpoint-every 100
 fi
-tail -n +$((rows_before + 1)) BENCHMARKS.md > "$OUT/new_rows.md" 2>/dev/null
-echo "new rows: $(wc -l < "$OUT/new_rows.md")"
+python3 benchmarks/write_benchmarks_md.py --since "$rows_before" > "$OUT/new_rows.jsonl" 2>/dev/null
+echo "new rows: $(wc -l < "$OUT/new_rows.jsonl")"

@@ -180,7 +180,7 @@ def api_predictions(run: Path, heldout: Path, rows: list[dict], device):
     import trimesh
 
     from unflat.data.format import open_dataset
-    from unflat.engine.trainer import load_run
+    from unflat.runs import load_run
 
     loaded = load_run(run, device)
     m = loaded.method

@@ -22,7 +22,7 @@ import torch
 
 def main() -> None:
     from unflat.data.format import open_dataset
-    from unflat.engine.trainer import load_run
+    from unflat.runs import load_run
     from unflat.metrics.shapes import pairwise_chamfer, sample_points
 
     parser = argparse.ArgumentParser()

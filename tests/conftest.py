@@ -151,7 +151,7 @@ def assert_resume_matches_straight(spec, base_cfg, tmp_path: Path, steps: int = 
     from dataclasses import replace
 
     from unflat.engine import checkpoint as ckpt
-    from unflat.engine.trainer import resume, train
+    from unflat.runs import resume, train
 
     train(spec, replace(base_cfg, out=tmp_path / "straight", max_steps=steps))
     train(spec, replace(base_cfg, out=tmp_path / "split", max_steps=steps // 2))

@@ -17,7 +17,7 @@ import torch
 
 from conftest import write_sphere_dataset
 from unflat import cli
-from unflat.engine.trainer import load_run
+from unflat.runs import load_run
 from unflat.metrics.backbones import DomainBackboneExtractor
 from unflat.metrics.report import read_metrics_log, svg_line_plot
 

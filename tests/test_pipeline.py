@@ -13,7 +13,7 @@ from PIL import Image
 
 from unflat import cli
 from unflat.data.format import open_dataset
-from unflat.engine.trainer import load_run
+from unflat.runs import load_run
 
 
 def test_generator_renders_each_latent_from_its_views(sphere_dataset: Path, tmp_path: Path) -> None:

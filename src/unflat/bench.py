@@ -1,6 +1,7 @@
 """`unflat bench`: run the benchmark scripts of a source checkout (benchmarks/bench_*.py).
 
-Each script prints one JSON line and appends a row to BENCHMARKS.md (see benchmarks/common.py).
+Each script prints one JSON line and appends it to benchmarks/results/history.json, from which BENCHMARKS.md is
+regenerated (see benchmarks/common.py and benchmarks/write_benchmarks_md.py).
 """
 
 from __future__ import annotations

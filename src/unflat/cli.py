@@ -3,10 +3,8 @@ docstring is its --help text. User errors print one line (``--debug`` shows the 
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import importlib
-import io
 import os
 import sys
 import time
@@ -19,6 +17,7 @@ from tyro.conf import Positional
 from unflat import __version__
 from unflat.errors import UserError
 from unflat.outputs import check_output_dir, claim_output_dir
+from unflat.parsing import parse
 
 T = TypeVar("T")
 DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
@@ -26,51 +25,6 @@ DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 class NotBuiltYet(UserError):
     """A sub-command whose capability is not available in this build."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Parsing helpers
-# ---------------------------------------------------------------------------------------------
-def parse(cls: type[T], args: Sequence[str], prog: str, description: str | None = None, default: T | None = None) -> T:
-    """tyro parse with one-line errors. --help prints the full generated help and exits 0."""
-    buffer = io.StringIO()
-    wants_help = any(a in ("-h", "--help") for a in args)
-    kwargs = {"default": default} if default is not None else {}
-    try:
-        with contextlib.redirect_stderr(buffer), contextlib.redirect_stdout(buffer):
-            return tyro_cli(cls, args=list(args), prog=prog, description=description, **kwargs)
-    except SystemExit as exc:
-        text = buffer.getvalue()
-        if wants_help or exc.code == 0:
-            print(text, end="")
-            raise SystemExit(0) from None
-        detail = _first_error_line(text)
-        raise UserError(f"{detail} (see `{prog} --help`)") from None
-
-
-def _first_error_line(text: str) -> str:
-    """The message inside tyro's error box: the lines between the title and the first rule, joined."""
-    lines = [line.strip().strip("│|").strip() for line in text.splitlines()]
-    body: list[str] = []
-    started = False
-    for line in lines:
-        is_rule = bool(line) and set(line) <= set("─━╭╮╰╯-+ ")
-        if not started:
-            started = bool(line) and not is_rule and not line.startswith("usage")
-            continue  # skip the title line
-        if is_rule:
-            if body:
-                break
-            continue
-        if line:
-            body.append(line)
-    return " ".join(body) or "invalid arguments"
-
-
-def tyro_cli(cls, **kwargs):
-    import tyro
-
-    return tyro.cli(cls, **kwargs)
 
 
 def _import(module: str, what: str):
@@ -87,14 +41,14 @@ def _import(module: str, what: str):
 # train
 # ---------------------------------------------------------------------------------------------
 TRAIN_USAGE = """usage: unflat train METHOD --data DIR [--preset tiny|small|paper] [--out RUN] [--max-steps N] [any config field]
+       unflat train [METHOD] --config FILE.yaml [any config field]   (e.g. a run's RUN/config.yaml, with --out NEW)
        unflat train --resume RUN [--max-steps N]
 
 Train a method. Every field of the method's config is a flag: see `unflat train METHOD --help`.
 Presets: tiny (tests, a step in well under a second on CPU), small (CPU demo, minutes), paper (the paper's sizes, GPU).
 Multi-GPU: torchrun --nproc_per_node N -m unflat train METHOD ...
-
-methods:
 """
+TRAIN_GROUPS = {"method": "methods", "helper": "helpers (train a part the methods use)"}
 
 
 @dataclass
@@ -109,21 +63,63 @@ class ResumeArgs:
     """Continue in this new run directory instead of the checkpoint's own (needed for a checkpoint file that is not inside a run directory)."""
 
 
+def _pop_value(args: list[str], flag: str) -> tuple[list[str], str | None]:
+    """``args`` without ``flag VALUE`` / ``flag=VALUE``, and VALUE (None when absent)."""
+    rest, value = list(args), None
+    for i, arg in enumerate(rest):
+        if arg == flag:
+            if i + 1 >= len(rest):
+                raise UserError(f"{flag} needs a value")
+            value = rest[i + 1]
+            del rest[i : i + 2]
+            break
+        if arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+            del rest[i]
+            break
+    return rest, value
+
+
 def cmd_train(args: list[str]) -> int:
-    from unflat.engine import distributed, trainer
-    from unflat.methods.registry import all_methods, get_method
+    from unflat import runs
+    from unflat.engine import distributed
 
     if "--resume" in args:
         resume = parse(ResumeArgs, args, "unflat train")
         overrides = {"max_steps": resume.max_steps} if resume.max_steps is not None else None
-        result = trainer.resume(resume.resume, overrides, resume.out)
+        result = runs.resume(resume.resume, overrides, resume.out)
         distributed.shutdown()  # torchrun: every rank leaves the process group together
         return 130 if result.interrupted else 0
-    if not args or args[0].startswith("-"):
-        text = TRAIN_USAGE + "".join(f"  {name:<16} {spec.description}\n" for name, spec in all_methods().items())
-        print(text, end="")
+    resolved = train_config(args)
+    if resolved is None:
         return 0 if not args or args[0] in ("-h", "--help") else 2
+    result = runs.train(*resolved)
+    distributed.shutdown()  # torchrun: every rank leaves the process group together
+    return 130 if result.interrupted else 0
+
+
+def train_config(args: list[str]):
+    """(spec, config) of `unflat train ARGS`: the preset's values, then --config FILE's, then the flags; None
+    after printing the usage (no method named)."""
+    from unflat.config import read_config_file
+    from unflat.methods.registry import get_method, method_specs_by_kind
+
+    args, config_path = _pop_value(args, "--config")
+    config_file = read_config_file(Path(config_path)) if config_path is not None else None
+    if config_file is not None and (not args or args[0].startswith("-")):
+        if config_file.method is None:
+            raise UserError(f"--config {config_file.path} names no method: pass METHOD (unflat train METHOD --config "
+                            "FILE) or add `method: NAME` to the file")
+        args = [config_file.method, *args]
+    if not args or args[0].startswith("-"):
+        text = TRAIN_USAGE + "".join(f"\n{TRAIN_GROUPS[kind]}:\n" + "".join(f"  {name:<16} {spec.description}\n"
+                                                                         for name, spec in specs.items())
+                                     for kind, specs in method_specs_by_kind().items() if specs)
+        print(text, end="")
+        return None
     spec = get_method(args[0])
+    if config_file is not None and config_file.method not in (None, spec.name):
+        raise UserError(f"--config {config_file.path} is a '{config_file.method}' config, not '{spec.name}'")
     rest = list(args[1:])
     preset = "small"
     if "--preset" in rest:
@@ -136,10 +132,11 @@ def cmd_train(args: list[str]) -> int:
         f"Train `{spec.name}`: {spec.description}\n\n"
         f"--preset {{{'|'.join(spec.presets)}}} picks the defaults below (default: small; these are the '{preset}' values)."
     )
-    cfg = parse(spec.config_cls, rest, f"unflat train {spec.name}", description, default=spec.config(preset))
-    result = trainer.train(spec, cfg)
-    distributed.shutdown()  # torchrun: every rank leaves the process group together
-    return 130 if result.interrupted else 0
+    defaults = spec.config(preset)
+    if config_file is not None:
+        defaults = config_file.on(defaults)
+        description += f"\n--config {config_file.path}: its values are the defaults below; flags override them."
+    return spec, parse(spec.config_cls, rest, f"unflat train {spec.name}", description, default=defaults)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,7 +146,7 @@ DATASET_COMMANDS = {
     "synth": ("unflat.data.commands", "SynthConfig", "run_synth", "embedded procedural categories with ground-truth 3D"),
     "render": ("unflat.data.commands", "RenderMeshesConfig", "run_render_meshes", "your OBJ/GLB/PLY/STL meshes -> dataset"),
     "images": ("unflat.data.commands", "ImagesConfig", "run_images", "in-the-wild photos (class sub-folders = labels) -> dataset"),
-    "from-generator": ("unflat.data.from_generator", "FromGeneratorConfig", "run_from_generator",
+    "from-generator": ("unflat.runs", "FromGeneratorConfig", "run_from_generator",
                        "posed multi-view images + masks rendered by a trained 3D generator run"),
 }
 
@@ -264,7 +261,7 @@ class ReconstructArgs:
 
 
 def _loaded(run: Path, device: str):
-    from unflat.engine.trainer import load_run
+    from unflat.methods.registry import load_run
 
     return load_run(run, device)
 
@@ -280,30 +277,32 @@ def _check_seed(seed: int) -> None:
         raise UserError(f"--seed must be in [0, 2**63 - 2**32), got {seed}")
 
 
-def _check_class_id(class_id: int | None, method: object) -> None:
-    info = getattr(method, "info", None)
-    classes = getattr(info, "num_classes", 0)
+def _check_class_id(class_id: int | None, method) -> None:
+    info = method.info
+    classes = info.num_classes
     if class_id is not None and classes and not 0 <= class_id < classes:
         names = ", ".join(f"{i}={n}" for i, n in enumerate(info.class_names[:8]))
         raise UserError(f"--class-id must be in [0, {classes}) for this run ({names}), got {class_id}")
 
 
-def _require(method: object, name: str, what: str) -> Callable:
-    fn = getattr(method, name, None)
-    if fn is None:
-        raise UserError(f"method '{getattr(method, 'name', '?')}' does not support {what}")
-    return fn
+def _require(method, contract: type[T], what: str) -> T:
+    """``method`` as the contract a command needs (``unflat.methods.base``), or a one-line error."""
+    if not isinstance(method, contract):
+        raise UserError(f"method '{method.name}' does not support {what}")
+    return method
 
 
 def cmd_generate(args: list[str]) -> int:
+    from unflat.methods.base import Generator3D
+
     a = parse(GenerateArgs, args, "unflat generate")
     _positive(num=a.num)
     _check_seed(a.seed)
     check_output_dir(a.out)
     loaded = _loaded(a.run, a.device)
     _check_class_id(a.class_id, loaded.method)
-    fn = _require(loaded.method, "generate", "generate")
-    paths = fn(claim_output_dir(a.out, "generate"), a.num, a.seed, a.class_id)
+    generator = _require(loaded.method, Generator3D, "generate")
+    paths = generator.generate(claim_output_dir(a.out, "generate"), a.num, a.seed, a.class_id)
     print(f"wrote {len(paths)} files to {a.out}")
     return 0
 
@@ -350,29 +349,33 @@ def readable_images(paths: Sequence[Path]) -> list[Path]:
 
 
 def cmd_invert(args: list[str]) -> int:
+    from unflat.methods.base import Invertible
+
     a = parse(InvertArgs, args, "unflat invert")
     images = readable_images(a.images)
     check_output_dir(a.out)
     loaded = _loaded(a.run, a.device)
-    fn = _require(loaded.method, "invert", "PTI inversion (use an mvtriplane or 3dgp run)")
+    generator = _require(loaded.method, Invertible, "PTI inversion (use an mvtriplane or 3dgp run)")
     start = time.perf_counter()
-    written = fn(images, claim_output_dir(a.out, "invert"), a.steps_w, a.steps_g)
+    written = generator.invert(images, claim_output_dir(a.out, "invert"), a.steps_w, a.steps_g)
     print(f"wrote {len(written)} files for {len(images)} image{'s' if len(images) != 1 else ''} to {a.out} "
           f"in {time.perf_counter() - start:.1f} s")
     return 0
 
 
 def cmd_reconstruct(args: list[str]) -> int:
+    from unflat.methods.base import Reconstructor
+
     a = parse(ReconstructArgs, args, "unflat reconstruct")
     check_output_dir(a.out)
     loaded = _loaded(a.run, a.device)
-    fn = _require(loaded.method, "reconstruct", "reconstruct (use a progressive run)")
+    reconstructor = _require(loaded.method, Reconstructor, "reconstruct (use a progressive run)")
     for name, value in (("batch-size", a.batch_size), ("turntable-frames", a.turntable_frames),
                         ("turntable-resolution", a.turntable_resolution)):
         if value <= 0:
             raise UserError(f"--{name} must be > 0, got {value}")
     start = time.perf_counter()
-    written = fn(list(a.images), claim_output_dir(a.out, "reconstruct"), list(a.masks) or None, a.batch_size, turntable=a.turntable,
+    written = reconstructor.reconstruct(list(a.images), claim_output_dir(a.out, "reconstruct"), list(a.masks) or None, a.batch_size, turntable=a.turntable,
                  turntable_frames=a.turntable_frames, turntable_resolution=a.turntable_resolution,
                  input_colours=a.input_colours)
     meshes = sum(1 for path in written if Path(path).suffix == ".glb")
@@ -399,7 +402,7 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "export": (cmd_export, "export meshes (GLB/OBJ/PLY) from a run"),
     "evaluate": (cmd_module("unflat.evaluate", "main", "`unflat evaluate`"), "metrics of a run against a dataset -> metrics.json + report"),
     "view": (cmd_module("unflat.export.viewer.cli", "main", "`unflat view`"), "local web viewer for runs and outputs (127.0.0.1)"),
-    "bench": (cmd_module("unflat.bench", "main", "`unflat bench`"), "run benchmarks and append results to BENCHMARKS.md"),
+    "bench": (cmd_module("unflat.bench", "main", "`unflat bench`"), "run benchmarks (results: benchmarks/results/history.json -> BENCHMARKS.md)"),
 }
 
 

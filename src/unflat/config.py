@@ -7,6 +7,7 @@ Every method's config subclasses :class:`RunConfig`, so engine flags (``--max-st
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
-from unflat.errors import ConfigError
+from unflat.errors import ConfigError, UserError
 
 C = TypeVar("C", bound="RunConfig")
 
@@ -157,3 +158,65 @@ def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
 
 def config_from_yaml(cls: type[C], text: str) -> C:
     return config_from_dict(cls, yaml.safe_load(text) or {})
+
+
+# ---------------------------------------------------------------------------------------------
+# Config files (`unflat train --config FILE.yaml`)
+# ---------------------------------------------------------------------------------------------
+RUN_CONFIG_HEADER = "# unflat run config (method: {method})\n"
+_HEADER = re.compile(r"^# unflat run config \(method: ([^)\s]+)\)")
+
+
+def run_config_text(method: str, cfg: object) -> str:
+    """RUN/config.yaml: the header naming the method, then every field."""
+    return RUN_CONFIG_HEADER.format(method=method) + config_to_yaml(cfg)
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """A YAML config file: its fields, the method it names (the run header or a ``method:`` key) and whether it
+    is a run's saved config.yaml (every field, read exactly as resume reads it)."""
+
+    path: Path
+    fields: dict[str, Any]
+    method: str | None
+    saved_run: bool
+
+    def on(self, base: C) -> C:
+        """``base`` (a preset) with this file's fields; a saved run's config stands alone, as resume reads it."""
+        cls = type(base)
+        try:
+            if self.saved_run:
+                return config_from_dict(cls, self.fields)
+            return config_from_dict(cls, {**to_plain(base), **self.fields})
+        except ConfigError as exc:
+            raise UserError(f"{self.path}: {exc}") from None
+
+
+def read_config_file(path: Path) -> ConfigFile:
+    """Read ``path`` (YAML mapping of config fields; optional ``method: NAME``); one-line errors."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise UserError(f"--config {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"--config {path}: cannot read it ({exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise UserError(f"--config {path}: not valid YAML{where}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise UserError(f"--config {path}: must be a mapping of config fields (name: value)")
+    header = _HEADER.match(text)
+    method = data.pop("method", None)
+    if header and method is not None and method != header.group(1):
+        raise UserError(f"--config {path}: names two methods ({header.group(1)} in its header, {method} as a key)")
+    method = header.group(1) if header else method
+    if method is not None and not isinstance(method, str):
+        raise UserError(f"--config {path}: method must be a name, got {method!r}")
+    return ConfigFile(path, data, method, saved_run=header is not None)

@@ -93,15 +93,15 @@ def make_data(cfg: DemoConfig) -> Path:
 
 def train_generator(cfg: DemoConfig, data: Path) -> Path:
     from unflat.engine.checkpoint import latest_checkpoint
-    from unflat.engine.trainer import resume, train
     from unflat.methods.registry import get_method
+    from unflat.runs import resume, train
 
     run = cfg.out / "run"
     if latest_checkpoint(run) is not None:
         console.print(f"[2/3] resuming {run}")
         resume(run, {"max_steps": cfg.max_steps})
         return run
-    from unflat.cli import parse
+    from unflat.parsing import parse
 
     spec = get_method(cfg.method)
     train_args = list(cfg.train_args)
@@ -121,7 +121,7 @@ def train_generator(cfg: DemoConfig, data: Path) -> Path:
 def sample_outputs(cfg: DemoConfig, run: Path) -> dict[str, Path]:
     import trimesh
 
-    from unflat.engine.trainer import load_run
+    from unflat.methods.registry import load_run
     from unflat.errors import UserError
     from unflat.export.images import save_mesh_turntable
     from unflat.render.gl_backends import create_renderer
@@ -144,7 +144,7 @@ def sample_outputs(cfg: DemoConfig, run: Path) -> dict[str, Path]:
 
 
 def main(args: list[str]) -> int:
-    from unflat.cli import parse
+    from unflat.parsing import parse
 
     cfg = parse(DemoConfig, args, "unflat demo", __doc__.split("\n\n")[0])
     start = time.perf_counter()

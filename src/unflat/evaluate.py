@@ -38,7 +38,7 @@ from unflat.data.format import Dataset, open_dataset
 from unflat.engine.progress import PhaseProgress, warn
 from unflat.metrics.shapes import generation_shape_metrics
 from unflat.errors import UserError
-from unflat.methods.base import Method
+from unflat.methods.base import Invertible, Method, Reconstructor
 from unflat.metrics.backbones import is_named_backbone
 
 IMAGE_METRICS = ("fid", "kid", "is", "pr")
@@ -49,8 +49,6 @@ BACKBONE_FILE = "backbone.safetensors"
 MIN_HELD_OUT_IMAGES = 50
 """Fewer held-out images than this and a backbone's held-out accuracy is too uncertain to trust (its standard
 error passes 7 points at 50% accuracy), so metrics on its features are reported with a warning."""
-# 3DGP learns its camera distribution: its own cameras are part of what is evaluated.
-METHODS_WITH_LEARNED_CAMERAS = ("3dgp",)
 
 
 @dataclass
@@ -178,10 +176,11 @@ def backbone_record(extractor, choice: str | Path, dataset: Dataset) -> tuple[di
     return record, notes
 
 
-def camera_source(method_name: str, choice: str) -> str:
+def camera_source(method: Method, choice: str) -> str:
+    """auto: a method that learns its cameras (3DGP) is evaluated at its own; the others at the dataset's."""
     if choice != "auto":
         return choice
-    return "method" if method_name in METHODS_WITH_LEARNED_CAMERAS else "dataset"
+    return "method" if method.learns_cameras else "dataset"
 
 
 def sample_batches(method: Method, dataset: Dataset, num: int, seed: int, batch_size: int, cameras_from_data: bool,
@@ -303,7 +302,7 @@ def evaluate_generator_run(method: Method, method_name: str, dataset: Dataset, a
 
     device = method.device
     pictures: dict[str, np.ndarray] = {}
-    cams = camera_source(method_name, args.cameras)
+    cams = camera_source(method, args.cameras)
     use_classes = method.info.num_classes > 1 and same_classes(method, dataset)
     if method.info.num_classes > 1 and not use_classes:
         results["notes"].append(f"the run's classes {list(method.info.class_names)} differ from the dataset's "
@@ -377,7 +376,7 @@ def evaluate_inversion_run(method: Method, method_name: str, dataset: Dataset, a
     from unflat.metrics.inversion import InversionSettings, evaluate_inversions
     from unflat.methods.pti import choose_feature_fn
 
-    if not (hasattr(method, "G_ema") and hasattr(method, "mesh_from_planes")):
+    if not isinstance(method, Invertible):
         raise UserError(f"cannot compute inversion: '{method_name}' is not a tri-plane generator (mvtriplane, 3dgp)")
     if dataset.depth is None:
         raise UserError(f"cannot compute inversion: {dataset.root} has no depth maps; make held-back data with "
@@ -461,7 +460,7 @@ def evaluate_progressive_run(method: Method, dataset: Dataset, args: EvaluateArg
     views = method.evaluate_views(dataset.root, args.num_shapes, args.seed, args.batch_size,
                                   input_colours=args.input_colours)
     results["settings"]["input_colours"] = args.input_colours
-    if getattr(method, "perceptual_features_used", None):
+    if method.perceptual_features_used:
         results["settings"]["perceptual_features_trained"] = method.perceptual_features_used
     if set_extractor is not None and len(views["same"]["target_images"]) < 2:
         results["skipped"].update({m: "a distribution distance needs at least 2 reconstructed shapes" for m in distribution})
@@ -514,14 +513,11 @@ def evaluate_progressive_run(method: Method, dataset: Dataset, args: EvaluateArg
 # The command
 # ---------------------------------------------------------------------------------------------
 def run_kind(method_name: str, method: Method) -> str:
-    if hasattr(method, "evaluate_views"):
+    if isinstance(method, Reconstructor):
         return "reconstruction"
-    if method_name == "backbone":
-        raise UserError("this run is a feature backbone, not a generator: pass its backbone.safetensors as "
-                        "`unflat evaluate GENERATOR_RUN --backbone PATH`")
-    if method_name in ("iggan-renderer", "depth"):
-        raise UserError(f"'{method_name}' runs are helpers of other methods; `unflat evaluate` takes a generator "
-                        "(iggan, mvtriplane, 3dgp) or a progressive run")
+    if method.kind == "helper":
+        raise UserError(method.helper_use or f"'{method_name}' runs are helpers of other methods; `unflat evaluate` "
+                        "takes a generator (iggan, mvtriplane, 3dgp) or a progressive run")
     return "generator"
 
 
@@ -559,7 +555,8 @@ def check_evaluation_outputs(out: Path, report: bool) -> None:
 
 def evaluate_run(args: EvaluateArgs) -> tuple[dict, Path, Path | None]:
     """Evaluate ``args.run``; writes metrics.json (and the report). Returns (results, json path, report path)."""
-    from unflat.engine.trainer import load_run, resolve_device
+    from unflat.engine.trainer import resolve_device
+    from unflat.methods.registry import load_run
     from unflat.metrics.report import read_metrics_log, write_report
 
     for name in ("num_samples", "num_shapes", "num_points", "batch_size"):
@@ -689,7 +686,7 @@ def summary_lines(results: dict) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    from unflat.cli import parse
+    from unflat.parsing import parse
 
     args = parse(EvaluateArgs, argv, "unflat evaluate", EvaluateArgs.__doc__)
     results, out, report = evaluate_run(args)
@@ -724,9 +721,9 @@ def periodic_evaluation(method: Method, cfg: RunConfig, run_dir: Path) -> Period
     from unflat.metrics.evaluate import evaluate_generator
     from unflat.metrics.reference_cache import cached_reference_stats
 
-    own = getattr(method, "held_out_accuracy", None)
+    own = method.held_out_accuracy()
     if own is not None:
-        return PeriodicResult({f"eval/{k}": v for k, v in own().items()}, "evaluation: held-out accuracy")
+        return PeriodicResult({f"eval/{k}": v for k, v in own.items()}, "evaluation: held-out accuracy")
     if cfg.data is None:
         return None
     choice = backbone_path_for(cfg.eval_backbone, Path(cfg.data))
@@ -745,7 +742,7 @@ def periodic_evaluation(method: Method, cfg: RunConfig, run_dir: Path) -> Period
         reference = cached_reference_stats(dataset.images, extractor, default_cache_dir(), device=method.device,
                                            seed=cfg.seed, data_hash=images_hash(dataset))
         batches = sample_batches(method, dataset, cfg.eval_samples, cfg.seed, min(32, cfg.eval_samples),
-                                 camera_source(method.name, "auto") == "dataset",
+                                 camera_source(method, "auto") == "dataset",
                                  method.info.num_classes > 1 and same_classes(method, dataset))
         subset = max(2, min(1000, cfg.eval_samples, len(reference.features)))
         report = evaluate_generator(batches, reference, extractor, metrics=("fid", "kid"), device=method.device,

@@ -20,7 +20,8 @@ from toy_method import SPEC  # noqa: E402
 
 from unflat import cli  # noqa: E402
 from unflat.engine import checkpoint as ckpt  # noqa: E402
-from unflat.engine.trainer import Trainer, TrainingDiverged, load_run, resume, train  # noqa: E402
+from unflat.engine.trainer import Trainer, TrainingDiverged  # noqa: E402
+from unflat.runs import load_run, resume, train  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -202,7 +203,7 @@ def test_sigterm_writes_checkpoint_then_exits(sphere_dataset: Path, tmp_path: Pa
         "orig = ToyGAN.train_step\n"
         "def slow(self, b, s):\n    time.sleep(0.05); return orig(self, b, s)\n"
         "ToyGAN.train_step = slow\n"
-        "from unflat.engine.trainer import train\n"
+        "from unflat.runs import train\n"
         "r = train(SPEC, replace(SPEC.config('tiny'), data=Path(sys.argv[1]), out=Path(sys.argv[2]), max_steps=100000, "
         "checkpoint_every=100000, device='cpu'))\n"
         "print('STOPPED', r.step, r.interrupted, flush=True)"

@@ -83,7 +83,7 @@ def test_triplane_fade_ins_longer_than_the_run_are_said(sphere_dataset: Path) ->
 
 
 def test_the_engine_says_each_warning_once_before_the_first_step(sphere_dataset: Path, tmp_path: Path, capsys) -> None:
-    from unflat.engine.trainer import resume, train
+    from unflat.runs import resume, train
     from unflat.methods.iggan import SPEC, iggan_tiny
 
     cfg = replace(iggan_tiny(), data=sphere_dataset, out=tmp_path / "run", pretrain_steps=2, max_steps=2)

@@ -189,7 +189,7 @@ def test_dom_on_the_discriminator_loss_matches_log_one_minus_d_and_fades_on_conf
 
 
 def test_dom_space_reaches_the_config_from_the_command_line(tmp_path) -> None:
-    from unflat.cli import parse
+    from unflat.parsing import parse
     from unflat.methods.iggan import IGGANConfig
 
     cfg = parse(IGGANConfig, ["--dom-space", "probability"], "unflat train iggan")
@@ -284,7 +284,7 @@ def test_dom_weight_zero_and_frozen_renderer(sphere_dataset: Path, tmp_path: Pat
 
 
 def test_train_resume_generate_export_through_the_engine(sphere_dataset: Path, tmp_path: Path) -> None:
-    from unflat.engine.trainer import load_run
+    from unflat.runs import load_run
 
     assert_resume_matches_straight(SPEC, replace(SPEC.config("tiny"), data=sphere_dataset, device="cpu", tensorboard=False), tmp_path)
 
@@ -322,7 +322,7 @@ def test_renderer_pretraining_lowers_l2_to_opengl() -> None:
 
 
 def test_pretrained_renderer_run_is_reused(sphere_dataset: Path, tmp_path: Path) -> None:
-    from unflat.engine.trainer import train
+    from unflat.runs import train
 
     rcfg = replace(RENDERER_SPEC.config("tiny"), out=tmp_path / "renderer", device="cpu", max_steps=1, tensorboard=False)
     train(RENDERER_SPEC, rcfg)
@@ -335,7 +335,7 @@ def test_pretrained_renderer_run_is_reused(sphere_dataset: Path, tmp_path: Path)
     with pytest.raises(ConfigError, match="renderer-checkpoint"):
         _method(sphere_dataset, renderer_checkpoint=tmp_path / "renderer", renderer_channels_2d=8)
     # a GAN run that used it still loads once the pre-training run is gone; a fresh run refuses to train
-    from unflat.engine.trainer import load_run
+    from unflat.runs import load_run
 
     gan = replace(SPEC.config("tiny"), data=sphere_dataset, out=tmp_path / "gan", device="cpu", max_steps=1,
                   tensorboard=False, renderer_checkpoint=tmp_path / "renderer")

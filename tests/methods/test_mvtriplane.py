@@ -141,7 +141,7 @@ def test_collapse_signal_switches_multiview_on_and_is_checkpointed(sphere_datase
 
 
 def test_train_resume_generate_invert_through_the_engine(sphere_dataset: Path, tmp_path: Path):
-    from unflat.engine.trainer import load_run
+    from unflat.runs import load_run
 
     spec = get_method("mvtriplane")
 

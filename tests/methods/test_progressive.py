@@ -48,7 +48,7 @@ def _spec():
 
 
 def test_two_steps_of_each_stage_on_tiny(multiview_sphere_dataset: Path, tmp_path: Path):
-    from unflat.engine.trainer import train
+    from unflat.runs import train
 
     result = train(_spec(), _cfg(multiview_sphere_dataset, tmp_path / "run"))
     assert result.step == 6
@@ -63,7 +63,7 @@ def test_two_steps_of_each_stage_on_tiny(multiview_sphere_dataset: Path, tmp_pat
 
 def test_resume_across_a_stage_boundary_is_exact(multiview_sphere_dataset: Path, tmp_path: Path):
     from unflat.engine.checkpoint import load_checkpoint
-    from unflat.engine.trainer import resume, train
+    from unflat.runs import resume, train
 
     spec = _spec()
     train(spec, _cfg(multiview_sphere_dataset, tmp_path / "straight"))
@@ -79,13 +79,13 @@ def test_resume_across_a_stage_boundary_is_exact(multiview_sphere_dataset: Path,
 
 @pytest.fixture
 def trained_run(multiview_sphere_dataset: Path, tmp_path: Path) -> Path:
-    from unflat.engine.trainer import train
+    from unflat.runs import train
 
     return train(_spec(), _cfg(multiview_sphere_dataset, tmp_path / "run", max_steps=2, sample_every=0)).run_dir
 
 
 def test_reconstruct_one_image_to_a_textured_glb(trained_run: Path, multiview_sphere_dataset: Path, tmp_path: Path):
-    from unflat.engine.trainer import load_run
+    from unflat.runs import load_run
 
     method = load_run(trained_run, "cpu").method
     data = open_dataset(multiview_sphere_dataset)
@@ -110,7 +110,7 @@ def test_reconstruct_one_image_to_a_textured_glb(trained_run: Path, multiview_sp
 
 
 def test_reconstruct_folder_in_batches_with_masks_and_unreadable_files(trained_run: Path, tmp_path: Path):
-    from unflat.engine.trainer import load_run
+    from unflat.runs import load_run
 
     method = load_run(trained_run, "cpu").method
     folder = tmp_path / "photos"

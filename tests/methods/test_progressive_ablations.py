@@ -65,7 +65,7 @@ def test_same_view_iou_loss_uses_the_input_views_ground_truth_mask(multiview_sph
 
 def test_same_view_training_runs_on_single_view_data(sphere_dataset: Path, tmp_path: Path):
     """One view per sample: a single-view dataset trains (multi-view supervision cannot), through all stages."""
-    from unflat.engine.trainer import train
+    from unflat.runs import train
     from unflat.data.loader import DatasetError
     from unflat.methods.registry import get_method
 

@@ -146,8 +146,8 @@ def test_ground_truth_relative_depth_of_spheres(sphere_dataset):
 
 def test_self_trained_depth_estimator_reduces_depth_error(tmp_path):
     from conftest import write_sphere_dataset
-    from unflat.nets.depth_estimator import (DEPTH_SPEC, DepthEstimatorMethod, ground_truth_relative,
-                                             relative_depth_error)
+    from unflat.methods.depth import DEPTH_SPEC, DepthEstimatorMethod
+    from unflat.nets.depth_estimator import ground_truth_relative, relative_depth_error
 
     root = write_sphere_dataset(tmp_path / "train", num_shapes=32, resolution=16, seed=3)
     held_out = write_sphere_dataset(tmp_path / "test", num_shapes=16, resolution=16, seed=9)
@@ -283,7 +283,7 @@ def test_each_component_switches_off(sphere_dataset, cache_dir, off):
 def test_depth_from_a_trained_depth_run(sphere_dataset, cache_dir, tmp_path):
     from dataclasses import replace
 
-    from unflat.engine.trainer import train
+    from unflat.runs import train
     from unflat.methods.registry import get_method
 
     spec = get_method("depth")
@@ -386,7 +386,7 @@ def test_train_resume_sample_export_through_the_engine(sphere_dataset, cache_dir
 
     import trimesh
 
-    from unflat.engine.trainer import load_run
+    from unflat.runs import load_run
     from unflat.methods.registry import get_method
 
     spec = get_method("3dgp")
@@ -430,9 +430,10 @@ def test_train_resume_sample_export_through_the_engine(sphere_dataset, cache_dir
 def test_loss_explosion_stops_the_update_and_reaches_the_engine(sphere_dataset, cache_dir, tmp_path):
     from dataclasses import replace
 
-    from unflat.engine.trainer import TrainingDiverged, train
+    from unflat.engine.trainer import TrainingDiverged
     from unflat.methods.registry import get_method
     from unflat.methods.tdgp import LossExplosion
+    from unflat.runs import train
 
     # A hair-trigger detector: any loss above its running mean "explodes".
     method = make_tdgp(sphere_dataset, explosion_factor=1.0001, explosion_warmup_steps=1)

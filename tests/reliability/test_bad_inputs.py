@@ -166,7 +166,7 @@ def test_dataset_render_without_meshes(tmp_path: Path, capsys, case: str) -> Non
 def runs(tmp_path_factory) -> dict[str, Path]:
     """Tiny trained runs (1 step): mvtriplane for invert, progressive for reconstruct."""
     from conftest import write_sphere_dataset
-    from unflat.engine.trainer import train
+    from unflat.runs import train
     from unflat.methods.registry import get_method
 
     root = tmp_path_factory.mktemp("runs")

@@ -19,7 +19,7 @@ import torch
 
 from helpers import assert_payloads_equal
 from unflat.engine.checkpoint import load_checkpoint
-from unflat.engine.trainer import resume, train
+from unflat.runs import resume, train
 from unflat.methods.registry import all_methods
 
 Rows = list[dict]

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 
 from helpers import REPO, assert_one_line_error, cli_error, toy_spec
 from unflat.engine import checkpoint as ckpt
-from unflat.engine.trainer import TrainingDiverged, train
+from unflat.engine.trainer import TrainingDiverged
+from unflat.runs import train
 
 SPEC = toy_spec()
 
@@ -112,7 +113,7 @@ def test_leftovers_of_a_killed_writer_are_cleaned_and_cut_metrics_line_is_ended(
     stale.write_bytes(b"PK\x03\x04 half a checkpoint")
     with open(run / "metrics.jsonl", "a") as handle:
         handle.write('{"step": 4, "loss_G": 0.7')  # cut mid-row
-    from unflat.engine.trainer import resume
+    from unflat.runs import resume
 
     assert resume(run, {"max_steps": 6}).step == 6
     assert not stale.exists()

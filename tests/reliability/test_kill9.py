@@ -95,7 +95,7 @@ def test_kill_dash_9_at_random_moments_loses_at_most_one_interval(sphere_dataset
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        from unflat.engine.trainer import train
+        from unflat.runs import train
 
         cfg = replace(spec.config("tiny"), data=sphere_dataset, out=tmp_path / "straight", max_steps=MAX_STEPS,
                       checkpoint_every=EVERY, log_every=1, device="cpu")

@@ -23,7 +23,7 @@ from unflat.outputs import OUTPUT_MARKER
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """A tiny backbone installed into a 24-sphere dataset, 1-step mvtriplane and progressive runs."""
-    from unflat.engine.trainer import train
+    from unflat.runs import train
     from unflat.methods.registry import get_method
 
     root = tmp_path_factory.mktemp("outputs")

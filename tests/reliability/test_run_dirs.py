@@ -20,7 +20,7 @@ import pytest
 from helpers import assert_one_line_error, cli_error, subprocess_env, toy_spec
 from unflat.engine import checkpoint as ckpt
 from unflat.engine.runlock import RunLock
-from unflat.engine.trainer import load_run
+from unflat.runs import load_run
 
 SPEC = toy_spec()
 SCRIPT = Path(__file__).with_name("toy_cli.py")

@@ -120,8 +120,8 @@ def mask_fraction_ok(masks: torch.Tensor, views: int, low: float, high: float) -
 
 def require_multiview_generator(method) -> None:
     """One-line error for runs that cannot render a latent from several cameras (e.g. a progressive run)."""
-    if not getattr(method, "multiview_generator", False):
-        raise UserError(f"a '{getattr(method, 'name', type(method).__name__)}' run cannot make a multi-view dataset: "
+    if not method.multiview_generator:
+        raise UserError(f"a '{method.name}' run cannot make a multi-view dataset: "
                         "use a trained 3D generator run (iggan, mvtriplane or 3dgp)")
 
 
@@ -213,43 +213,5 @@ def write_from_generator(method, cfg: FromGeneratorConfig, class_names: tuple[st
     return out
 
 
-def run_from_generator(cfg: FromGeneratorConfig) -> Path:
-    """Load the generator run and write the dataset; returns its directory."""
-    cfg.validate()
-    from unflat.data.format import check_dataset_destination
-    from unflat.engine.trainer import load_run
-
-    check_dataset_destination(cfg.out, cfg.overwrite)  # before loading and rendering (the writer checks again)
-    loaded = load_run(cfg.run, cfg.device)
-    method = loaded.method
-    for network in method.networks().values():
-        network.eval()
-    resolution = cfg.resolution or int(method.info.resolution)
-    radius, fov = cfg.radius, cfg.fov
-    if not radius or not fov:
-        train_radius, train_fov = _training_camera_stats(loaded.cfg)
-        radius = radius or train_radius
-        fov = fov or train_fov
-    source = {"generator_run": str(cfg.run), "generator_method": loaded.spec.name, "generator_step": loaded.step}
-    out = write_from_generator(method, cfg, tuple(method.info.class_names), resolution, radius, fov, source)
-    print(f"wrote {out}")
-    return out
-
-
-def _training_camera_stats(run_cfg) -> tuple[float, float]:
-    """Median camera radius and FoV of the generator's training data, or (2.5, 30) without it."""
-    data = getattr(run_cfg, "data", None)
-    if data is not None:
-        try:
-            from unflat.data.format import open_dataset
-
-            cameras = open_dataset(data).cameras
-            _, _, radius = cameras.to_orbit()
-            return float(radius.median()), float(cameras.fov_deg.median())
-        except Exception:  # the training data may not be on this machine
-            pass
-    return 2.5, 30.0
-
-
-__all__ = ["FromGeneratorConfig", "run_from_generator", "write_from_generator", "render_shapes",
+__all__ = ["FromGeneratorConfig", "write_from_generator", "render_shapes",
            "sample_view_cameras", "mask_fraction_ok"]

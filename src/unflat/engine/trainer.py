@@ -25,7 +25,7 @@ import imageio.v3 as imageio
 import numpy as np
 import torch
 
-from unflat.config import RunConfig, config_from_yaml, config_to_yaml
+from unflat.config import RunConfig, config_from_yaml, config_to_yaml, run_config_text
 from unflat.data.format import DatasetInfo, open_dataset
 from unflat.data.loader import Batch, StepSampler, iterate_batches
 from unflat.engine import distributed
@@ -42,8 +42,7 @@ from unflat.engine.runlock import RunLock
 from unflat.engine.logger import MetricsLogger, ScalarAverager, close_run_log, open_run_log
 from unflat.engine.progress import TrainingProgress, console, phase_at, warn
 from unflat.errors import ConfigError, UserError
-from unflat.methods.base import Method, NonFiniteError, TrainContext
-from unflat.methods.registry import MethodSpec, get_method
+from unflat.engine.context import MethodEntry, NonFiniteError, PeriodicEvaluator, TrainableMethod, TrainContext
 
 NUM_SAMPLES = 16
 
@@ -57,17 +56,6 @@ class TrainResult:
     run_dir: Path
     step: int
     interrupted: bool = False
-
-
-@dataclass
-class LoadedRun:
-    """A trained method restored from a run directory or checkpoint file."""
-
-    spec: MethodSpec
-    cfg: RunConfig
-    method: Method
-    step: int
-    run_dir: Path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,21 +114,20 @@ def default_run_dir(method_name: str) -> Path:
 
 
 def write_run_config(run_dir: Path, method_name: str, cfg: RunConfig) -> None:
-    text = f"# unflat run config (method: {method_name})\n" + config_to_yaml(cfg)
-    (run_dir / "config.yaml").write_text(text)
+    (run_dir / "config.yaml").write_text(run_config_text(method_name, cfg))
     (run_dir / "method.txt").write_text(method_name + "\n")
 
 
-def dataset_info_for(spec: MethodSpec, cfg: RunConfig) -> DatasetInfo:
+def dataset_info_for(spec: MethodEntry, cfg: RunConfig) -> DatasetInfo:
     if cfg.data is None:
-        builtin = getattr(spec.method_cls, "builtin_data_info", None)
+        builtin = spec.method_cls.builtin_data_info(cfg)
         if builtin is None:
             raise UserError(f"--data is required for method '{spec.name}' (make a dataset with `unflat dataset synth`)")
-        return builtin(cfg)
+        return builtin
     return open_dataset(cfg.data).info
 
 
-def _preflight(run_dir: Path, method: Method, fresh: bool) -> RunLock:
+def _preflight(run_dir: Path, method: TrainableMethod, fresh: bool) -> RunLock:
     """Fail before training, and before writing anything into an existing run, if the run directory
     is a folder of the user's (not a run), cannot be written, is locked by another training process,
     already holds another run (a new run would overwrite its latest.pt), or the disk cannot hold the
@@ -165,7 +152,7 @@ def _preflight(run_dir: Path, method: Method, fresh: bool) -> RunLock:
     return lock
 
 
-def _check_run_dir(run_dir: Path, method: Method, fresh: bool) -> None:
+def _check_run_dir(run_dir: Path, method: TrainableMethod, fresh: bool) -> None:
     steps = list_checkpoints(run_dir)
     trained = [p.name for p in steps if p.name != "step-00000000.pt"]  # step 0 holds only the initial weights
     if fresh and (trained or (not steps and latest_checkpoint(run_dir) is not None)):
@@ -308,12 +295,14 @@ class StopFlag:
 # The loop
 # ---------------------------------------------------------------------------------------------
 class Trainer:
-    def __init__(self, spec: MethodSpec, cfg: RunConfig, resume_from: Path | None = None,
-                 run_dir: Path | None = None, resume_payload: dict | None = None) -> None:
+    def __init__(self, spec: MethodEntry, cfg: RunConfig, resume_from: Path | None = None,
+                 run_dir: Path | None = None, resume_payload: dict | None = None,
+                 evaluator: PeriodicEvaluator | None = None) -> None:
         """``resume_from``: a run directory or checkpoint to continue; ``run_dir``: where to write (default: the
-        run the checkpoint belongs to; a new directory continues the weights there)."""
+        run the checkpoint belongs to; a new directory continues the weights there). ``evaluator``: what
+        --eval-every runs (``unflat.runs`` passes ``unflat.evaluate.periodic_evaluation``); None: nothing."""
         cfg.validate()
-        self.spec, self.cfg = spec, cfg
+        self.spec, self.cfg, self.evaluator = spec, cfg, evaluator
         rank, local_rank, world = distributed.init_from_env(
             "cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
         )
@@ -339,7 +328,7 @@ class Trainer:
         if cfg.data is not None:  # before any work: a batch larger than the data is a mistake, and a huge one hangs
             _check_batch_size(cfg, self.info.num_images, "images", self.ctx.world_size)
         torch.manual_seed(cfg.seed)  # same initial weights on every rank (and broadcast anyway)
-        self.method: Method = spec.method_cls(cfg, self.info, self.ctx)
+        self.method: TrainableMethod = spec.method_cls(cfg, self.info, self.ctx)
         if cfg.data is not None and self.method.views_per_sample > 1:  # fail now, not at the first batch
             sampler = StepSampler(open_dataset(cfg.data), cfg.batch_size, cfg.seed,
                                   views_per_sample=self.method.views_per_sample)
@@ -426,21 +415,18 @@ class Trainer:
             self.logger.image("samples", grid, self.step)
 
     def evaluate(self) -> None:
-        """--eval-every: quick metrics (see ``unflat.evaluate.periodic_evaluation``), logged on rank 0."""
-        if not self.is_main:
+        """--eval-every: quick metrics (the ``evaluator``'s), logged on rank 0."""
+        if not self.is_main or self.evaluator is None:
             return
-        from unflat.evaluate import periodic_evaluation
-
-        result = periodic_evaluation(self.method, self.cfg, self.run_dir)
+        result = self.evaluator(self.method, self.cfg, self.run_dir)
         if result is not None and self.logger is not None:
             self.logger.scalars(self.step, result.scalars, event=result.label)
 
     def finish(self) -> None:
         """A method's ``on_train_end(run_dir) -> scalars`` (e.g. the backbone writes its weights file)."""
-        hook = getattr(self.method, "on_train_end", None)
-        if hook is None or not self.is_main:
+        if not self.is_main:
             return
-        values = hook(self.run_dir)
+        values = self.method.on_train_end(self.run_dir)
         if values and self.logger is not None:
             self.logger.scalars(self.step, values, event="end of training")
 
@@ -534,7 +520,7 @@ class Trainer:
                             torch.cuda.max_memory_allocated(self.ctx.device) / 2**30, self.ctx.device)
                     if self.is_main:
                         self.logger.scalars(self.step, row)
-                        for tag, values in getattr(self.method, "histograms", dict)().items():  # e.g. 3dgp's cameras
+                        for tag, values in self.method.histograms().items():  # e.g. 3dgp's cameras
                             self.logger.histogram(tag, values, self.step)
                         progress.summary(self.step, row, self.method.console_hidden_metrics)
                 if self.step % cfg.checkpoint_every == 0:
@@ -575,38 +561,31 @@ def _null_logger():
     return logger
 
 
-def train(spec: MethodSpec, cfg: RunConfig) -> TrainResult:
-    """Train a new run with ``cfg``."""
-    return Trainer(spec, cfg).fit()
-
-
 def outside_run_message(path: Path) -> str:
     return (f"{path}: this checkpoint is not inside a run directory (RUN/checkpoints/{path.name}), so unflat will not "
             "write next to it; pass the run directory to --resume, or add --out NEW_RUN to continue these weights "
             "in a new run directory")
 
 
-def resume(run: Path, overrides: dict | None = None, out: Path | None = None) -> TrainResult:
-    """Continue a run from its latest checkpoint; ``overrides`` may change e.g. max_steps. ``out``: continue in a
-    new run directory instead (the only way to resume a checkpoint file that is not inside a run)."""
+def resume_trainer(spec: MethodEntry, run: Path, payload: dict, overrides: dict | None = None, out: Path | None = None,
+                   evaluator: PeriodicEvaluator | None = None) -> Trainer:
+    """A Trainer that continues checkpoint ``payload`` (loaded from ``run``, a run of ``spec``); ``overrides`` may
+    change e.g. max_steps; ``out``: continue in a new run directory instead (the only way to resume a checkpoint
+    file that is not inside a run)."""
     run = Path(run)
-    payload = load_checkpoint(run)
     if out is None and run_dir_of(run) is None:
         raise UserError(outside_run_message(run))
-    spec = get_method(payload["method"])
     cfg = config_from_yaml(spec.config_cls, payload["config_yaml"])
     if overrides:
         cfg = dataclasses.replace(cfg, **overrides)
     if out is not None:
         cfg = dataclasses.replace(cfg, out=Path(out))
-    return Trainer(spec, cfg, resume_from=run, run_dir=None if out is None else Path(out), resume_payload=payload).fit()
+    return Trainer(spec, cfg, resume_from=run, run_dir=None if out is None else Path(out), resume_payload=payload,
+                   evaluator=evaluator)
 
 
-def load_run(run: Path, device: str | torch.device = "auto") -> LoadedRun:
-    """Restore a trained method (for generate, export, invert, reconstruct, evaluate)."""
-    run = Path(run)
-    payload = load_checkpoint(run)
-    spec = get_method(payload["method"])
+def restore_method(spec: MethodEntry, payload: dict, device: str | torch.device = "auto") -> tuple[RunConfig, TrainableMethod]:
+    """The config and the trained method of checkpoint ``payload`` (a run of ``spec``), on ``device``."""
     cfg = config_from_yaml(spec.config_cls, payload["config_yaml"])
     info_fields = dict(payload["dataset_info"])
     info_fields["class_names"] = tuple(info_fields["class_names"])
@@ -615,5 +594,4 @@ def load_run(run: Path, device: str | torch.device = "auto") -> LoadedRun:
     ctx = TrainContext(device, autocast_dtype(cfg.precision, device))
     method = spec.method_cls(cfg, info, ctx)
     method.load_state_dict(payload["method_state"])
-    run_dir = run_dir_of(run) or run.absolute().parent  # read only (e.g. evaluate's metrics.jsonl)
-    return LoadedRun(spec, cfg, method, int(payload["step"]), run_dir)
+    return cfg, method

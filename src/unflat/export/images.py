@@ -191,3 +191,15 @@ def _has_ffmpeg() -> bool:
     except (ImportError, RuntimeError):
         return False
     return True
+
+
+def depth_to_image(depth: Tensor, mask: Tensor | None) -> Tensor:
+    """Depth [B,1,H,W] -> [B,1,H,W] in [0,1] (near = bright), normalised per image over covered pixels."""
+    m = (mask > 0.5) if mask is not None else torch.ones_like(depth, dtype=torch.bool)
+    out = torch.zeros_like(depth)
+    for i in range(depth.shape[0]):
+        d = depth[i][m[i]]
+        if d.numel() > 1:
+            lo, hi = d.min(), d.max()
+            out[i] = torch.where(m[i], 1 - (depth[i] - lo) / (hi - lo + 1e-8), torch.zeros_like(depth[i]))
+    return out

@@ -32,7 +32,7 @@ DomSpace = Literal["log_d", "d_loss", "probability"]
 * ``probability``: F = D, unflat's own bounded ablation (not in the paper): in [0, 1], slope D(1 - D) fades at
   both ends.
 
-In the GPU ablation the ``log_d`` arms diverged exactly when D won (docs/results-h100.md)."""
+In the GPU ablation the ``log_d`` arms diverged exactly when D won (docs/lab/results-h100.md)."""
 
 
 def log_d(logits: Tensor) -> Tensor:

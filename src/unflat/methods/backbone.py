@@ -31,7 +31,7 @@ from unflat.data.format import Dataset, DatasetInfo, open_dataset
 from unflat.data.loader import Batch
 from unflat.errors import ConfigError, UserError
 from unflat.methods.base import Method, Samples, TrainContext
-from unflat.methods.registry import MethodSpec, register
+from unflat.methods.registry import get_method_spec, register_method
 from unflat.nets.domain_backbone import (
     BackboneTrainingReport,
     DomainBackbone,
@@ -107,10 +107,14 @@ def viewpoint_targets(cameras: Cameras, config: DomainBackboneConfig) -> dict[st
     return {"azimuth": azimuth_bins(azimuth, config.azimuth_bins), "elevation": elevation_bins(elevation, config.elevation_bins)}
 
 
+@register_method("backbone", config=BackboneConfig, kind="helper",
+                 description="domain feature network for FID/KID/IS (category + viewpoint classifier on a dataset)",
+                 presets=lambda: {"tiny": tiny, "small": small, "paper": paper})
 class BackboneMethod(Method):
     """Classifies category and viewpoint bins; its pooled features are the metric features."""
 
-    name = "backbone"
+    helper_use = ("this run is a feature backbone, not a generator: pass its backbone.safetensors as "
+                  "`unflat evaluate GENERATOR_RUN --backbone PATH`")
 
     def __init__(self, cfg: BackboneConfig, info: DatasetInfo, ctx: TrainContext) -> None:
         super().__init__(cfg, info, ctx)
@@ -282,13 +286,7 @@ def paper() -> BackboneConfig:
                           blocks_per_stage=2, log_every=100, checkpoint_every=2000, sample_every=2000)
 
 
-SPEC = register(MethodSpec(
-    name="backbone",
-    description="domain feature network for FID/KID/IS (category + viewpoint classifier on a dataset)",
-    config_cls=BackboneConfig,
-    method_cls=BackboneMethod,
-    presets={"tiny": tiny, "small": small, "paper": paper},
-))
+SPEC = get_method_spec(BackboneMethod)
 
 
 def _replaceable_backbone(path: Path) -> bool:

@@ -1,8 +1,21 @@
-"""The small interface every method implements, and the plumbing they all share.
+"""The contracts a method declares, and the plumbing every method shares.
 
-A method owns its networks and optimisers and knows how to take one training step. The engine
-(`unflat.engine.trainer`) knows nothing method-specific: it feeds batches, calls ``train_step``,
-logs, checkpoints, samples and resumes through this interface.
+A method owns its networks and optimisers and knows how to take one training step (``Method``). The engine
+(`unflat.engine.trainer`) knows nothing method-specific: it feeds batches, calls ``train_step``, logs,
+checkpoints, samples and resumes through this interface, and calls its optional hooks (``histograms``,
+``on_train_end``, ``builtin_data_info``, ``held_out_accuracy``), which do nothing unless a method overrides them.
+
+What a method can do beyond training it declares by inheriting a contract (abstract bases, so a method that
+forgets a part cannot be instantiated, and a command asks ``isinstance``, never ``hasattr``):
+
+* ``Generator3D``: samples 3D content: ``generate`` (images, depth, meshes) and ``export`` (meshes).
+* ``Invertible``: a tri-plane generator that PTI can invert (``invert``) and extract meshes from
+  (``mesh_from_planes``); ``full_frame`` renders whole frames where training renders patches.
+* ``Reconstructor``: image -> mesh (``reconstruct``) and its evaluation on posed views (``evaluate_views``).
+
+Class-level facts: ``name``, ``kind`` ("method": one of the papers' methods; "helper": trains a part other
+methods use, e.g. a feature backbone), ``learns_cameras`` (its own camera distribution is part of what is
+evaluated), ``multiview_generator``, ``console_hidden_metrics``.
 """
 
 from __future__ import annotations
@@ -11,7 +24,7 @@ import abc
 import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ClassVar, Iterator
+from typing import Callable, ClassVar, Iterator, Literal, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -21,25 +34,7 @@ from unflat.config import RunConfig
 from unflat.data.format import Dataset, DatasetInfo
 from unflat.data.loader import Batch
 from unflat.engine import distributed
-
-
-class NonFiniteError(RuntimeError):
-    """A loss or gradient was NaN/Inf; the update was not applied."""
-
-
-@dataclass(frozen=True)
-class TrainContext:
-    """Where and how a method runs (filled in by the engine)."""
-
-    device: torch.device
-    autocast_dtype: torch.dtype | None = None  # None = fp32
-    compile: bool = False
-    rank: int = 0
-    world_size: int = 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
+from unflat.engine.context import NonFiniteError, TrainContext  # noqa: F401 - re-exported: every method builds with them
 
 
 @dataclass
@@ -70,6 +65,13 @@ class Method(abc.ABC):
     """Base class for a registered method. Subclasses set ``name`` and implement train_step/sample."""
 
     name: ClassVar[str] = ""
+    kind: ClassVar[Literal["method", "helper"]] = "method"
+    """"method": one of unflat's methods (a 3D generator or a reconstructor); "helper": trains a part other
+    methods use (feature backbone, depth estimator, IG-GAN's proxy renderer)."""
+    helper_use: ClassVar[str] = ""
+    """Helpers: how their result is used instead of being evaluated (`unflat evaluate` says it)."""
+    learns_cameras: ClassVar[bool] = False
+    """True when the method learns its camera distribution (3DGP): its own cameras are part of what is evaluated."""
     Config: ClassVar[type[RunConfig]] = RunConfig
     multiview_generator: ClassVar[bool] = False
     """True for 3D generators whose ``sample(n, seed, cameras=<n*V cameras>)`` renders latent i from
@@ -120,6 +122,25 @@ class Method(abc.ABC):
 
     def load_extra_state(self, state: dict) -> None:
         pass
+
+    # ---- optional hooks (the engine calls them; the defaults do nothing) -------------------------
+    @staticmethod
+    def builtin_data_info(cfg: RunConfig) -> DatasetInfo | None:
+        """The data a method makes itself when trained without --data (e.g. random shapes); None: it needs --data."""
+        return None
+
+    def histograms(self) -> dict[str, Tensor]:
+        """Values to log as TensorBoard histograms at every log step (e.g. 3DGP's learned cameras)."""
+        return {}
+
+    def on_train_end(self, run_dir: Path) -> dict[str, float]:
+        """Called once after the last step on the main process (e.g. the backbone writes its weights file);
+        returns scalars to log."""
+        return {}
+
+    def held_out_accuracy(self) -> dict[str, float] | None:
+        """A method's own held-out measure, logged by --eval-every instead of FID/KID; None: it has none."""
+        return None
 
     # ---- registration --------------------------------------------------------------------------
     def add_network(self, name: str, module: nn.Module, train: bool = True) -> nn.Module:
@@ -246,6 +267,71 @@ class Method(abc.ABC):
         from unflat.errors import UserError
 
         raise UserError(f"method '{self.name}' does not produce meshes (nothing to export)")
+
+
+class Generator3D(abc.ABC):
+    """A 3D generator (iggan, mvtriplane, 3dgp): ``Method.sample`` renders it; these write its outputs."""
+
+    @abc.abstractmethod
+    def generate(self, out_dir: Path, num: int, seed: int, class_id: int | None = None) -> list[Path]:
+        """`unflat generate`: images, depth and meshes of ``num`` samples (seeds seed..seed+num-1) into out_dir."""
+
+    @abc.abstractmethod
+    def export(self, out_dir: Path, num: int, seed: int, class_id: int | None = None,
+               formats: tuple[str, ...] = ("glb",)) -> list[Path]:
+        """`unflat export`: meshes of ``num`` samples in each of ``formats``."""
+
+
+class Invertible(abc.ABC):
+    """A tri-plane generator PTI can invert (mvtriplane, 3dgp): what `unflat invert` and the inversion metric use."""
+
+    G_ema: nn.Module
+    """The EMA generator PTI tunes a copy of."""
+    output_resolution: int
+    """Side of the rendered (super-resolved) image in pixels."""
+
+    @abc.abstractmethod
+    def invert(self, images: list[Path], out_dir: Path, steps_w: int = 500, steps_g: int = 350, **kwargs) -> list[Path]:
+        """PTI inversion of each image into out_dir; returns the files written."""
+
+    @abc.abstractmethod
+    def invert_tensor(self, target: Tensor, feature_fn=None, classifier=None, label: str = "PTI", **settings):
+        """PTI of one image [1,3,R,R] in [-1,1] (``settings``: PTISettings fields; ``label`` starts the progress
+        lines) -> a result with the pivot
+        ``ws``, the tuned ``generator``, ``azimuth``/``elevation`` and the class (the inversion metric's input)."""
+
+    @abc.abstractmethod
+    def mesh_from_planes(self, planes: Tensor, generator: nn.Module | None = None):
+        """Marching-cubes mesh (trimesh.Trimesh) of one sample's tri-planes [1,3,C,R,R]."""
+
+    def full_frame(self) -> contextlib.AbstractContextManager:
+        """A context in which the generator renders whole frames (3DGP trains on patches); default: it always does."""
+        return contextlib.nullcontext()
+
+
+class Reconstructor(abc.ABC):
+    """Image -> textured mesh (progressive)."""
+
+    perceptual_features_used: str | None = None
+    """The perceptual loss's features training used (recorded by `unflat evaluate`); None when unknown."""
+
+    @abc.abstractmethod
+    def reconstruct(self, images: Sequence[Path], out_dir: Path, masks: Sequence[Path] | None = None,
+                    batch_size: int = 16, **kwargs) -> list[Path]:
+        """`unflat reconstruct`: one mesh (and pictures) per image into out_dir; returns the files written."""
+
+    @abc.abstractmethod
+    def evaluate_views(self, data: Path, num_shapes: int = 64, seed: int = 0, batch_size: int = 16,
+                       **kwargs) -> dict:
+        """Reconstructions of a multi-view dataset's shapes at the input view and a novel view (`unflat evaluate`)."""
+
+
+CONTRACTS: tuple[type, ...] = (Generator3D, Invertible, Reconstructor)
+
+
+def contracts_of(method_cls: type) -> tuple[type, ...]:
+    """The contracts a method class declares."""
+    return tuple(c for c in CONTRACTS if issubclass(method_cls, c))
 
 
 def _unwrap(module: nn.Module) -> nn.Module:

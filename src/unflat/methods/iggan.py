@@ -39,8 +39,8 @@ from unflat.engine.progress import PhaseProgress
 from unflat.errors import ConfigError, UserError
 from unflat.losses.adversarial import discriminator_loss, generator_loss
 from unflat.losses.dom import DomSpace, dom_loss
-from unflat.methods.base import Method, Samples, TrainContext
-from unflat.methods.registry import MethodSpec, register
+from unflat.methods.base import Generator3D, Method, Samples, TrainContext
+from unflat.methods.registry import get_method_spec, register_method
 from unflat.nets.dcgan import DCGANDiscriminator
 from unflat.nets.rendernet import RenderNet, camera_frame_grid, sample_camera_frame
 from unflat.nets.voxel_generator import VoxelGenerator
@@ -414,15 +414,15 @@ class Fakes:
     opengl: Tensor | None = None
 
 
-class IGGAN(_ProxyMethodMixin, Method):
+@register_method("iggan", config=IGGANConfig,
+                 description="IG-GAN: voxel shapes from unposed images through OpenGL + a proxy neural renderer (Lunz et al. 2020)",
+                 presets=lambda: {"tiny": iggan_tiny, "small": iggan_small, "paper": iggan_paper})
+class IGGAN(_ProxyMethodMixin, Method, Generator3D):
     """Generator G, proxy renderer R_phi, discriminator D; OpenGL in the loop."""
 
     multiview_generator = True
     console_hidden_metrics = ("opengl_faces", "opengl_prepare", "opengl_upload", "opengl_draw", "opengl_readback")
     export_settings = {"level": "export_threshold", "min_component": "mesh_min_component"}  # resolution: the voxels'
-
-    name = "iggan"
-    Config = IGGANConfig
 
     def __init__(self, cfg: IGGANConfig, info: DatasetInfo, ctx: TrainContext) -> None:
         super().__init__(cfg, info, ctx)
@@ -747,11 +747,11 @@ def _seed_ranges(seeds: list[int]) -> str:
 # =============================================================================================
 # Renderer pre-training
 # =============================================================================================
+@register_method("iggan-renderer", config=IGGANRendererConfig, kind="helper",
+                 description="pre-train IG-GAN's proxy neural renderer on random cubes/tables rendered by OpenGL (no --data needed)",
+                 presets=lambda: {"tiny": renderer_tiny, "small": renderer_small, "paper": renderer_paper})
 class IGGANRenderer(_ProxyMethodMixin, Method):
     """Pre-trains the proxy renderer R_phi with L2 to OpenGL renders of random binary shapes."""
-
-    name = "iggan-renderer"
-    Config = IGGANRendererConfig
 
     def __init__(self, cfg: IGGANRendererConfig, info: DatasetInfo, ctx: TrainContext) -> None:
         super().__init__(cfg, info, ctx)
@@ -847,18 +847,6 @@ def renderer_paper() -> IGGANRendererConfig:
     return IGGANRendererConfig(max_steps=20_000, shapes="tables")
 
 
-SPEC = register(MethodSpec(
-    name="iggan",
-    description="IG-GAN: voxel shapes from unposed images through OpenGL + a proxy neural renderer (Lunz et al. 2020)",
-    config_cls=IGGANConfig,
-    method_cls=IGGAN,
-    presets={"tiny": iggan_tiny, "small": iggan_small, "paper": iggan_paper},
-))
+SPEC = get_method_spec(IGGAN)
 
-RENDERER_SPEC = register(MethodSpec(
-    name="iggan-renderer",
-    description="pre-train IG-GAN's proxy neural renderer on random cubes/tables rendered by OpenGL (no --data needed)",
-    config_cls=IGGANRendererConfig,
-    method_cls=IGGANRenderer,
-    presets={"tiny": renderer_tiny, "small": renderer_small, "paper": renderer_paper},
-))
+RENDERER_SPEC = get_method_spec(IGGANRenderer)

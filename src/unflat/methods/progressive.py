@@ -45,8 +45,8 @@ from unflat.geometry.sphere_template import sphere_template
 from unflat.losses.adversarial import discriminator_loss, generator_loss, r1_penalty
 from unflat.losses.perceptual import PerceptualLoss, build_feature_extractor
 from unflat.losses.silhouette import iou_loss
-from unflat.methods.base import Method, Samples, TrainContext
-from unflat.methods.registry import MethodSpec, register
+from unflat.methods.base import Method, Reconstructor, Samples, TrainContext
+from unflat.methods.registry import register_method
 from unflat.nets.reconstruction import ImageEncoder, ReconstructionNet, UVDecoder, UVDiscriminator
 from unflat.render.base import RenderOutput
 from unflat.render.rasterizer import project_to_uv, render_textured_mesh
@@ -202,11 +202,11 @@ class ProgressiveConfig(RunConfig):
                               "(train one with `unflat train backbone`)")
 
 
-class Progressive(Method):
+@register_method("progressive", config=ProgressiveConfig,
+                 description="single image -> textured mesh, trained in 3 stages on multi-view data (e.g. from a 3D generator)",
+                 presets=lambda: {"tiny": tiny, "small": small, "paper": paper})
+class Progressive(Method, Reconstructor):
     """Encoder-decoder to a textured mesh; three-stage training (see the module docstring)."""
-
-    name = "progressive"
-    Config = ProgressiveConfig
 
     def __init__(self, cfg: ProgressiveConfig, info: DatasetInfo, ctx: TrainContext) -> None:
         super().__init__(cfg, info, ctx)
@@ -859,12 +859,3 @@ def paper() -> ProgressiveConfig:
         max_steps=100_000, batch_size=4, checkpoint_every=5000, log_every=100, sample_every=5000,
         template_rings=32, template_segments=64, stage2_start=40_000, stage3_start=70_000,
     )
-
-
-register(MethodSpec(
-    name="progressive",
-    description="single image -> textured mesh, trained in 3 stages on multi-view data (e.g. from a 3D generator)",
-    config_cls=ProgressiveConfig,
-    method_cls=Progressive,
-    presets={"tiny": tiny, "small": small, "paper": paper},
-))

@@ -336,9 +336,8 @@ def invert_images(method, images: list[Path], out_dir: Path, steps_w: int = 500,
     (tuned generator + pivot ws) and inversion.json. Returns the written paths."""
     from safetensors.torch import save_file
 
-    from unflat.export.images import save_grid, save_turntable
+    from unflat.export.images import depth_to_image, save_grid, save_turntable
     from unflat.export.writers import save_mesh
-    from unflat.methods.triplane_gan import _depth_to_image
 
     s = PTISettings(steps_w=steps_w, steps_g=steps_g, **settings)
     feature_fn, feature_name, classifier = choose_feature_fn(method, vgg_weights, backbone)
@@ -362,7 +361,7 @@ def invert_images(method, images: list[Path], out_dir: Path, steps_w: int = 500,
             with method.autocast():
                 out = G.render(G.planes(ws, "const"), ws, views, res, perturb=False, noise_mode="const")
             written.append(save_grid(out.image.float().clamp(-1, 1).cpu(), folder / "novel_views.png", nrow=novel_views, value_range=(-1, 1)))
-            written.append(save_grid(_depth_to_image(out.depth.float(), out.opacity.float()).cpu(), folder / "depth.png",
+            written.append(save_grid(depth_to_image(out.depth.float(), out.opacity.float()).cpu(), folder / "depth.png",
                                      nrow=novel_views, value_range=(0, 1)))
             np.save(folder / "depth.npy", out.depth[:1].float().cpu().numpy())
             written.append(folder / "depth.npy")

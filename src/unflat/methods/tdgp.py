@@ -44,13 +44,13 @@ from unflat.data.loader import Batch
 from unflat.errors import ConfigError, UserError
 from unflat.losses.distillation import FeatureTeacher, distillation_loss, patch_sample_weights
 from unflat.methods.base import NonFiniteError, Samples, TrainContext
-from unflat.methods.registry import MethodSpec, register
+from unflat.methods.registry import register_method
 from unflat.methods.triplane_gan import TriplaneGAN, TriplaneGANConfig, TriplaneGenerator, TriplaneRender
 from unflat.nets.camera_generator import (DEFAULT_EMD_WEIGHTS, CameraGenerator, CameraPrior, camera_emd_loss,
                                           camera_statistics, mean_angle_loss, params_to_cameras)
 from unflat.nets.depth_adaptor import DepthAdaptor
-from unflat.nets.depth_estimator import (DEPTH_SPEC, STANDARD_DEPTH_MODELS, ground_truth_relative,  # noqa: F401
-                                         load_depth_run, load_standard_estimator)
+from unflat.methods.depth import DEPTH_SPEC, load_depth_run  # noqa: F401 - DEPTH_SPEC re-exported
+from unflat.nets.depth_estimator import STANDARD_DEPTH_MODELS, ground_truth_relative, load_standard_estimator  # noqa: F401
 from unflat.nets.stylegan2 import Discriminator
 from unflat.nets.superres import resize
 
@@ -437,9 +437,11 @@ def _replace(cfg: TDGPConfig, **changes) -> TDGPConfig:
 # ---------------------------------------------------------------------------------------------
 # The method
 # ---------------------------------------------------------------------------------------------
+@register_method("3dgp", config=TDGPConfig,
+                 description="3DGP: tri-plane GAN with depth adaptor, learned cameras, distillation, patch-wise training",
+                 presets=lambda: {"tiny": _tiny, "small": _small, "paper": _paper})
 class TDGP(TriplaneGAN):
-    name = "3dgp"
-    Config = TDGPConfig
+    learns_cameras = True  # the paper's camera generator: its cameras are part of what is evaluated
     cfg: TDGPConfig
 
     def __init__(self, cfg: TDGPConfig, info: DatasetInfo, ctx: TrainContext) -> None:
@@ -814,13 +816,6 @@ def _paper() -> TDGPConfig:
     return TDGPConfig(max_steps=25_000_000 // 64, batch_size=64, checkpoint_every=2000, sample_every=2000, log_every=50)
 
 
-register(MethodSpec(
-    name="3dgp",
-    description="3DGP: tri-plane GAN with depth adaptor, learned cameras, distillation, patch-wise training",
-    config_cls=TDGPConfig,
-    method_cls=TDGP,
-    presets={"tiny": _tiny, "small": _small, "paper": _paper},
-))
 
 __all__ = ["TDGP", "TDGPConfig", "LossExplosion", "LossExplosionDetector", "DEPTH_SPEC", "patch_cameras",
            "extract_patches", "patch_coordinates", "sample_patch_params", "build_teacher"]

@@ -38,7 +38,7 @@ from unflat.engine.ema import ema_beta, make_ema, update_ema
 from unflat.errors import ConfigError
 from unflat.geometry.triplane import Aggregation, TriplaneDecoder, sample_triplane
 from unflat.losses.adversarial import discriminator_loss, generator_loss, r1_penalty
-from unflat.methods.base import Method, Samples, TrainContext
+from unflat.methods.base import Generator3D, Invertible, Method, Samples, TrainContext
 from unflat.nets.stylegan2 import Discriminator, MappingNetwork, NoiseMode, SynthesisNetwork
 from unflat.nets.superres import SuperResolution, resize
 from unflat.render.triplane_sampling import fused_sample_triplane, fused_sampling_supported
@@ -475,7 +475,7 @@ def gaussian_blur(images: Tensor, sigma: float) -> Tensor:
 # ---------------------------------------------------------------------------------------------
 # The shared method
 # ---------------------------------------------------------------------------------------------
-class TriplaneGAN(Method):
+class TriplaneGAN(Method, Generator3D, Invertible):
     """Training, sampling, export, generation and inversion for a tri-plane GAN; see module docstring."""
 
     multiview_generator = True
@@ -764,7 +764,7 @@ class TriplaneGAN(Method):
     def generate(self, out_dir: Path, num: int, seed: int, class_id: int | None = None, meshes: bool = True,
                  videos: bool = True, video_frames: int = 24) -> list[Path]:
         """Per-class sample grids (+ depth), GLB meshes, a turntable, latent and class interpolation videos."""
-        from unflat.export.images import save_grid, save_interpolation_video, save_turntable
+        from unflat.export.images import depth_to_image, save_grid, save_interpolation_video, save_turntable
 
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -775,7 +775,7 @@ class TriplaneGAN(Method):
             samples = self.sample(num, seed, ids)
             tag = "all" if k is None else f"class{k}_{self._class_name(k)}"
             written.append(save_grid(samples.images, out_dir / f"samples_{tag}.png", value_range=(-1, 1)))
-            written.append(save_grid(_depth_to_image(samples.depth, samples.masks), out_dir / f"depth_{tag}.png", value_range=(0, 1)))
+            written.append(save_grid(depth_to_image(samples.depth, samples.masks), out_dir / f"depth_{tag}.png", value_range=(0, 1)))
             np.save(out_dir / f"depth_{tag}.npy", samples.depth.cpu().numpy())
             written.append(out_dir / f"depth_{tag}.npy")
             if meshes:  # all classes: one mesh each; one class: up to four
@@ -823,22 +823,16 @@ class TriplaneGAN(Method):
 
         return invert_images(self, images, Path(out_dir), steps_w=steps_w, steps_g=steps_g, **kwargs)
 
+    def invert_tensor(self, target: Tensor, feature_fn=None, classifier=None, label: str = "PTI", **settings):
+        """PTI of one image [1,3,R,R] in [-1,1] -> ``unflat.methods.pti.PTIResult``; see ``invert_image``
+        (``label`` starts its progress lines)."""
+        from unflat.methods.pti import PTISettings, invert_image
+
+        return invert_image(self, target, PTISettings(**settings), feature_fn, classifier, label)
+
 
 def _slerp(a: Tensor, b: Tensor, t: float) -> Tensor:
     an, bn = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
     omega = torch.acos((an * bn).sum().clamp(-1 + 1e-6, 1 - 1e-6))
     so = torch.sin(omega)
     return (torch.sin((1 - t) * omega) / so) * a + (torch.sin(t * omega) / so) * b
-
-
-def _depth_to_image(depth: Tensor, mask: Tensor | None) -> Tensor:
-    """Depth [B,1,H,W] -> [B,1,H,W] in [0,1] (near = bright), normalised per image over covered pixels."""
-    m = (mask > 0.5) if mask is not None else torch.ones_like(depth, dtype=torch.bool)
-    out = torch.zeros_like(depth)
-    for i in range(depth.shape[0]):
-        d = depth[i][m[i]]
-        if d.numel() > 1:
-            lo, hi = d.min(), d.max()
-            out[i] = torch.where(m[i], 1 - (depth[i] - lo) / (hi - lo + 1e-8), torch.zeros_like(depth[i]))
-    return out
-

@@ -19,7 +19,6 @@ Held-back data: shapes the generator never saw, e.g. ``unflat dataset synth --se
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import asdict, dataclass
 from typing import Literal
@@ -134,9 +133,8 @@ def evaluate_inversions(method, dataset: Dataset, settings: InversionSettings, f
     """Invert held-back images with PTI and measure the reconstructions -> (results dict, picture grid).
 
     The picture has one column per image; rows: input, pivot, tuned, first novel-view target, its render
-    (uint8 [H,W,3]). ``method``: a tri-plane method (mvtriplane, 3dgp) with ``G_ema``."""
+    (uint8 [H,W,3]). ``method``: an ``unflat.methods.base.Invertible`` (mvtriplane, 3dgp)."""
     from unflat.export.images import make_grid, to_uint8
-    from unflat.methods.pti import PTISettings, invert_image
     from unflat.metrics.report import upscale_nearest
 
     if dataset.depth is None:
@@ -144,7 +142,7 @@ def evaluate_inversions(method, dataset: Dataset, settings: InversionSettings, f
     size = method.output_resolution
     chosen = held_back_views(dataset, settings.num_images, settings.seed)
     same_class_names = tuple(method.info.class_names) == tuple(dataset.info.class_names)
-    whole_frames = getattr(method, "full_frame", contextlib.nullcontext)  # 3dgp renders patches unless told
+    whole_frames = method.full_frame  # 3dgp renders patches unless told
     inputs, pivots, tuned, novel_targets, novel_pivots, novel_tuned, per_image = [], [], [], [], [], [], []
     start = time.perf_counter()
     stopped_early = False
@@ -155,14 +153,14 @@ def evaluate_inversions(method, dataset: Dataset, settings: InversionSettings, f
         began = time.perf_counter()
         target = _rows(dataset, [row], size)
         given = settings.camera == "dataset"
-        pti = PTISettings(steps_w=settings.steps_w, steps_g=settings.steps_g, progress=settings.progress,
-                          estimate_camera=not given,
-                          azimuth=float(target["azimuth"][0]) if given else None,
-                          elevation=float(target["elevation"][0]) if given else None)
+        pti = dict(steps_w=settings.steps_w, steps_g=settings.steps_g, progress=settings.progress,
+                   estimate_camera=not given,
+                   azimuth=float(target["azimuth"][0]) if given else None,
+                   elevation=float(target["elevation"][0]) if given else None)
         torch.manual_seed(settings.seed + i)
         with whole_frames():
-            result = invert_image(method, target["images"] * 2 - 1, pti, feature_fn, classifier,
-                                  f"inversion {i + 1}/{len(chosen)}")
+            result = method.invert_tensor(target["images"] * 2 - 1, feature_fn, classifier,
+                                          f"inversion {i + 1}/{len(chosen)}", **pti)
             az, el = torch.tensor([result.azimuth]), torch.tensor([result.elevation])
             inputs.append(target)
             pivots.append(render_views(method, method.G_ema, result.ws, az, el))

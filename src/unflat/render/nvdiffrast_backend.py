@@ -24,7 +24,7 @@ import sys
 import torch
 from torch import Tensor
 
-from unflat.render.rasterizer import Fragments, fragments_from_face_ids
+from unflat.render.fragments import Fragments, fragments_from_face_ids
 
 
 def _registering(function, name_of):

@@ -31,7 +31,7 @@ class ViewArgs:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from unflat.cli import parse  # the shared one-line-error parser; imported late (cli imports us)
+    from unflat.parsing import parse  # the shared one-line-error parser
 
     args = parse(ViewArgs, list(sys.argv[1:] if argv is None else argv), "unflat view")
     if not args.path.is_dir():
@@ -63,7 +63,7 @@ def load_backend(folder: Path, device: str = "auto") -> ViewerBackend | None:
     run_dir = find_run(folder)
     if run_dir is None:
         return None
-    from unflat.engine.trainer import load_run
+    from unflat.methods.registry import load_run
     from unflat.export.viewer.backend import MethodSampleBackend
 
     print(f"loading the generator of {run_dir} for on-demand samples (--no-sampler skips this)", file=sys.stderr)
