@@ -4,6 +4,7 @@ docstring is its --help text. User errors print one line (``--debug`` shows the 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import importlib
 import io
@@ -17,6 +18,7 @@ from typing import Callable, Literal, Sequence, TypeVar
 from tyro.conf import Positional
 
 from unflat import __version__
+from unflat.config import check_finite
 from unflat.errors import UserError
 from unflat.outputs import check_output_dir, claim_output_dir
 
@@ -38,7 +40,7 @@ def parse(cls: type[T], args: Sequence[str], prog: str, description: str | None 
     kwargs = {"default": default} if default is not None else {}
     try:
         with contextlib.redirect_stderr(buffer), contextlib.redirect_stdout(buffer):
-            return tyro_cli(cls, args=list(args), prog=prog, description=description, **kwargs)
+            parsed = tyro_cli(cls, args=list(args), prog=prog, description=description, **kwargs)
     except SystemExit as exc:
         text = buffer.getvalue()
         if wants_help or exc.code == 0:
@@ -46,6 +48,9 @@ def parse(cls: type[T], args: Sequence[str], prog: str, description: str | None 
             raise SystemExit(0) from None
         detail = _first_error_line(text)
         raise UserError(f"{detail} (see `{prog} --help`)") from None
+    if dataclasses.is_dataclass(parsed):
+        check_finite(parsed)  # tyro accepts 'nan' and 'inf' for a float
+    return parsed
 
 
 def _first_error_line(text: str) -> str:
