@@ -442,7 +442,7 @@ CASES: list[tuple[str, Plant, int, tuple[str, ...]]] = [
     ("view port in use", _port_in_use, 1, ("cannot listen", "--port")),
     # -- outputs and missing inputs --
     ("generate --out a file", _out_file("generate"), 1, ("{tmp}/taken",)),
-    ("train --out a file", _out_file("train"), 1, ("{tmp}/taken",)),
+    ("train --out a file", _out_file("train"), 1, ("{tmp}/taken", "is a file, not a folder")),
     ("generate --out under /proc", lambda w, t: _generate(w.mvtriplane, t)[:-4] + ["--out", "/proc/unflat/x", "--device", "cpu"], 1,
      ("/proc/unflat/x", "cannot write")),
     ("export --out under /proc", lambda w, t: ["export", str(w.mvtriplane), "--num", "1", "--out", "/proc/unflat/x", "--device", "cpu"],

@@ -151,6 +151,8 @@ def _preflight(run_dir: Path, method: Method, fresh: bool) -> RunLock:
         raise UserError(f"{run_dir}: folder is not empty and is not an unflat run directory (no method.txt), so a run "
                         "would write config.yaml, run.log, metrics.jsonl and checkpoints/ among your files; choose a "
                         "new --out")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"{run_dir}: exists and is a file, not a folder; choose a new --out (unflat will not replace it)")
     probe = run_dir / f".unflat-write-test-{os.getpid()}"  # a name no user file has
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
