@@ -592,3 +592,5 @@ def test_viewer_request(viewer, path: str, status: int) -> None:
     assert response.status == status, body[:200]
     if path == "/extra/":
         assert b"loss" in body
+    if path == "/":
+        assert b"pipe.png" not in body and b".env" not in body and b"weights.safetensors" not in body
