@@ -490,6 +490,21 @@ def test_suite_is_large_enough() -> None:
     assert len(CASES) >= 60
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+@pytest.mark.parametrize("name", ["metrics.jsonl", "run.log"])
+def test_disk_full_while_logging_is_one_line_naming_the_file(world: World, tmp_path: Path, capsys, name: str) -> None:
+    """/dev/full in place of the run's log: every write fails with ENOSPC, as on a full disk (run.log gave logging's
+    '--- Logging error ---' traceback, metrics.jsonl an error line without the file). The checkpoint survives."""
+    from unflat.engine.checkpoint import load_checkpoint
+
+    run = _run_copy(world, tmp_path)
+    (run / name).unlink()
+    (run / name).symlink_to("/dev/full")
+    code, err = cli_error(capsys, ["train", "--resume", str(run), "--max-steps", "3"])
+    assert_one_line_error(code, err, f"{run / name}: could not write", "free disk space")
+    assert load_checkpoint(run)["step"] >= 1
+
+
 # ---- the catch-all at the CLI boundary --------------------------------------------------------------
 def _toy_step_raises(exc: BaseException):
     from toy_method import ToyGAN
