@@ -442,13 +442,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except OSError as exc:  # a full disk (or quota, or file-size limit) while writing outputs: one line
-        if debug or exc.errno not in DISK_FULL:
+    except Exception as exc:  # noqa: BLE001 (the catch-all: a user never sees a traceback without --debug)
+        if debug:
             raise
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"unflat {args[0]}: error: {where}could not write ({exc.strerror}); free disk space and run again",
-              file=sys.stderr)
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL:  # a full disk, quota or file-size limit
+            where = f"{exc.filename}: " if exc.filename else ""
+            print(f"unflat {args[0]}: error: {where}could not write ({exc.strerror}); free disk space and run again",
+                  file=sys.stderr)
+        else:
+            print(f"unflat {args[0]}: error: {_one_line(exc)} (run with --debug for the traceback)", file=sys.stderr)
         return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    """An unexpected exception as one line: its type and the first line of its message."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 if __name__ == "__main__":

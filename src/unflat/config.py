@@ -7,6 +7,7 @@ Every method's config subclasses :class:`RunConfig`, so engine flags (``--max-st
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -108,6 +109,18 @@ def to_plain(value: Any) -> Any:
     return value
 
 
+def check_finite(cfg: object) -> None:
+    """No config value is NaN or infinite: every float field means a size, rate or angle (``--radius inf``
+    wrote a dataset its own validator rejects; ``--lr nan`` trains nothing). Raises ConfigError naming the field."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        values = value if isinstance(value, (list, tuple)) else (value,)
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            raise ConfigError(f.name, f"must be a finite number, got {value!r}")
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_finite(value)
+
+
 def config_to_yaml(cfg: object) -> str:
     return yaml.safe_dump(to_plain(cfg), sort_keys=False)
 
@@ -153,7 +166,9 @@ def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
     if unknown:
         raise ConfigError(sorted(unknown)[0], f"is not a field of {cls.__name__}")
     kwargs = {name: _coerce(hints[name], value, name) for name, value in data.items()}
-    return cls(**kwargs)
+    cfg = cls(**kwargs)
+    check_finite(cfg)
+    return cfg
 
 
 def config_from_yaml(cls: type[C], text: str) -> C:

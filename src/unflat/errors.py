@@ -12,3 +12,7 @@ class ConfigError(UserError):
         flag = "--" + field.replace("_", "-")
         super().__init__(f"{flag}: {message}")
         self.field = field
+
+
+class CheckpointError(UserError):
+    """A checkpoint is missing, unreadable, unsafe or from an incompatible version."""

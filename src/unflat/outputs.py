@@ -116,7 +116,7 @@ def is_unflat_json(path: Path, *keys: str) -> bool:
     """A JSON object with every key in ``keys`` (how unflat recognises its own results files)."""
     try:
         payload = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False
     return isinstance(payload, dict) and all(key in payload for key in keys)
 

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 from typing import Sequence, TypeVar
 
+from unflat.config import check_finite
 from unflat.errors import UserError
 
 T = TypeVar("T")
@@ -19,7 +21,7 @@ def parse(cls: type[T], args: Sequence[str], prog: str, description: str | None 
     kwargs = {"default": default} if default is not None else {}
     try:
         with contextlib.redirect_stderr(buffer), contextlib.redirect_stdout(buffer):
-            return tyro_cli(cls, args=list(args), prog=prog, description=description, **kwargs)
+            parsed = tyro_cli(cls, args=list(args), prog=prog, description=description, **kwargs)
     except SystemExit as exc:
         text = buffer.getvalue()
         if wants_help or exc.code == 0:
@@ -27,6 +29,9 @@ def parse(cls: type[T], args: Sequence[str], prog: str, description: str | None 
             raise SystemExit(0) from None
         detail = _first_error_line(text)
         raise UserError(f"{detail} (see `{prog} --help`)") from None
+    if dataclasses.is_dataclass(parsed):
+        check_finite(parsed)  # tyro accepts 'nan' and 'inf' for a float
+    return parsed
 
 
 def _first_error_line(text: str) -> str:

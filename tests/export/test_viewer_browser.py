@@ -24,8 +24,10 @@ from unflat.export.viewer import make_server
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium)")
 
-# Console lines that mean the page is broken (Chromium logs every console message at INFO level).
-BAD_CONSOLE = re.compile(r"Uncaught|TypeError|ReferenceError|SyntaxError|Refused to|Failed to load|404|THREE\.[A-Za-z]+: Error")
+# Console messages that mean the page is broken (Chromium logs every console message at INFO level).
+BAD_CONSOLE = re.compile(r"Uncaught|TypeError|ReferenceError|SyntaxError|Refused to|Failed to load|\b404\b|THREE\.[A-Za-z]+: Error")
+# Chromium's prefix of a console line: [pid:tid:MMDD/hhmmss.micros:INFO:CONSOLE(line)] or [...:CONSOLE:line]
+CONSOLE_PREFIX = re.compile(r"^\[[^\]]*:CONSOLE[^\]]*\] ?")
 
 
 def chromium(url: str, tmp_path: Path, *mode: str) -> subprocess.CompletedProcess:
@@ -39,7 +41,20 @@ def chromium(url: str, tmp_path: Path, *mode: str) -> subprocess.CompletedProces
 
 
 def console_errors(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if ":CONSOLE" in line and BAD_CONSOLE.search(line)]
+    """Console lines whose message (not the prefix: its timestamp's digits once held '404', a flake) is an error."""
+    return [line for line in stderr.splitlines()
+            if (prefix := CONSOLE_PREFIX.match(line)) and BAD_CONSOLE.search(line[prefix.end():])]
+
+
+def test_console_errors_reads_the_message_not_the_timestamp():
+    """The flake of issue #26: a benign driver message logged at 06:23:34.404899 was taken for an HTTP 404."""
+    benign = ('[22364:22364:1203/062334.404899:INFO:CONSOLE:0] "[.WebGL-0x3be400172200]GL Driver Message (OpenGL, '
+              'Performance, GL_CLOSE_PATH_NV, High): GPU stall due to ReadPixels", source: http://127.0.0.1:35404/x (0)')
+    broken = ('[1:1:1203/060000.000001:INFO:CONSOLE(0)] "Failed to load resource: the server responded with a status '
+              'of 404 (Not Found)", source: http://127.0.0.1:8000/a.glb (0)')
+    uncaught = '[1:1:1203/060000.000001:INFO:CONSOLE(12)] "Uncaught TypeError: x is undefined", source: viewer.js (12)'
+    not_console = "[1:1:1203/064040.404040:ERROR:gpu_init.cc(1)] 404 Uncaught"
+    assert console_errors("\n".join([benign, broken, uncaught, not_console])) == [broken, uncaught]
 
 
 @pytest.fixture

@@ -57,8 +57,11 @@ def test_kill_dash_9_at_random_moments_loses_at_most_one_interval(sphere_dataset
         command = [sys.executable, str(SCRIPT), "train", "--resume", str(run)] if latest_checkpoint(run) else fresh
         reached = furthest_logged_step(run)
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-        if kill == 0:  # somewhere in start-up or the first steps
-            time.sleep(rng.uniform(0.5, 4.0))
+        if kill == 0:  # somewhere in start-up or the first steps: a random moment, but never past step 2 x EVERY
+            # (a fixed sleep of 3.9 s found the run finished on a machine that starts and steps fast enough)
+            deadline = time.time() + rng.uniform(0.5, 4.0)
+            while time.time() < deadline and furthest_logged_step(run) < 2 * EVERY and proc.poll() is None:
+                time.sleep(0.02)
         else:  # once it is training again, a random moment later
             deadline = time.time() + 60
             while time.time() < deadline and furthest_logged_step(run) <= reached and proc.poll() is None:

@@ -1,6 +1,7 @@
 """`unflat` with the engine's toy method registered and each step slowed down by UNFLAT_TEST_STEP_SLEEP
 seconds (UNFLAT_TEST_STEP_SLEEP_AFTER_FIRST: from the second step on; UNFLAT_TEST_STEP_STUCK=1: steps after
-the first never return, stuck in C code), so a test can kill a real `unflat train` process at random points of a run that lasts a few seconds.
+the first never return, stuck in C code; UNFLAT_TEST_STEP_RAISE=1: every step raises RuntimeError, a bug for the
+CLI's catch-all), so a test can kill a real `unflat train` process at random points of a run that lasts a few seconds.
 
 usage: python toy_cli.py train toy --preset tiny --data DIR --out RUN ...   |   python toy_cli.py train --resume RUN
 """
@@ -21,9 +22,12 @@ _original = ToyGAN.train_step
 
 _stuck = os.environ.get("UNFLAT_TEST_STEP_STUCK") == "1"
 _delay_after_first = float(os.environ.get("UNFLAT_TEST_STEP_SLEEP_AFTER_FIRST", "0"))
+_raise = os.environ.get("UNFLAT_TEST_STEP_RAISE") == "1"
 
 
 def _slow_step(self, batch, step):
+    if _raise:
+        raise RuntimeError("planted bug in the toy step")
     time.sleep(_delay)
     if step >= 1:
         time.sleep(_delay_after_first)

@@ -75,6 +75,11 @@ def _sha256(path: Path, chunk: int = 1 << 22) -> str:
 # ---------------------------------------------------------------------------------------------
 # cameras.json
 # ---------------------------------------------------------------------------------------------
+# Scenes fill the unit sphere; from farther than this a shape is far below a pixel at any field of view
+# unflat renders (1 deg), and float32 ray arithmetic (1e30 gave an index of -2**63 in a voxel grid) breaks down.
+MAX_CAMERA_DISTANCE = 1e4
+
+
 def parse_cameras_json(payload: object, source: str = "cameras.json", expected: int | None = None) -> Cameras:
     """Validate a cameras JSON payload and return the cameras. Errors name the frame and field."""
     if not isinstance(payload, dict):
@@ -104,6 +109,13 @@ def parse_cameras_json(payload: object, source: str = "cameras.json", expected: 
             if not np.isfinite(value).all():
                 raise DatasetError(f"{source}: frames[{i}].{name} contains NaN or Inf")
             target[i] = value
+    distance = np.linalg.norm(c2w[:, :3, 3], axis=1)
+    if len(frames) and distance.max() > MAX_CAMERA_DISTANCE:
+        far = int(distance.argmax())
+        raise DatasetError(
+            f"{source}: frames[{far}] camera is {distance[far]:.3g} units from the origin (at most {MAX_CAMERA_DISTANCE:g}: "
+            "unflat scenes fill the unit sphere, so the shape would be far below one pixel); fix its cam2world translation"
+        )
     cameras = Cameras(torch.from_numpy(c2w).float(), torch.from_numpy(intr).float())
     valid = cameras.is_valid(atol=1e-3)
     if not bool(valid.all()):
@@ -127,7 +139,7 @@ def is_unflat_dataset(directory: Path) -> bool:
     """True when ``directory`` has a manifest.json that says it is an unflat dataset (any version)."""
     try:
         manifest = json.loads((Path(directory) / "manifest.json").read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False
     return isinstance(manifest, dict) and manifest.get("format") == FORMAT_NAME
 
@@ -443,6 +455,21 @@ def _load_array(root: Path, name: str, dtype: np.dtype, shape_tail: tuple, count
     return array
 
 
+def _check_depth_values(path: Path, depth: np.ndarray, chunk: int = 256) -> None:
+    """Depth is camera-space z, 0 for background: NaN, Inf or negative values are a broken file (NaN was
+    silently taken for background). Scanned in chunks so a large memory-mapped file is not read at once."""
+    for start in range(0, len(depth), chunk):
+        raw = depth[start:start + chunk]
+        if raw.view(np.uint16).max() < 0x7C00:  # float16 bits: no sign bit and no all-ones exponent (Inf/NaN)
+            continue  # the fast path, one integer max per chunk; the exact check below only when something is off
+        block = np.asarray(raw, dtype=np.float32)
+        bad = ~np.isfinite(block) | (block < 0)  # -0.0 passes
+        if bad.any():
+            i, y, x = (int(v[0]) for v in np.nonzero(bad))
+            raise DatasetError(f"{path}: depth must be finite and >= 0 (0 = background), got {block[i, y, x]} "
+                               f"in image {start + i} at pixel ({y}, {x}); re-create the dataset")
+
+
 def read_manifest(root: Path) -> dict:
     path = Path(root) / "manifest.json"
     if not Path(root).is_dir():
@@ -453,6 +480,8 @@ def read_manifest(root: Path) -> dict:
         raise DatasetError(f"{path}: missing; {root} is not an unflat dataset (make one with `unflat dataset ...`)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path}: invalid JSON ({exc})") from None
+    except RecursionError:  # json recurses once per nesting level
+        raise DatasetError(f"{path}: invalid JSON (nested too deeply); re-create the dataset") from None
     except OSError as exc:
         raise DatasetError(f"{path}: unreadable ({exc.strerror or exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
@@ -492,6 +521,8 @@ def open_dataset(root: Path | str, verify_hashes: bool = False) -> Dataset:
     shape_ids = _load_array(root, "shape_ids.npy", np.int64, (), n)
     masks = _load_array(root, "masks.npy", np.uint8, (r, r), n) if manifest["has_masks"] else None
     depth = _load_array(root, "depth.npy", np.float16, (r, r), n) if manifest["has_depth"] else None
+    if depth is not None:
+        _check_depth_values(root / "depth.npy", depth)
     num_classes = len(manifest["class_names"])
     if n and (labels.min() < 0 or labels.max() >= num_classes):
         raise DatasetError(f"{root / 'labels.npy'}: class ids must lie in [0, {num_classes}) (manifest class_names)")
@@ -501,6 +532,8 @@ def open_dataset(root: Path | str, verify_hashes: bool = False) -> Dataset:
         raise DatasetError(f"{root / 'cameras.json'}: missing") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{root / 'cameras.json'}: invalid JSON ({exc})") from None
+    except RecursionError:
+        raise DatasetError(f"{root / 'cameras.json'}: invalid JSON (nested too deeply); re-create the dataset") from None
     except OSError as exc:
         raise DatasetError(f"{root / 'cameras.json'}: unreadable ({exc.strerror or exc})") from None
     cameras = parse_cameras_json(payload, str(root / "cameras.json"), expected=n)

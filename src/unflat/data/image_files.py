@@ -104,7 +104,8 @@ def load_image(
         if path.suffix.lower() in IMAGE_SUFFIXES:  # named like an image but unreadable: damaged
             return SkipReason(CORRUPT, "image format not recognised")
         return SkipReason(NOT_IMAGE, "no image format recognised")
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+    # RuntimeError: AVIF frames that fail to decode; NotImplementedError (one) for DDS pixel formats Pillow lacks
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, RuntimeError) as exc:
         return SkipReason(CORRUPT, str(exc)[:120] or type(exc).__name__)
     except MemoryError:
         return SkipReason(TOO_LARGE, "out of memory while decoding")

@@ -66,6 +66,11 @@ def load_mesh(path: Path, up_axis: UpAxis = "y") -> trimesh.Trimesh | SkipReason
     extent = np.ptp(loaded.vertices, axis=0)
     if extent.max() <= 0:
         return SkipReason("degenerate mesh", "all vertices coincide")
+    with np.errstate(over="ignore"):  # the overflow is what is tested here
+        radius = np.linalg.norm(loaded.vertices, axis=1)
+    if not np.isfinite(extent).all() or not np.isfinite(radius).all():
+        # coordinates near the float limit (1e308): normalising would scale every vertex to 0, a blank image
+        return SkipReason("invalid vertices", "coordinates too large to normalise (near the float limit)")
     return normalize_to_unit_sphere(loaded)
 
 

@@ -16,15 +16,11 @@ from pathlib import Path
 import torch
 
 from unflat import __version__
-from unflat.errors import UserError
+from unflat.errors import CheckpointError, UserError
 
 CHECKPOINT_FORMAT = "unflat-checkpoint"
 CHECKPOINT_VERSION = 1
 _STEP_FILE = re.compile(r"^step-(\d{8})\.pt$")
-
-
-class CheckpointError(UserError):
-    """A checkpoint is missing, unreadable, unsafe or from an incompatible version."""
 
 
 class CheckpointWriteError(UserError):
@@ -179,7 +175,16 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise CheckpointError(
             f"{path}: checkpoint format_version {payload.get('format_version')} is not supported by unflat {__version__}"
         )
+    from unflat.engine.checkpoint_schema import validate_payload  # noqa: PLC0415 (loaded only when a checkpoint is)
+
+    validate_payload(path, payload)
     return payload
+
+
+def checkpoint_file(path: Path) -> Path:
+    """The file ``load_checkpoint(path)`` reads: a run directory's latest.pt, or ``path`` itself."""
+    path = Path(path)
+    return checkpoint_dir(path) / "latest.pt" if path.is_dir() else path
 
 
 def estimate_checkpoint_bytes(state: object) -> int:

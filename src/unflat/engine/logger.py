@@ -71,8 +71,11 @@ class MetricsLogger:
         row = {"step": step, "time": round(time.time(), 3), **values}
         if event:
             row["event"] = event
-        with open(self.path, "a") as handle:
-            handle.write(json.dumps(row) + "\n")
+        try:
+            with open(self.path, "a") as handle:
+                handle.write(json.dumps(row) + "\n")
+        except OSError as exc:  # name the file in the CLI's one-line error (a full disk reports none)
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
         if self.tb is not None:
             for key, value in values.items():
                 self.tb.add_scalar(key, value, step)
@@ -100,6 +103,23 @@ def git_hash() -> str:
         return "unknown"
 
 
+class _RunLogHandler(logging.FileHandler):
+    """A failed write to run.log (a full disk) stops the run like a failed metrics row, with the CLI's one-line
+    disk-full error, instead of logging's "--- Logging error ---" traceback on stderr and a run that logs nothing."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's naming)
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):
+            raise OSError(error.errno, error.strerror, self.baseFilename) from error
+        super().handleError(record)
+
+    def close(self) -> None:
+        try:
+            super().close()  # flushes what the failed write left in the buffer: fails again
+        except OSError:
+            pass  # already raised, naming run.log, where the write failed
+
+
 def open_run_log(run_dir: Path, device: torch.device) -> logging.Logger:
     """run.log: command line, versions, git hash and device, then every event of the run."""
     logger = logging.getLogger("unflat.run")
@@ -107,7 +127,7 @@ def open_run_log(run_dir: Path, device: torch.device) -> logging.Logger:
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()
-    handler = logging.FileHandler(Path(run_dir) / "run.log")
+    handler = _RunLogHandler(Path(run_dir) / "run.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger.addHandler(handler)
     logger.propagate = False

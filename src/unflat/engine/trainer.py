@@ -25,11 +25,12 @@ import imageio.v3 as imageio
 import numpy as np
 import torch
 
-from unflat.config import RunConfig, config_from_yaml, config_to_yaml, run_config_text
+from unflat.config import RunConfig, config_to_yaml, run_config_text
 from unflat.data.format import DatasetInfo, open_dataset
 from unflat.data.loader import Batch, StepSampler, iterate_batches
 from unflat.engine import distributed
 from unflat.engine.checkpoint import (
+    checkpoint_file,
     estimate_checkpoint_bytes,
     is_run_dir,
     latest_checkpoint,
@@ -38,6 +39,7 @@ from unflat.engine.checkpoint import (
     run_dir_of,
     save_checkpoint,
 )
+from unflat.engine.checkpoint_schema import restore_method as restore_checked, stored_config, stored_dataset_info
 from unflat.engine.runlock import RunLock
 from unflat.engine.logger import MetricsLogger, ScalarAverager, close_run_log, open_run_log
 from unflat.engine.progress import TrainingProgress, console, phase_at, warn
@@ -136,6 +138,8 @@ def _preflight(run_dir: Path, method: TrainableMethod, fresh: bool) -> RunLock:
         raise UserError(f"{run_dir}: folder is not empty and is not an unflat run directory (no method.txt), so a run "
                         "would write config.yaml, run.log, metrics.jsonl and checkpoints/ among your files; choose a "
                         "new --out")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"{run_dir}: exists and is a file, not a folder; choose a new --out (unflat will not replace it)")
     probe = run_dir / f".unflat-write-test-{os.getpid()}"  # a name no user file has
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -338,7 +342,7 @@ class Trainer:
         self.images_seen = 0  # summed per step, so a resume on another world size keeps the count exact
         self.rollbacks = 0
         if self.resume_payload is not None:
-            self._restore(self.resume_payload)
+            self._restore(self.resume_payload, Path(resume_from) if resume_from is not None else self.run_dir)
         self.logger: MetricsLogger | None = None
         self.lock: RunLock | None = None
 
@@ -354,10 +358,10 @@ class Trainer:
     def is_main(self) -> bool:
         return self.ctx.rank == 0
 
-    def _restore(self, payload: dict) -> None:
+    def _restore(self, payload: dict, source: Path) -> None:
         if payload["method"] != self.spec.name:
             raise UserError(f"checkpoint is for method '{payload['method']}', not '{self.spec.name}'")
-        self.method.load_state_dict(payload["method_state"])
+        restore_checked(checkpoint_file(source), self.method, payload["method_state"])
         self.step = int(payload["step"])
         self.images_seen = int(payload.get("images_seen", self.step * self.cfg.batch_size * self.ctx.world_size))
         self.rollbacks = int(payload.get("rollbacks", 0))
@@ -443,7 +447,7 @@ class Trainer:
         payload = load_checkpoint(self.run_dir)
         # the checkpoint predates this failure: carry the rollback count and the lowered rates across the restore
         rollbacks, lr_scale = self.rollbacks + 1, self.method.lr_scale * self.cfg.rollback_lr_factor
-        self._restore(payload)
+        self._restore(payload, self.run_dir)
         self.rollbacks, self.method.lr_scale = rollbacks, lr_scale
         note = f"rollback {self.rollbacks}: back to step {self.step}, learning rates x{self.method.lr_scale:g}"
         console.print(f"[yellow]{note}")
@@ -575,7 +579,7 @@ def resume_trainer(spec: MethodEntry, run: Path, payload: dict, overrides: dict 
     run = Path(run)
     if out is None and run_dir_of(run) is None:
         raise UserError(outside_run_message(run))
-    cfg = config_from_yaml(spec.config_cls, payload["config_yaml"])
+    cfg = stored_config(checkpoint_file(run), spec.config_cls, payload)
     if overrides:
         cfg = dataclasses.replace(cfg, **overrides)
     if out is not None:
@@ -584,14 +588,16 @@ def resume_trainer(spec: MethodEntry, run: Path, payload: dict, overrides: dict 
                    evaluator=evaluator)
 
 
-def restore_method(spec: MethodEntry, payload: dict, device: str | torch.device = "auto") -> tuple[RunConfig, TrainableMethod]:
-    """The config and the trained method of checkpoint ``payload`` (a run of ``spec``), on ``device``."""
-    cfg = config_from_yaml(spec.config_cls, payload["config_yaml"])
-    info_fields = dict(payload["dataset_info"])
-    info_fields["class_names"] = tuple(info_fields["class_names"])
-    info = DatasetInfo(**info_fields)
+def restore_method(spec: MethodEntry, payload: dict, device: str | torch.device = "auto",
+                   source: Path | None = None) -> tuple[RunConfig, TrainableMethod]:
+    """The config and the trained method of checkpoint ``payload`` (a run of ``spec``, read from ``source``), on
+    ``device``; the stored config, dataset info and networks are checked against the method first
+    (``unflat.engine.checkpoint_schema``: a mismatch is one line naming the file and the field)."""
+    source = Path(source) if source is not None else Path("checkpoint")
+    cfg = stored_config(source, spec.config_cls, payload)
+    info = stored_dataset_info(payload)
     device = resolve_device(device) if isinstance(device, str) else device
     ctx = TrainContext(device, autocast_dtype(cfg.precision, device))
     method = spec.method_cls(cfg, info, ctx)
-    method.load_state_dict(payload["method_state"])
+    restore_checked(source, method, payload["method_state"])
     return cfg, method

@@ -152,12 +152,12 @@ class LoadedRun:
 
 def load_run(run: Path, device: "str | torch.device" = "auto") -> LoadedRun:
     """Restore a trained method (for generate, export, invert, reconstruct, evaluate, from-generator, view)."""
-    from unflat.engine.checkpoint import load_checkpoint, run_dir_of
+    from unflat.engine.checkpoint import checkpoint_file, load_checkpoint, run_dir_of
     from unflat.engine.trainer import restore_method
 
     run = Path(run)
     payload = load_checkpoint(run)
     spec = get_method(payload["method"])
-    cfg, method = restore_method(spec, payload, device)
+    cfg, method = restore_method(spec, payload, device, source=checkpoint_file(run))
     run_dir = run_dir_of(run) or run.absolute().parent  # read only (e.g. evaluate's metrics.jsonl)
     return LoadedRun(spec, cfg, method, int(payload["step"]), run_dir)

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from unflat.errors import UserError
 from unflat.pretrained import MissingWeightsError, hash_state_dict
 
 ProgressFn = Callable[[int, int, dict], None]
@@ -305,6 +306,10 @@ def save_domain_backbone(model: DomainBackbone, path: str | Path, report: Backbo
     return path
 
 
+class BackboneFileError(UserError, ValueError):
+    """A domain backbone file that is damaged or not one (a ValueError too, as before)."""
+
+
 def load_domain_backbone(path: str | Path, device: str | torch.device = "cpu") -> tuple[DomainBackbone, dict]:
     """Load a saved domain backbone -> (model in eval mode, its info dict). The stored weights hash
     is checked against the weights."""
@@ -316,17 +321,30 @@ def load_domain_backbone(path: str | Path, device: str | torch.device = "cpu") -
         raise MissingWeightsError(
             f"domain backbone weights {path} not found; train one with `unflat train backbone --data DIR --out {path}`"
         )
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
+    retrain = "re-make it with `unflat train backbone --data DIR`"
+    try:  # a cut or foreign file makes safetensors raise its own error types
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        state = load_file(str(path), device="cpu")
+    except Exception as exc:  # noqa: BLE001
+        raise BackboneFileError(f"{path}: not a readable safetensors file ({type(exc).__name__}: {exc}); {retrain}") from None
     if "unflat_domain_backbone" not in metadata:
-        raise ValueError(f"{path} is not an unflat domain backbone file (no 'unflat_domain_backbone' metadata)")
-    info = json.loads(metadata["unflat_domain_backbone"])
-    config = DomainBackboneConfig(**{**info["config"], "widths": tuple(info["config"]["widths"])})
-    model = DomainBackbone(config)
-    state = load_file(str(path), device="cpu")
-    if hash_state_dict(state) != info["weights_hash"]:
-        raise ValueError(f"{path}: weights do not match their recorded hash {info['weights_hash']} (file corrupt?)")
-    model.load_state_dict(state)
+        raise BackboneFileError(f"{path}: not an unflat domain backbone file (no 'unflat_domain_backbone' metadata); {retrain}")
+    try:
+        info = json.loads(metadata["unflat_domain_backbone"])
+        config = DomainBackboneConfig(**{**info["config"], "widths": tuple(info["config"]["widths"])})
+        recorded = str(info["weights_hash"])
+        model = DomainBackbone(config)
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise BackboneFileError(f"{path}: field 'unflat_domain_backbone' of the metadata is damaged "
+                                f"({type(exc).__name__}: {exc}); {retrain}") from None
+    if hash_state_dict(state) != recorded:
+        raise BackboneFileError(f"{path}: weights do not match their recorded hash {recorded} (file corrupt?); {retrain}")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise BackboneFileError(f"{path}: weights do not fit the recorded config ({str(exc).splitlines()[-1].strip()}); "
+                                f"{retrain}") from None
     return model.to(device).eval().requires_grad_(False), info
 
 

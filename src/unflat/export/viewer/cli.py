@@ -34,12 +34,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from unflat.parsing import parse  # the shared one-line-error parser
 
     args = parse(ViewArgs, list(sys.argv[1:] if argv is None else argv), "unflat view")
-    if not args.path.is_dir():
-        from unflat.errors import UserError
+    from unflat.errors import ConfigError, UserError
 
+    if not args.path.is_dir():
         raise UserError(f"{args.path} is not a folder")
+    if not 0 <= args.port <= 65535:
+        raise ConfigError("port", f"must be in [0, 65535] (0 picks a free one), got {args.port}")
     backend = load_backend(args.path, args.device) if args.sampler else None
-    serve(args.path, host=args.host, port=args.port, open_browser=args.open_browser, backend=backend)
+    try:
+        serve(args.path, host=args.host, port=args.port, open_browser=args.open_browser, backend=backend)
+    except OSError as exc:  # binding: a port in use or reserved, a host name that does not resolve
+        raise UserError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); choose another --port "
+                        "(0 picks a free one) or --host") from None
     return 0
 
 

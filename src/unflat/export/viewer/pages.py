@@ -57,7 +57,7 @@ def scan_folder(root: Path, folder: Path) -> FolderListing:
                 else listing.metrics if name == "metrics.jsonl"
                 else None
             )
-            if bucket is None:
+            if bucket is None or not os.path.isfile(os.path.join(current, name)):  # a FIFO is not served: not listed
                 continue
             if len(bucket) >= MAX_FILES_PER_KIND:
                 listing.truncated = True

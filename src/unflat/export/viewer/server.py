@@ -30,6 +30,7 @@ from unflat.export.viewer import pages
 
 STATIC_DIR = Path(__file__).parent / "static"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+NOT_SERVED_SUFFIXES = {".pt", ".pth", ".ckpt", ".safetensors"}  # weights, wherever they lie
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "media-src 'self'; connect-src 'self' data: blob:; object-src 'none'; base-uri 'none'; "
@@ -135,14 +136,24 @@ def resolve_under_root(root: Path, url_path: str) -> Path:
     rel = decoded[1:]
     if rel.startswith("/"):
         raise Refused(HTTPStatus.FORBIDDEN, "absolute paths are not served")
-    if any(part in ("..", ".") for part in rel.split("/")):
+    parts = rel.split("/")
+    if any(part in ("..", ".") for part in parts):
         raise Refused(HTTPStatus.FORBIDDEN, "path traversal is not allowed")
-    candidate = root / rel
-    if not candidate.exists():  # follows symlinks: a dangling link is missing too
+    # what the pages never list is not served either: dotfiles, checkpoints (weights are not for the network)
+    if any(part.startswith(".") or part in pages.SKIPPED_FOLDERS for part in parts) or \
+            Path(rel).suffix.lower() in NOT_SERVED_SUFFIXES:
         raise Refused(HTTPStatus.NOT_FOUND, "not found")
-    resolved = candidate.resolve()
+    candidate = root / rel
+    try:
+        if not candidate.exists():  # follows symlinks: a dangling link is missing too
+            raise Refused(HTTPStatus.NOT_FOUND, "not found")
+        resolved = candidate.resolve()
+    except OSError:  # a name over 255 bytes (ENAMETOOLONG), a loop of links ...
+        raise Refused(HTTPStatus.NOT_FOUND, "not found") from None
     if resolved != root and not resolved.is_relative_to(root):
         raise Refused(HTTPStatus.FORBIDDEN, "outside the served folder")
+    if not (resolved.is_dir() or resolved.is_file()):  # a FIFO or device: reading it would hang the request
+        raise Refused(HTTPStatus.NOT_FOUND, "not a regular file")
     return resolved
 
 
