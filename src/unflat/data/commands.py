@@ -19,17 +19,21 @@ import multiprocessing
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Literal
+from typing import TYPE_CHECKING, Iterable, Iterator, Literal
 
 import numpy as np
 import trimesh
 import torch
 
 from unflat.cameras import Cameras
+from unflat.data.backgrounds import BackgroundKind
 from unflat.data.format import DatasetWriter
 from unflat.data.image_files import Crop, LoadedImage, SkipReason, SkipReport, load_image, load_mask
 from unflat.errors import ConfigError, UserError
 from unflat.render.gl_backends import RendererBackend, resolve_backend
+
+if TYPE_CHECKING:
+    from unflat.data.wild import WildSettings
 
 LightingName = Literal["two-beams", "headlight"]
 
@@ -104,6 +108,18 @@ class _SynthFields:
     """Categories to generate (several = class-labelled data): chair, table, sofa, mug, car, lamp."""
     num_shapes: int = 100
     """Shapes per category."""
+    wild: bool = False
+    """In-the-wild composites (docs/data.md): packaged photos or procedural textures behind the object, random
+    zoom and offset (through the stored intrinsics), varied light direction and colour, ground shadows."""
+    wild_backgrounds: BackgroundKind = "mixed"
+    """With --wild: "photos" (scikit-image / scikit-learn / matplotlib sample photos, whichever are installed;
+    procedural when none is), "procedural" (needs nothing) or "mixed" (either, with equal odds)."""
+    wild_scale_range: tuple[float, float] = (0.5, 1.0)
+    """With --wild: object zoom range (focal-length factor; 1 = the default framing, where the unit sphere fits)."""
+    wild_occluders: float = 0.0
+    """With --wild: probability that a view gets a textured occluder over part of the object (masks exclude it)."""
+    wild_shadows: bool = True
+    """With --wild: a soft ground shadow under the object along the key light (views from above the ground)."""
 
 
 # Base order puts the command's own fields first in --help (dataclass fields follow reversed MRO).
@@ -121,7 +137,23 @@ class SynthConfig(_CameraFields, _SynthFields):
             raise ConfigError("category", "lists a category twice")
         if self.num_shapes < 1:
             raise ConfigError("num_shapes", "must be at least 1")
+        _check_range("wild_scale_range", self.wild_scale_range, 0.05, 4.0)
+        if not 0 <= self.wild_occluders <= 1:
+            raise ConfigError("wild_occluders", f"must be a probability in [0, 1], got {self.wild_occluders}")
+        if self.wild_backgrounds not in ("mixed", "photos", "procedural"):
+            raise ConfigError("wild_backgrounds", "must be mixed, photos or procedural")
         self._validate_camera_fields()
+
+    def wild_settings(self) -> "WildSettings | None":
+        """What the rendering workers need for wild composites (None without --wild)."""
+        if not self.wild:
+            return None
+        from unflat.data.backgrounds import find_photos  # noqa: PLC0415
+        from unflat.data.wild import WildSettings  # noqa: PLC0415
+
+        photos = find_photos() if self.wild_backgrounds != "procedural" else ()
+        return WildSettings(self.wild_backgrounds, tuple(self.wild_scale_range), occluders=self.wild_occluders,
+                            shadows=self.wild_shadows, photos=photos)
 
 
 @dataclass
@@ -218,6 +250,7 @@ class RenderSettings:
     with_depth: bool
     material: str = "parts"
     renderer: str = "auto"  # a resolved backend: "moderngl" or "pyrender"
+    wild: "WildSettings | None" = None  # in-the-wild composites (unflat.data.wild)
 
 
 GREY = (178, 178, 178, 255)  # IG-GAN's plain grey (0.7), what its voxel generator's renders look like
@@ -245,6 +278,7 @@ class RenderedShape:
     depth: np.ndarray | None
     cameras: Cameras
     mesh: object
+    backgrounds: list[str] | None = None  # wild composites: what each view's background is
 
 
 _WORKER_RENDERER = None
@@ -265,8 +299,13 @@ def _renderer(settings: RenderSettings):
         from unflat.render.gl_scene import Lighting  # noqa: PLC0415
 
         lighting = Lighting.two_beams() if settings.lighting == "two-beams" else Lighting.headlight()
-        _WORKER_RENDERER = create_renderer(settings.renderer, settings.resolution, lighting=lighting,  # type: ignore[arg-type]
-                                           supersample=settings.supersample, compute_normals=False)
+        if settings.wild is not None:  # albedo over black plus normals: every view is lit and composited after
+            _WORKER_RENDERER = create_renderer(settings.renderer, settings.resolution, lighting=lighting,  # type: ignore[arg-type]
+                                               supersample=settings.supersample, compute_normals=True, unlit=True,
+                                               background=(0.0, 0.0, 0.0))
+        else:
+            _WORKER_RENDERER = create_renderer(settings.renderer, settings.resolution, lighting=lighting,  # type: ignore[arg-type]
+                                               supersample=settings.supersample, compute_normals=False)
     return _WORKER_RENDERER
 
 
@@ -295,6 +334,8 @@ def render_job(job: ShapeJob, settings: RenderSettings | None = None) -> Rendere
         mesh = mesh.copy()
         mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=np.tile(GREY, (len(mesh.vertices), 1)))
     cameras = job_cameras(settings, job.camera_seed)
+    if settings.wild is not None:
+        return _render_wild(job, mesh, cameras, settings)
     try:
         out = _renderer(settings).render(mesh, cameras)
     except Exception as exc:  # noqa: BLE001  (a malformed mesh must not stop the dataset)
@@ -304,6 +345,17 @@ def render_job(job: ShapeJob, settings: RenderSettings | None = None) -> Rendere
     images = np.clip(np.rint(out.rgb.permute(0, 2, 3, 1).numpy() * 255), 0, 255).astype(np.uint8)
     depth = out.depth[:, 0].numpy() if settings.with_depth else None
     return RenderedShape(images, out.mask[:, 0].numpy(), depth, cameras, mesh)
+
+
+def _render_wild(job: ShapeJob, mesh: trimesh.Trimesh, cameras: Cameras, settings: RenderSettings) -> RenderedShape:
+    from unflat.data.wild import composite, frame_cameras  # noqa: PLC0415
+
+    assert settings.wild is not None
+    rng = np.random.default_rng([job.camera_seed, 0x57])  # the shape's own stream: any worker, same views
+    cameras = frame_cameras(cameras, np.asarray(mesh.vertices), rng, settings.wild.scale_range, settings.wild.margin)
+    views = composite(_renderer(settings), mesh, cameras, rng, settings.wild, settings.resolution)
+    return RenderedShape(views.images, views.masks, views.depth if settings.with_depth else None, cameras, mesh,
+                         views.backgrounds)
 
 
 def _render_job_indexed(job: ShapeJob) -> tuple[ShapeJob, RenderedShape | SkipReason]:
@@ -403,7 +455,8 @@ def _write_rendered(writer: DatasetWriter, rendered: RenderedShape, job: ShapeJo
 def _settings(cfg: _CameraFields, azimuth_range: tuple[float, float], elevation_range: tuple[float, float]) -> RenderSettings:
     return RenderSettings(cfg.resolution, cfg.views_per_shape, tuple(azimuth_range), tuple(elevation_range),  # type: ignore[arg-type]
                           cfg.uniform_on_sphere, cfg.radius, cfg.fov_deg, cfg.lighting, cfg.supersample, cfg.with_depth,
-                          cfg.material, resolve_backend(cfg.renderer))
+                          cfg.material, resolve_backend(cfg.renderer),
+                          cfg.wild_settings() if isinstance(cfg, SynthConfig) else None)
 
 
 def _seed_of(*keys: int) -> int:
@@ -429,14 +482,21 @@ def run_synth(cfg: SynthConfig) -> Path:
         for j in range(cfg.num_shapes)
     ]
     workers = auto_workers(cfg.workers, len(jobs) * cfg.views_per_shape)
-    source = {"command": "synth", "config": _config_dict(cfg)}
+    source: dict = {"command": "synth", "config": _config_dict(cfg)}
+    used: dict[str, int] = {}
+    if settings.wild is not None:
+        source["wild"] = {"photos": [p.name for p in settings.wild.photos], "backgrounds_used": used,
+                          "cameras": "framing varies through the intrinsics (zoom = focal, offset = principal point)"}
     with DatasetWriter(cfg.out, cfg.resolution, list(cfg.category), kind="synth", with_masks=True,
                        with_depth=cfg.with_depth, views_per_shape=cfg.views_per_shape, overwrite=cfg.overwrite,
-                       source=source) as writer:
+                       source=source, background="wild" if cfg.wild else "white") as writer:
         with _progress(len(jobs), f"synth {'+'.join(cfg.category)}") as progress:
             for job, rendered in run_jobs(jobs, settings, workers):
                 assert isinstance(rendered, RenderedShape)
                 _write_rendered(writer, rendered, job, store_mesh=True)
+                for name in rendered.backgrounds or ():
+                    family = name.split(":")[0] if name.startswith("photo:") else name
+                    used[family] = used.get(family, 0) + 1
                 progress.advance(progress.task_ids[0])
     _print_done(cfg.out, len(jobs) * cfg.views_per_shape, len(cfg.category))
     return cfg.out
@@ -529,8 +589,10 @@ def run_images(cfg: ImagesConfig) -> Path:
     used_per_class = np.zeros(len(classes), np.int64)
     source: dict = {"command": "images", "config": _config_dict(cfg), "cameras": "unknown: default frontal camera stored"}
     workers = auto_workers(cfg.workers, len(items), minimum_items=256)
+    # photos show their scenes; RGBA cut-outs are composited over white (image_files)
+    background = "white" if cfg.alpha_as_mask else "wild"
     with DatasetWriter(cfg.out, cfg.resolution, classes, kind="images", with_masks=with_masks, with_depth=False,
-                       views_per_shape=1, overwrite=cfg.overwrite, source=source) as writer:
+                       views_per_shape=1, overwrite=cfg.overwrite, source=source, background=background) as writer:
         with _progress(len(items), "images") as progress:
             for (path, cls), result in zip(items, _map_ordered(_load_item, args, workers)):
                 progress.advance(progress.task_ids[0])
