@@ -29,6 +29,7 @@ from unflat.cameras import Cameras
 from unflat.data.backgrounds import BackgroundKind
 from unflat.data.format import DatasetWriter
 from unflat.data.image_files import Crop, LoadedImage, SkipReason, SkipReport, load_image, load_mask
+from unflat.data.segment import Method as SegmentMethod
 from unflat.errors import ConfigError, UserError
 from unflat.render.gl_backends import RendererBackend, resolve_backend
 
@@ -197,8 +198,14 @@ class ImagesConfig:
     """Output dataset directory."""
     resolution: int = 128
     """Image side in pixels."""
-    crop: Crop = "center"
-    """Make images square: "center" crop, "pad" with white, or "stretch"."""
+    crop: Crop | Literal["object"] = "object"
+    """Make images square: "object" = find the object (segmentation, or your --masks / alpha), centre it with
+    --margin and store its mask (photos where none is found are skipped and reported); "center" crop; "pad" with
+    white; "stretch"."""
+    margin: float = 0.15
+    """With --crop object: space on each side of the object's box, as a fraction of its longer side."""
+    segmenter: SegmentMethod = "auto"
+    """With --crop object and no masks: "grabcut" (OpenCV), "colour" (NumPy/SciPy), "auto" = grabcut when installed."""
     masks: Path | None = None
     """Optional folder of masks with the same relative names (any image suffix); images without a mask are skipped."""
     alpha_as_mask: bool = False
@@ -223,8 +230,10 @@ class ImagesConfig:
             raise ConfigError("masks", f"{self.masks} is not a directory")
         if self.masks is not None and self.alpha_as_mask:
             raise ConfigError("alpha_as_mask", "choose either --masks or --alpha-as-mask")
-        if self.crop not in ("center", "pad", "stretch"):
-            raise ConfigError("crop", "must be center, pad or stretch")
+        if self.crop not in ("object", "center", "pad", "stretch"):
+            raise ConfigError("crop", "must be object, center, pad or stretch")
+        if not 0 <= self.margin <= 2:
+            raise ConfigError("margin", f"must be in [0, 2], got {self.margin}")
         if self.resolution < 8 or self.resolution > 2048:
             raise ConfigError("resolution", f"must be in [8, 2048], got {self.resolution}")
         if self.min_side < 1 or self.max_pixels < 0 or self.workers < 0:
@@ -540,18 +549,61 @@ def run_render_meshes(cfg: RenderMeshesConfig) -> Path:
     return cfg.out
 
 
-def _load_item(args: tuple[str, str | None, int, str, bool, int, int]) -> LoadedImage | SkipReason | tuple[LoadedImage, np.ndarray]:
+@dataclass(frozen=True)
+class ImageJob:
+    """One photo to decode (in a worker process)."""
+
+    path: str
+    mask_path: str | None
+    resolution: int
+    crop: str
+    need_mask_file: bool
+    min_side: int
+    max_pixels: int
+    margin: float = 0.15
+    segmenter: str = "auto"
+    alpha_as_mask: bool = False
+
+
+def _load_item(job: ImageJob) -> LoadedImage | SkipReason | tuple[LoadedImage, np.ndarray]:
     """Decode one image (and its mask); runs in worker processes."""
-    path, mask_path, resolution, crop, need_mask_file, min_side, max_pixels = args
-    loaded = load_image(path, resolution, crop, min_side=min_side, max_pixels=max_pixels or None)  # type: ignore[arg-type]
-    if isinstance(loaded, SkipReason) or not need_mask_file:
-        return loaded
-    if mask_path is None:
+    if job.need_mask_file and job.mask_path is None:
         return SkipReason("no mask", "no file with the same relative name in --masks")
-    mask = load_mask(mask_path, resolution, crop)  # type: ignore[arg-type]
+    if job.crop == "object":
+        return _load_object(job)
+    loaded = load_image(job.path, job.resolution, job.crop, min_side=job.min_side, max_pixels=job.max_pixels or None)  # type: ignore[arg-type]
+    if isinstance(loaded, SkipReason) or not job.need_mask_file:
+        return loaded
+    mask = load_mask(job.mask_path, job.resolution, job.crop)  # type: ignore[arg-type]
     if isinstance(mask, SkipReason):
         return SkipReason("bad mask", f"{mask}")
     return loaded, mask
+
+
+def _load_object(job: ImageJob) -> SkipReason | tuple[LoadedImage, np.ndarray]:
+    """--crop object: the object's mask (the user's, the alpha, or segmentation), then a centred square crop."""
+    from unflat.data.object_crop import EMPTY_MASK, crop_object, decode_padded, find_object, work_side  # noqa: PLC0415
+
+    decoded = decode_padded(job.path, work_side(job.resolution), job.min_side, job.max_pixels or None,
+                            job.mask_path if job.need_mask_file else None)
+    if isinstance(decoded, SkipReason):
+        return decoded
+    rgb, content, alpha, mask = decoded
+    if job.alpha_as_mask and alpha is not None:
+        mask = alpha
+    elif job.alpha_as_mask:
+        mask = np.zeros(rgb.shape[:2], np.uint8)
+        mask[content[0]:content[2], content[1]:content[3]] = 255  # no alpha: the whole photo, as before
+    if mask is None:
+        found = find_object(rgb, content, job.segmenter)  # type: ignore[arg-type]
+        if isinstance(found, SkipReason):
+            return found
+        mask = found
+    if not (mask > (127 if mask.dtype == np.uint8 else 0.5)).any():
+        return SkipReason(EMPTY_MASK, "no pixel of the mask is set")
+    image, crop_mask = crop_object(rgb, mask, content, job.resolution, job.margin)
+    width = content[3] - content[1]
+    return LoadedImage(image, None, (width, content[2] - content[0])), crop_mask
 
 
 def _map_ordered(fn, items: list, workers: int) -> Iterable:
@@ -568,6 +620,11 @@ def _map_ordered(fn, items: list, workers: int) -> Iterable:
     return generate()
 
 
+def with_masks_given(cfg: ImagesConfig) -> bool:
+    """The user supplies masks (a folder, or the alpha channel)."""
+    return cfg.masks is not None or cfg.alpha_as_mask
+
+
 def run_images(cfg: ImagesConfig) -> Path:
     """Decode, crop and resize every usable image under ``cfg.src``; report what was skipped and why."""
     from unflat.data.prepare_images import find_image_files, find_mask  # noqa: PLC0415
@@ -578,17 +635,24 @@ def run_images(cfg: ImagesConfig) -> Path:
     if not items:
         raise UserError(f"{cfg.src}: no files found")
     class_ids = {name: i for i, name in enumerate(classes)}
-    with_masks = cfg.masks is not None or cfg.alpha_as_mask
+    with_masks = cfg.masks is not None or cfg.alpha_as_mask or cfg.crop == "object"
     args = [
-        (str(path), None if cfg.masks is None else (str(m) if (m := find_mask(path, cfg.src, cfg.masks)) else None),
-         cfg.resolution, cfg.crop, cfg.masks is not None, cfg.min_side, cfg.max_pixels)
+        ImageJob(str(path), None if cfg.masks is None else (str(m) if (m := find_mask(path, cfg.src, cfg.masks)) else None),
+                 cfg.resolution, cfg.crop, cfg.masks is not None, cfg.min_side, cfg.max_pixels, cfg.margin,
+                 cfg.segmenter, cfg.alpha_as_mask)
         for path, _ in items
     ]
     camera = Cameras.from_orbit(torch.zeros(1), torch.zeros(1), cfg.radius, cfg.fov_deg)
     full_mask = np.full((cfg.resolution, cfg.resolution), 255, np.uint8)
     used_per_class = np.zeros(len(classes), np.int64)
     source: dict = {"command": "images", "config": _config_dict(cfg), "cameras": "unknown: default frontal camera stored"}
-    workers = auto_workers(cfg.workers, len(items), minimum_items=256)
+    if cfg.crop == "object" and not with_masks_given(cfg):
+        from unflat.data.segment import cv2_available  # noqa: PLC0415
+
+        backend = cfg.segmenter if cfg.segmenter != "auto" else ("grabcut" if cv2_available() else "colour")
+        source["masks"] = f"found by weight-free segmentation ({backend}); objects cropped and centred"
+    # segmentation makes each photo slower: worth workers sooner
+    workers = auto_workers(cfg.workers, len(items), minimum_items=32 if cfg.crop == "object" else 256)
     # photos show their scenes; RGBA cut-outs are composited over white (image_files)
     background = "white" if cfg.alpha_as_mask else "wild"
     with DatasetWriter(cfg.out, cfg.resolution, classes, kind="images", with_masks=with_masks, with_depth=False,
@@ -600,10 +664,13 @@ def run_images(cfg: ImagesConfig) -> Path:
                     report.add(result, path.relative_to(cfg.src))
                     continue
                 loaded, mask = result if isinstance(result, tuple) else (result, None)
-                if cfg.alpha_as_mask:
+                if cfg.alpha_as_mask and cfg.crop != "object":
                     mask = loaded.alpha if loaded.alpha is not None else full_mask
                 writer.add(image=loaded.rgb, camera=camera, class_id=class_ids[cls], shape_id=writer.count, mask=mask)
                 used_per_class[class_ids[cls]] += 1
+        if cfg.crop == "object" and report.counts.get("no object found"):
+            report.notes.append("photos without a clear object (scenes, or an object filling the frame) were skipped; "
+                                "--crop center keeps them (without masks)")
         for name, count in zip(classes, used_per_class):
             if count == 0:
                 report.notes.append(f"class '{name}' has files but no usable image; its label {class_ids[name]} stays reserved")
