@@ -103,3 +103,17 @@ def test_exported_mesh_of_a_wild_run_has_no_background_sheet(name, sphere_datase
     wild.cfg.mesh_object_only = "off"
     everything = wild.mesh_from_planes(planes)
     assert np.linalg.norm(everything.vertices, axis=1).max() > 0.8
+
+
+def test_resume_refuses_data_of_another_background_kind(sphere_dataset) -> None:
+    from unflat.engine.trainer import _check_same_data
+    from unflat.errors import UserError
+
+    info = open_dataset(sphere_dataset).info
+    recorded = {"resolution": info.resolution, "class_names": list(info.class_names), "has_masks": True,
+                "has_depth": True, "background": "white"}
+    assert _check_same_data(recorded, info, sphere_dataset) == []
+    with pytest.raises(UserError, match="background white -> wild"):
+        _check_same_data(recorded, replace(info, background="wild"), sphere_dataset)
+    del recorded["background"]  # checkpoints written before the field: nothing to compare
+    assert _check_same_data(recorded, replace(info, background="wild"), sphere_dataset) == []
