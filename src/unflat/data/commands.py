@@ -111,7 +111,8 @@ class _SynthFields:
     """Shapes per category."""
     wild: bool = False
     """In-the-wild composites (docs/data.md): packaged photos or procedural textures behind the object, random
-    zoom and offset (through the stored intrinsics), varied light direction and colour, ground shadows."""
+    zoom and offset (through the stored intrinsics), varied light direction and colour, ground shadows
+    (--lighting is not used: every view gets its own light)."""
     wild_backgrounds: BackgroundKind = "mixed"
     """With --wild: "photos" (scikit-image / scikit-learn / matplotlib sample photos, whichever are installed;
     procedural when none is), "procedural" (needs nothing) or "mixed" (either, with equal odds)."""
