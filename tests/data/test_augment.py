@@ -1,48 +1,73 @@
-"""x-flip augmentation of real batches: rows mirrored whole (all channels), labels untouched, seeded."""
+"""Reconstructor input augmentation: other backgrounds behind the mask, other light on the object; only the
+encoder's input changes, deterministically in (seed, step)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
 import torch
 
-from unflat.data.augment import random_xflip
+from unflat.data.augment import composite_backgrounds, vary_lighting
+from unflat.data.format import open_dataset
+from unflat.data.loader import iterate_batches
+from unflat.methods.base import TrainContext
+from unflat.methods.progressive import Progressive, tiny
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+CPU = torch.device("cpu")
 
 
-def test_each_row_is_either_kept_or_mirrored_with_all_its_channels():
-    images = torch.randn(64, 4, 5, 7)  # e.g. RGB + depth
-    out = random_xflip(images, generator=torch.Generator().manual_seed(0))
-    kept = (out == images).flatten(1).all(1)
-    mirrored = (out == images.flip(-1)).flatten(1).all(1)
-    assert bool((kept | mirrored).all())
-    assert 16 < int(mirrored.sum()) < 48  # about half
-    again = random_xflip(images, generator=torch.Generator().manual_seed(0))
+def _batch(n: int = 4, size: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
+    """White images with a grey square object in the middle, and its mask."""
+    images = torch.ones(n, 3, size, size)
+    masks = torch.zeros(n, 1, size, size)
+    masks[:, :, 6:18, 6:18] = 1
+    images = images * (1 - masks) + 0.2 * masks
+    return images, masks
+
+
+def test_backgrounds_change_only_outside_the_mask() -> None:
+    images, masks = _batch()
+    out = composite_backgrounds(images, masks, np.random.default_rng(0), probability=1.0, kind="procedural")
+    inside, outside = masks.expand_as(images) > 0.5, masks.expand_as(images) < 0.5
+    assert torch.equal(out[inside], images[inside])
+    assert (out[outside] - 1).abs().mean() > 0.2  # no longer white
+    assert out.min() >= -1 and out.max() <= 1
+    again = composite_backgrounds(images, masks, np.random.default_rng(0), probability=1.0, kind="procedural")
     assert torch.equal(out, again)
-    assert torch.equal(random_xflip(images, probability=0.0), images)
+    assert torch.equal(composite_backgrounds(images, masks, np.random.default_rng(0), 0.0), images)
 
 
-def test_mvtriplane_discriminator_sees_mirrored_reals_only_when_asked(tmp_path):
-    from dataclasses import replace
+def test_lighting_changes_only_the_object_and_varies_per_image() -> None:
+    images, masks = _batch()
+    out = vary_lighting(images, masks, np.random.default_rng(1), strength=1.0)
+    outside = masks.expand_as(images) < 0.5
+    assert torch.allclose(out[outside], images[outside], atol=1e-6)
+    objects = out[:, :, 6:18, 6:18]
+    assert (objects - images[:, :, 6:18, 6:18]).abs().mean() > 0.01
+    per_image = objects.mean(dim=(1, 2, 3))
+    assert float(per_image.std()) > 1e-3  # a different light for each image
+    assert float((objects[:, 0] - objects[:, 2]).abs().mean()) > 1e-3  # tinted, not only brighter
+    assert torch.equal(vary_lighting(images, masks, np.random.default_rng(1), 0.0), images)
 
-    from conftest import write_sphere_dataset
-    from unflat.data.format import open_dataset
-    from unflat.data.loader import Batch
-    from unflat.methods.base import TrainContext
-    from unflat.methods.mvtriplane import MVTriplane, tiny
 
-    data = write_sphere_dataset(tmp_path / "data", num_shapes=16)
-    dataset = open_dataset(data)
-    n = 16
-    images = torch.linspace(-1, 1, 16).expand(n, 3, 16, 16).contiguous()  # a left-right ramp: mirrors show
-    labels = torch.arange(n) % 2
-    batch = Batch(images=images, cameras=dataset.cameras[torch.arange(n)], class_ids=labels.clone(), shape_ids=torch.arange(n))
-    inputs = {}
-    for xflip in (False, True):
-        cfg = replace(tiny(), data=data, device="cpu", xflip=xflip)
-        method = MVTriplane(cfg, dataset.info, TrainContext(device=torch.device("cpu")))
-        torch.manual_seed(3)
-        inputs[xflip] = method.real_discriminator_input(batch)
-    plain, flipped = inputs[False], inputs[True]
-    kept = (flipped == plain).flatten(1).all(1)
-    mirrored = (flipped == plain.flip(-1)).flatten(1).all(1)  # image and its low-resolution copy mirrored together
-    assert bool((kept | mirrored).all()) and bool(kept.any()) and bool(mirrored.any())
-    assert not bool((plain == plain.flip(-1)).flatten(1).all(1).any())  # the test image is not symmetric
-    assert torch.equal(batch.class_ids, labels)  # labels untouched
+def test_progressive_augments_the_encoder_input_only(multiview_sphere_dataset: Path) -> None:
+    cfg = replace(tiny(), data=multiview_sphere_dataset, augment_background=1.0, augment_lighting=1.0,
+                  augment_backgrounds="procedural")
+    method = Progressive(cfg, open_dataset(multiview_sphere_dataset).info, TrainContext(CPU))
+    batch = next(iterate_batches(multiview_sphere_dataset, 0, 1, 4, 0, CPU, views_per_sample=2))
+    seen = []
+    predict = method.predict
+    method.predict = lambda images, latent: (seen.append(images.clone()), predict(images, latent))[1]
+    logs = method.train_step(batch, 0)
+    assert np.isfinite(float(logs["loss_total"]))
+    inputs = batch.images[0::2]
+    assert not torch.equal(seen[0], inputs)  # the encoder saw augmented images
+    assert torch.equal(method.augment_input(inputs, batch.masks[0::2], 0), seen[0])  # a function of (seed, step)
+    assert not torch.equal(method.augment_input(inputs, batch.masks[0::2], 1), seen[0])
+    plain = Progressive(replace(cfg, augment_background=0.0, augment_lighting=0.0),
+                        open_dataset(multiview_sphere_dataset).info, TrainContext(CPU))
+    assert plain.augment_input(inputs, batch.masks[0::2], 0) is inputs  # off: untouched

@@ -28,7 +28,9 @@ def _photos(src: Path, n: int = 2) -> Path:
 
 
 def _images_cmd(src: Path, out: Path, *extra: str) -> list[str]:
-    return ["dataset", "images", "--src", str(src), "--out", str(out), "--resolution", "16", "--workers", "1", *extra]
+    # the photos are flat colours (no object): --crop center, or --crop object (the default) would skip them all
+    return ["dataset", "images", "--src", str(src), "--out", str(out), "--resolution", "16", "--workers", "1",
+            "--crop", "center", *extra]
 
 
 def _plant(folder: Path, name: str = "precious/thesis.txt") -> Path:
@@ -202,7 +204,7 @@ def test_disk_full_while_writing_a_dataset_is_one_line_and_leaves_nothing(tmp_pa
     resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, hard))  # 40 x 64 x 64 x 3 = 492 kB of images
     try:
         code, err = cli_error(capsys, ["dataset", "images", "--src", str(src), "--out", str(data), "--resolution", "64",
-                                       "--workers", "1", "--overwrite"])
+                                       "--workers", "1", "--overwrite", "--crop", "center"])
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         signal.signal(signal.SIGXFSZ, previous)

@@ -1,9 +1,69 @@
-"""Augmentations of real training batches that keep their labels and cameras true."""
+"""Augmentations of training batches.
+
+Input augmentation that makes clean training renders look like what users bring: other backgrounds, other light.
+
+Both act on a batch of images [B,3,H,W] in [-1,1] with their object masks [B,1,H,W] in [0,1] and draw every
+random choice from the NumPy generator passed in (a trainer seeds it with the run's seed and the step, so a
+resumed run sees the same augmentations):
+
+* ``composite_backgrounds``: with probability ``p`` per image, what is behind the object (``1 - mask``) becomes
+  a packaged photo crop or a procedural texture (``unflat.data.backgrounds``), as a segmentation that left
+  some background, or a photo composited on another scene, would show.
+* ``vary_lighting``: the object's pixels get a per-image brightness gain, a colour tint (warm to cool) and a
+  linear shading ramp across the image in a random direction (light from one side), of size ``strength``.
+
+And for the GANs' discriminators (seeded by torch's generator):
+
+* ``random_xflip``: real images mirrored left-right (labels and cameras stay true).
+"""
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 from torch import Tensor
+
+from unflat.data.backgrounds import BackgroundKind, find_photos, random_background
+
+
+def composite_backgrounds(images: Tensor, masks: Tensor, rng: np.random.Generator, probability: float,
+                          kind: BackgroundKind = "mixed") -> Tensor:
+    """[B,3,H,W] in [-1,1] -> the same with the background of about ``probability`` of the images replaced."""
+    b, _, h, w = images.shape
+    chosen = np.flatnonzero(rng.random(b) < probability)
+    if len(chosen) == 0:
+        return images
+    photos = find_photos() if kind != "procedural" else ()
+    side = max(h, w)
+    backgrounds = np.stack([random_background(rng, side, kind, photos)[0][:h, :w] for _ in chosen])
+    scene = torch.from_numpy(backgrounds).to(images.device, images.dtype).permute(0, 3, 1, 2) / 127.5 - 1
+    out = images.clone()
+    m = masks[chosen].to(images.dtype)
+    out[chosen] = images[chosen] * m + scene * (1 - m)
+    return out
+
+
+def vary_lighting(images: Tensor, masks: Tensor, rng: np.random.Generator, strength: float) -> Tensor:
+    """[B,3,H,W] in [-1,1] -> the same with each object's pixels re-lit (gain, tint, ramp of size ``strength``)."""
+    if strength <= 0:
+        return images
+    b, _, h, w = images.shape
+    gain = np.exp(rng.normal(0, 0.25 * strength, (b, 1)))
+    t = rng.uniform(-1, 1, (b, 1))  # warm (-1) to cool (+1)
+    tint = np.exp(0.12 * strength * t * np.array([[-1.0, 0.0, 1.0]]))
+    angle = rng.uniform(0, 2 * math.pi, b)
+    slope = rng.uniform(0, 0.5 * strength, b)
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+    ramp = 1 + torch.from_numpy(slope)[:, None, None] * (
+        torch.from_numpy(np.cos(angle))[:, None, None] * xs + torch.from_numpy(np.sin(angle))[:, None, None] * ys)
+    factor = torch.from_numpy(gain * tint)[:, :, None, None] * ramp[:, None].clamp_min(0)  # [B,3,H,W]
+    factor = factor.to(images.device, images.dtype)
+    unit = (images + 1) / 2
+    lit = (unit * factor).clamp(0, 1)
+    m = masks.to(images.dtype)
+    return (lit * m + unit * (1 - m)) * 2 - 1
 
 
 def random_xflip(images: Tensor, probability: float = 0.5, generator: torch.Generator | None = None) -> Tensor:

@@ -19,17 +19,22 @@ import multiprocessing
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Literal
+from typing import TYPE_CHECKING, Iterable, Iterator, Literal
 
 import numpy as np
 import trimesh
 import torch
 
 from unflat.cameras import Cameras
+from unflat.data.backgrounds import BackgroundKind
 from unflat.data.format import DatasetWriter
 from unflat.data.image_files import Crop, LoadedImage, SkipReason, SkipReport, load_image, load_mask
+from unflat.data.segment import Method as SegmentMethod
 from unflat.errors import ConfigError, UserError
 from unflat.render.gl_backends import RendererBackend, resolve_backend
+
+if TYPE_CHECKING:
+    from unflat.data.wild import WildSettings
 
 LightingName = Literal["two-beams", "headlight"]
 
@@ -104,6 +109,19 @@ class _SynthFields:
     """Categories to generate (several = class-labelled data): chair, table, sofa, mug, car, lamp."""
     num_shapes: int = 100
     """Shapes per category."""
+    wild: bool = False
+    """In-the-wild composites (docs/data.md): packaged photos or procedural textures behind the object, random
+    zoom and offset (through the stored intrinsics), varied light direction and colour, ground shadows
+    (--lighting is not used: every view gets its own light)."""
+    wild_backgrounds: BackgroundKind = "mixed"
+    """With --wild: "photos" (scikit-image / scikit-learn / matplotlib sample photos, whichever are installed;
+    procedural when none is), "procedural" (needs nothing) or "mixed" (either, with equal odds)."""
+    wild_scale_range: tuple[float, float] = (0.5, 1.0)
+    """With --wild: object zoom range (focal-length factor; 1 = the default framing, where the unit sphere fits)."""
+    wild_occluders: float = 0.0
+    """With --wild: probability that a view gets a textured occluder over part of the object (masks exclude it)."""
+    wild_shadows: bool = True
+    """With --wild: a soft ground shadow under the object along the key light (views from above the ground)."""
 
 
 # Base order puts the command's own fields first in --help (dataclass fields follow reversed MRO).
@@ -121,7 +139,23 @@ class SynthConfig(_CameraFields, _SynthFields):
             raise ConfigError("category", "lists a category twice")
         if self.num_shapes < 1:
             raise ConfigError("num_shapes", "must be at least 1")
+        _check_range("wild_scale_range", self.wild_scale_range, 0.05, 4.0)
+        if not 0 <= self.wild_occluders <= 1:
+            raise ConfigError("wild_occluders", f"must be a probability in [0, 1], got {self.wild_occluders}")
+        if self.wild_backgrounds not in ("mixed", "photos", "procedural"):
+            raise ConfigError("wild_backgrounds", "must be mixed, photos or procedural")
         self._validate_camera_fields()
+
+    def wild_settings(self) -> "WildSettings | None":
+        """What the rendering workers need for wild composites (None without --wild)."""
+        if not self.wild:
+            return None
+        from unflat.data.backgrounds import find_photos  # noqa: PLC0415
+        from unflat.data.wild import WildSettings  # noqa: PLC0415
+
+        photos = find_photos() if self.wild_backgrounds != "procedural" else ()
+        return WildSettings(self.wild_backgrounds, tuple(self.wild_scale_range), occluders=self.wild_occluders,
+                            shadows=self.wild_shadows, photos=photos)
 
 
 @dataclass
@@ -165,8 +199,14 @@ class ImagesConfig:
     """Output dataset directory."""
     resolution: int = 128
     """Image side in pixels."""
-    crop: Crop = "center"
-    """Make images square: "center" crop, "pad" with white, or "stretch"."""
+    crop: Crop | Literal["object"] = "object"
+    """Make images square: "object" = find the object (segmentation, or your --masks / alpha), centre it with
+    --margin and store its mask (photos where none is found are skipped and reported); "center" crop; "pad" with
+    white; "stretch"."""
+    margin: float = 0.15
+    """With --crop object: space on each side of the object's box, as a fraction of its longer side."""
+    segmenter: SegmentMethod = "auto"
+    """With --crop object and no masks: "grabcut" (OpenCV), "colour" (NumPy/SciPy), "auto" = grabcut when installed."""
     masks: Path | None = None
     """Optional folder of masks with the same relative names (any image suffix); images without a mask are skipped."""
     alpha_as_mask: bool = False
@@ -191,8 +231,10 @@ class ImagesConfig:
             raise ConfigError("masks", f"{self.masks} is not a directory")
         if self.masks is not None and self.alpha_as_mask:
             raise ConfigError("alpha_as_mask", "choose either --masks or --alpha-as-mask")
-        if self.crop not in ("center", "pad", "stretch"):
-            raise ConfigError("crop", "must be center, pad or stretch")
+        if self.crop not in ("object", "center", "pad", "stretch"):
+            raise ConfigError("crop", "must be object, center, pad or stretch")
+        if not 0 <= self.margin <= 2:
+            raise ConfigError("margin", f"must be in [0, 2], got {self.margin}")
         if self.resolution < 8 or self.resolution > 2048:
             raise ConfigError("resolution", f"must be in [8, 2048], got {self.resolution}")
         if self.min_side < 1 or self.max_pixels < 0 or self.workers < 0:
@@ -218,6 +260,7 @@ class RenderSettings:
     with_depth: bool
     material: str = "parts"
     renderer: str = "auto"  # a resolved backend: "moderngl" or "pyrender"
+    wild: "WildSettings | None" = None  # in-the-wild composites (unflat.data.wild)
 
 
 GREY = (178, 178, 178, 255)  # IG-GAN's plain grey (0.7), what its voxel generator's renders look like
@@ -245,6 +288,7 @@ class RenderedShape:
     depth: np.ndarray | None
     cameras: Cameras
     mesh: object
+    backgrounds: list[str] | None = None  # wild composites: what each view's background is
 
 
 _WORKER_RENDERER = None
@@ -265,8 +309,13 @@ def _renderer(settings: RenderSettings):
         from unflat.render.gl_scene import Lighting  # noqa: PLC0415
 
         lighting = Lighting.two_beams() if settings.lighting == "two-beams" else Lighting.headlight()
-        _WORKER_RENDERER = create_renderer(settings.renderer, settings.resolution, lighting=lighting,  # type: ignore[arg-type]
-                                           supersample=settings.supersample, compute_normals=False)
+        if settings.wild is not None:  # albedo over black plus normals: every view is lit and composited after
+            _WORKER_RENDERER = create_renderer(settings.renderer, settings.resolution, lighting=lighting,  # type: ignore[arg-type]
+                                               supersample=settings.supersample, compute_normals=True, unlit=True,
+                                               background=(0.0, 0.0, 0.0))
+        else:
+            _WORKER_RENDERER = create_renderer(settings.renderer, settings.resolution, lighting=lighting,  # type: ignore[arg-type]
+                                               supersample=settings.supersample, compute_normals=False)
     return _WORKER_RENDERER
 
 
@@ -295,6 +344,8 @@ def render_job(job: ShapeJob, settings: RenderSettings | None = None) -> Rendere
         mesh = mesh.copy()
         mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=np.tile(GREY, (len(mesh.vertices), 1)))
     cameras = job_cameras(settings, job.camera_seed)
+    if settings.wild is not None:
+        return _render_wild(job, mesh, cameras, settings)
     try:
         out = _renderer(settings).render(mesh, cameras)
     except Exception as exc:  # noqa: BLE001  (a malformed mesh must not stop the dataset)
@@ -304,6 +355,17 @@ def render_job(job: ShapeJob, settings: RenderSettings | None = None) -> Rendere
     images = np.clip(np.rint(out.rgb.permute(0, 2, 3, 1).numpy() * 255), 0, 255).astype(np.uint8)
     depth = out.depth[:, 0].numpy() if settings.with_depth else None
     return RenderedShape(images, out.mask[:, 0].numpy(), depth, cameras, mesh)
+
+
+def _render_wild(job: ShapeJob, mesh: trimesh.Trimesh, cameras: Cameras, settings: RenderSettings) -> RenderedShape:
+    from unflat.data.wild import composite, frame_cameras  # noqa: PLC0415
+
+    assert settings.wild is not None
+    rng = np.random.default_rng([job.camera_seed, 0x57])  # the shape's own stream: any worker, same views
+    cameras = frame_cameras(cameras, np.asarray(mesh.vertices), rng, settings.wild.scale_range, settings.wild.margin)
+    views = composite(_renderer(settings), mesh, cameras, rng, settings.wild, settings.resolution)
+    return RenderedShape(views.images, views.masks, views.depth if settings.with_depth else None, cameras, mesh,
+                         views.backgrounds)
 
 
 def _render_job_indexed(job: ShapeJob) -> tuple[ShapeJob, RenderedShape | SkipReason]:
@@ -403,7 +465,8 @@ def _write_rendered(writer: DatasetWriter, rendered: RenderedShape, job: ShapeJo
 def _settings(cfg: _CameraFields, azimuth_range: tuple[float, float], elevation_range: tuple[float, float]) -> RenderSettings:
     return RenderSettings(cfg.resolution, cfg.views_per_shape, tuple(azimuth_range), tuple(elevation_range),  # type: ignore[arg-type]
                           cfg.uniform_on_sphere, cfg.radius, cfg.fov_deg, cfg.lighting, cfg.supersample, cfg.with_depth,
-                          cfg.material, resolve_backend(cfg.renderer))
+                          cfg.material, resolve_backend(cfg.renderer),
+                          cfg.wild_settings() if isinstance(cfg, SynthConfig) else None)
 
 
 def _seed_of(*keys: int) -> int:
@@ -429,14 +492,21 @@ def run_synth(cfg: SynthConfig) -> Path:
         for j in range(cfg.num_shapes)
     ]
     workers = auto_workers(cfg.workers, len(jobs) * cfg.views_per_shape)
-    source = {"command": "synth", "config": _config_dict(cfg)}
+    source: dict = {"command": "synth", "config": _config_dict(cfg)}
+    used: dict[str, int] = {}
+    if settings.wild is not None:
+        source["wild"] = {"photos": [p.name for p in settings.wild.photos], "backgrounds_used": used,
+                          "cameras": "framing varies through the intrinsics (zoom = focal, offset = principal point)"}
     with DatasetWriter(cfg.out, cfg.resolution, list(cfg.category), kind="synth", with_masks=True,
                        with_depth=cfg.with_depth, views_per_shape=cfg.views_per_shape, overwrite=cfg.overwrite,
-                       source=source) as writer:
+                       source=source, background="wild" if cfg.wild else "white") as writer:
         with _progress(len(jobs), f"synth {'+'.join(cfg.category)}") as progress:
             for job, rendered in run_jobs(jobs, settings, workers):
                 assert isinstance(rendered, RenderedShape)
                 _write_rendered(writer, rendered, job, store_mesh=True)
+                for name in rendered.backgrounds or ():
+                    family = name.split(":")[0] if name.startswith("photo:") else name
+                    used[family] = used.get(family, 0) + 1
                 progress.advance(progress.task_ids[0])
     _print_done(cfg.out, len(jobs) * cfg.views_per_shape, len(cfg.category))
     return cfg.out
@@ -480,18 +550,61 @@ def run_render_meshes(cfg: RenderMeshesConfig) -> Path:
     return cfg.out
 
 
-def _load_item(args: tuple[str, str | None, int, str, bool, int, int]) -> LoadedImage | SkipReason | tuple[LoadedImage, np.ndarray]:
+@dataclass(frozen=True)
+class ImageJob:
+    """One photo to decode (in a worker process)."""
+
+    path: str
+    mask_path: str | None
+    resolution: int
+    crop: str
+    need_mask_file: bool
+    min_side: int
+    max_pixels: int
+    margin: float = 0.15
+    segmenter: str = "auto"
+    alpha_as_mask: bool = False
+
+
+def _load_item(job: ImageJob) -> LoadedImage | SkipReason | tuple[LoadedImage, np.ndarray]:
     """Decode one image (and its mask); runs in worker processes."""
-    path, mask_path, resolution, crop, need_mask_file, min_side, max_pixels = args
-    loaded = load_image(path, resolution, crop, min_side=min_side, max_pixels=max_pixels or None)  # type: ignore[arg-type]
-    if isinstance(loaded, SkipReason) or not need_mask_file:
-        return loaded
-    if mask_path is None:
+    if job.need_mask_file and job.mask_path is None:
         return SkipReason("no mask", "no file with the same relative name in --masks")
-    mask = load_mask(mask_path, resolution, crop)  # type: ignore[arg-type]
+    if job.crop == "object":
+        return _load_object(job)
+    loaded = load_image(job.path, job.resolution, job.crop, min_side=job.min_side, max_pixels=job.max_pixels or None)  # type: ignore[arg-type]
+    if isinstance(loaded, SkipReason) or not job.need_mask_file:
+        return loaded
+    mask = load_mask(job.mask_path, job.resolution, job.crop)  # type: ignore[arg-type]
     if isinstance(mask, SkipReason):
         return SkipReason("bad mask", f"{mask}")
     return loaded, mask
+
+
+def _load_object(job: ImageJob) -> SkipReason | tuple[LoadedImage, np.ndarray]:
+    """--crop object: the object's mask (the user's, the alpha, or segmentation), then a centred square crop."""
+    from unflat.data.object_crop import EMPTY_MASK, crop_object, decode_padded, find_object, work_side  # noqa: PLC0415
+
+    decoded = decode_padded(job.path, work_side(job.resolution), job.min_side, job.max_pixels or None,
+                            job.mask_path if job.need_mask_file else None)
+    if isinstance(decoded, SkipReason):
+        return decoded
+    rgb, content, alpha, mask = decoded
+    if job.alpha_as_mask and alpha is not None:
+        mask = alpha
+    elif job.alpha_as_mask:
+        mask = np.zeros(rgb.shape[:2], np.uint8)
+        mask[content[0]:content[2], content[1]:content[3]] = 255  # no alpha: the whole photo, as before
+    if mask is None:
+        found = find_object(rgb, content, job.segmenter)  # type: ignore[arg-type]
+        if isinstance(found, SkipReason):
+            return found
+        mask = found
+    if not (mask > (127 if mask.dtype == np.uint8 else 0.5)).any():
+        return SkipReason(EMPTY_MASK, "no pixel of the mask is set")
+    image, crop_mask = crop_object(rgb, mask, content, job.resolution, job.margin)
+    width = content[3] - content[1]
+    return LoadedImage(image, None, (width, content[2] - content[0])), crop_mask
 
 
 def _map_ordered(fn, items: list, workers: int) -> Iterable:
@@ -508,6 +621,11 @@ def _map_ordered(fn, items: list, workers: int) -> Iterable:
     return generate()
 
 
+def with_masks_given(cfg: ImagesConfig) -> bool:
+    """The user supplies masks (a folder, or the alpha channel)."""
+    return cfg.masks is not None or cfg.alpha_as_mask
+
+
 def run_images(cfg: ImagesConfig) -> Path:
     """Decode, crop and resize every usable image under ``cfg.src``; report what was skipped and why."""
     from unflat.data.prepare_images import find_image_files, find_mask  # noqa: PLC0415
@@ -518,19 +636,28 @@ def run_images(cfg: ImagesConfig) -> Path:
     if not items:
         raise UserError(f"{cfg.src}: no files found")
     class_ids = {name: i for i, name in enumerate(classes)}
-    with_masks = cfg.masks is not None or cfg.alpha_as_mask
+    with_masks = cfg.masks is not None or cfg.alpha_as_mask or cfg.crop == "object"
     args = [
-        (str(path), None if cfg.masks is None else (str(m) if (m := find_mask(path, cfg.src, cfg.masks)) else None),
-         cfg.resolution, cfg.crop, cfg.masks is not None, cfg.min_side, cfg.max_pixels)
+        ImageJob(str(path), None if cfg.masks is None else (str(m) if (m := find_mask(path, cfg.src, cfg.masks)) else None),
+                 cfg.resolution, cfg.crop, cfg.masks is not None, cfg.min_side, cfg.max_pixels, cfg.margin,
+                 cfg.segmenter, cfg.alpha_as_mask)
         for path, _ in items
     ]
     camera = Cameras.from_orbit(torch.zeros(1), torch.zeros(1), cfg.radius, cfg.fov_deg)
     full_mask = np.full((cfg.resolution, cfg.resolution), 255, np.uint8)
     used_per_class = np.zeros(len(classes), np.int64)
     source: dict = {"command": "images", "config": _config_dict(cfg), "cameras": "unknown: default frontal camera stored"}
-    workers = auto_workers(cfg.workers, len(items), minimum_items=256)
+    if cfg.crop == "object" and not with_masks_given(cfg):
+        from unflat.data.segment import cv2_available  # noqa: PLC0415
+
+        backend = cfg.segmenter if cfg.segmenter != "auto" else ("grabcut" if cv2_available() else "colour")
+        source["masks"] = f"found by weight-free segmentation ({backend}); objects cropped and centred"
+    # segmentation makes each photo slower: worth workers sooner
+    workers = auto_workers(cfg.workers, len(items), minimum_items=32 if cfg.crop == "object" else 256)
+    # photos show their scenes; RGBA cut-outs are composited over white (image_files)
+    background = "white" if cfg.alpha_as_mask else "wild"
     with DatasetWriter(cfg.out, cfg.resolution, classes, kind="images", with_masks=with_masks, with_depth=False,
-                       views_per_shape=1, overwrite=cfg.overwrite, source=source) as writer:
+                       views_per_shape=1, overwrite=cfg.overwrite, source=source, background=background) as writer:
         with _progress(len(items), "images") as progress:
             for (path, cls), result in zip(items, _map_ordered(_load_item, args, workers)):
                 progress.advance(progress.task_ids[0])
@@ -538,10 +665,13 @@ def run_images(cfg: ImagesConfig) -> Path:
                     report.add(result, path.relative_to(cfg.src))
                     continue
                 loaded, mask = result if isinstance(result, tuple) else (result, None)
-                if cfg.alpha_as_mask:
+                if cfg.alpha_as_mask and cfg.crop != "object":
                     mask = loaded.alpha if loaded.alpha is not None else full_mask
                 writer.add(image=loaded.rgb, camera=camera, class_id=class_ids[cls], shape_id=writer.count, mask=mask)
                 used_per_class[class_ids[cls]] += 1
+        if cfg.crop == "object" and report.counts.get("no object found"):
+            report.notes.append("photos without a clear object (scenes, or an object filling the frame) were skipped; "
+                                "--crop center keeps them (without masks)")
         for name, count in zip(classes, used_per_class):
             if count == 0:
                 report.notes.append(f"class '{name}' has files but no usable image; its label {class_ids[name]} stays reserved")

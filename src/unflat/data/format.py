@@ -41,6 +41,18 @@ CAMERA_CONVENTION = "opencv-cam2world"
 ARRAY_FILES = ("images.npy", "masks.npy", "depth.npy", "labels.npy", "shape_ids.npy")
 
 
+BACKGROUNDS = ("white", "wild")
+"""manifest.json "background": renders on plain white, or anything else (photos, textures, real scenes)."""
+
+
+def background_of(manifest: dict) -> str:
+    """The manifest's "background"; datasets written before it existed: photos ("images") are wild, renders white."""
+    value = manifest.get("background")
+    if value in BACKGROUNDS:
+        return str(value)
+    return "wild" if manifest.get("kind") == "images" else "white"
+
+
 class DatasetError(UserError):
     """A dataset on disk is missing, broken or inconsistent."""
 
@@ -58,6 +70,8 @@ class DatasetInfo:
     has_depth: bool
     has_meshes: bool
     kind: str = "synth"
+    background: str = "white"
+    """What is behind the objects: "white" (renders on plain white) or "wild" (photos, textures: methods learn it)."""
 
     @property
     def num_classes(self) -> int:
@@ -208,7 +222,11 @@ class DatasetWriter:
         chunk_size: int = 1024,
         overwrite: bool = False,
         source: dict | None = None,
+        background: str = "white",
     ) -> None:
+        if background not in BACKGROUNDS:
+            raise ValueError(f"background must be one of {BACKGROUNDS}, got {background!r}")
+        self.background = background
         self.out = Path(out)
         self.overwrite = overwrite
         check_dataset_destination(self.out, overwrite)
@@ -348,6 +366,7 @@ class DatasetWriter:
             "format_version": FORMAT_VERSION,
             "unflat_version": __version__,
             "kind": self.kind,
+            "background": self.background,
             "num_images": self.count,
             "num_shapes": int(len(np.unique(shape_ids))),
             "views_per_shape": self.views_per_shape,
@@ -547,5 +566,6 @@ def open_dataset(root: Path | str, verify_hashes: bool = False) -> Dataset:
         has_depth=manifest["has_depth"],
         has_meshes=bool(manifest.get("has_meshes", False)),
         kind=str(manifest.get("kind", "unknown")),
+        background=background_of(manifest),
     )
     return Dataset(root, info, images, labels, shape_ids, cameras, masks, depth, manifest)

@@ -182,8 +182,11 @@ def write_from_generator(method, cfg: FromGeneratorConfig, class_names: tuple[st
         with PhaseProgress(f"from-generator: {views} views per shape", cfg.num_shapes, "shapes") as bar:
             for class_id, images, cams, masks, depth, latent in shapes:
                 if first:
+                    # a tri-plane generator trained on photos renders its learned scene behind the object
+                    background = "white" if method.background == "white" else "wild"
                     writer = DatasetWriter(cfg.out, resolution, class_names, kind="from-generator", with_masks=True,
                                            with_depth=depth is not None, views_per_shape=views, overwrite=cfg.overwrite,
+                                           background=background,
                                            source={**(source or {}), "camera_mode": cfg.camera_mode, "radius": radius,
                                                    "fov": fov, "seed": cfg.seed})
                     first = False

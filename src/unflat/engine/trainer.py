@@ -177,7 +177,7 @@ def _check_same_data(recorded: object, info: DatasetInfo, data: Path) -> list[st
     image or shape counts are allowed and returned as notes for run.log."""
     if not isinstance(recorded, dict):
         return []
-    strict = ("resolution", "class_names", "has_masks", "has_depth")
+    strict = ("resolution", "class_names", "has_masks", "has_depth", "background")  # background: which networks exist
     loose = ("num_images", "num_shapes", "views_per_shape")
     changed, notes = [], []
     for name in strict + loose:

@@ -79,6 +79,9 @@ class Method(abc.ABC):
     console_hidden_metrics: ClassVar[tuple[str, ...]] = ()
     """Name prefixes of logged metrics the console's summary line leaves out (details such as timings of a
     step's parts); they still go to metrics.jsonl and TensorBoard."""
+    background: str = "white"
+    """What a generator renders behind its objects: "white", or (tri-plane methods trained on photos) "learned" /
+    "none"; `dataset from-generator` records a non-white one as a wild dataset."""
     export_settings: ClassVar[dict[str, str]] = {}
     """The mesh settings `unflat export` may change, as {export option: config field}: ``resolution`` (marching-cubes
     grid), ``level`` (iso-level of the surface), ``min_component`` (drop components under this share of the faces)."""

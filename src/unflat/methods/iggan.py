@@ -82,6 +82,9 @@ class ProxyRendererConfig(RunConfig):
     """RGB in [0,1] of meshes rendered by OpenGL; must match how the training images were rendered."""
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
     """RGB in [0,1] behind rendered meshes; must match the training images."""
+    mask_real_images: Literal["auto", "on", "off"] = "auto"
+    """Composite real images over --background with their masks before D sees them; "auto" = on for datasets
+    whose background is not white (photos, `synth --wild`): the voxel generator makes a shape, not a scene."""
     supersample: int = 2
     """OpenGL antialiasing: render at this multiple of the image size and average down; match the dataset's (unflat dataset synth/render default: 2)."""
     mesh_workers: int = 1
@@ -486,6 +489,14 @@ class IGGAN(_ProxyMethodMixin, Method, Generator3D):
         """Real images [B,3,S,S] in [-1,1] at the discriminator's resolution."""
         images = batch.images
         size = self.cfg.image_resolution
+        mode = self.cfg.mask_real_images
+        if mode == "on" or (mode == "auto" and self.info.background != "white"):
+            if batch.masks is None:
+                raise UserError("iggan: this dataset's images show a background and it has no masks to cut the "
+                                "objects out; make it with masks (dataset images --crop object) or pass "
+                                "--mask-real-images off")
+            background = torch.tensor(self.cfg.background, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+            images = images * batch.masks + (background * 2 - 1) * (1 - batch.masks)
         if images.shape[-1] != size or images.shape[-2] != size:
             images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
         return images

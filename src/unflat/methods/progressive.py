@@ -171,6 +171,14 @@ class ProgressiveConfig(RunConfig):
     """Adam beta2 (both networks)."""
     background: float = 1.0
     """Background value of renders in [0,1] (white = 1)."""
+    augment_background: float = 0.0
+    """Probability that an input image's background (outside its mask) is replaced by a photo or texture
+    (data/augment.py) before the encoder sees it; targets and losses keep the clean images. 0 = off."""
+    augment_backgrounds: Literal["mixed", "photos", "procedural"] = "mixed"
+    """Where augmented backgrounds come from (as `dataset synth --wild-backgrounds`)."""
+    augment_lighting: float = 0.0
+    """Strength of per-input lighting variety on the object (brightness, warm/cool tint, a shading ramp from one
+    side; 1 = about +-25 % brightness); the encoder's input only. 0 = off."""
 
     def validate(self) -> None:
         super().validate()
@@ -197,6 +205,10 @@ class ProgressiveConfig(RunConfig):
             raise ConfigError("render_resolution", "must be >= 0")
         if not 0 <= self.background <= 1:
             raise ConfigError("background", "must be in [0, 1]")
+        if not 0 <= self.augment_background <= 1:
+            raise ConfigError("augment_background", f"must be a probability in [0, 1], got {self.augment_background}")
+        if not 0 <= self.augment_lighting <= 4:
+            raise ConfigError("augment_lighting", f"must be in [0, 4], got {self.augment_lighting}")
         if self.perceptual_features == "domain" and self.perceptual_weights is None:
             raise ConfigError("perceptual_weights", "--perceptual-features domain needs the backbone file "
                               "(train one with `unflat train backbone`)")
@@ -383,6 +395,18 @@ class Progressive(Method, Reconstructor):
         return torch.randn(batch, self.cfg.latent_dim, generator=generator, device=generator.device if generator else self.device)
 
     # ---- training -------------------------------------------------------------------------------------
+    def augment_input(self, images: Tensor, masks: Tensor, step: int) -> Tensor:
+        """The encoder's view of the input images [B,3,H,W] in [-1,1]: other backgrounds and lighting (config
+        ``augment_*``), drawn from (seed, step) so a resumed run augments as an uninterrupted one."""
+        cfg = self.cfg
+        if cfg.augment_background <= 0 and cfg.augment_lighting <= 0:
+            return images
+        from unflat.data.augment import composite_backgrounds, vary_lighting  # noqa: PLC0415
+
+        rng = np.random.default_rng([cfg.seed, step, 0xA6])
+        images = vary_lighting(images, masks, rng, cfg.augment_lighting)
+        return composite_backgrounds(images, masks, rng, cfg.augment_background, cfg.augment_backgrounds)
+
     def train_step(self, batch: Batch, step: int) -> dict[str, float | Tensor]:
         cfg = self.cfg
         self.stage = stage = self.stage_at(step)
@@ -401,7 +425,7 @@ class Progressive(Method, Reconstructor):
             return F.interpolate(x, size=self.render_resolution, mode="bilinear", align_corners=False, antialias=True) if resize else x
 
         with self.autocast():
-            verts, texture = self.predict(inp, self._latent(inp.shape[0]))
+            verts, texture = self.predict(self.augment_input(inp, mask1, step), self._latent(inp.shape[0]))
         out2 = self.render(verts, texture, cam2)
         rgb2 = out2.rgb * 2 - 1
         m2 = at_render_size(mask2)

@@ -477,7 +477,7 @@ class TDGP(TriplaneGAN):
 
     def build_generator(self) -> TriplaneGenerator:
         cfg = self.cfg
-        G = TriplaneGenerator.from_config(cfg, self.num_classes, self.output_resolution)
+        G = TriplaneGenerator.from_config(cfg, self.num_classes, self.output_resolution, self.background)
         G.superres = RawRGB()
         G.camera_generator = CameraGenerator(
             self.camera_prior, max(self.num_classes, 1), cfg.camera_z_dim, cfg.camera_hidden, cfg.camera_embed,
@@ -803,7 +803,7 @@ def _small() -> TDGPConfig:
         decoder_hidden=32, neural_resolution=16, num_coarse=16, num_fine=16,
         d_channel_base=2048, d_channel_max=64, d_mapping_layers=2, mbstd_group=4, r1_gamma=1.0,
         ray_near=1.5, ray_far=4.5, camera_radius=3.0, fov_min=35.0, fov_max=45.0, camera_fov=40.0,
-        look_at_radius=0.2, white_background=True, azimuth_min=-180.0, azimuth_max=180.0, elevation_min=-30.0,
+        look_at_radius=0.2, azimuth_min=-180.0, azimuth_max=180.0, elevation_min=-30.0,
         elevation_max=60.0, camera_hidden=64, camera_z_dim=16, depth_adaptor_hidden=16,
         depth_adaptor_anneal_images=10_000, camera_emd_anneal_images=5_000, patch_anneal_images=10_000,
         blur_fade_images=2_000, ema_half_life_images=2_000.0, mesh_resolution=64, distill_teacher="auto",

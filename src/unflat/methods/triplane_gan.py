@@ -36,9 +36,11 @@ from unflat.data.loader import Batch
 from unflat.engine.progress import PhaseProgress
 from unflat.engine.ema import ema_beta, make_ema, update_ema
 from unflat.errors import ConfigError
+from unflat.geometry.foreground import object_density
 from unflat.geometry.triplane import Aggregation, TriplaneDecoder, sample_triplane
 from unflat.losses.adversarial import discriminator_loss, generator_loss, r1_penalty
 from unflat.methods.base import Generator3D, Invertible, Method, Samples, TrainContext
+from unflat.nets.background import SphereBackground
 from unflat.nets.stylegan2 import Discriminator, MappingNetwork, NoiseMode, SynthesisNetwork
 from unflat.nets.superres import SuperResolution, resize
 from unflat.render.triplane_sampling import fused_sample_triplane, fused_sampling_supported
@@ -81,8 +83,12 @@ class TriplaneGANConfig(RunConfig):
     """How the three planes' features combine (the paper sums; EG3D averages)."""
     box_size: float = 2.0
     """Side of the cube (centred at the origin) that the tri-planes cover, in world units."""
-    white_background: bool = False
-    """Composite renders over white (synthetic data on white) instead of learning the background in the volume."""
+    background: Literal["auto", "white", "learned", "none"] = "auto"
+    """Behind the object: "white" (renders on white), "learned" (a far background on the view direction,
+    conditioned on the latent: nets/background.py), "none" (empty rays stay black; the volume must paint any
+    background); "auto" = white for white-background datasets (manifest "background"), learned otherwise."""
+    white_background: bool | None = None
+    """Deprecated (runs saved before --background): true = "white", false = "none"; unset = use --background."""
     channels_last: bool = True
     """Keep convolution weights/activations channels-last on CUDA (faster convolutions with bf16)."""
     # ---- rendering -------------------------------------------------------------------------------
@@ -172,6 +178,10 @@ class TriplaneGANConfig(RunConfig):
     """Density level of the exported surface (falls back to the field's mean when never crossed)."""
     mesh_min_component: float = 0.05
     """Exported meshes drop floating pieces whose area is below this fraction of the largest piece (0 keeps all)."""
+    mesh_object_only: Literal["auto", "on", "off"] = "auto"
+    """Export only the object: density inside the unit sphere, in pieces connected to the one around the centre
+    (geometry/foreground.py); "auto" = on when the background is not white (a generator trained on photos may
+    paint it into the box)."""
 
     def validate(self) -> None:
         super().validate()
@@ -200,6 +210,16 @@ class TriplaneGANConfig(RunConfig):
             raise ConfigError("output_resolution", "must be 0 or a power of two >= neural_resolution")
         if self.r1_gamma < 0 or self.density_reg < 0 or self.blur_sigma < 0:
             raise ConfigError("r1_gamma", "r1_gamma, density_reg and blur_sigma must be >= 0")
+
+
+def resolve_background(cfg: TriplaneGANConfig, info: DatasetInfo) -> str:
+    """white | learned | none: the deprecated white_background when a saved run sets it, else --background, with
+    "auto" following the data (white-background datasets: white; photos and wild composites: learned)."""
+    if cfg.white_background is not None:
+        return "white" if cfg.white_background else "none"
+    if cfg.background != "auto":
+        return cfg.background
+    return "white" if info.background == "white" else "learned"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,7 +318,7 @@ class TriplaneGenerator(nn.Module):
                  plane_channels: int, channel_base: int, channel_max: int, extra_blocks: bool, decoder_hidden: int,
                  decoder_extra_layers: int, decoder_features: int, aggregation: Aggregation, box_size: float,
                  neural_resolution: int, output_resolution: int, sr_channels: int, ray_near: float, ray_far: float,
-                 num_coarse: int, num_fine: int, white_background: bool, fused_sampling: bool = False,
+                 num_coarse: int, num_fine: int, background: str, fused_sampling: bool = False,
                  grad_checkpoint_rays: int = 0) -> None:
         super().__init__()
         self.fused_sampling = fused_sampling
@@ -308,15 +328,21 @@ class TriplaneGenerator(nn.Module):
         self.plane_channels, self.box_size, self.aggregation = plane_channels, box_size, aggregation
         self.neural_resolution, self.output_resolution = neural_resolution, output_resolution
         self.ray_near, self.ray_far, self.num_coarse, self.num_fine = ray_near, ray_far, num_coarse, num_fine
-        self.white_background = white_background
+        if background not in ("white", "learned", "none"):
+            raise ValueError(f"background must be white, learned or none (resolved), got {background!r}")
+        self.background = background
+        self.white_background = background == "white"
         self.synthesis = SynthesisNetwork(w_dim, plane_resolution, 3 * plane_channels, channel_base, channel_max, extra_blocks)
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(z_dim, num_classes, w_dim, self.num_ws, num_layers=mapping_layers)
         self.decoder = TriplaneDecoder(plane_channels, decoder_hidden, decoder_features, decoder_extra_layers)
         self.superres = SuperResolution(decoder_features, neural_resolution, output_resolution, w_dim, sr_channels)
+        self.far_background = SphereBackground(w_dim, decoder_features, decoder_hidden) if background == "learned" else None
 
     @classmethod
-    def from_config(cls, cfg: TriplaneGANConfig, num_classes: int, output_resolution: int) -> "TriplaneGenerator":
+    def from_config(cls, cfg: TriplaneGANConfig, num_classes: int, output_resolution: int,
+                    background: str = "white") -> "TriplaneGenerator":
+        """``background``: the resolved choice (``resolve_background``)."""
         return cls(z_dim=cfg.z_dim, w_dim=cfg.w_dim, num_classes=num_classes, mapping_layers=cfg.mapping_layers,
                    plane_resolution=cfg.plane_resolution, plane_channels=cfg.plane_channels,
                    channel_base=cfg.channel_base, channel_max=cfg.channel_max, extra_blocks=cfg.extra_blocks,
@@ -324,7 +350,7 @@ class TriplaneGenerator(nn.Module):
                    decoder_features=cfg.decoder_features, aggregation=cfg.plane_aggregation, box_size=cfg.box_size,
                    neural_resolution=cfg.neural_resolution, output_resolution=output_resolution,
                    sr_channels=cfg.sr_channels, ray_near=cfg.ray_near, ray_far=cfg.ray_far,
-                   num_coarse=cfg.num_coarse, num_fine=cfg.num_fine, white_background=cfg.white_background,
+                   num_coarse=cfg.num_coarse, num_fine=cfg.num_fine, background=background,
                    fused_sampling=cfg.fused_sampling,
                    grad_checkpoint_rays=cfg.grad_checkpoint_rays if cfg.grad_checkpoint else 0)
 
@@ -429,8 +455,11 @@ class TriplaneGenerator(nn.Module):
         else:
             out = self.render_volume(planes, origins, dirs, perturb)
         feats = out.features
-        if self.white_background:
+        if self.background == "white":
             feats = feats + (1 - out.opacity)
+        elif self.far_background is not None:  # the scene at infinity, behind whatever the volume left clear
+            with record_function("unflat/G/background"):
+                feats = feats + (1 - out.opacity) * self.far_background(dirs, ws[:, 0]).to(feats.dtype)
         n = len(cameras)
         to_image = lambda t: t.transpose(1, 2).reshape(n, -1, res, res)  # noqa: E731
         feature_image = to_image(feats) * 2 - 1
@@ -495,6 +524,7 @@ class TriplaneGAN(Method, Generator3D, Invertible):
         if self.output_resolution < cfg.neural_resolution:
             raise ConfigError("neural_resolution", f"must be <= the output resolution {self.output_resolution}")
         self.num_classes = info.num_classes if cfg.class_conditional and info.num_classes > 1 else 0
+        self.background = resolve_background(cfg, info)
         self.images_seen = 0
         generator = self.build_generator()
         cl = cfg.channels_last and ctx.device.type == "cuda"
@@ -526,7 +556,7 @@ class TriplaneGAN(Method, Generator3D, Invertible):
 
     # ---- hooks ---------------------------------------------------------------------------------
     def build_generator(self) -> TriplaneGenerator:
-        return TriplaneGenerator.from_config(self.cfg, self.num_classes, self.output_resolution)
+        return TriplaneGenerator.from_config(self.cfg, self.num_classes, self.output_resolution, self.background)
 
     @property
     def discriminator_channels(self) -> int:
@@ -715,6 +745,12 @@ class TriplaneGAN(Method, Generator3D, Invertible):
         )
 
     # ---- geometry ------------------------------------------------------------------------------
+    @property
+    def object_only_meshes(self) -> bool:
+        """Meshes keep the object only (see ``mesh_object_only``)."""
+        mode = self.cfg.mesh_object_only
+        return mode == "on" or (mode == "auto" and self.background != "white")
+
     @torch.no_grad()
     def planes_for(self, z: Tensor, class_ids: Tensor, generator: TriplaneGenerator | None = None) -> tuple[Tensor, Tensor]:
         G = generator or self.G_ema
@@ -733,6 +769,8 @@ class TriplaneGAN(Method, Generator3D, Invertible):
         level = self.cfg.mesh_density
         if not grid.min() < level < grid.max():
             level = float(grid.mean())  # an untrained/sparse field never reaches the level: take its mean
+        if self.object_only_meshes:
+            grid = object_density(grid, level, half, radius=1.0, gap=max(1, round(0.02 * self.cfg.mesh_resolution)))
         mesh = drop_small_components(extract_mesh(grid, level, (-half, half), inside="above"), self.cfg.mesh_min_component)
         if len(mesh.faces) == 0:
             return mesh

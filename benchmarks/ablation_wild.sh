@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Wild vs clean data at equal budget (issue #23): mvtriplane and 3dgp trained on the same shapes rendered on white
+# (`dataset synth`) and composited in the wild (`dataset synth --wild`: photos/textures behind, random zoom and
+# offset, varied light, shadows), scored by the foreground-mesh COV/MMD against the same ground-truth meshes.
+#
+#   bash benchmarks/ablation_wild.sh arms       # the arms, one line
+#   bash benchmarks/ablation_wild.sh prepare    # both datasets (same shapes and cameras: seed 0)
+#   bash benchmarks/ablation_wild.sh mv-clean|mv-wild|tdgp-clean|tdgp-wild   # each: train + evaluate
+#   bash benchmarks/ablation_wild.sh report     # markdown table + the wild/clean MMD ratio per method
+#   SMOKE=1 bash benchmarks/ablation_wild.sh all   # the whole thing at tiny sizes on CPU (numbers mean nothing)
+#
+# The runs pick their background from the data (--background auto: white on the clean data, a learned far
+# background on the wild data); every arm exports the object only (--mesh-object-only on), so COV/MMD are of
+# foreground meshes on both sides. Target (issue #23): wild MMD within 1.3x of clean, per method.
+# Each arm: runs/abl/wild/<arm>/summary.json; the exact commands in <arm>/commands.
+set -uo pipefail
+source benchmarks/ablation_lib.sh  # SMOKE, ABL_PHASE, PY, log, run, arm_dir, trained_seconds
+D=${ABL_DIR:-runs/abl/wild}
+mkdir -p "$D"
+ARMS="mv-clean mv-wild tdgp-clean tdgp-wild"
+UNFLAT_CACHE_DIR=$(cd "$D" && pwd)/cache; export UNFLAT_CACHE_DIR   # 3dgp's teacher and depth caches, per dataset
+
+if [ "$SMOKE" = 1 ]; then
+  DEV=cpu; RES=16; SHAPES=8; WORKERS=2
+  MV_ARCH=(--preset tiny --batch-size 4); TDGP_ARCH=(--preset tiny --batch-size 4)
+  STEPS=${STEPS:-3}; TRAIN_SECONDS=240; EVAL_SECONDS=120
+  EVAL_ARGS=(--num-samples 8 --num-shapes 4 --num-points 256)
+else
+  DEV=cuda; RES=64; SHAPES=${SHAPES:-300}; WORKERS=4
+  # the sizes of ablation_mvtriplane.sh / ablation_tdgp.sh, so the clean arms compare with those tables
+  MV_ARCH=(--preset small --output-resolution 64 --neural-resolution 32 --plane-resolution 64 --plane-channels 32
+           --channel-max 256 --d-channel-max 256 --batch-size 32 --num-coarse 32 --num-fine 32)
+  TDGP_ARCH=(--preset small --neural-resolution 32 --plane-resolution 64 --plane-channels 32 --channel-max 256
+             --d-channel-max 256 --batch-size 32 --num-coarse 32 --num-fine 32 --depth-adaptor-hidden 64)
+  # each arm (train + evaluate) fits one 10-minute device command; the four arms can run side by side on one GPU
+  STEPS=${STEPS:-600}; TRAIN_SECONDS=${TRAIN_SECONDS:-420}; EVAL_SECONDS=${EVAL_SECONDS:-150}
+  EVAL_ARGS=(--num-samples 256 --num-shapes 64)
+fi
+# --mesh-object-only on in every arm: the same foreground extraction for clean and wild meshes (auto would use it
+# for the wild arms only, and on an early box-filling field it alone changes MMD several-fold)
+COMMON=(--max-steps "$STEPS" --seed 0 --device "$DEV" --log-every 25 --sample-every "$STEPS" --checkpoint-every 250
+        --keep-checkpoints 1 --no-tensorboard --mesh-object-only on)
+
+prepare() {
+  CMDS=$D/prepare.commands; : > "$CMDS"; local t0=$SECONDS
+  local synth=(--category chair car mug --num-shapes $SHAPES --resolution $RES --seed 0 --workers $WORKERS --overwrite)
+  run $PY -m unflat dataset synth "${synth[@]}" --out "$D/clean"
+  run $PY -m unflat dataset synth "${synth[@]}" --wild --out "$D/wild"
+  log "prepare took $((SECONDS - t0)) s"
+}
+
+train_arm() {  # train_arm ARM METHOD DATA ARCH...
+  local arm=$1 method=$2 data=$3; shift 3
+  local A=$D/$arm; arm_dir "$A"
+  local t0=$SECONDS
+  [ "$PHASE" = eval ] || run timeout -s INT $TRAIN_SECONDS $PY -m unflat train $method "$@" "${COMMON[@]}" \
+      --data "$D/$data" --out "$A/run" > "$A/train.log" 2>&1
+  local train_s; train_s=$(trained_seconds "$A" $((SECONDS - t0))); t0=$SECONDS
+  [ "$PHASE" = train ] && return 0
+  # the ground-truth meshes are the same shapes in both datasets: COV/MMD compare across arms
+  run timeout -s INT $EVAL_SECONDS $PY -m unflat evaluate "$A/run" --data "$D/$data" --metrics chamfer \
+      "${EVAL_ARGS[@]}" --device $DEV --out "$A/metrics.json" > "$A/eval.log" 2>&1
+  tail -n 3 "$A/eval.log"
+  $PY benchmarks/ablation_summary.py summary "$A" --method $method --arm "$arm" --steps-target "$STEPS" \
+      --train-s "$train_s" --eval-s $((SECONDS - t0))
+}
+
+report() {
+  $PY benchmarks/ablation_summary.py report "$D" --method "mvtriplane/3dgp" --arms $ARMS \
+      --title "wild vs clean data at equal budget (chair/car/mug, ${RES}px, COV/MMD of foreground meshes)" \
+      --labels "mv-clean=mvtriplane, clean" "mv-wild=mvtriplane, wild" "tdgp-clean=3dgp, clean" "tdgp-wild=3dgp, wild"
+  $PY - "$D" <<'EOF'
+import json, sys
+from pathlib import Path
+root = Path(sys.argv[1])
+def mmd(arm):
+    try:
+        return json.loads((root / arm / "metrics.json").read_text())["shapes"]["mmd"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+print("\n| method | MMD clean | MMD wild | wild / clean | within 1.3x |\n|---|---|---|---|---|")
+for name, prefix in (("mvtriplane", "mv"), ("3dgp", "tdgp")):
+    clean, wild = mmd(f"{prefix}-clean"), mmd(f"{prefix}-wild")
+    if clean is None or wild is None or clean <= 0:
+        print(f"| {name} | {clean} | {wild} | missing | missing |")
+        continue
+    ratio = wild / clean
+    print(f"| {name} | {clean:.5f} | {wild:.5f} | {ratio:.2f} | {'yes' if ratio <= 1.3 else 'no'} |")
+EOF
+}
+
+case "${1:-}" in
+  arms) echo "$ARMS" ;;
+  prepare) prepare ;;
+  mv-clean) train_arm mv-clean mvtriplane clean "${MV_ARCH[@]}" ;;
+  mv-wild) train_arm mv-wild mvtriplane wild "${MV_ARCH[@]}" ;;
+  tdgp-clean) train_arm tdgp-clean 3dgp clean "${TDGP_ARCH[@]}" ;;
+  tdgp-wild) train_arm tdgp-wild 3dgp wild "${TDGP_ARCH[@]}" ;;
+  report) report ;;
+  all) prepare; for a in $ARMS; do bash "$0" "$a"; done; report ;;
+  *) echo "usage: $0 arms|prepare|${ARMS// /|}|report|all" >&2; exit 2 ;;
+esac
