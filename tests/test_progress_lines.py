@@ -89,3 +89,37 @@ def test_python_warnings_become_one_note_line(capsys) -> None:
         warnings.warn("seeds 0-3: nothing\nhere (Triggered internally at /x/y.cpp:12.)", UserWarning)
     err = capsys.readouterr().err
     assert err == "note: seeds 0-3: nothing here\n"
+
+
+def test_dataset_synth_and_images_print_periodic_progress(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("UNFLAT_PROGRESS_EVERY_S", "0")
+    assert cli.main(["dataset", "synth", "--category", "mug", "--num-shapes", "3", "--resolution", "16", "--workers", "1",
+                     "--out", str(tmp_path / "synth")]) == 0
+    err = capsys.readouterr().err
+    assert [int(m["done"]) for m in progress_lines(err, "synth mug")] == [1, 2]
+    assert re.search(r"synth mug: 3/3 shapes in [\d.]+ s", err)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((20, 20, 3), 40 * i, np.uint8)).save(photos / f"{i}.png")
+    assert cli.main(["dataset", "images", "--src", str(photos), "--crop", "center", "--resolution", "16",
+                     "--out", str(tmp_path / "images")]) == 0
+    err = capsys.readouterr().err
+    assert [int(m["done"]) for m in progress_lines(err, "images")] == [1, 2]
+
+
+def test_reconstruct_prints_periodic_progress(tmp_path: Path, monkeypatch, capsys) -> None:
+    data = write_sphere_dataset(tmp_path / "mv", num_shapes=2, views_per_shape=2)
+    assert cli.main(["train", "progressive", "--preset", "tiny", "--data", str(data), "--out", str(tmp_path / "prog"),
+                     "--max-steps", "1", "--no-tensorboard"]) == 0
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        Image.fromarray(np.asarray(np.load(data / "images.npy", mmap_mode="r")[i])).save(photos / f"{i}.png")
+    monkeypatch.setenv("UNFLAT_PROGRESS_EVERY_S", "0")
+    capsys.readouterr()
+    assert cli.main(["reconstruct", str(tmp_path / "prog"), str(photos), "--out", str(tmp_path / "out"),
+                     "--batch-size", "1", "--no-turntable", "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert [int(m["done"]) for m in progress_lines(err, "reconstruct")] == [1, 2]
+    assert re.search(r"reconstruct: 3/3 images in [\d.]+ s", err)

@@ -422,13 +422,11 @@ def _release_renderer() -> None:
 # ---------------------------------------------------------------------------------------------
 # Progress and reporting
 # ---------------------------------------------------------------------------------------------
-def _progress(total: int, description: str) -> "object":
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn  # noqa: PLC0415
+def _progress(total: int, description: str, unit: str):
+    """A bar with its ETA on a terminal, a plain progress line every few seconds otherwise (logs, CI, nohup)."""
+    from unflat.engine.progress import PhaseProgress  # noqa: PLC0415
 
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    progress.add_task(description, total=total)
-    return progress
+    return PhaseProgress(description, total, unit)
 
 
 def _print_report(report: SkipReport, used: int, total: int, what: str) -> None:
@@ -500,14 +498,14 @@ def run_synth(cfg: SynthConfig) -> Path:
     with DatasetWriter(cfg.out, cfg.resolution, list(cfg.category), kind="synth", with_masks=True,
                        with_depth=cfg.with_depth, views_per_shape=cfg.views_per_shape, overwrite=cfg.overwrite,
                        source=source, background="wild" if cfg.wild else "white") as writer:
-        with _progress(len(jobs), f"synth {'+'.join(cfg.category)}") as progress:
+        with _progress(len(jobs), f"synth {'+'.join(cfg.category)}", "shapes") as progress:
             for job, rendered in run_jobs(jobs, settings, workers):
                 assert isinstance(rendered, RenderedShape)
                 _write_rendered(writer, rendered, job, store_mesh=True)
                 for name in rendered.backgrounds or ():
                     family = name.split(":")[0] if name.startswith("photo:") else name
                     used[family] = used.get(family, 0) + 1
-                progress.advance(progress.task_ids[0])
+                progress.advance()
     _print_done(cfg.out, len(jobs) * cfg.views_per_shape, len(cfg.category))
     return cfg.out
 
@@ -533,14 +531,14 @@ def run_render_meshes(cfg: RenderMeshesConfig) -> Path:
     used = 0
     with DatasetWriter(cfg.out, cfg.resolution, classes, kind="rendered", with_masks=True, with_depth=cfg.with_depth,
                        views_per_shape=cfg.views_per_shape, overwrite=cfg.overwrite, source=source) as writer:
-        with _progress(len(jobs), "render meshes") as progress:
+        with _progress(len(jobs), "render meshes", "meshes") as progress:
             for job, rendered in run_jobs(jobs, settings, workers):
                 if isinstance(rendered, SkipReason):
                     report.add(rendered, Path(job.path).relative_to(cfg.meshes))
                 else:
                     _write_rendered(writer, rendered, job, store_mesh=cfg.store_meshes)
                     used += 1
-                progress.advance(progress.task_ids[0])
+                progress.advance()
         source["skipped"] = report.as_dict()
         source["used"] = used
         _print_report(report, used, len(jobs), "mesh files")
@@ -658,9 +656,9 @@ def run_images(cfg: ImagesConfig) -> Path:
     background = "white" if cfg.alpha_as_mask else "wild"
     with DatasetWriter(cfg.out, cfg.resolution, classes, kind="images", with_masks=with_masks, with_depth=False,
                        views_per_shape=1, overwrite=cfg.overwrite, source=source, background=background) as writer:
-        with _progress(len(items), "images") as progress:
+        with _progress(len(items), "images", "images") as progress:
             for (path, cls), result in zip(items, _map_ordered(_load_item, args, workers)):
-                progress.advance(progress.task_ids[0])
+                progress.advance()
                 if isinstance(result, SkipReason):
                     report.add(result, path.relative_to(cfg.src))
                     continue

@@ -38,7 +38,7 @@ from unflat.cameras import Cameras
 from unflat.config import RunConfig, require_positive
 from unflat.data.format import Dataset, DatasetInfo
 from unflat.data.loader import Batch
-from unflat.engine.progress import progress_bar
+from unflat.engine.progress import PhaseProgress
 from unflat.errors import ConfigError, UserError
 from unflat.geometry.laplacian import laplacian_loss, uniform_laplacian
 from unflat.geometry.sphere_template import sphere_template
@@ -656,14 +656,13 @@ class Progressive(Method, Reconstructor):
         written: list[Path] = []
         names = _unique_stems(files)
         step = max(1, batch_size)
-        with progress_bar(transient=True) as bar:
-            task = bar.add_task("reconstruct", total=len(files), rate="")
+        with PhaseProgress("reconstruct", len(files), "images") as progress:  # plain lines when not a terminal
             for start in range(0, len(files), step):
                 end = min(start + step, len(files))
                 written += self._reconstruct_chunk(files[start:end], names[start:end],
                                                    None if masks is None else masks[start:end], out_dir, background,
                                                    turntable, turntable_frames, turntable_resolution, input_colours)
-                bar.update(task, completed=end)
+                progress.advance(end - start)
         return written
 
     def _reconstruct_chunk(self, files: list[Path], names: list[str], masks: list[Path] | None, out_dir: Path,
