@@ -287,6 +287,7 @@ class SphereGenerator:
 
     device = CPU
     multiview_generator = True  # it claims the contract; write_from_generator still checks what it returns
+    background = "white"  # what it renders behind its spheres (Method.background)
 
     def __init__(self, views: int, resolution: int = 16) -> None:
         self.views, self.resolution = views, resolution
