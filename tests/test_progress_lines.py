@@ -123,3 +123,23 @@ def test_reconstruct_prints_periodic_progress(tmp_path: Path, monkeypatch, capsy
     err = capsys.readouterr().err
     assert [int(m["done"]) for m in progress_lines(err, "reconstruct")] == [1, 2]
     assert re.search(r"reconstruct: 3/3 images in [\d.]+ s", err)
+    assert cli.main(["evaluate", str(tmp_path / "prog"), "--data", str(data), "--metrics", "iou", "--num-shapes", "2",
+                     "--batch-size", "1", "--no-report", "--out", str(tmp_path / "eval.json")]) == 0
+    err = capsys.readouterr().err
+    assert [int(m["done"]) for m in progress_lines(err, "evaluate: reconstructions")] == [1]
+    assert re.search(r"evaluate: reconstructions: 2/2 shapes in [\d.]+ s", err)
+
+
+def test_evaluate_says_how_far_the_reference_features_are(run: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    from unflat import pretrained
+
+    if not pretrained.efficientnet_available():
+        pytest.skip("the efficientnet extra is not installed")
+    monkeypatch.setenv("UNFLAT_PROGRESS_EVERY_S", "0")
+    data = write_sphere_dataset(tmp_path / "data", num_shapes=8)
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(run), "--data", str(data), "--backbone", "efficientnet", "--metrics", "fid",
+                     "--num-samples", "4", "--batch-size", "2", "--cache-dir", str(tmp_path / "cache"), "--no-report",
+                     "--out", str(tmp_path / "m.json")]) == 0
+    err = capsys.readouterr().err
+    assert [int(m["done"]) for m in progress_lines(err, "evaluate: reference features")] == [2, 4, 6]

@@ -321,7 +321,7 @@ def evaluate_generator_run(method: Method, method_name: str, dataset: Dataset, a
         cache_dir = args.cache_dir or default_cache_dir()
         with log.phase("reference features"):
             reference = cached_reference_stats(dataset.images, extractor, cache_dir, args.batch_size, device,
-                                               seed=args.seed, data_hash=images_hash(dataset))
+                                               seed=args.seed, data_hash=images_hash(dataset), progress=True)
         results["reference"] = {"cache_dir": str(cache_dir), "from_cache": reference.from_cache,
                                 "num_images": reference.stats.count, "data_hash": reference.data_hash,
                                 "backbone_name": reference.backbone_name, "weights_hash": reference.weights_hash}

@@ -589,31 +589,33 @@ class Progressive(Method, Reconstructor):
             return values.to(self.device) / scale
 
         t = self.template
-        for start in range(0, len(pairs), batch_size):
-            chunk = pairs[start:start + batch_size]
-            inputs = load(chunk[:, 0], dataset.images, 127.5).permute(0, 3, 1, 2) - 1
-            verts, texture = self._predict_eval(inputs)
-            if input_colours > 0:
-                in_masks = load(chunk[:, 0], dataset.masks, 255.0)[:, None]
-                cams = self.estimate_input_cameras(inputs, (in_masks > 0.5).float(), verts, texture)
-                texture = self.transfer_input_colours(inputs, verts, texture, cams, (in_masks > 0.5).float(), input_colours)
-            for i, shape_index in enumerate(chunk[:, 0]):
-                result["pred_meshes"].append(trimesh.Trimesh(verts[i].cpu().numpy(), t.faces.cpu().numpy(), process=False))
-                if result["gt_meshes"] is not None:
-                    path = dataset.mesh_path(int(dataset.shape_ids[shape_index]))
-                    result["gt_meshes"].append(trimesh.load(path, force="mesh") if path else None)
-            for name, column in (("same", 0), ("novel", 1)):
-                index = chunk[:, column]
-                out = self.render(verts, texture, dataset.cameras[torch.from_numpy(index)].to(self.device),
-                                  self.image_resolution, with_silhouette=False)
-                coverage = out.extras["coverage"]
-                pred = torch.where(coverage > 0, out.rgb, background.expand_as(out.rgb))
-                values = {"pred_images": pred, "target_images": load(index, dataset.images, 255.0).permute(0, 3, 1, 2),
-                          "pred_masks": coverage, "target_masks": load(index, dataset.masks, 255.0)[:, None],
-                          "pred_depth": out.depth,
-                          "reference_depth": None if dataset.depth is None else load(index, dataset.depth, 1.0)[:, None]}
-                for key, value in values.items():
-                    parts[name].setdefault(key, []).append(None if value is None else value.cpu())
+        with PhaseProgress("evaluate: reconstructions", len(pairs), "shapes") as bar:
+            for start in range(0, len(pairs), batch_size):
+                chunk = pairs[start:start + batch_size]
+                inputs = load(chunk[:, 0], dataset.images, 127.5).permute(0, 3, 1, 2) - 1
+                verts, texture = self._predict_eval(inputs)
+                if input_colours > 0:
+                    in_masks = load(chunk[:, 0], dataset.masks, 255.0)[:, None]
+                    cams = self.estimate_input_cameras(inputs, (in_masks > 0.5).float(), verts, texture)
+                    texture = self.transfer_input_colours(inputs, verts, texture, cams, (in_masks > 0.5).float(), input_colours)
+                for i, shape_index in enumerate(chunk[:, 0]):
+                    result["pred_meshes"].append(trimesh.Trimesh(verts[i].cpu().numpy(), t.faces.cpu().numpy(), process=False))
+                    if result["gt_meshes"] is not None:
+                        path = dataset.mesh_path(int(dataset.shape_ids[shape_index]))
+                        result["gt_meshes"].append(trimesh.load(path, force="mesh") if path else None)
+                for name, column in (("same", 0), ("novel", 1)):
+                    index = chunk[:, column]
+                    out = self.render(verts, texture, dataset.cameras[torch.from_numpy(index)].to(self.device),
+                                      self.image_resolution, with_silhouette=False)
+                    coverage = out.extras["coverage"]
+                    pred = torch.where(coverage > 0, out.rgb, background.expand_as(out.rgb))
+                    values = {"pred_images": pred, "target_images": load(index, dataset.images, 255.0).permute(0, 3, 1, 2),
+                              "pred_masks": coverage, "target_masks": load(index, dataset.masks, 255.0)[:, None],
+                              "pred_depth": out.depth,
+                              "reference_depth": None if dataset.depth is None else load(index, dataset.depth, 1.0)[:, None]}
+                    for key, value in values.items():
+                        parts[name].setdefault(key, []).append(None if value is None else value.cpu())
+                bar.advance(len(chunk))
         for name in ("same", "novel"):
             result[name] = {k: (None if v[0] is None else torch.cat(v)) for k, v in parts[name].items()}
         if result["gt_meshes"] is not None and any(m is None for m in result["gt_meshes"]):

@@ -63,16 +63,22 @@ def compute_reference_stats(
     max_features: int = 10_000,
     seed: int = 0,
     data_hash: str | None = None,
+    progress: bool = False,
 ) -> ReferenceStats:
-    """Stream all images through ``extractor``. images: uint8 [N,H,W,3] or float [N,3,H,W] in [0,1]."""
+    """Stream all images through ``extractor``. images: uint8 [N,H,W,3] or float [N,3,H,W] in [0,1].
+    ``progress``: a bar on a terminal, plain progress lines otherwise (`unflat evaluate`)."""
+    from unflat.engine.progress import PhaseProgress  # noqa: PLC0415
+
     n = len(images)
     keep = np.zeros(n, dtype=bool)
     keep[np.random.default_rng(seed).permutation(n)[: min(max_features, n)]] = True
     stats, kept = None, []
-    for start in range(0, n, batch_size):
-        feats = extractor(to_unit_images(images[start : start + batch_size]).to(device)).float().cpu()
-        stats = FeatureStats.from_features(feats) if stats is None else stats.update(feats)
-        kept.append(feats[torch.from_numpy(keep[start : start + batch_size])])
+    with PhaseProgress("evaluate: reference features", n, "images", enabled=progress) as bar:
+        for start in range(0, n, batch_size):
+            feats = extractor(to_unit_images(images[start : start + batch_size]).to(device)).float().cpu()
+            stats = FeatureStats.from_features(feats) if stats is None else stats.update(feats)
+            kept.append(feats[torch.from_numpy(keep[start : start + batch_size])])
+            bar.advance(min(batch_size, n - start))
     if stats is None:
         raise ValueError("no reference images")
     return ReferenceStats(stats, torch.cat(kept), extractor.name, extractor.weights_hash, data_hash or content_hash(images))
@@ -87,10 +93,11 @@ def cached_reference_stats(
     max_features: int = 10_000,
     seed: int = 0,
     data_hash: str | None = None,
+    progress: bool = False,
 ) -> ReferenceStats:
     """Reference statistics from ``cache_dir`` if this (data, backbone) pair was seen before, else
-    computed and stored there. ``data_hash`` may be given when known (e.g. a dataset manifest's
-    sha256 of images.npy) to skip hashing the pixels."""
+    computed and stored there (``progress``: say how far the computation is). ``data_hash`` may be given when
+    known (e.g. a dataset manifest's sha256 of images.npy) to skip hashing the pixels."""
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
@@ -103,7 +110,7 @@ def cached_reference_stats(
             tensors = load_file(str(path))
             stats = FeatureStats(tensors["mean"], tensors["m2"], int(meta["count"]))
             return ReferenceStats(stats, tensors["features"], meta["backbone_name"], meta["weights_hash"], data_hash, from_cache=True)
-    ref = compute_reference_stats(images, extractor, batch_size, device, max_features, seed, data_hash)
+    ref = compute_reference_stats(images, extractor, batch_size, device, max_features, seed, data_hash, progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {
         "version": CACHE_VERSION,
