@@ -237,8 +237,9 @@ def _images_of(files: dict[str, bytes | Callable[[Path], None]]) -> Callable[[Wo
         src.mkdir(parents=True)
         for name, content in files.items():
             content(src / name) if callable(content) else (src / name).write_bytes(content)
+        # --crop center: these cases are about reading files; finding an object in a flat test image is not
         return ["dataset", "images", "--src", str(tmp / "src"), "--out", str(tmp / "ds"), "--resolution", "16",
-                "--workers", "1"]
+                "--workers", "1", "--crop", "center"]
     return argv
 
 
