@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 from unflat.data.segment import cv2_available, segment_object
 from unflat.data.segment_isnet import find_model
 
-TILE = 256
+TILE = 224
 
 
 def overlay(rgb: np.ndarray, mask: np.ndarray) -> Image.Image:
@@ -73,7 +73,7 @@ def main() -> None:
         for j, image in enumerate(row):
             sheet.paste(image, (((k % groups) * 3 + j) * TILE, (k // groups) * (TILE + 18)))
     out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out)
+    sheet.save(out, optimize=True)
     record = {"command": "PYTHONPATH=src python " + " ".join(sys.argv), "fallback": fallback,
               "isnet_model": json.loads(model.with_suffix(".json").read_text())["source"] + " " + model.stem,
               "photos": timings}

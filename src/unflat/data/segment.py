@@ -9,7 +9,7 @@
   ``~/.cache/unflat/weights/isnet``); nothing is downloaded at run time, and the file's sha256 is checked
   against its install record before use. The 1024x1024 probability map is thresholded at 0.5 and only the
   main connected component is kept (holes, e.g. between a chair's slats or a wheel's spokes, stay holes).
-  About 5-7 s per photo on one busy CPU core pair (8-bit ``small`` model).
+  2-6 s per photo on a 2-core CPU shared with other jobs (the model always runs at 1024x1024).
 - ``grabcut`` (when OpenCV is importable): OpenCV's GrabCut initialised with the image border
   as sure background and the rest as probable foreground.
 - ``colour`` (always available; NumPy + SciPy): the border's colours, clustered (k-means
