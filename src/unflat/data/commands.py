@@ -206,7 +206,8 @@ class ImagesConfig:
     margin: float = 0.15
     """With --crop object: space on each side of the object's box, as a fraction of its longer side."""
     segmenter: SegmentMethod = "auto"
-    """With --crop object and no masks: "grabcut" (OpenCV), "colour" (NumPy/SciPy), "auto" = grabcut when installed."""
+    """With --crop object and no masks: "isnet" (IS-Net weights from `bash scripts/setup.sh segment`), "grabcut"
+    (OpenCV), "colour" (NumPy/SciPy); "auto" = isnet when installed, else grabcut when OpenCV is, else colour."""
     masks: Path | None = None
     """Optional folder of masks with the same relative names (any image suffix); images without a mask are skipped."""
     alpha_as_mask: bool = False
@@ -645,13 +646,18 @@ def run_images(cfg: ImagesConfig) -> Path:
     full_mask = np.full((cfg.resolution, cfg.resolution), 255, np.uint8)
     used_per_class = np.zeros(len(classes), np.int64)
     source: dict = {"command": "images", "config": _config_dict(cfg), "cameras": "unknown: default frontal camera stored"}
+    backend = None
     if cfg.crop == "object" and not with_masks_given(cfg):
-        from unflat.data.segment import cv2_available  # noqa: PLC0415
+        from unflat.data.segment import resolve_method  # noqa: PLC0415
 
-        backend = cfg.segmenter if cfg.segmenter != "auto" else ("grabcut" if cv2_available() else "colour")
-        source["masks"] = f"found by weight-free segmentation ({backend}); objects cropped and centred"
-    # segmentation makes each photo slower: worth workers sooner
+        backend = resolve_method(cfg.segmenter)
+        kind = "IS-Net" if backend == "isnet" else "weight-free"
+        source["masks"] = f"found by {kind} segmentation ({backend}); objects cropped and centred"
+    # segmentation makes each photo slower: worth workers sooner; IS-Net's onnxruntime session already uses every
+    # core, so one process (a session per worker would oversubscribe the CPU and load the model N times)
     workers = auto_workers(cfg.workers, len(items), minimum_items=32 if cfg.crop == "object" else 256)
+    if backend == "isnet" and cfg.workers == 0:
+        workers = 1
     # photos show their scenes; RGBA cut-outs are composited over white (image_files)
     background = "white" if cfg.alpha_as_mask else "wild"
     with DatasetWriter(cfg.out, cfg.resolution, classes, kind="images", with_masks=with_masks, with_depth=False,

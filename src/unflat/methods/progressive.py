@@ -638,13 +638,13 @@ class Progressive(Method, Reconstructor):
     # ---- reconstruction from files ---------------------------------------------------------------
     def reconstruct(self, images: list[Path], out_dir: Path, masks: list[Path] | None = None, batch_size: int = 16,
                     turntable: bool = True, turntable_frames: int = 36, turntable_resolution: int = 256,
-                    input_colours: float = 1.0) -> list[Path]:
+                    input_colours: float = 1.0, segmenter: str = "auto") -> list[Path]:
         """Images (files or folders of images) -> ``out_dir/NAME.glb`` (texture embedded),
         ``NAME.gif`` (turntable) and ``NAME-input.png`` (the cropped, centred network input).
 
         masks: one per image (same order), used to crop/centre and to replace the background;
-        without masks the object is segmented (:func:`unflat.data.segment.segment_object`: GrabCut when OpenCV
-        is installed, else border-colour distance + largest component).
+        without masks the object is segmented by ``segmenter`` (:func:`unflat.data.segment.segment_object`;
+        ``auto``: IS-Net when its weights are installed, else GrabCut when OpenCV is, else border colours).
         input_colours: strength of the input's own colours on the texture: each image is projected into UV
         space where the mesh is visible from its estimated camera and blended in (0 = the network's texture).
         Returns the written paths. Raises UserError naming any file that cannot be read.
@@ -663,13 +663,15 @@ class Progressive(Method, Reconstructor):
                 end = min(start + step, len(files))
                 written += self._reconstruct_chunk(files[start:end], names[start:end],
                                                    None if masks is None else masks[start:end], out_dir, background,
-                                                   turntable, turntable_frames, turntable_resolution, input_colours)
+                                                   turntable, turntable_frames, turntable_resolution, input_colours,
+                                                   segmenter)
                 progress.advance(end - start)
         return written
 
     def _reconstruct_chunk(self, files: list[Path], names: list[str], masks: list[Path] | None, out_dir: Path,
                            background: np.ndarray, turntable: bool, turntable_frames: int,
-                           turntable_resolution: int, input_colours: float = 1.0) -> list[Path]:
+                           turntable_resolution: int, input_colours: float = 1.0,
+                           segmenter: str = "auto") -> list[Path]:
         """``reconstruct`` of one batch of files: one forward pass, then each file's outputs."""
         from PIL import Image
 
@@ -682,7 +684,7 @@ class Progressive(Method, Reconstructor):
             else:  # a photo without a mask: segment the object, then crop and replace the background like training data
                 from unflat.data.segment import segment_object
 
-                mask = segment_object(rgb, content)
+                mask = segment_object(rgb, content, method=segmenter)
             image, fg = prepare_image(rgb, mask, self.image_resolution, self.data_stats["object_extent"],
                                       background, content, return_mask=True)
             prepared.append(image)
