@@ -20,7 +20,7 @@ from unflat import cli
 def progressive_run(tmp_path_factory) -> Path:
     """A 1-step tiny progressive run (its meshes are not the point; the segmentation in front of it is)."""
     from conftest import write_sphere_dataset
-    from unflat.engine.trainer import train
+    from unflat.runs import train
     from unflat.methods.registry import get_method
 
     root = tmp_path_factory.mktemp("rec")
