@@ -127,12 +127,11 @@ def main() -> None:
             print(method, int(target), ckpt)
         return
     methods = summary(args.work, args.at)
-    try:
-        import torch
+    import torch
 
-        device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    except Exception:  # noqa: BLE001
-        device = "unknown"
+    from common import device_name  # benchmarks/common.py, beside this script
+
+    device = device_name("cuda" if torch.cuda.is_available() else "cpu")
     git = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
     result = {"benchmark": "time_to_quality", "date": time.strftime("%Y-%m-%d"), "device": device, "git": git,
               "command": "bash benchmarks/time_to_quality.sh", "recipe": args.recipe, "budgets_s": args.at,

@@ -9,6 +9,7 @@ Inception Score.
 
 from __future__ import annotations
 
+import abc
 from pathlib import Path
 
 import torch
@@ -61,7 +62,27 @@ class DomainBackboneExtractor:
         return features, self.model.heads(features)["category"]
 
 
-class InceptionV3Extractor:
+class ImageNetExtractor(abc.ABC):
+    """Shared by the ImageNet classifiers: ``model`` on its device; subclasses give ``features_and_logits``."""
+
+    model: torch.nn.Module
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @abc.abstractmethod
+    def features_and_logits(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """images: [B,3,H,W] in [0,1] -> (features [B,D], logits [B,1000])."""
+
+    def __call__(self, images: Tensor) -> Tensor:
+        return self.features_and_logits(images)[0]
+
+    def logits(self, images: Tensor) -> Tensor:
+        return self.features_and_logits(images)[1]
+
+
+class InceptionV3Extractor(ImageNetExtractor):
     """Standard ImageNet Inception-v3 (torchvision's network and weights, no torchvision needed):
     2048-d pool features and 1000-way logits, images resized to 299x299 inside.
 
@@ -78,23 +99,13 @@ class InceptionV3Extractor:
         self.name = "inception-v3-torchvision-imagenet"
         self.weights_hash = pretrained.hash_module(self.model)
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
     @torch.no_grad()
     def features_and_logits(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """images: [B,3,H,W] in [0,1] -> (features [B,2048], logits [B,1000])."""
         return self.model(images.to(self.device))
 
-    def __call__(self, images: Tensor) -> Tensor:
-        return self.features_and_logits(images)[0]
 
-    def logits(self, images: Tensor) -> Tensor:
-        return self.features_and_logits(images)[1]
-
-
-class EfficientNetLite0Extractor:
+class EfficientNetLite0Extractor(ImageNetExtractor):
     """ImageNet EfficientNet-Lite0: 1280-d globally pooled head features and 1000-way logits.
 
     Images are resized to the network's 224x224 (bilinear, antialiased) and scaled as
@@ -112,10 +123,6 @@ class EfficientNetLite0Extractor:
         self.name = "efficientnet-lite0-imagenet"
         self.weights_hash = pretrained.hash_module(self.model)
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
     @torch.no_grad()
     def features_and_logits(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """images: [B,3,H,W] in [0,1] -> (features [B,1280], logits [B,1000])."""
@@ -126,12 +133,6 @@ class EfficientNetLite0Extractor:
         x = (x * 255.0 - 127.0) / 128.0
         features = self.model(x)
         return features, self.model.classify(features)
-
-    def __call__(self, images: Tensor) -> Tensor:
-        return self.features_and_logits(images)[0]
-
-    def logits(self, images: Tensor) -> Tensor:
-        return self.features_and_logits(images)[1]
 
 
 INCEPTION_NAMES = ("inception", "inception-v3", "inception_v3")

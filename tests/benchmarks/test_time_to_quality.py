@@ -1,0 +1,58 @@
+"""benchmarks/time_to_quality.py: which checkpoint stands for each time budget (the last one written by then),
+and the summary and curves built from the evaluations (the GPU run itself is `bash benchmarks/time_to_quality.sh`;
+`SMOKE=1` runs it end to end on CPU)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def ttq():
+    sys.path.insert(0, str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location("time_to_quality", BENCHMARKS / "time_to_quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _plant(work: Path, method: str, start: float, written: dict[int, float], evals: dict[int, dict]) -> None:
+    """A run whose step checkpoints were written ``written[step]`` seconds after ``start``, and evaluations."""
+    ckpts = work / "runs" / method / "checkpoints"
+    ckpts.mkdir(parents=True)
+    (work / "runs" / f"{method}.start").write_text(f"{start}\n")
+    for step, seconds in written.items():
+        path = ckpts / f"step-{step:08d}.pt"
+        path.write_bytes(b"x")
+        os.utime(path, (start + seconds, start + seconds))
+    (work / "eval").mkdir(exist_ok=True)
+    for at, record in evals.items():
+        (work / "eval" / f"{method}-{at}.json").write_text(json.dumps(record))
+
+
+def test_each_budget_takes_the_last_checkpoint_written_by_then(ttq, tmp_path):
+    _plant(tmp_path, "mv", 1000.0, {100: 25.0, 200: 55.0, 300: 95.0}, {})
+    chosen = {(m, t): c.name for m, t, c in ttq.select(tmp_path, [20, 60, 100])}
+    assert chosen == {("mv", 60): "step-00000200.pt", ("mv", 100): "step-00000300.pt"}  # nothing by 20 s
+
+
+def test_summary_reads_the_figures_and_draws_a_curve_per_metric(ttq, tmp_path):
+    record = lambda fid, cov: {"images": {"fid": fid, "kid_mean": fid / 1000}, "shapes": {"coverage": cov, "mmd": 0.1, "one_nna": 0.9}}  # noqa: E731
+    _plant(tmp_path, "a", 0.0, {10: 30.0, 20: 60.0}, {30: record(300.0, 0.1), 60: record(200.0, 0.3)})
+    _plant(tmp_path, "b", 0.0, {10: 59.0}, {60: record(250.0, 0.2)})
+    methods = ttq.summary(tmp_path, [30, 60])
+    a = methods["a"]["points"]
+    assert [(p["step"], p["FID (EfficientNet-Lite0)"], p["COV"]) for p in a] == [(10, 300.0, 0.1), (20, 200.0, 0.3)]
+    assert a[0]["checkpoint_s"] == pytest.approx(30.0, abs=0.1) and all(p["evaluated"] for p in a)
+    assert [p["budget_s"] for p in methods["b"]["points"]] == [60]
+    svg = ttq.svg_curves(methods, "FID (EfficientNet-Lite0)", True)
+    assert svg.startswith("<svg") and svg.count("<polyline") == 2 and ">a<" in svg and ">b<" in svg
+    assert "no data" in ttq.svg_curves({"a": {"points": [{"checkpoint_s": 1, "X": None}]}}, "X", True)
