@@ -44,7 +44,7 @@ PY=${PY:-python3}
 W=${WORK:-runs/time-to-quality}
 OUT=${OUT:-$W/out}
 mkdir -p "$OUT" "$W/logs" "$W/runs" "$W/eval"
-export UNFLAT_CACHE_DIR=${UNFLAT_CACHE_DIR:-$PWD/$W/cache}  # FID reference statistics: computed once, shared
+export UNFLAT_CACHE_DIR=${UNFLAT_CACHE_DIR:-$(cd "$W" && pwd)/cache}  # FID reference statistics: computed once, shared (WORK may be absolute)
 trap 'tar -cf "$OUT/time-to-quality-files.tar" --exclude="*.npy" -C "$W" logs eval samples curves 2>/dev/null || true' EXIT
 t0=$(date +%s)
 note() { echo "[$(( $(date +%s) - t0 ))s] $*" | tee -a "$W/logs/phases.txt"; }
