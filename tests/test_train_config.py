@@ -76,6 +76,8 @@ def test_flags_override_the_file_and_a_partial_file_sits_on_the_preset(tmp_path:
     ("nope: 1\n", ["mvtriplane"], "--nope: is not a field of MVTriplaneConfig"),
     ("seed: five\n", ["mvtriplane"], "--seed: must be a int"),
     ("method: mvtriplane\n", ["iggan"], "is a 'mvtriplane' config, not 'iggan'"),
+    ("g_lr: .nan\n", ["mvtriplane"], "--g-lr: must be a finite number"),
+    ("camera_radius: .inf\n", ["mvtriplane"], "--camera-radius: must be a finite number"),
 ])
 def test_a_bad_config_file_is_a_one_line_error(tmp_path: Path, capsys, text: str, args: list[str], message: str):
     path = tmp_path / "bad.yaml"

@@ -201,9 +201,9 @@ class ConfigFile:
         """``base`` (a preset) with this file's fields; a saved run's config stands alone, as resume reads it."""
         cls = type(base)
         try:
-            if self.saved_run:
-                return config_from_dict(cls, self.fields)
-            return config_from_dict(cls, {**to_plain(base), **self.fields})
+            cfg = config_from_dict(cls, self.fields if self.saved_run else {**to_plain(base), **self.fields})
+            check_finite(cfg)  # here, so that a NaN in the file is reported with the file's name
+            return cfg
         except ConfigError as exc:
             raise UserError(f"{self.path}: {exc}") from None
 
