@@ -115,6 +115,24 @@ def write_ellipsoid_dataset(out: Path, views_per_shape: int = 6, resolution: int
     return out
 
 
+def train_tiny_runs(root: Path, runs: dict[str, tuple[str, Path]]) -> None:
+    """Train 1-step tiny runs on CPU with one thread: ``runs`` maps a run folder under ``root`` to (method, data)."""
+    from dataclasses import replace
+
+    from unflat.methods.registry import get_method
+    from unflat.runs import train
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for folder, (name, data) in runs.items():
+            spec = get_method(name)
+            train(spec, replace(spec.config("tiny"), data=data, out=root / folder, device="cpu", max_steps=1,
+                                tensorboard=False, sample_every=0))
+    finally:
+        torch.set_num_threads(threads)
+
+
 def ellipsoid_points(axis: tuple[float, float, float], count: int = 2000, seed: int = 0) -> torch.Tensor:
     """[count,3] points on the surface of the ellipsoid with semi-axes ``axis`` (area-biased only mildly)."""
     g = torch.Generator().manual_seed(seed)

@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from test_segment import planted_scene
 from test_segment_isnet import install_tiny_model, needs_ort
@@ -19,20 +17,11 @@ from unflat import cli
 @pytest.fixture(scope="module")
 def progressive_run(tmp_path_factory) -> Path:
     """A 1-step tiny progressive run (its meshes are not the point; the segmentation in front of it is)."""
-    from conftest import write_sphere_dataset
-    from unflat.runs import train
-    from unflat.methods.registry import get_method
+    from conftest import train_tiny_runs, write_sphere_dataset
 
     root = tmp_path_factory.mktemp("rec")
     data = write_sphere_dataset(root / "multi", num_shapes=6, views_per_shape=4)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        spec = get_method("progressive")
-        train(spec, replace(spec.config("tiny"), data=data, out=root / "run", device="cpu", max_steps=1,
-                            tensorboard=False, sample_every=0))
-    finally:
-        torch.set_num_threads(threads)
+    train_tiny_runs(root, {"run": ("progressive", data)})
     return root / "run"
 
 

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -49,21 +49,12 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> World:
-    from unflat.runs import train
-    from unflat.methods.registry import get_method
+    from conftest import train_tiny_runs
 
     root = tmp_path_factory.mktemp("suite")
     single = write_sphere_dataset(root / "single")
     multi = write_sphere_dataset(root / "multi", num_shapes=4, views_per_shape=4)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for name, data in (("mvtriplane", single), ("progressive", multi)):
-            spec = get_method(name)
-            train(spec, replace(spec.config("tiny"), data=data, out=root / name, device="cpu", max_steps=1,
-                                tensorboard=False, sample_every=0))
-    finally:
-        torch.set_num_threads(threads)
+    train_tiny_runs(root, {"mvtriplane": ("mvtriplane", single), "progressive": ("progressive", multi)})
     photo = root / "photo.png"
     Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(photo)
     return World(root, single, multi, root / "mvtriplane", root / "progressive", photo)

@@ -6,7 +6,6 @@ Each test plants a user's file under the name unflat would write and checks it s
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import write_sphere_dataset
+from conftest import train_tiny_runs, write_sphere_dataset
 from helpers import assert_one_line_error, cli_error
 from unflat import cli
 from unflat.outputs import OUTPUT_MARKER
@@ -23,9 +22,6 @@ from unflat.outputs import OUTPUT_MARKER
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """A tiny backbone installed into a 24-sphere dataset, 1-step mvtriplane and progressive runs."""
-    from unflat.runs import train
-    from unflat.methods.registry import get_method
-
     root = tmp_path_factory.mktemp("outputs")
     single = write_sphere_dataset(root / "single", num_shapes=24)
     multi = write_sphere_dataset(root / "multi", num_shapes=6, views_per_shape=4)
@@ -36,12 +32,9 @@ def runs(tmp_path_factory):
             patch.setenv("UNFLAT_CACHE_DIR", str(root / "cache"))
             assert cli.main(["train", "backbone", "--preset", "tiny", "--data", str(single), "--out", str(root / "backbone"),
                              "--no-tensorboard", "--device", "cpu"]) == 0
-        for name, data in (("mvtriplane", single), ("progressive", multi)):
-            spec = get_method(name)
-            train(spec, replace(spec.config("tiny"), data=data, out=root / name, device="cpu", max_steps=1,
-                                tensorboard=False, sample_every=0))
     finally:
         torch.set_num_threads(threads)
+    train_tiny_runs(root, {"mvtriplane": ("mvtriplane", single), "progressive": ("progressive", multi)})
     photo = root / "photo.png"
     Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(photo)
     return {"root": root, "data": single, "mvtriplane": root / "mvtriplane", "progressive": root / "progressive",
