@@ -52,87 +52,91 @@ TRAIN_GROUPS = {"method": "methods", "helper": "helpers (train a part the method
 
 
 @dataclass
+class TrainOptions:
+    """What `unflat train` reads before the method's config: where the defaults come from, or a run to resume."""
+
+    preset: Literal["tiny", "small", "paper"] = "small"
+    """The method's preset whose values are the defaults (a --config file's fields sit on top)."""
+    config: Path | None = None
+    """YAML config file (a run's RUN/config.yaml, or a partial file of fields); flags override it."""
+    resume: Path | None = None
+    """Run directory (or checkpoint file) to continue with its exact counters, schedules and data order."""
+
+
+@dataclass
 class ResumeArgs:
     """Continue a run from RUN/checkpoints/latest.pt with its exact counters, schedules and data order."""
 
-    resume: Path
-    """Run directory (or checkpoint file) to continue."""
     max_steps: int | None = None
     """Train until this total step count (default: the run's own max_steps)."""
     out: Path | None = None
     """Continue in this new run directory instead of the checkpoint's own (needed for a checkpoint file that is not inside a run directory)."""
 
 
-def _pop_value(args: list[str], flag: str) -> tuple[list[str], str | None]:
-    """``args`` without ``flag VALUE`` / ``flag=VALUE``, and VALUE (None when absent)."""
-    rest, value = list(args), None
-    for i, arg in enumerate(rest):
-        if arg == flag:
-            if i + 1 >= len(rest):
-                raise UserError(f"{flag} needs a value")
-            value = rest[i + 1]
-            del rest[i : i + 2]
-            break
-        if arg.startswith(flag + "="):
-            value = arg.split("=", 1)[1]
-            del rest[i]
-            break
-    return rest, value
-
-
 def cmd_train(args: list[str]) -> int:
     from unflat import runs
     from unflat.engine import distributed
 
-    if "--resume" in args:
-        resume = parse(ResumeArgs, args, "unflat train")
+    method, rest = (args[0], args[1:]) if args and not args[0].startswith("-") else (None, list(args))
+    options, rest = parse(TrainOptions, rest, "unflat train", known_only=True)
+    if options.resume is not None:
+        if method is not None or options.config is not None:
+            raise UserError("--resume continues a run with its saved config: pass only --resume RUN "
+                            "[--max-steps N] [--out NEW]")
+        resume = parse(ResumeArgs, rest, "unflat train --resume RUN")
         overrides = {"max_steps": resume.max_steps} if resume.max_steps is not None else None
-        result = runs.resume(resume.resume, overrides, resume.out)
+        result = runs.resume(options.resume, overrides, resume.out)
         distributed.shutdown()  # torchrun: every rank leaves the process group together
         return 130 if result.interrupted else 0
-    resolved = train_config(args)
+    resolved = resolve_train_config(method, options, rest)
     if resolved is None:
-        return 0 if not args or args[0] in ("-h", "--help") else 2
+        return 0 if not args or any(a in ("-h", "--help") for a in args) else 2
     result = runs.train(*resolved)
     distributed.shutdown()  # torchrun: every rank leaves the process group together
     return 130 if result.interrupted else 0
 
 
-def train_config(args: list[str]):
-    """(spec, config) of `unflat train ARGS`: the preset's values, then --config FILE's, then the flags; None
-    after printing the usage (no method named)."""
-    from unflat.config import read_config_file
-    from unflat.methods.registry import get_method, method_specs_by_kind
+def train_usage() -> str:
+    """`unflat train`'s usage, with the registered methods and helpers listed apart."""
+    from unflat.methods.registry import method_specs_by_kind
 
-    args, config_path = _pop_value(args, "--config")
-    config_file = read_config_file(Path(config_path)) if config_path is not None else None
-    if config_file is not None and (not args or args[0].startswith("-")):
+    return TRAIN_USAGE + "".join(f"\n{TRAIN_GROUPS[kind]}:\n" + "".join(f"  {name:<16} {spec.description}\n"
+                                                                     for name, spec in specs.items())
+                                 for kind, specs in method_specs_by_kind().items() if specs)
+
+
+def train_config(args: list[str]):
+    """(spec, config) of `unflat train ARGS` (no --resume): the preset's values, then --config FILE's, then the
+    flags; None after printing the usage (no method named)."""
+    method, rest = (args[0], args[1:]) if args and not args[0].startswith("-") else (None, list(args))
+    options, rest = parse(TrainOptions, rest, "unflat train", known_only=True)
+    return resolve_train_config(method, options, rest)
+
+
+def resolve_train_config(method: str | None, options: TrainOptions, rest: list[str]):
+    """(spec, config) of METHOD (or the --config file's method) with ``rest`` parsed by tyro on the defaults of
+    the preset and the file; None after printing the usage when no method is named."""
+    from unflat.config import read_config_file
+    from unflat.methods.registry import get_method
+
+    config_file = read_config_file(options.config) if options.config is not None else None
+    if method is None and config_file is not None:
         if config_file.method is None:
             raise UserError(f"--config {config_file.path} names no method: pass METHOD (unflat train METHOD --config "
                             "FILE) or add `method: NAME` to the file")
-        args = [config_file.method, *args]
-    if not args or args[0].startswith("-"):
-        text = TRAIN_USAGE + "".join(f"\n{TRAIN_GROUPS[kind]}:\n" + "".join(f"  {name:<16} {spec.description}\n"
-                                                                         for name, spec in specs.items())
-                                     for kind, specs in method_specs_by_kind().items() if specs)
-        print(text, end="")
+        method = config_file.method
+    if method is None:
+        print(train_usage(), end="")
         return None
-    spec = get_method(args[0])
+    spec = get_method(method)
     if config_file is not None and config_file.method not in (None, spec.name):
         raise UserError(f"--config {config_file.path} is a '{config_file.method}' config, not '{spec.name}'")
-    rest = list(args[1:])
-    preset = "small"
-    if "--preset" in rest:
-        i = rest.index("--preset")
-        if i + 1 >= len(rest):
-            raise UserError("--preset needs a value: tiny, small or paper")
-        preset = rest[i + 1]
-        del rest[i : i + 2]
     description = (
         f"Train `{spec.name}`: {spec.description}\n\n"
-        f"--preset {{{'|'.join(spec.presets)}}} picks the defaults below (default: small; these are the '{preset}' values)."
+        f"--preset {{{'|'.join(spec.presets)}}} picks the defaults below (default: small; these are the "
+        f"'{options.preset}' values)."
     )
-    defaults = spec.config(preset)
+    defaults = spec.config(options.preset)
     if config_file is not None:
         defaults = config_file.on(defaults)
         description += f"\n--config {config_file.path}: its values are the defaults below; flags override them."
