@@ -9,8 +9,8 @@
 #   bash benchmarks/ablation_wild.sh report     # markdown table + the wild/clean MMD ratio per method
 #   SMOKE=1 bash benchmarks/ablation_wild.sh all   # the whole thing at tiny sizes on CPU (numbers mean nothing)
 #
-# The runs pick their background from the data (--background auto: white on the clean data, a learned far
-# background on the wild data); every arm exports the object only (--mesh-object-only on), so COV/MMD are of
+# The runs pick their background from the data (--generator.background auto: white on the clean data, a learned far
+# background on the wild data); every arm exports the object only (--export.mesh-object-only on), so COV/MMD are of
 # foreground meshes on both sides. Target (issue #23): wild MMD within 1.3x of clean, per method.
 # Each arm: runs/abl/wild/<arm>/summary.json; the exact commands in <arm>/commands.
 set -uo pipefail
@@ -28,18 +28,18 @@ if [ "$SMOKE" = 1 ]; then
 else
   DEV=cuda; RES=64; SHAPES=${SHAPES:-300}; WORKERS=4
   # the sizes of ablation_mvtriplane.sh / ablation_tdgp.sh, so the clean arms compare with those tables
-  MV_ARCH=(--preset small --output-resolution 64 --neural-resolution 32 --plane-resolution 64 --plane-channels 32
-           --channel-max 256 --d-channel-max 256 --batch-size 32 --num-coarse 32 --num-fine 32)
-  TDGP_ARCH=(--preset small --neural-resolution 32 --plane-resolution 64 --plane-channels 32 --channel-max 256
-             --d-channel-max 256 --batch-size 32 --num-coarse 32 --num-fine 32 --depth-adaptor-hidden 64)
+  MV_ARCH=(--preset small --rendering.output-resolution 64 --rendering.neural-resolution 32 --generator.plane-resolution 64 --generator.plane-channels 32
+           --generator.channel-max 256 --discriminator.channel-max 256 --batch-size 32 --rendering.num-coarse 32 --rendering.num-fine 32)
+  TDGP_ARCH=(--preset small --rendering.neural-resolution 32 --generator.plane-resolution 64 --generator.plane-channels 32 --generator.channel-max 256
+             --discriminator.channel-max 256 --batch-size 32 --rendering.num-coarse 32 --rendering.num-fine 32 --depth.adaptor-hidden 64)
   # each arm (train + evaluate) fits one 10-minute device command; the four arms can run side by side on one GPU
   STEPS=${STEPS:-600}; TRAIN_SECONDS=${TRAIN_SECONDS:-420}; EVAL_SECONDS=${EVAL_SECONDS:-150}
   EVAL_ARGS=(--num-samples 256 --num-shapes 64)
 fi
-# --mesh-object-only on in every arm: the same foreground extraction for clean and wild meshes (auto would use it
+# --export.mesh-object-only on in every arm: the same foreground extraction for clean and wild meshes (auto would use it
 # for the wild arms only, and on an early box-filling field it alone changes MMD several-fold)
 COMMON=(--max-steps "$STEPS" --seed 0 --device "$DEV" --log-every 25 --sample-every "$STEPS" --checkpoint-every 250
-        --keep-checkpoints 1 --no-tensorboard --mesh-object-only on)
+        --keep-checkpoints 1 --no-tensorboard --export.mesh-object-only on)
 
 prepare() {
   CMDS=$D/prepare.commands; : > "$CMDS"; local t0=$SECONDS

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_triplane import PRESETS, eg3d_settings  # noqa: E402
 from common import device_name, report, sync  # noqa: E402
 
+from unflat.config import replace_fields
 from unflat.geometry import marching_cubes as mc  # noqa: E402
 from unflat.methods.triplane_gan import TriplaneGenerator  # noqa: E402
 
@@ -59,12 +60,12 @@ def main() -> None:
     cfg = PRESETS[args.preset]()
     if args.eg3d:
         cfg = eg3d_settings(cfg)
-    cfg = dataclasses.replace(cfg, fused_sampling=args.fused_sampling)
+    cfg = replace_fields(cfg, {"rendering.fused_sampling": args.fused_sampling})
     torch.manual_seed(0)
-    G = TriplaneGenerator.from_config(cfg, 0, cfg.output_resolution or 128).to(device).eval()
-    half = cfg.box_size / 2
+    G = TriplaneGenerator.from_config(cfg, 0, cfg.rendering.output_resolution or 128).to(device).eval()
+    half = cfg.generator.box_size / 2
     with torch.no_grad():
-        ws = G.map(torch.randn(1, cfg.z_dim, device=device), G.class_onehot(None, 1, device))
+        ws = G.map(torch.randn(1, cfg.generator.z_dim, device=device), G.class_onehot(None, 1, device))
         planes = G.planes(ws, "const")
 
     grid, query_s = timed_call(lambda: G.density_grid(planes, args.resolution, half, args.chunk), device, args.repeats)
@@ -100,7 +101,7 @@ def main() -> None:
     total = timings["density_query_s"] + timings[best] + timings["vertex_colours_s"]
 
     label = "EG3D-equivalent" if args.eg3d else f"preset {args.preset}"
-    what = (f"mesh extraction from a tri-plane generator ({label}, planes {cfg.plane_resolution}x{cfg.plane_channels}x3, "
+    what = (f"mesh extraction from a tri-plane generator ({label}, planes {cfg.generator.plane_resolution}x{cfg.generator.plane_channels}x3, "
             f"fp32{', fused sampling' if args.fused_sampling else ''}): density grid {args.resolution}^3 -> marching "
             f"cubes -> vertex colours")
     parts = ", ".join(f"{k.removesuffix('_s').replace('_', ' ')} {v * 1e3:.0f} ms" for k, v in timings.items())

@@ -32,6 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import device_name, report, sync  # noqa: E402
 
+from unflat.config import replace_fields
 from unflat.cameras import Cameras  # noqa: E402
 from unflat.data.format import DatasetInfo  # noqa: E402
 from unflat.data.loader import Batch  # noqa: E402
@@ -52,7 +53,7 @@ def fake_batch(n: int, resolution: int, num_classes: int, device: torch.device, 
 
 def build_variant(spec, cfg, info, batch: Batch, variant: str):
     distill = variant != "no_distill"
-    cfg = dataclasses.replace(cfg, distill=distill, distill_feature_dim=2048 if distill else 0)
+    cfg = replace_fields(cfg, {"distillation.enabled": distill, "distillation.feature_dim": 2048 if distill else 0})
     ctx = make_context(cfg)
     torch.manual_seed(0)
     method = spec.method_cls(cfg, info, ctx)
@@ -72,7 +73,7 @@ def time_variants(spec, cfg, info, batch: Batch, variants: tuple[str, ...], step
     changes on a shared machine hit all variants alike; report the median seconds per step."""
     device = make_context(cfg).device
     methods = {v: build_variant(spec, cfg, info, batch, v) for v in variants}
-    r1 = cfg.r1_every if cfg.r1_gamma > 0 else 1
+    r1 = cfg.regularisation.r1_every if cfg.regularisation.r1_gamma > 0 else 1
     per_round = max(r1, int(math.ceil(steps / rounds / r1)) * r1)  # whole R1 periods: R1 amortised exactly
     counters = dict.fromkeys(variants, 0)
 
@@ -139,7 +140,7 @@ def main() -> None:
               f"{results['distill_teacher_per_step']['images_per_s']:.1f} with a ResNet-50 per step "
               f"({overhead['distill_teacher_per_step']:+.1f}%)")
     record = {"preset": args.preset, "batch_size": cfg.batch_size, "resolution": resolution,
-              "patch_resolution": cfg.neural_resolution, "precision": args.precision,
+              "patch_resolution": cfg.rendering.neural_resolution, "precision": args.precision,
               "results": results, "overhead_percent": overhead}
     report("3dgp step: distillation overhead", figure, device_name(device), record, write=not args.no_write)
 

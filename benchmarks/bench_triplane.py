@@ -37,6 +37,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import device_name, report, sync  # noqa: E402
 
+from unflat.config import replace_fields
 from unflat.cameras import Cameras  # noqa: E402
 from unflat.nets import stylegan2  # noqa: E402
 from unflat.data.format import DatasetInfo  # noqa: E402
@@ -50,13 +51,7 @@ PRESETS = {"tiny": tiny, "small": small, "paper": paper}
 
 def eg3d_settings(cfg):
     """EG3D's ShapeNet-like generator at 128^2 output: baseline architecture, single view."""
-    return dataclasses.replace(
-        cfg, plane_resolution=256, plane_channels=32, channel_base=32768, channel_max=512, z_dim=512, w_dim=512,
-        mapping_layers=2, neural_resolution=64, output_resolution=128, num_coarse=48, num_fine=48, batch_size=32,
-        extra_blocks=False, decoder_extra_layers=0, decoder_hidden=64, decoder_features=32, plane_aggregation="mean",
-        sr_channels=128, d_channel_base=32768, d_channel_max=512, r1_every=16, density_reg=0.25, density_reg_every=4,
-        multiview_views=1, multiview_start_step=-1, multiview_auto=False, diversity_every=0,
-    )
+    return replace_fields(cfg, {"generator.plane_resolution": 256, "generator.plane_channels": 32, "generator.channel_base": 32768, "generator.channel_max": 512, "generator.z_dim": 512, "generator.w_dim": 512, "generator.mapping_layers": 2, "rendering.neural_resolution": 64, "rendering.output_resolution": 128, "rendering.num_coarse": 48, "rendering.num_fine": 48, "batch_size": 32, "generator.extra_blocks": False, "generator.decoder_extra_layers": 0, "generator.decoder_hidden": 64, "generator.decoder_features": 32, "generator.plane_aggregation": "mean", "rendering.sr_channels": 128, "discriminator.channel_base": 32768, "discriminator.channel_max": 512, "regularisation.r1_every": 16, "regularisation.density_reg": 0.25, "regularisation.density_reg_every": 4, "multiview.views": 1, "multiview.start_step": -1, "multiview.auto": False, "multiview.diversity_every": 0})
 
 
 def fake_batch(n: int, resolution: int, num_classes: int, device: torch.device, g: torch.Generator) -> Batch:
@@ -69,7 +64,7 @@ def fake_batch(n: int, resolution: int, num_classes: int, device: torch.device, 
 
 
 VARIANT_BASES = {"eager": (False, None), "compile": (True, None), "compile-max": (True, "max-autotune-no-cudagraphs")}
-VARIANT_OPTIONS = {"fused": "fused_sampling", "ckpt": "grad_checkpoint", "interp": "interp"}
+VARIANT_OPTIONS = {"fused": "rendering.fused_sampling", "ckpt": "rendering.grad_checkpoint", "interp": "interp"}
 """+interp: compiled upsampling through F.interpolate (the form before stylegan2.RESAMPLE_WITHOUT_SCATTER)."""
 
 
@@ -126,18 +121,16 @@ def build_config(args: argparse.Namespace):
     if args.eg3d:
         cfg = eg3d_settings(cfg)
         if args.paper_arch:
-            cfg = dataclasses.replace(cfg, extra_blocks=True, decoder_extra_layers=2, plane_aggregation="sum")
-    overrides = {"batch_size": args.batch, "neural_resolution": args.neural_resolution,
-                 "output_resolution": args.output_resolution, "plane_resolution": args.plane_resolution,
-                 "multiview_views": args.views}
-    cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+            cfg = replace_fields(cfg, {"generator.extra_blocks": True, "generator.decoder_extra_layers": 2, "generator.plane_aggregation": "sum"})
+    overrides = {"batch_size": args.batch, "rendering.neural_resolution": args.neural_resolution,
+                 "rendering.output_resolution": args.output_resolution, "generator.plane_resolution": args.plane_resolution,
+                 "multiview.views": args.views}
+    cfg = replace_fields(cfg, {k: v for k, v in overrides.items() if v is not None})
     if args.samples:
-        cfg = dataclasses.replace(cfg, num_coarse=args.samples[0], num_fine=args.samples[1])
+        cfg = replace_fields(cfg, {"rendering.num_coarse": args.samples[0], "rendering.num_fine": args.samples[1]})
     if args.views and args.views > 1:
-        cfg = dataclasses.replace(cfg, multiview_start_step=0)
-    cfg = dataclasses.replace(cfg, channels_last=not args.no_channels_last, diversity_every=0, multiview_auto=False,
-                              blur_fade_images=1, fused_sampling=args.fused_sampling,
-                              grad_checkpoint=args.grad_checkpoint)
+        cfg = replace_fields(cfg, {"multiview.start_step": 0})
+    cfg = replace_fields(cfg, {"generator.channels_last": not args.no_channels_last, "multiview.diversity_every": 0, "multiview.auto": False, "discriminator.blur_fade_images": 1, "rendering.fused_sampling": args.fused_sampling, "rendering.grad_checkpoint": args.grad_checkpoint})
     cfg.validate()
     return cfg
 
@@ -159,7 +152,7 @@ def setup_device(args: argparse.Namespace) -> torch.device:
 def make_method(cfg, args: argparse.Namespace, device: torch.device, compiled: bool = False,
                 compile_mode: str | None = None) -> tuple[MVTriplane, list[Batch]]:
     """A fresh MVTriplane (seed 0) and 4 fake batches of the config's batch size."""
-    resolution = cfg.output_resolution or 128
+    resolution = cfg.rendering.output_resolution or 128
     info = DatasetInfo(resolution, 1000, 1000, 1, tuple(f"c{i}" for i in range(args.classes)), False, False, False)
     ctx = TrainContext(device, torch.bfloat16 if args.precision == "bf16" else None, False)
     torch.manual_seed(0)
@@ -184,7 +177,7 @@ def measure(cfg, args: argparse.Namespace, device: torch.device, compiled: bool,
     """Time ``args.steps`` training steps (after warm-up, which includes an R1 step) and report one row."""
     method, batches = make_method(cfg, args, device, compiled, compile_mode)
     n = cfg.batch_size
-    steps = -(-args.steps // cfg.r1_every) * cfg.r1_every
+    steps = -(-args.steps // cfg.regularisation.r1_every) * cfg.regularisation.r1_every
     warm_start = time.perf_counter()
     for step in range(args.warmup):
         t0 = time.perf_counter()
@@ -205,15 +198,15 @@ def measure(cfg, args: argparse.Namespace, device: torch.device, compiled: bool,
     g_params = sum(p.numel() for p in method.G.parameters())
     d_params = sum(p.numel() for p in method.D.parameters())
     label = ("EG3D-equivalent " + ("+g+d " if args.paper_arch else "baseline ")) if args.eg3d else f"preset {args.preset} "
-    fused = cfg.fused_sampling and (interpreter_on() or (device.type == "cuda" and triton_available()))
+    fused = cfg.rendering.fused_sampling and (interpreter_on() or (device.type == "cuda" and triton_available()))
     flags = [f for f, on in ((", compiled", compiled), (f" ({compile_mode})", bool(compile_mode)),
                              (", fused sampling", fused), (", fused sampling unavailable: grid_sample",
-                                                            cfg.fused_sampling and not fused),
-                             (", grad checkpoint", cfg.grad_checkpoint),
+                                                            cfg.rendering.fused_sampling and not fused),
+                             (", grad checkpoint", cfg.rendering.grad_checkpoint),
                              (", resampling via interpolate/pad", compiled and not stylegan2.RESAMPLE_WITHOUT_SCATTER)) if on]
-    resolution = cfg.output_resolution or 128
-    what = (f"tri-plane GAN training step, {label}(planes {cfg.plane_resolution}x{cfg.plane_channels}x3, "
-            f"render {cfg.neural_resolution}^2, {cfg.num_coarse}+{cfg.num_fine} samples, SR to {resolution}, "
+    resolution = cfg.rendering.output_resolution or 128
+    what = (f"tri-plane GAN training step, {label}(planes {cfg.generator.plane_resolution}x{cfg.generator.plane_channels}x3, "
+            f"render {cfg.rendering.neural_resolution}^2, {cfg.rendering.num_coarse}+{cfg.rendering.num_fine} samples, SR to {resolution}, "
             f"batch {n}, views {method.views_per_latent(0)}, {args.precision}{''.join(flags)})")
     record = {"images_per_s": round(images_per_s, 2), "s_per_kimg": round(1000 / images_per_s, 2),
               "peak_memory_gb": None if peak_gb is None else round(peak_gb, 2), "g_params": g_params,
@@ -275,9 +268,9 @@ def max_batch(cfg, args: argparse.Namespace, device: torch.device) -> None:
             hi = mid
     seconds = time.perf_counter() - start
     label = ("EG3D-equivalent " + ("+g+d " if args.paper_arch else "baseline ")) if args.eg3d else f"preset {args.preset} "
-    flags = "".join(f for f, on in ((", fused sampling", cfg.fused_sampling), (", grad checkpoint", cfg.grad_checkpoint)) if on)
-    what = (f"tri-plane GAN largest batch, {label}(planes {cfg.plane_resolution}x{cfg.plane_channels}x3, render "
-            f"{cfg.neural_resolution}^2, {cfg.num_coarse}+{cfg.num_fine} samples, SR to {cfg.output_resolution or 128}, "
+    flags = "".join(f for f, on in ((", fused sampling", cfg.rendering.fused_sampling), (", grad checkpoint", cfg.rendering.grad_checkpoint)) if on)
+    what = (f"tri-plane GAN largest batch, {label}(planes {cfg.generator.plane_resolution}x{cfg.generator.plane_channels}x3, render "
+            f"{cfg.rendering.neural_resolution}^2, {cfg.rendering.num_coarse}+{cfg.rendering.num_fine} samples, SR to {cfg.rendering.output_resolution or 128}, "
             f"{args.precision}, eager{flags}; one training step with R1)")
     if hi is None:
         note = " (search stopped at its time limit; more may fit)" if out_of_time() else " (the search limit; more may fit)"
@@ -304,10 +297,10 @@ def main() -> None:
     parsed = [parse_variant(v) for v in variants]  # reject a typo before anything runs
     failed = 0
     for variant, (compiled, mode, overrides) in zip(variants, parsed):
-        options = {"fused_sampling": False, "grad_checkpoint": False, **overrides}
+        options = {"rendering.fused_sampling": False, "rendering.grad_checkpoint": False, **overrides}
         stylegan2.RESAMPLE_WITHOUT_SCATTER = not options.pop("interp", False)  # a module switch, not a config field
         try:
-            measure(dataclasses.replace(cfg, **options), args, device, compiled, mode, variant)
+            measure(replace_fields(cfg, options), args, device, compiled, mode, variant)
         except Exception as error:  # one failing variant must not cost the others their rows
             failed += 1
             traceback.print_exc()

@@ -34,6 +34,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_triplane import build_config, build_parser, make_method, parse_variant, setup_device  # noqa: E402
 from common import device_name, sync  # noqa: E402
 
+from unflat.config import replace_fields  # noqa: E402
+
 RANGE_CATEGORIES = {  # innermost unflat/ range -> category
     "unflat/triplane/sample": "plane sampling",
     "unflat/triplane/decoder": "decoder MLP",
@@ -175,10 +177,10 @@ def profile_method(method, batches, cfg, device: torch.device, out: Path, label:
         wall = time.perf_counter() - start
     summary = summarise(prof, len(profiled), wall, device.type == "cuda")
     out.mkdir(parents=True, exist_ok=True)
-    title = (f"tri-plane GAN training step profile: {label} (planes {cfg.plane_resolution}x{cfg.plane_channels}x3, "
-             f"render {cfg.neural_resolution}^2, {cfg.num_coarse}+{cfg.num_fine} samples, batch {cfg.batch_size}), "
-             f"{device_name(device)}\nsteps {profiled.start}-{profiled.stop - 1}; R1 runs every {cfg.r1_every} steps "
-             f"in training, density regularisation every {cfg.density_reg_every}")
+    title = (f"tri-plane GAN training step profile: {label} (planes {cfg.generator.plane_resolution}x{cfg.generator.plane_channels}x3, "
+             f"render {cfg.rendering.neural_resolution}^2, {cfg.rendering.num_coarse}+{cfg.rendering.num_fine} samples, batch {cfg.batch_size}), "
+             f"{device_name(device)}\nsteps {profiled.start}-{profiled.stop - 1}; R1 runs every {cfg.regularisation.r1_every} steps "
+             f"in training, density regularisation every {cfg.regularisation.density_reg_every}")
     text = format_summary(summary, title, top)
     (out / "profile_summary.txt").write_text(text)
     (out / "profile_summary.json").write_text(json.dumps({"title": title, **summary}, indent=1))
@@ -208,7 +210,7 @@ def main() -> None:
     device = setup_device(args)
     compiled, mode, overrides = parse_variant(args.variant)
     cfg = build_config(args)
-    cfg = dataclasses.replace(cfg, **{"fused_sampling": False, "grad_checkpoint": False, **overrides})
+    cfg = replace_fields(cfg, {"rendering.fused_sampling": False, "rendering.grad_checkpoint": False, **overrides})
     method, batches = make_method(cfg, args, device, compiled, mode)
     for step in range(args.warmup):
         method.train_step(batches[step % 4], step)

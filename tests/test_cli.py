@@ -37,3 +37,17 @@ def test_unknown_command_and_missing_run_are_one_line_errors(tmp_path, capsys) -
 def test_python_dash_m_entry_point() -> None:
     proc = subprocess.run([sys.executable, "-m", "unflat", "--version"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip()
+
+
+def test_train_help_groups_a_methods_flags_by_component(capsys) -> None:
+    """`unflat train 3dgp --help`: one section per component, dotted flags, no field that 3dgp does not use."""
+    with pytest.raises(SystemExit) as done:
+        cli.main(["train", "3dgp", "--preset", "tiny", "--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    for group in ("generator", "rendering", "cameras", "discriminator", "regularisation", "export", "depth",
+                  "camera-generator", "distillation", "patches", "explosion"):
+        assert f"{group} options" in text, group
+    assert "--discriminator.channel-base" in text and "--camera-generator.z-dim" in text
+    assert "(default: 64)" in text.split("--discriminator.channel-base", 1)[1][:200]  # the tiny preset's value
+    assert "perturb" not in text and "--d-channel-base" not in text

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from unflat import cli
-from unflat.config import config_from_yaml, run_config_text
+from unflat.config import config_from_yaml, replace_fields, run_config_text
 from unflat.methods.registry import get_method
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -38,7 +38,7 @@ def test_a_runs_config_yaml_trains_the_same_run_again(sphere_dataset: Path, tmp_
     first, again = tmp_path / "first", tmp_path / "again"
     # flags that are not the preset's: only the saved file can carry them into the second run
     assert cli.main(["train", "mvtriplane", "--preset", "tiny", "--data", str(sphere_dataset), "--out", str(first),
-                     "--device", "cpu", "--max-steps", "2", "--log-every", "1", "--seed", "3", "--g-lr", "0.004"]) == 0
+                     "--device", "cpu", "--max-steps", "2", "--log-every", "1", "--seed", "3", "--generator.lr", "0.004"]) == 0
     assert cli.main(["train", "--config", str(first / "config.yaml"), "--out", str(again)]) == 0
 
     saved = (first / "config.yaml").read_text().replace(f"out: {first}", f"out: {again}")
@@ -62,11 +62,16 @@ def test_flags_override_the_file_and_a_partial_file_sits_on_the_preset(tmp_path:
     assert found is spec and cfg == replace(config_from_yaml(spec.config_cls, run_file.read_text()), max_steps=7)
 
     partial = tmp_path / "arm.yaml"
-    partial.write_text("method: mvtriplane\nseed: 5\nmultiview_views: 2\n")
+    partial.write_text("method: mvtriplane\nseed: 5\nmultiview:\n  views: 2\n")
     _, cfg = cli.train_config(["--config", str(partial), "--preset", "tiny", "--batch-size", "3"])
-    assert cfg == replace(spec.config("tiny"), seed=5, multiview_views=2, batch_size=3)
+    assert cfg == replace_fields(spec.config("tiny"), {"seed": 5, "multiview.views": 2, "batch_size": 3})
     _, cfg = cli.train_config(["mvtriplane", f"--config={partial}"])  # METHOD given too, preset small
-    assert cfg == replace(spec.config("small"), seed=5, multiview_views=2)
+    assert cfg == replace_fields(spec.config("small"), {"seed": 5, "multiview.views": 2})
+    # a partial group keeps the preset's other values in that group; dotted keys and flags name the same fields
+    partial.write_text("method: mvtriplane\ndiscriminator.lr: 0.01\ngenerator:\n  channel_max: 32\n")
+    _, cfg = cli.train_config(["--config", str(partial), "--preset", "tiny", "--generator.z-dim", "8"])
+    assert cfg == replace_fields(spec.config("tiny"), {"discriminator.lr": 0.01, "generator.channel_max": 32,
+                                                       "generator.z_dim": 8})
 
 
 @pytest.mark.parametrize("text, args, message", [
@@ -76,8 +81,10 @@ def test_flags_override_the_file_and_a_partial_file_sits_on_the_preset(tmp_path:
     ("nope: 1\n", ["mvtriplane"], "--nope: is not a field of MVTriplaneConfig"),
     ("seed: five\n", ["mvtriplane"], "--seed: must be a int"),
     ("method: mvtriplane\n", ["iggan"], "is a 'mvtriplane' config, not 'iggan'"),
-    ("g_lr: .nan\n", ["mvtriplane"], "--g-lr: must be a finite number"),
-    ("camera_radius: .inf\n", ["mvtriplane"], "--camera-radius: must be a finite number"),
+    ("generator:\n  lr: .nan\n", ["mvtriplane"], "--generator.lr: must be a finite number"),
+    ("camera_radius: .inf\n", ["mvtriplane"], "--cameras.radius: must be a finite number"),  # an old flat name
+    ("generator:\n  nope: 1\n", ["mvtriplane"], "--generator.nope: is not a field of TriplaneGeneratorConfig"),
+    ("generator: 3\n", ["mvtriplane"], "--generator: must be a mapping of TriplaneGeneratorConfig fields"),
 ])
 def test_a_bad_config_file_is_a_one_line_error(tmp_path: Path, capsys, text: str, args: list[str], message: str):
     path = tmp_path / "bad.yaml"

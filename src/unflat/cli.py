@@ -206,14 +206,14 @@ class ExportArgs:
     class_id: int | None = None
     """Class to export (class-conditional methods)."""
     resolution: int | None = None
-    """Marching-cubes grid per axis (tri-plane methods; default: the run's mesh_resolution). iggan's meshes follow
+    """Marching-cubes grid per axis (tri-plane methods; default: the run's export.mesh_resolution). iggan's meshes follow
     its voxel grid."""
     level: float | None = None
-    """Iso-level of the surface: density for tri-plane methods (default: the run's mesh_density), occupancy for
+    """Iso-level of the surface: density for tri-plane methods (default: the run's export.mesh_density), occupancy for
     iggan (default: the run's export_threshold)."""
     min_component: float | None = None
     """Drop connected components with less than this share of a mesh's faces (floaters; 0 keeps all; default: the
-    run's mesh_min_component)."""
+    run's export.mesh_min_component (iggan: mesh_min_component))."""
     device: str = "auto"
     """cpu, cuda, mps or auto."""
 

@@ -1,7 +1,11 @@
 """Run configuration: dataclasses whose field docstrings become ``--help`` text.
 
-Every method's config subclasses :class:`RunConfig`, so engine flags (``--max-steps``, ``--batch-size``,
-``--device`` ...) and the method's own fields sit side by side on one flat command line.
+Every method's config subclasses :class:`RunConfig`: the engine's flags (``--max-steps``, ``--batch-size``,
+``--device`` ...) sit at the top, and a method groups its own fields by component in nested dataclasses
+(``--generator.channel-max``, ``--discriminator.lr``), each group a section of ``--help``.
+
+A config class may name ``flat_names`` (old flat field -> its dotted place, or None for a field that no longer
+applies): runs saved before the nesting load through :func:`migrate_flat_keys`.
 """
 
 from __future__ import annotations
@@ -88,10 +92,33 @@ class RunConfig:
             raise ConfigError("rollback_lr_factor", f"must be in (0, 1], got {self.rollback_lr_factor}")
 
 
+def field_value(cfg: object, path: str) -> Any:
+    """The value of a dotted field path ("discriminator.lr") of a (nested) config."""
+    for part in path.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def replace_fields(cfg: C, changes: dict[str, Any]) -> C:
+    """A copy of ``cfg`` with each dotted field path in ``changes`` set ("export.mesh_resolution": 64); the groups
+    on the way are copied, so ``cfg`` itself stays as it was."""
+    top: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for path, value in changes.items():
+        head, _, rest = path.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            top[head] = value
+    for head, inner in nested.items():
+        top[head] = replace_fields(getattr(cfg, head), inner)
+    return dataclasses.replace(cfg, **top)
+
+
 def require_positive(cfg: object, *names: str) -> None:
-    """Helper for subclasses' validate(): each named field must be > 0."""
+    """Helper for subclasses' validate(): each named (dotted) field must be > 0."""
     for name in names:
-        value = getattr(cfg, name)
+        value = field_value(cfg, name)
         if not value > 0:
             raise ConfigError(name, f"must be > 0, got {value}")
 
@@ -109,16 +136,16 @@ def to_plain(value: Any) -> Any:
     return value
 
 
-def check_finite(cfg: object) -> None:
+def check_finite(cfg: object, prefix: str = "") -> None:
     """No config value is NaN or infinite: every float field means a size, rate or angle (``--radius inf``
     wrote a dataset its own validator rejects; ``--lr nan`` trains nothing). Raises ConfigError naming the field."""
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         values = value if isinstance(value, (list, tuple)) else (value,)
         if any(isinstance(v, float) and not math.isfinite(v) for v in values):
-            raise ConfigError(f.name, f"must be a finite number, got {value!r}")
+            raise ConfigError(prefix + f.name, f"must be a finite number, got {value!r}")
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            check_finite(value)
+            check_finite(value, f"{prefix}{f.name}.")
 
 
 def config_to_yaml(cfg: object) -> str:
@@ -126,6 +153,7 @@ def config_to_yaml(cfg: object) -> str:
 
 
 def _coerce(kind: Any, value: Any, field: str) -> Any:
+    """``value`` (plain YAML data) as the type ``kind`` of the field at dotted path ``field``."""
     origin = typing.get_origin(kind)
     args = typing.get_args(kind)
     if value is None:
@@ -142,7 +170,9 @@ def _coerce(kind: Any, value: Any, field: str) -> Any:
             return tuple(_coerce(args[0], v, field) for v in value)
         return tuple(_coerce(a, v, field) for a, v in zip(args, value))
     if dataclasses.is_dataclass(kind):
-        return config_from_dict(kind, value)
+        if not isinstance(value, dict):
+            raise ConfigError(field, f"must be a mapping of {kind.__name__} fields, got {value!r}")
+        return config_from_dict(kind, value, f"{field}.")
     if kind is Path:
         return Path(value)
     if kind is float and isinstance(value, int):
@@ -152,22 +182,75 @@ def _coerce(kind: Any, value: Any, field: str) -> Any:
     return value
 
 
-def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
+def migrate_flat_keys(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with each flat key that ``cls.flat_names`` lists (a run saved before the configs nested) moved to
+    its dotted place (``d_channel_base: 64`` -> ``discriminator: {channel_base: 64}``); a name mapped to None no
+    longer applies to the method and is dropped. Keys that are fields of ``cls`` stay as they are."""
+    table: dict[str, str | None] = dict(getattr(cls, "flat_names", {}))
+    names = {f.name for f in dataclasses.fields(cls)}
+    if not table or not (set(data) - names) & set(table):
+        return data
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in names or key not in table:
+            both = isinstance(out.get(key), dict) and isinstance(value, dict)
+            out[key] = merge_nested(out[key], value) if both else value
+        elif table[key] is not None:
+            set_path(out, str(table[key]), value)
+    return out
+
+
+def set_path(tree: dict[str, Any], path: str, value: Any) -> None:
+    """tree[a][b][c] = value for path "a.b.c" (making the inner mappings)."""
+    *parents, leaf = path.split(".")
+    for part in parents:
+        inner = tree.get(part)
+        if not isinstance(inner, dict):
+            inner = tree[part] = {} if inner is None else inner
+        tree = inner
+    tree[leaf] = value
+
+
+def nest_dotted_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """``{"discriminator.lr": 0.1}`` -> ``{"discriminator": {"lr": 0.1}}`` (config files may write either)."""
+    if not any("." in key for key in data):
+        return data
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if "." in key:
+            set_path(out, key, value)
+        else:
+            out[key] = merge_nested(out[key], value) if isinstance(out.get(key), dict) and isinstance(value, dict) else value
+    return out
+
+
+def merge_nested(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``top``'s values, mappings merged key by key (a partial group keeps the others' values)."""
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = merge_nested(out[key], value) if isinstance(out.get(key), dict) and isinstance(value, dict) else value
+    return out
+
+
+def config_from_dict(cls: type[C], data: dict[str, Any], prefix: str = "") -> C:
     """Build a config dataclass from plain data (as read from YAML), checking names and types.
 
-    A field missing from ``data`` takes the class's ``defaults_of_older_runs`` value where it names one (a field
-    whose default changed: a saved config without it was written before the field existed, when the old behaviour
-    was the only one), else its default.
+    Flat keys of runs saved before the configs nested move to their groups (:func:`migrate_flat_keys`). A field
+    missing from ``data`` takes the class's ``defaults_of_older_runs`` value where it names one (a field whose
+    default changed: a saved config without it was written before the field existed, when the old behaviour was
+    the only one), else its default. ``prefix``: the dotted path of a nested group, for error messages.
     """
+    data = migrate_flat_keys(cls, nest_dotted_keys(data))
     data = {**getattr(cls, "defaults_of_older_runs", {}), **data}
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - names
     if unknown:
-        raise ConfigError(sorted(unknown)[0], f"is not a field of {cls.__name__}")
-    kwargs = {name: _coerce(hints[name], value, name) for name, value in data.items()}
+        raise ConfigError(prefix + sorted(unknown)[0], f"is not a field of {cls.__name__}")
+    kwargs = {name: _coerce(hints[name], value, prefix + name) for name, value in data.items()}
     cfg = cls(**kwargs)
-    check_finite(cfg)
+    if not prefix:
+        check_finite(cfg)
     return cfg
 
 
@@ -201,7 +284,8 @@ class ConfigFile:
         """``base`` (a preset) with this file's fields; a saved run's config stands alone, as resume reads it."""
         cls = type(base)
         try:
-            cfg = config_from_dict(cls, self.fields if self.saved_run else {**to_plain(base), **self.fields})
+            fields = migrate_flat_keys(cls, nest_dotted_keys(self.fields))
+            cfg = config_from_dict(cls, fields if self.saved_run else merge_nested(to_plain(base), fields))
             check_finite(cfg)  # here, so that a NaN in the file is reported with the file's name
             return cfg
         except ConfigError as exc:

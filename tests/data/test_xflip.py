@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from unflat.config import replace_fields
 from unflat.data.augment import random_xflip
 
 
@@ -36,7 +37,7 @@ def test_mvtriplane_discriminator_sees_mirrored_reals_only_when_asked(tmp_path):
     batch = Batch(images=images, cameras=dataset.cameras[torch.arange(n)], class_ids=labels.clone(), shape_ids=torch.arange(n))
     inputs = {}
     for xflip in (False, True):
-        cfg = replace(tiny(), data=data, device="cpu", xflip=xflip)
+        cfg = replace_fields(tiny(), {"data": data, "device": "cpu", "discriminator.xflip": xflip})
         method = MVTriplane(cfg, dataset.info, TrainContext(device=torch.device("cpu")))
         torch.manual_seed(3)
         inputs[xflip] = method.real_discriminator_input(batch)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from conftest import write_sphere_dataset
+from unflat.config import replace_fields
 from unflat.data.format import open_dataset
 from unflat.methods.base import TrainContext
 
@@ -74,10 +75,8 @@ def test_triplane_fade_ins_longer_than_the_run_are_said(sphere_dataset: Path) ->
 
     cfg = replace(tiny(), data=sphere_dataset, device="cpu")
     images = cfg.max_steps * cfg.batch_size
-    assert _warnings(MVTriplane, replace(cfg, blur_fade_images=images, neural_resolution_final=16,
-                                         neural_fade_images=images), sphere_dataset) == []
-    notes = _warnings(MVTriplane, replace(cfg, blur_sigma=2.0, blur_fade_images=2 * images, neural_resolution_final=16,
-                                          neural_fade_images=2 * images), sphere_dataset)
+    assert _warnings(MVTriplane, replace_fields(cfg, {"discriminator.blur_fade_images": images, "rendering.neural_resolution_final": 16, "rendering.neural_fade_images": images}), sphere_dataset) == []
+    notes = _warnings(MVTriplane, replace_fields(cfg, {"discriminator.blur_sigma": 2.0, "discriminator.blur_fade_images": 2 * images, "rendering.neural_resolution_final": 16, "rendering.neural_fade_images": 2 * images}), sphere_dataset)
     assert len(notes) == 2 and "rendering resolution ends at 12, not 16" in notes[0]
     assert "still blurs by 1 px" in notes[1]
 

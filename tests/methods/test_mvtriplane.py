@@ -12,6 +12,7 @@ import pytest
 import torch
 import trimesh
 
+from unflat.config import replace_fields
 from unflat.data.format import open_dataset
 from unflat.data.loader import iterate_batches
 from unflat.methods.base import TrainContext
@@ -33,9 +34,10 @@ def one_thread():
     torch.set_num_threads(previous)
 
 
-def make_method(dataset: Path, **overrides) -> MVTriplane:
+def make_method(dataset: Path, overrides: dict[str, object] | None = None) -> MVTriplane:
+    """The tiny mvtriplane on ``dataset`` with ``overrides`` ({"multiview.views": 2, ...})."""
     torch.manual_seed(0)
-    cfg = replace(tiny(), data=dataset, device="cpu", **overrides)
+    cfg = replace_fields(tiny(), {"data": dataset, "device": "cpu", **(overrides or {})})
     return MVTriplane(cfg, open_dataset(dataset).info, TrainContext(device=CPU))
 
 
@@ -113,7 +115,7 @@ def test_sample_diversity_is_zero_for_copies_and_positive_for_different_images()
 # ---- training -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("start", [0, -1])
 def test_two_steps_with_multiview_on_and_off(sphere_dataset: Path, start: int):
-    method = make_method(sphere_dataset, multiview_start_step=start)
+    method = make_method(sphere_dataset, {"multiview.start_step": start})
     before = [p.detach().clone() for p in method.G.parameters()]
     for step, batch in enumerate(batches(sphere_dataset, 2)):
         logs = method.train_step(batch, step)
@@ -124,8 +126,8 @@ def test_two_steps_with_multiview_on_and_off(sphere_dataset: Path, start: int):
 
 
 def test_collapse_signal_switches_multiview_on_and_is_checkpointed(sphere_dataset: Path, caplog):
-    method = make_method(sphere_dataset, multiview_start_step=-1, multiview_auto=True, diversity_every=1,
-                         diversity_warmup=0, diversity_drop=0.25)
+    method = make_method(sphere_dataset, {"multiview.start_step": -1, "multiview.auto": True, "multiview.diversity_every": 1,
+                                          "multiview.diversity_warmup": 0, "multiview.diversity_drop": 0.25})
     signal = iter([(1.0, 0.3), (0.9, 0.3), (0.5, 0.1)])  # a diversity collapse at the third probe
     method.probe_diversity = lambda: next(signal)
     data = batches(sphere_dataset, 3)
@@ -135,7 +137,7 @@ def test_collapse_signal_switches_multiview_on_and_is_checkpointed(sphere_datase
     assert method.views_per_latent(3) == 2 and method.views_per_latent(2) == 1
     assert "multi-view discrimination" in caplog.text
     state = method.extra_state()
-    fresh = make_method(sphere_dataset, multiview_start_step=-1, multiview_auto=True, diversity_every=1)
+    fresh = make_method(sphere_dataset, {"multiview.start_step": -1, "multiview.auto": True, "multiview.diversity_every": 1})
     fresh.load_extra_state(state)
     assert fresh.views_per_latent(3) == 2 and fresh.diversity_peak == 1.0
 
@@ -159,7 +161,7 @@ def test_train_resume_generate_invert_through_the_engine(sphere_dataset: Path, t
 
     meshes = method.export(tmp_path / "export", 1, seed=0, formats=("glb",))
     mesh = trimesh.load(meshes[0], force="mesh")
-    assert len(mesh.faces) > 0 and np.abs(mesh.vertices).max() <= method.cfg.box_size / 2 + 1e-5
+    assert len(mesh.faces) > 0 and np.abs(mesh.vertices).max() <= method.cfg.generator.box_size / 2 + 1e-5
     assert mesh.visual.kind == "vertex" and len(mesh.visual.vertex_colors) == len(mesh.vertices)
 
 

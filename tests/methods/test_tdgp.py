@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from unflat.config import replace_fields
 from unflat.cameras import Cameras
 from unflat.data.format import open_dataset
 from unflat.data.loader import iterate_batches
@@ -236,14 +237,14 @@ def cache_dir(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
-def make_tdgp(dataset: Path, **overrides):
-    from dataclasses import replace
-
+def make_tdgp(dataset: Path, overrides: dict[str, object] | None = None):
+    """The tiny 3dgp on ``dataset`` with ``overrides`` ({"depth.source": "run", ...})."""
+    from unflat.config import replace_fields
     from unflat.methods.registry import get_method
 
     spec = get_method("3dgp")
     torch.manual_seed(0)
-    cfg = replace(spec.config("tiny"), data=dataset, device="cpu", **overrides)
+    cfg = replace_fields(spec.config("tiny"), {"data": dataset, "device": "cpu", **(overrides or {})})
     return spec.method_cls(cfg, open_dataset(dataset).info, TrainContext(CPU))
 
 
@@ -260,24 +261,26 @@ def test_depth_method_is_registered():
     from unflat.methods.registry import get_method
 
     assert get_method("depth").config("tiny").max_steps > 0
-    assert get_method("3dgp").config("paper").plane_resolution == 512
+    assert get_method("3dgp").config("paper").generator.plane_resolution == 512
 
 
-@pytest.mark.parametrize("off", ["use_depth", "depth_adaptor", "learn_cameras", "distill", "patch_training", "all"])
+SWITCHES = ["depth.enabled", "depth.adaptor", "camera_generator.enabled", "distillation.enabled", "patches.enabled"]
+
+
+@pytest.mark.parametrize("off", [*SWITCHES, "all"])
 def test_each_component_switches_off(sphere_dataset, cache_dir, off):
-    names = ["use_depth", "depth_adaptor", "learn_cameras", "distill", "patch_training"]
-    method = make_tdgp(sphere_dataset, **{n: False for n in names if off in (n, "all")})
+    method = make_tdgp(sphere_dataset, {n: False for n in SWITCHES if off in (n, "all")})
     logs = run_steps(method, sphere_dataset)
     cfg = method.cfg
-    assert method.D.in_channels == 3 + cfg.use_depth + 2 * cfg.patch_training
-    assert ("loss/distill" in logs[0]) == cfg.distill
-    assert ("camera/mean_angle_loss" in logs[0]) == cfg.learn_cameras
-    assert (method.G.depth_adaptor is not None) == (cfg.use_depth and cfg.depth_adaptor)
-    assert ("patch/mean_scale" in logs[0]) and (logs[-1]["patch/mean_scale"] < 1) == cfg.patch_training
+    assert method.D.in_channels == 3 + cfg.depth.enabled + 2 * cfg.patches.enabled
+    assert ("loss/distill" in logs[0]) == cfg.distillation.enabled
+    assert ("camera/mean_angle_loss" in logs[0]) == cfg.camera_generator.enabled
+    assert (method.G.depth_adaptor is not None) == (cfg.depth.enabled and cfg.depth.adaptor)
+    assert ("patch/mean_scale" in logs[0]) and (logs[-1]["patch/mean_scale"] < 1) == cfg.patches.enabled
     assert all(math.isfinite(float(v)) for log in logs for v in log.values())
-    if not cfg.learn_cameras:  # prior cameras: azimuth spread over the prior's range
+    if not cfg.camera_generator.enabled:  # prior cameras: azimuth spread over the prior's range
         az = torch.rad2deg(method._fake_params[:, 0])
-        assert az.min() >= cfg.azimuth_min and az.max() <= cfg.azimuth_max
+        assert az.min() >= cfg.cameras.azimuth_min and az.max() <= cfg.cameras.azimuth_max
 
 
 def test_depth_from_a_trained_depth_run(sphere_dataset, cache_dir, tmp_path):
@@ -288,7 +291,7 @@ def test_depth_from_a_trained_depth_run(sphere_dataset, cache_dir, tmp_path):
 
     spec = get_method("depth")
     train(spec, replace(spec.config("tiny"), data=sphere_dataset, out=tmp_path / "depth", device="cpu", max_steps=3))
-    method = make_tdgp(sphere_dataset, depth_source="run", depth_run=tmp_path / "depth")
+    method = make_tdgp(sphere_dataset, {"depth.source": "run", "depth.run": tmp_path / "depth"})
     logs = run_steps(method, sphere_dataset, 1)
     assert math.isfinite(float(logs[0]["loss/d"]))
     cached = list((cache_dir / "depth").glob("*unflat-tinydepth-*.npy"))
@@ -303,8 +306,8 @@ def test_auto_teacher_falls_back_to_a_domain_backbone_trained_on_the_data(sphere
     from unflat import pretrained
 
     monkeypatch.setattr(pretrained, "efficientnet_available", lambda: False)  # and no EfficientNet-Lite0
-    method = make_tdgp(sphere_dataset, distill_teacher="auto", distill_backbone_steps=2)
-    assert method.teacher.identity.startswith("unflat-domain") and method.cfg.distill_feature_dim == 256
+    method = make_tdgp(sphere_dataset, {"distillation.teacher": "auto", "distillation.backbone_steps": 2})
+    assert method.teacher.identity.startswith("unflat-domain") and method.cfg.distillation.feature_dim == 256
     assert len(list((cache_dir / "backbones").glob("*.safetensors"))) == 1
     logs = run_steps(method, sphere_dataset, 1)
     assert math.isfinite(float(logs[0]["loss/distill"]))
@@ -318,8 +321,8 @@ def test_auto_teacher_is_efficientnet_when_installed_and_no_resnet50(sphere_data
     monkeypatch.setenv("UNFLAT_WEIGHTS_DIR", str(tmp_path / "no-weights"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-torch-home"))
     monkeypatch.setattr(Path, "home", lambda: tmp_path / "home")
-    method = make_tdgp(sphere_dataset, distill_teacher="auto")
-    assert method.teacher.identity.startswith("efficientnet-lite0") and method.cfg.distill_feature_dim == 1280
+    method = make_tdgp(sphere_dataset, {"distillation.teacher": "auto"})
+    assert method.teacher.identity.startswith("efficientnet-lite0") and method.cfg.distillation.feature_dim == 1280
     assert not list((cache_dir / "backbones").glob("*.safetensors"))  # nothing trained on the data
     images = torch.rand(2, 3, 16, 16) * 2 - 1
     from unflat.metrics.backbones import EfficientNetLite0Extractor
@@ -333,10 +336,10 @@ def test_auto_teacher_is_efficientnet_when_installed_and_no_resnet50(sphere_data
 def test_patch_cameras_render_exactly_the_crop_of_the_full_frame(sphere_dataset, cache_dir):
     from unflat.methods.tdgp import extract_patches, patch_cameras
 
-    method = make_tdgp(sphere_dataset, patch_training=True)
+    method = make_tdgp(sphere_dataset, {"patches.enabled": True})
     G = method.G_ema
     torch.manual_seed(1)
-    z = torch.randn(2, method.cfg.z_dim)
+    z = torch.randn(2, method.cfg.generator.z_dim)
     ws = G.map(z, G.class_onehot(torch.tensor([0, 1]), 2, CPU))
     planes = G.planes(ws, "const")
     cams = Cameras.from_orbit(torch.tensor([10.0, -30.0]), torch.tensor([5.0, 20.0]), 2.0, 40.0)
@@ -354,12 +357,12 @@ def test_method_cameras_are_valid_and_within_the_prior(sphere_dataset, cache_dir
     params, cams = method.camera_samples(128, seed=0, class_ids=torch.tensor(1))
     cfg = method.cfg
     assert cams.is_valid().all()
-    assert (cams.fov_deg >= cfg.fov_min - 1e-3).all() and (cams.fov_deg <= cfg.fov_max + 1e-3).all()
+    assert (cams.fov_deg >= cfg.cameras.fov_min - 1e-3).all() and (cams.fov_deg <= cfg.cameras.fov_max + 1e-3).all()
     az, el, _ = cams.to_orbit()
     torch.testing.assert_close(az, torch.rad2deg(params[:, 0]), atol=1e-3, rtol=0)  # the parameters it returns
     torch.testing.assert_close(cams.fov_deg, params[:, 3], atol=1e-3, rtol=0)
-    assert (az >= cfg.azimuth_min - 1e-3).all() and (az <= cfg.azimuth_max + 1e-3).all()
-    assert (el >= cfg.elevation_min - 1e-3).all() and (el <= cfg.elevation_max + 1e-3).all()
+    assert (az >= cfg.cameras.azimuth_min - 1e-3).all() and (az <= cfg.cameras.azimuth_max + 1e-3).all()
+    assert (el >= cfg.cameras.elevation_min - 1e-3).all() and (el <= cfg.cameras.elevation_max + 1e-3).all()
     hist = method.histograms()
     assert set(hist) >= {"camera/azimuth", "camera/fov"} and len(hist["camera/fov"]) == cfg.batch_size
 
@@ -436,7 +439,7 @@ def test_loss_explosion_stops_the_update_and_reaches_the_engine(sphere_dataset, 
     from unflat.runs import train
 
     # A hair-trigger detector: any loss above its running mean "explodes".
-    method = make_tdgp(sphere_dataset, explosion_factor=1.0001, explosion_warmup_steps=1)
+    method = make_tdgp(sphere_dataset, {"explosion.factor": 1.0001, "explosion.warmup_steps": 1})
     batches = list(iterate_batches(sphere_dataset, 0, 3, method.cfg.batch_size, method.cfg.seed, CPU))
     with pytest.raises(LossExplosion) as info:
         for step, batch in enumerate(batches):
@@ -447,7 +450,6 @@ def test_loss_explosion_stops_the_update_and_reaches_the_engine(sphere_dataset, 
     after = dict(method.networks()[exploded].named_parameters())
     assert all(torch.equal(before[exploded][k], after[k]) for k in after)
     spec = get_method("3dgp")
-    cfg = replace(spec.config("tiny"), data=sphere_dataset, out=tmp_path / "run", device="cpu", max_steps=4,
-                  explosion_factor=1.0001, explosion_warmup_steps=1, nan_policy="stop")
+    cfg = replace_fields(spec.config("tiny"), {"data": sphere_dataset, "out": tmp_path / "run", "device": "cpu", "max_steps": 4, "explosion.factor": 1.0001, "explosion.warmup_steps": 1, "nan_policy": "stop"})
     with pytest.raises(TrainingDiverged, match="exceeds"):
         train(spec, cfg)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from unflat.config import replace_fields
 from unflat.data.format import open_dataset
 from unflat.geometry.foreground import object_density
 from unflat.geometry.marching_cubes import grid_points
@@ -21,11 +22,12 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 CPU = torch.device("cpu")
 
 
-def _method(name: str, data: Path, data_background: str, monkeypatch, tmp_path: Path, **overrides):
+def _method(name: str, data: Path, data_background: str, monkeypatch, tmp_path: Path,
+            overrides: dict[str, object] | None = None):
     monkeypatch.setenv("UNFLAT_CACHE_DIR", str(tmp_path / "cache"))
     spec = get_method(name)
     torch.manual_seed(0)
-    cfg = replace(spec.config("tiny"), data=data, device="cpu", **overrides)
+    cfg = replace_fields(spec.config("tiny"), {"data": data, "device": "cpu", **(overrides or {})})
     info = replace(open_dataset(data).info, background=data_background)
     return spec.method_cls(cfg, info, TrainContext(CPU))
 
@@ -38,9 +40,9 @@ def test_background_choice_follows_the_data(name, sphere_dataset, monkeypatch, t
     assert wild.background == "learned" and wild.G.far_background is not None and wild.object_only_meshes
     assert any(k.startswith("far_background.") for k in wild.G_ema.state_dict())  # saved, EMA'd with G
     # an explicit choice wins over the data; saved runs' white_background keeps their old behaviour
-    assert _method(name, sphere_dataset, "wild", monkeypatch, tmp_path, background="white").background == "white"
-    assert _method(name, sphere_dataset, "white", monkeypatch, tmp_path, background="learned").background == "learned"
-    assert _method(name, sphere_dataset, "wild", monkeypatch, tmp_path, white_background=False).background == "none"
+    assert _method(name, sphere_dataset, "wild", monkeypatch, tmp_path, {"generator.background": "white"}).background == "white"
+    assert _method(name, sphere_dataset, "white", monkeypatch, tmp_path, {"generator.background": "learned"}).background == "learned"
+    assert _method(name, sphere_dataset, "wild", monkeypatch, tmp_path, {"generator.white_background": False}).background == "none"
 
 
 def test_learned_background_fills_exactly_what_the_volume_leaves_clear(sphere_dataset, monkeypatch, tmp_path) -> None:
@@ -92,7 +94,7 @@ def test_exported_mesh_of_a_wild_run_has_no_background_sheet(name, sphere_datase
         density = _planted(points)[..., None]
         return torch.full((*points.shape[:-1], G.decoder.out_features), 0.5), density
 
-    wild = _method(name, sphere_dataset, "wild", monkeypatch, tmp_path, mesh_resolution=40, mesh_density=10.0)
+    wild = _method(name, sphere_dataset, "wild", monkeypatch, tmp_path, {"export.mesh_resolution": 40, "export.mesh_density": 10.0})
     G = wild.G_ema
     monkeypatch.setattr(G, "query", planted_query)  # the generator's field, replaced by a planted density
     planes, _ = wild.planes_for(torch.zeros(1, G.z_dim), torch.zeros(1, dtype=torch.long))
@@ -100,7 +102,7 @@ def test_exported_mesh_of_a_wild_run_has_no_background_sheet(name, sphere_datase
     radii = np.linalg.norm(mesh.vertices, axis=1)
     assert len(mesh.faces) > 0 and radii.max() < 0.5 and radii.min() > 0.35  # the ball's surface only
     # the same field exported without the object-only step keeps the sheet: the test sees the difference
-    wild.cfg.mesh_object_only = "off"
+    wild.cfg.export.mesh_object_only = "off"
     everything = wild.mesh_from_planes(planes)
     assert np.linalg.norm(everything.vertices, axis=1).max() > 0.8
 

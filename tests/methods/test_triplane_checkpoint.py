@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from unflat.config import replace_fields
 from unflat.methods.mvtriplane import tiny
 from unflat.methods.triplane_gan import TriplaneGenerator, sample_view_cameras
 
@@ -30,10 +31,10 @@ def render_and_grads(G: TriplaneGenerator, views: int, seed: int = 3):
 
 @pytest.mark.parametrize("views", [1, 2])
 def test_checkpointed_rendering_gives_identical_images_and_gradients(views):
-    cfg = replace(tiny(), plane_aggregation="mean")
+    cfg = replace_fields(tiny(), {"generator.plane_aggregation": "mean"})
     torch.manual_seed(0)
     plain = TriplaneGenerator.from_config(cfg, 0, 16)
-    checkpointed = TriplaneGenerator.from_config(replace(cfg, grad_checkpoint=True, grad_checkpoint_rays=20), 0, 16)
+    checkpointed = TriplaneGenerator.from_config(replace_fields(cfg, {"rendering.grad_checkpoint": True, "rendering.grad_checkpoint_rays": 20}), 0, 16)
     checkpointed.load_state_dict(plain.state_dict())
     assert checkpointed.grad_checkpoint_rays == 20 and plain.grad_checkpoint_rays == 0
     # 64 rays per image in chunks of 20: uneven chunks
@@ -47,7 +48,7 @@ def test_checkpointed_rendering_gives_identical_images_and_gradients(views):
 
 
 def test_checkpointing_saves_fewer_activations():
-    cfg = replace(tiny(), neural_resolution=16, num_coarse=16, num_fine=16)
+    cfg = replace_fields(tiny(), {"rendering.neural_resolution": 16, "rendering.num_coarse": 16, "rendering.num_fine": 16})
     torch.manual_seed(0)
     plain = TriplaneGenerator.from_config(cfg, 0, 16)
     checkpointed = copy.deepcopy(plain)
@@ -75,10 +76,10 @@ def test_checkpointed_chunks_run_the_decoder_eagerly_even_when_it_is_compiled():
     """compile_networks replaces decoder.forward on the instance; inside a checkpointed chunk the class's
     forward runs instead (a compiled decoder's recomputation saved differently laid-out activations on an
     H100: CheckpointError). Outside checkpointing the instance's forward is used."""
-    cfg = replace(tiny(), plane_aggregation="mean")
+    cfg = replace_fields(tiny(), {"generator.plane_aggregation": "mean"})
     torch.manual_seed(0)
     plain = TriplaneGenerator.from_config(cfg, 0, 16)
-    checkpointed = TriplaneGenerator.from_config(replace(cfg, grad_checkpoint=True, grad_checkpoint_rays=20), 0, 16)
+    checkpointed = TriplaneGenerator.from_config(replace_fields(cfg, {"rendering.grad_checkpoint": True, "rendering.grad_checkpoint_rays": 20}), 0, 16)
     checkpointed.load_state_dict(plain.state_dict())
     calls = []
 
@@ -93,5 +94,5 @@ def test_checkpointed_chunks_run_the_decoder_eagerly_even_when_it_is_compiled():
     torch.testing.assert_close(out.image, ref.image, atol=1e-6, rtol=1e-5)
     for key in ref_grads:
         torch.testing.assert_close(grads[key], ref_grads[key], atol=1e-6, rtol=1e-4, msg=key)
-    checkpointed.query(torch.zeros(1, 3, cfg.plane_channels, 8, 8), torch.zeros(1, 5, 3))
-    assert calls == [torch.Size([1, 5, cfg.plane_channels])]  # outside checkpointing: the instance's forward
+    checkpointed.query(torch.zeros(1, 3, cfg.generator.plane_channels, 8, 8), torch.zeros(1, 5, 3))
+    assert calls == [torch.Size([1, 5, cfg.generator.plane_channels])]  # outside checkpointing: the instance's forward

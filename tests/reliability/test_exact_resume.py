@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from helpers import assert_payloads_equal
+from unflat.config import replace_fields
 from unflat.engine.checkpoint import load_checkpoint
 from unflat.runs import resume, train
 from unflat.methods.registry import all_methods
@@ -34,7 +35,7 @@ def _changes(key: str) -> Callable[[Rows], bool]:
 class Plan:
     steps: int = 4
     interrupt_after: int = 2
-    overrides: dict = field(default_factory=dict)
+    overrides: dict = field(default_factory=dict)  # (dotted) config field -> value
     data: str = "single"  # "single", "multiview" or "none"
     schedule_change: Callable[[Rows], bool] | None = None
     """True when the rows logged after the resume show the schedule change this plan sets up."""
@@ -44,14 +45,14 @@ PLANS: dict[str, Plan] = {
     # stage II -> III at step 4 (tiny preset: stage2_start=2, stage3_start=4)
     "progressive": Plan(steps=6, interrupt_after=3, data="multiview", schedule_change=_changes("stage")),
     # batch 4: rendering resolution 8 -> 16 over 16 images (8, 10, 12, 14), multi-view discrimination from step 3
-    "mvtriplane": Plan(overrides=dict(multiview_start_step=3, neural_resolution_final=16, neural_fade_images=16),
+    "mvtriplane": Plan(overrides={"multiview.start_step": 3, "rendering.neural_resolution_final": 16, "rendering.neural_fade_images": 16},
                        schedule_change=lambda rows: _changes("views_per_latent")(rows) and _changes("render/resolution")(rows)),
     # patch-scale, depth-adaptor and camera-EMD anneals over 16 images, still moving after the resume
-    "3dgp": Plan(overrides=dict(depth_adaptor_anneal_images=16, patch_anneal_images=16, camera_emd_anneal_images=16),
+    "3dgp": Plan(overrides={"depth.adaptor_anneal_images": 16, "patches.anneal_images": 16, "camera_generator.emd_anneal_images": 16},
                  schedule_change=lambda rows: all(_changes(k)(rows) for k in ("patch/beta", "camera/emd_multiplier",
                                                                                "depth/adaptor_start_p"))),
     # renderer pre-training for steps 0-2, then the GAN
-    "iggan": Plan(overrides=dict(pretrain_steps=3), schedule_change=lambda rows: len({"pretraining" in r for r in rows}) > 1),
+    "iggan": Plan(overrides={"pretrain_steps": 3}, schedule_change=lambda rows: len({"pretraining" in r for r in rows}) > 1),
     "iggan-renderer": Plan(data="none"),
     "depth": Plan(),  # cosine learning-rate schedule over max_steps: a new rate every step
 }
@@ -91,8 +92,9 @@ def test_interrupted_and_resumed_equals_uninterrupted_bitwise(name: str, tmp_pat
         data = write_sphere_dataset(tmp_path / "data", num_shapes=8, views_per_shape=1)
     elif plan.data == "multiview":
         data = write_sphere_dataset(tmp_path / "data", num_shapes=6, views_per_shape=4)
-    cfg = replace(spec.config("tiny"), data=data, device="cpu", tensorboard=False, sample_every=0,
-                  log_every=1, checkpoint_every=1, max_steps=plan.steps, **plan.overrides)
+    cfg = replace_fields(spec.config("tiny"), {"data": data, "device": "cpu", "tensorboard": False, "sample_every": 0,
+                                               "log_every": 1, "checkpoint_every": 1, "max_steps": plan.steps,
+                                               **plan.overrides})
 
     straight = train(spec, replace(cfg, out=tmp_path / "straight"))
     assert straight.step == plan.steps and not straight.interrupted

@@ -245,8 +245,7 @@ class Method(abc.ABC):
     def with_export_settings(self, **settings: float | int | None) -> None:
         """Apply `unflat export`'s mesh settings (None = keep the run's) to this loaded method's config; a setting
         the method does not have is a UserError naming the ones it has."""
-        from dataclasses import replace
-
+        from unflat.config import replace_fields
         from unflat.errors import ConfigError, UserError
 
         given = {k: v for k, v in settings.items() if v is not None}
@@ -254,7 +253,7 @@ class Method(abc.ABC):
         if unknown:
             has = ", ".join(f"--{k.replace('_', '-')}" for k in self.export_settings) or "none"
             raise UserError(f"method '{self.name}' has no export setting --{unknown[0].replace('_', '-')} (it has: {has})")
-        cfg = replace(self.cfg, **{self.export_settings[k]: v for k, v in given.items()})
+        cfg = replace_fields(self.cfg, {self.export_settings[k]: v for k, v in given.items()})
         try:
             cfg.validate()
         except ConfigError as exc:  # name the export option the user typed, not the config field behind it

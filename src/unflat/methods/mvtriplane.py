@@ -18,7 +18,9 @@ What this paper adds to the EG3D-style core in ``triplane_gan``:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import ClassVar, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -29,20 +31,24 @@ from unflat.data.loader import Batch
 from unflat.errors import ConfigError
 from unflat.methods.base import TrainContext
 from unflat.methods.registry import register_method
-from unflat.methods.triplane_gan import TriplaneGAN, TriplaneGANConfig
+from unflat.methods.triplane_config import (TRIPLANE_FLAT_NAMES, TriplaneCamerasConfig, TriplaneDiscriminatorConfig,
+                                            TriplaneExportConfig, TriplaneGANConfig, TriplaneGeneratorConfig,
+                                            TriplaneRegularisationConfig, TriplaneRenderingConfig)
+from unflat.methods.triplane_gan import TriplaneGAN
 
 log = logging.getLogger("unflat.run")
 
 
 @dataclass
-class MVTriplaneConfig(TriplaneGANConfig):
-    """mvtriplane: tri-plane GAN with a deeper generator/decoder and multi-view discrimination."""
+class MultiviewConfig:
+    """Multi-view discrimination: several views of one latent discriminated together, switched on from a step or
+    when sample diversity collapses."""
 
-    multiview_views: int = 3
+    views: int = 3
     """Views rendered and discriminated per latent while multi-view discrimination is on (the paper uses 3)."""
-    multiview_start_step: int = 0
+    start_step: int = 0
     """Step from which multi-view discrimination is on (-1 = only when the automatic trigger fires)."""
-    multiview_auto: bool = False
+    auto: bool = False
     """Switch multi-view discrimination on automatically when sample diversity collapses."""
     diversity_every: int = 200
     """Measure the diversity of a fixed probe set of samples every N steps (0 = never)."""
@@ -53,18 +59,31 @@ class MVTriplaneConfig(TriplaneGANConfig):
     diversity_warmup: int = 1000
     """No automatic trigger before this step (diversity is still forming)."""
 
+
+@dataclass
+class MVTriplaneConfig(TriplaneGANConfig):
+    """mvtriplane: tri-plane GAN with a deeper generator/decoder and multi-view discrimination."""
+
+    flat_names: ClassVar[Mapping[str, str]] = MappingProxyType({
+        **TRIPLANE_FLAT_NAMES, "multiview_views": "multiview.views", "multiview_start_step": "multiview.start_step",
+        "multiview_auto": "multiview.auto",
+        **{f"diversity_{name}": f"multiview.diversity_{name}" for name in ("every", "probe", "drop", "warmup")}})
+
+    multiview: MultiviewConfig = field(default_factory=MultiviewConfig)
+
     def validate(self) -> None:
         super().validate()
-        if self.multiview_views < 1:
-            raise ConfigError("multiview_views", f"must be >= 1, got {self.multiview_views}")
-        if self.multiview_start_step < -1:
-            raise ConfigError("multiview_start_step", "must be >= 0, or -1 for never")
-        if not 0 < self.diversity_drop < 1:
-            raise ConfigError("diversity_drop", f"must be in (0, 1), got {self.diversity_drop}")
-        if self.diversity_every < 0 or self.diversity_probe < 2:
-            raise ConfigError("diversity_probe", "need diversity_every >= 0 and diversity_probe >= 2")
-        if self.multiview_auto and self.diversity_every == 0:
-            raise ConfigError("diversity_every", "multiview_auto needs diversity_every > 0")
+        mv = self.multiview
+        if mv.views < 1:
+            raise ConfigError("multiview.views", f"must be >= 1, got {mv.views}")
+        if mv.start_step < -1:
+            raise ConfigError("multiview.start_step", "must be >= 0, or -1 for never")
+        if not 0 < mv.diversity_drop < 1:
+            raise ConfigError("multiview.diversity_drop", f"must be in (0, 1), got {mv.diversity_drop}")
+        if mv.diversity_every < 0 or mv.diversity_probe < 2:
+            raise ConfigError("multiview.diversity_probe", "need diversity_every >= 0 and diversity_probe >= 2")
+        if mv.auto and mv.diversity_every == 0:
+            raise ConfigError("multiview.diversity_every", "multiview.auto needs multiview.diversity_every > 0")
 
 
 def sample_diversity(images: Tensor, size: int = 16) -> tuple[float, float]:
@@ -88,29 +107,29 @@ class MVTriplane(TriplaneGAN):
 
     def __init__(self, cfg: MVTriplaneConfig, info: DatasetInfo, ctx: TrainContext) -> None:
         super().__init__(cfg, info, ctx)
-        self.multiview_since = cfg.multiview_start_step  # -1 = off
+        self.multiview_since = cfg.multiview.start_step  # -1 = off
         self.diversity_peak = 0.0
         self.diversity_last = 0.0
 
     def views_per_latent(self, step: int) -> int:
         on = 0 <= self.multiview_since <= step
-        return self.cfg.multiview_views if on else 1
+        return self.cfg.multiview.views if on else 1
 
     def train_step(self, batch: Batch, step: int) -> dict[str, float | Tensor]:
         logs = super().train_step(batch, step)
         cfg = self.cfg
         triggered = 0.0
-        if cfg.diversity_every and (step + 1) % cfg.diversity_every == 0:
+        if cfg.multiview.diversity_every and (step + 1) % cfg.multiview.diversity_every == 0:
             pairwise, colour = self.probe_diversity()
             logs["diversity/pairwise"], logs["diversity/colour"] = pairwise, colour
             self.diversity_last = pairwise
-            if step + 1 >= cfg.diversity_warmup:
-                if (cfg.multiview_auto and self.views_per_latent(step + 1) == 1
-                        and self.diversity_peak > 0 and pairwise < (1 - cfg.diversity_drop) * self.diversity_peak):
+            if step + 1 >= cfg.multiview.diversity_warmup:
+                if (cfg.multiview.auto and self.views_per_latent(step + 1) == 1
+                        and self.diversity_peak > 0 and pairwise < (1 - cfg.multiview.diversity_drop) * self.diversity_peak):
                     self.multiview_since = step + 1
                     triggered = 1.0
                     log.warning("mvtriplane: sample diversity fell to %.4f (peak %.4f): multi-view discrimination "
-                                "(%d views) on from step %d", pairwise, self.diversity_peak, cfg.multiview_views, step + 1)
+                                "(%d views) on from step %d", pairwise, self.diversity_peak, cfg.multiview.views, step + 1)
                 self.diversity_peak = max(self.diversity_peak, pairwise)
         logs["multiview/on"] = float(self.views_per_latent(step + 1) > 1)
         logs["multiview/triggered"] = triggered
@@ -120,9 +139,9 @@ class MVTriplane(TriplaneGAN):
     def probe_diversity(self) -> tuple[float, float]:
         """Diversity of the current generator (not the EMA, which lags a collapse) on a fixed probe set."""
         cfg = self.cfg
-        n = cfg.diversity_probe
+        n = cfg.multiview.diversity_probe
         g = torch.Generator().manual_seed(cfg.seed + 7919)
-        z = torch.randn(n, cfg.z_dim, generator=g).to(self.device)
+        z = torch.randn(n, cfg.generator.z_dim, generator=g).to(self.device)
         ids = torch.arange(n) % max(self.num_classes, 1)
         cams = self.sample_cameras(n, 1, g)
         c = self.G.class_onehot(ids.to(self.device), n, self.device)
@@ -136,7 +155,7 @@ class MVTriplane(TriplaneGAN):
 
     def load_extra_state(self, state: dict) -> None:
         super().load_extra_state(state)
-        self.multiview_since = int(state.get("multiview_since", self.cfg.multiview_start_step))
+        self.multiview_since = int(state.get("multiview_since", self.cfg.multiview.start_step))
         self.diversity_peak = float(state.get("diversity_peak", 0.0))
         self.diversity_last = float(state.get("diversity_last", 0.0))
 
@@ -147,27 +166,35 @@ class MVTriplane(TriplaneGAN):
 def tiny() -> MVTriplaneConfig:
     """Tests: a step in well under a second on one CPU core."""
     return MVTriplaneConfig(
-        z_dim=16, w_dim=16, mapping_layers=1, plane_resolution=16, plane_channels=8, channel_base=128, channel_max=16,
-        decoder_hidden=16, decoder_features=8, neural_resolution=8, output_resolution=16, sr_channels=16,
-        num_coarse=8, num_fine=8, d_channel_base=128, d_channel_max=16, d_mapping_layers=1,
         batch_size=4, max_steps=2, checkpoint_every=1, log_every=1, sample_every=0,
-        blur_sigma=0.0, r1_every=2, density_reg_every=2, ema_half_life_images=100.0, mesh_resolution=24,
-        multiview_views=2, multiview_start_step=0, diversity_every=0, diversity_probe=4,
-        diversity_warmup=0,
+        generator=TriplaneGeneratorConfig(z_dim=16, w_dim=16, mapping_layers=1, plane_resolution=16, plane_channels=8,
+                                          channel_base=128, channel_max=16, decoder_hidden=16, decoder_features=8,
+                                          ema_half_life_images=100.0),
+        rendering=TriplaneRenderingConfig(neural_resolution=8, output_resolution=16, sr_channels=16, num_coarse=8,
+                                          num_fine=8),
+        discriminator=TriplaneDiscriminatorConfig(channel_base=128, channel_max=16, mapping_layers=1, blur_sigma=0.0),
+        regularisation=TriplaneRegularisationConfig(r1_every=2, density_reg_every=2),
+        export=TriplaneExportConfig(mesh_resolution=24),
+        multiview=MultiviewConfig(views=2, start_step=0, diversity_every=0, diversity_probe=4, diversity_warmup=0),
     )
 
 
 def small() -> MVTriplaneConfig:
     """CPU demo on 32x32 synthetic multi-class data: learns coarse colour/shape in minutes on 2 cores."""
     return MVTriplaneConfig(
-        z_dim=64, w_dim=64, mapping_layers=2, plane_resolution=32, plane_channels=16, channel_base=1024, channel_max=64,
-        decoder_hidden=32, decoder_features=16, neural_resolution=16, output_resolution=32, sr_channels=32,
-        num_coarse=16, num_fine=16, d_channel_base=1024, d_channel_max=64, d_mapping_layers=2,
         batch_size=8, max_steps=2000, checkpoint_every=250, log_every=25, sample_every=250,
-        g_lr=0.0025, d_lr=0.002, r1_gamma=1.0, blur_sigma=2.0, blur_fade_images=4000,
-        ema_half_life_images=2000.0, elevation_min=-30.0, elevation_max=60.0,
-        camera_perturb_deg=5.0, multiview_views=3, multiview_start_step=-1, multiview_auto=True,
-        diversity_every=100, diversity_probe=16, diversity_warmup=300, mesh_resolution=64,
+        generator=TriplaneGeneratorConfig(z_dim=64, w_dim=64, mapping_layers=2, plane_resolution=32, plane_channels=16,
+                                          channel_base=1024, channel_max=64, decoder_hidden=32, decoder_features=16,
+                                          lr=0.0025, ema_half_life_images=2000.0),
+        rendering=TriplaneRenderingConfig(neural_resolution=16, output_resolution=32, sr_channels=32, num_coarse=16,
+                                          num_fine=16),
+        discriminator=TriplaneDiscriminatorConfig(channel_base=1024, channel_max=64, mapping_layers=2, lr=0.002,
+                                                  blur_sigma=2.0, blur_fade_images=4000),
+        regularisation=TriplaneRegularisationConfig(r1_gamma=1.0),
+        cameras=TriplaneCamerasConfig(elevation_min=-30.0, elevation_max=60.0, perturb_deg=5.0),
+        multiview=MultiviewConfig(views=3, start_step=-1, auto=True, diversity_every=100, diversity_probe=16,
+                                  diversity_warmup=300),
+        export=TriplaneExportConfig(mesh_resolution=64),
     )
 
 
@@ -177,9 +204,12 @@ def paper() -> MVTriplaneConfig:
     when diversity falls, as the paper does just before mode collapse."""
     return MVTriplaneConfig(
         batch_size=32, max_steps=500_000, checkpoint_every=2000, log_every=100, sample_every=2000,
-        output_resolution=128, neural_resolution=64, plane_resolution=256, plane_channels=32,
-        extra_blocks=True, decoder_extra_layers=2, num_coarse=48, num_fine=48, r1_gamma=1.0,
-        multiview_views=3, multiview_start_step=-1, multiview_auto=True,
-        diversity_every=1000, diversity_probe=64, diversity_warmup=20_000, mesh_resolution=256,
         compile=True,  # measured on an H100: 50.7 vs 35.9 images/s eager at EG3D sizes (BENCHMARKS.md)
+        generator=TriplaneGeneratorConfig(plane_resolution=256, plane_channels=32, extra_blocks=True,
+                                          decoder_extra_layers=2),
+        rendering=TriplaneRenderingConfig(output_resolution=128, neural_resolution=64, num_coarse=48, num_fine=48),
+        regularisation=TriplaneRegularisationConfig(r1_gamma=1.0),
+        multiview=MultiviewConfig(views=3, start_step=-1, auto=True, diversity_every=1000, diversity_probe=64,
+                                  diversity_warmup=20_000),
+        export=TriplaneExportConfig(mesh_resolution=256),
     )

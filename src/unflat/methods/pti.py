@@ -176,7 +176,7 @@ def _progress(enabled: bool, description: str, total: int):
 
 
 def _camera(method, azimuth: Tensor, elevation: Tensor) -> Cameras:
-    cams = Cameras.from_orbit(azimuth.reshape(-1), elevation.reshape(-1), method.cfg.camera_radius, method.cfg.camera_fov)
+    cams = Cameras.from_orbit(azimuth.reshape(-1), elevation.reshape(-1), method.cfg.cameras.radius, method.cfg.cameras.fov)
     return cams.to(method.device)
 
 
@@ -369,7 +369,7 @@ def invert_images(method, images: list[Path], out_dir: Path, steps_w: int = 500,
             render_fn = lambda cams: (G.render(planes, result.ws, cams.to(method.device), res, perturb=False,  # noqa: E731
                                                noise_mode="const").image.float().clamp(-1, 1) + 1) / 2
             written.append(save_turntable(render_fn, folder / "turntable.gif", frames=24, elevation=result.elevation,
-                                          radius=method.cfg.camera_radius, fov=method.cfg.camera_fov, device=method.device))
+                                          radius=method.cfg.cameras.radius, fov=method.cfg.cameras.fov, device=method.device))
             if mesh:
                 m = method.mesh_from_planes(planes, G)
                 if len(m.faces):

@@ -30,7 +30,6 @@ from torch.utils.checkpoint import checkpoint
 
 from unflat.cameras import Cameras, fov_to_focal, look_at
 from unflat.data.augment import random_xflip
-from unflat.config import RunConfig, require_positive
 from unflat.data.format import Dataset, DatasetInfo
 from unflat.data.loader import Batch
 from unflat.engine.progress import PhaseProgress
@@ -39,6 +38,7 @@ from unflat.errors import ConfigError
 from unflat.geometry.foreground import object_density
 from unflat.geometry.triplane import Aggregation, TriplaneDecoder, sample_triplane
 from unflat.losses.adversarial import discriminator_loss, generator_loss, r1_penalty
+from unflat.methods.triplane_config import TriplaneGANConfig  # noqa: F401 - the config lives there
 from unflat.methods.base import Generator3D, Invertible, Method, Samples, TrainContext
 from unflat.nets.background import SphereBackground
 from unflat.nets.stylegan2 import Discriminator, MappingNetwork, NoiseMode, SynthesisNetwork
@@ -47,178 +47,13 @@ from unflat.render.triplane_sampling import fused_sample_triplane, fused_samplin
 from unflat.render.volume import RayNoise, VolumeOutput, concat_rays, draw_ray_noise, render_rays
 
 
-# ---------------------------------------------------------------------------------------------
-# Configuration
-# ---------------------------------------------------------------------------------------------
-@dataclass
-class TriplaneGANConfig(RunConfig):
-    """Tri-plane GAN settings shared by mvtriplane and 3dgp (defaults: EG3D's ShapeNet-like sizes)."""
-
-    # ---- generator -------------------------------------------------------------------------------
-    z_dim: int = 512
-    """Latent code size."""
-    w_dim: int = 512
-    """Intermediate latent (style) size."""
-    mapping_layers: int = 2
-    """Mapping network depth (EG3D uses 2)."""
-    class_conditional: bool = True
-    """Condition generator and discriminator on the dataset's class labels."""
-    plane_resolution: int = 256
-    """Tri-plane resolution (the synthesis network's output size)."""
-    plane_channels: int = 32
-    """Feature channels per plane (3 planes)."""
-    channel_base: int = 32768
-    """Synthesis channels at resolution r are min(channel_base / r, channel_max)."""
-    channel_max: int = 512
-    """Maximum synthesis channels."""
-    extra_blocks: bool = True
-    """Deeper backbone: a non-upsampling synthesis block after every block (the paper's "+g")."""
-    decoder_hidden: int = 64
-    """Tri-plane decoder hidden width."""
-    decoder_extra_layers: int = 2
-    """Extra hidden FC layers in the decoder (the paper's "+d" uses 2; EG3D has 0)."""
-    decoder_features: int = 32
-    """Colour-feature channels the decoder outputs (the first 3 are the raw RGB)."""
-    plane_aggregation: Literal["sum", "mean"] = "sum"
-    """How the three planes' features combine (the paper sums; EG3D averages)."""
-    box_size: float = 2.0
-    """Side of the cube (centred at the origin) that the tri-planes cover, in world units."""
-    background: Literal["auto", "white", "learned", "none"] = "auto"
-    """Behind the object: "white" (renders on white), "learned" (a far background on the view direction,
-    conditioned on the latent: nets/background.py), "none" (empty rays stay black; the volume must paint any
-    background); "auto" = white for white-background datasets (manifest "background"), learned otherwise."""
-    white_background: bool | None = None
-    """Deprecated (runs saved before --background): true = "white", false = "none"; unset = use --background."""
-    channels_last: bool = True
-    """Keep convolution weights/activations channels-last on CUDA (faster convolutions with bf16)."""
-    # ---- rendering -------------------------------------------------------------------------------
-    neural_resolution: int = 64
-    """Volume-rendering resolution (the super-resolution network's input size)."""
-    neural_resolution_final: int = 0
-    """Fade the rendering resolution linearly to this over neural_fade_images (0 = no fade)."""
-    neural_fade_images: int = 1_000_000
-    """Images over which the neural rendering resolution fades in."""
-    output_resolution: int = 0
-    """Final image size after super-resolution (0 = the dataset's resolution)."""
-    sr_channels: int = 128
-    """Super-resolution network width."""
-    num_coarse: int = 48
-    """Stratified samples per ray."""
-    num_fine: int = 48
-    """Importance samples per ray."""
-    ray_near: float = 1.8
-    """Ray start distance from the camera (default: camera_radius - 1.2, the unit sphere plus a margin)."""
-    ray_far: float = 4.2
-    """Ray end distance from the camera (default: camera_radius + 1.2)."""
-    fused_sampling: bool = False
-    """Sample the three planes with unflat's fused Triton kernel on CUDA (no fp32 copies or per-plane
-    intermediates; channels-last reads); grid_sample elsewhere or without Triton."""
-    grad_checkpoint: bool = False
-    """Gradient checkpointing of tri-plane rendering: recompute ray sampling, decoding and compositing in
-    the backward pass, chunk by chunk of rays (less memory for about one more render forward per step)."""
-    grad_checkpoint_rays: int = 1024
-    """Rays per image in each recomputed chunk (with grad_checkpoint)."""
-    # ---- cameras ---------------------------------------------------------------------------------
-    camera_radius: float = 3.0
-    """Distance of sampled cameras from the origin (unflat's synthetic data: 3, fov 40 frames the unit sphere)."""
-    camera_fov: float = 40.0
-    """Vertical field of view of sampled cameras, degrees."""
-    elevation_min: float = -90.0
-    """Lowest sampled camera elevation, degrees (-90..90 with the azimuth range below = the whole sphere)."""
-    elevation_max: float = 90.0
-    """Highest sampled camera elevation, degrees."""
-    azimuth_min: float = -180.0
-    """Smallest sampled azimuth, degrees."""
-    azimuth_max: float = 180.0
-    """Largest sampled azimuth, degrees."""
-    camera_perturb_deg: float = 5.0
-    """Std. dev. of a random tilt added to every sampled view direction (against "billboard" solutions)."""
-    # ---- discriminator -------------------------------------------------------------------------
-    d_channel_base: int = 32768
-    """Discriminator channels at resolution r are min(d_channel_base / r, d_channel_max)."""
-    d_channel_max: int = 512
-    """Maximum discriminator channels."""
-    d_mapping_layers: int = 8
-    """Layers of the discriminator's class-embedding mapping network."""
-    mbstd_group: int = 4
-    """Minibatch standard-deviation group size."""
-    # ---- optimisation ----------------------------------------------------------------------------
-    g_lr: float = 0.0025
-    """Generator Adam learning rate."""
-    d_lr: float = 0.002
-    """Discriminator Adam learning rate."""
-    adam_beta2: float = 0.99
-    """Adam beta2 (beta1 is 0, as in StyleGAN2)."""
-    r1_gamma: float = 1.0
-    """R1 weight (gamma)."""
-    r1_every: int = 16
-    """Lazy R1: apply every N steps, scaled by N."""
-    xflip: bool = False
-    """Mirror each real image left-right with probability 0.5 before the discriminator (labels stay true; the
-    discriminator sees no camera, and the cameras are symmetric in azimuth): twice the data for left-right
-    symmetric objects."""
-    density_reg: float = 0.25
-    """EG3D density regulariser weight (L1 between densities at nearby random points); 0 = off."""
-    density_reg_every: int = 4
-    """Apply the density regulariser every N steps."""
-    ema_half_life_images: float = 10_000.0
-    """Generator EMA half-life in images (EG3D: 10k images for batch 32)."""
-    ema_ramp: float = 0.05
-    """EMA half-life ramp-up as a fraction of images seen (0 = none)."""
-    blur_sigma: float = 10.0
-    """Initial Gaussian blur (pixels) of discriminator inputs, fading to 0 (EG3D)."""
-    blur_fade_images: int = 200_000
-    """Images over which the discriminator blur fades out."""
-    # ---- sampling / export ---------------------------------------------------------------------
-    truncation_psi: float = 1.0
-    """Truncation for samples, meshes and videos (1 = none)."""
-    mesh_resolution: int = 128
-    """Marching-cubes grid resolution for exported meshes."""
-    mesh_density: float = 10.0
-    """Density level of the exported surface (falls back to the field's mean when never crossed)."""
-    mesh_min_component: float = 0.05
-    """Exported meshes drop floating pieces whose area is below this fraction of the largest piece (0 keeps all)."""
-    mesh_object_only: Literal["auto", "on", "off"] = "auto"
-    """Export only the object: density inside the unit sphere, in pieces connected to the one around the centre
-    (geometry/foreground.py); "auto" = on when the background is not white (a generator trained on photos may
-    paint it into the box)."""
-
-    def validate(self) -> None:
-        super().validate()
-        require_positive(self, "z_dim", "w_dim", "mapping_layers", "plane_channels", "decoder_hidden",
-                         "decoder_features", "num_coarse", "camera_radius", "camera_fov", "box_size",
-                         "r1_every", "density_reg_every", "mesh_resolution", "neural_fade_images",
-                         "grad_checkpoint_rays")
-        for name in ("plane_resolution", "neural_resolution"):
-            value = getattr(self, name)
-            if value < 4 or value & (value - 1):
-                raise ConfigError(name, f"must be a power of two >= 4, got {value}")
-        if not 0 <= self.mesh_min_component < 1:
-            raise ConfigError("mesh_min_component", f"must be in [0, 1), got {self.mesh_min_component}")
-        if self.decoder_features < 3:
-            raise ConfigError("decoder_features", "must be >= 3 (the first three are RGB)")
-        if self.num_fine < 0:
-            raise ConfigError("num_fine", "must be >= 0")
-        if not 0 <= self.ray_near < self.ray_far:
-            raise ConfigError("ray_far", f"must be > ray_near >= 0 (got near {self.ray_near}, far {self.ray_far})")
-        if not -90 <= self.elevation_min <= self.elevation_max <= 90:
-            raise ConfigError("elevation_max", "need -90 <= elevation_min <= elevation_max <= 90")
-        if self.azimuth_min > self.azimuth_max:
-            raise ConfigError("azimuth_max", "must be >= azimuth_min")
-        if self.output_resolution and (self.output_resolution < self.neural_resolution
-                                       or self.output_resolution & (self.output_resolution - 1)):
-            raise ConfigError("output_resolution", "must be 0 or a power of two >= neural_resolution")
-        if self.r1_gamma < 0 or self.density_reg < 0 or self.blur_sigma < 0:
-            raise ConfigError("r1_gamma", "r1_gamma, density_reg and blur_sigma must be >= 0")
-
-
 def resolve_background(cfg: TriplaneGANConfig, info: DatasetInfo) -> str:
-    """white | learned | none: the deprecated white_background when a saved run sets it, else --background, with
+    """white | learned | none: the deprecated white_background when a saved run sets it, else --generator.background, with
     "auto" following the data (white-background datasets: white; photos and wild composites: learned)."""
-    if cfg.white_background is not None:
-        return "white" if cfg.white_background else "none"
-    if cfg.background != "auto":
-        return cfg.background
+    if cfg.generator.white_background is not None:
+        return "white" if cfg.generator.white_background else "none"
+    if cfg.generator.background != "auto":
+        return cfg.generator.background
     return "white" if info.background == "white" else "learned"
 
 
@@ -343,16 +178,16 @@ class TriplaneGenerator(nn.Module):
     def from_config(cls, cfg: TriplaneGANConfig, num_classes: int, output_resolution: int,
                     background: str = "white") -> "TriplaneGenerator":
         """``background``: the resolved choice (``resolve_background``)."""
-        return cls(z_dim=cfg.z_dim, w_dim=cfg.w_dim, num_classes=num_classes, mapping_layers=cfg.mapping_layers,
-                   plane_resolution=cfg.plane_resolution, plane_channels=cfg.plane_channels,
-                   channel_base=cfg.channel_base, channel_max=cfg.channel_max, extra_blocks=cfg.extra_blocks,
-                   decoder_hidden=cfg.decoder_hidden, decoder_extra_layers=cfg.decoder_extra_layers,
-                   decoder_features=cfg.decoder_features, aggregation=cfg.plane_aggregation, box_size=cfg.box_size,
-                   neural_resolution=cfg.neural_resolution, output_resolution=output_resolution,
-                   sr_channels=cfg.sr_channels, ray_near=cfg.ray_near, ray_far=cfg.ray_far,
-                   num_coarse=cfg.num_coarse, num_fine=cfg.num_fine, background=background,
-                   fused_sampling=cfg.fused_sampling,
-                   grad_checkpoint_rays=cfg.grad_checkpoint_rays if cfg.grad_checkpoint else 0)
+        return cls(z_dim=cfg.generator.z_dim, w_dim=cfg.generator.w_dim, num_classes=num_classes, mapping_layers=cfg.generator.mapping_layers,
+                   plane_resolution=cfg.generator.plane_resolution, plane_channels=cfg.generator.plane_channels,
+                   channel_base=cfg.generator.channel_base, channel_max=cfg.generator.channel_max, extra_blocks=cfg.generator.extra_blocks,
+                   decoder_hidden=cfg.generator.decoder_hidden, decoder_extra_layers=cfg.generator.decoder_extra_layers,
+                   decoder_features=cfg.generator.decoder_features, aggregation=cfg.generator.plane_aggregation, box_size=cfg.generator.box_size,
+                   neural_resolution=cfg.rendering.neural_resolution, output_resolution=output_resolution,
+                   sr_channels=cfg.rendering.sr_channels, ray_near=cfg.rendering.ray_near, ray_far=cfg.rendering.ray_far,
+                   num_coarse=cfg.rendering.num_coarse, num_fine=cfg.rendering.num_fine, background=background,
+                   fused_sampling=cfg.rendering.fused_sampling,
+                   grad_checkpoint_rays=cfg.rendering.grad_checkpoint_rays if cfg.rendering.grad_checkpoint else 0)
 
     # ---- pieces --------------------------------------------------------------------------------
     def class_onehot(self, class_ids: Tensor | None, batch: int, device: torch.device) -> Tensor:
@@ -508,7 +343,8 @@ class TriplaneGAN(Method, Generator3D, Invertible):
     """Training, sampling, export, generation and inversion for a tri-plane GAN; see module docstring."""
 
     multiview_generator = True
-    export_settings = {"resolution": "mesh_resolution", "level": "mesh_density", "min_component": "mesh_min_component"}
+    export_settings = {"resolution": "export.mesh_resolution", "level": "export.mesh_density",
+                       "min_component": "export.mesh_min_component"}
 
     Config = TriplaneGANConfig
     cfg: TriplaneGANConfig
@@ -516,18 +352,18 @@ class TriplaneGAN(Method, Generator3D, Invertible):
     def __init__(self, cfg: TriplaneGANConfig, info: DatasetInfo, ctx: TrainContext) -> None:
         super().__init__(cfg, info, ctx)
         cfg.validate()
-        self.output_resolution = cfg.output_resolution or info.resolution
+        self.output_resolution = cfg.rendering.output_resolution or info.resolution
         if self.output_resolution & (self.output_resolution - 1) or self.output_resolution < 4:
             nearest = 2 ** max(2, int(math.log2(max(self.output_resolution, 4))))
-            raise ConfigError("output_resolution", f"the dataset's images are {info.resolution}px, not a power of two; "
-                                                   f"pass e.g. --output-resolution {nearest} (images are resized)")
-        if self.output_resolution < cfg.neural_resolution:
-            raise ConfigError("neural_resolution", f"must be <= the output resolution {self.output_resolution}")
-        self.num_classes = info.num_classes if cfg.class_conditional and info.num_classes > 1 else 0
+            raise ConfigError("rendering.output_resolution", f"the dataset's images are {info.resolution}px, not a power of two; "
+                                                   f"pass e.g. --rendering.output-resolution {nearest} (images are resized)")
+        if self.output_resolution < cfg.rendering.neural_resolution:
+            raise ConfigError("rendering.neural_resolution", f"must be <= the output resolution {self.output_resolution}")
+        self.num_classes = info.num_classes if cfg.generator.class_conditional and info.num_classes > 1 else 0
         self.background = resolve_background(cfg, info)
         self.images_seen = 0
         generator = self.build_generator()
-        cl = cfg.channels_last and ctx.device.type == "cuda"
+        cl = cfg.generator.channels_last and ctx.device.type == "cuda"
         if cl:
             generator = generator.to(memory_format=torch.channels_last)
         self.G = self.add_network("G", generator)
@@ -536,10 +372,10 @@ class TriplaneGAN(Method, Generator3D, Invertible):
         if cl:
             self.D = self.D.to(memory_format=torch.channels_last)
         betas = (0.0, cfg.adam_beta2)
-        self.add_optimizer("G", torch.optim.Adam(self.G.parameters(), lr=cfg.g_lr, betas=betas, eps=1e-8))
+        self.add_optimizer("G", torch.optim.Adam(self.G.parameters(), lr=cfg.generator.lr, betas=betas, eps=1e-8))
         # Lazy regularisation: scale lr and betas so the R1 steps do not change the effective schedule.
-        ratio = cfg.r1_every / (cfg.r1_every + 1) if cfg.r1_gamma > 0 else 1.0
-        self.add_optimizer("D", torch.optim.Adam(self.D.parameters(), lr=cfg.d_lr * ratio,
+        ratio = cfg.regularisation.r1_every / (cfg.regularisation.r1_every + 1) if cfg.regularisation.r1_gamma > 0 else 1.0
+        self.add_optimizer("D", torch.optim.Adam(self.D.parameters(), lr=cfg.discriminator.lr * ratio,
                                                  betas=(0.0, cfg.adam_beta2 ** ratio), eps=1e-8))
         self.G_train = self.G
         self.D_train = self.D
@@ -565,8 +401,8 @@ class TriplaneGAN(Method, Generator3D, Invertible):
 
     def build_discriminator(self, feature_dim: int = 0) -> Discriminator:
         cfg = self.cfg
-        return Discriminator(self.output_resolution, self.discriminator_channels, self.num_classes, cfg.d_channel_base,
-                             cfg.d_channel_max, cfg.d_mapping_layers, cfg.mbstd_group, feature_dim)
+        return Discriminator(self.output_resolution, self.discriminator_channels, self.num_classes, cfg.discriminator.channel_base,
+                             cfg.discriminator.channel_max, cfg.discriminator.mapping_layers, cfg.discriminator.mbstd_group, feature_dim)
 
     def views_per_latent(self, step: int) -> int:
         return 1
@@ -574,8 +410,8 @@ class TriplaneGAN(Method, Generator3D, Invertible):
     def sample_cameras(self, n: int, views: int = 1, generator: torch.Generator | None = None) -> Cameras:
         """The camera source: ``n * views`` cameras, views of one latent grouped and far apart."""
         cfg = self.cfg
-        return sample_view_cameras(n, views, cfg.camera_radius, cfg.camera_fov, (cfg.elevation_min, cfg.elevation_max),
-                                   (cfg.azimuth_min, cfg.azimuth_max), cfg.camera_perturb_deg, self.device, generator)
+        return sample_view_cameras(n, views, cfg.cameras.radius, cfg.cameras.fov, (cfg.cameras.elevation_min, cfg.cameras.elevation_max),
+                                   (cfg.cameras.azimuth_min, cfg.cameras.azimuth_max), cfg.cameras.perturb_deg, self.device, generator)
 
     def fake_discriminator_input(self, render: TriplaneRender) -> Tensor:
         return torch.cat([render.image, resize(render.image_raw, render.image.shape[-1])], 1)
@@ -584,7 +420,7 @@ class TriplaneGAN(Method, Generator3D, Invertible):
         images = resize(batch.images, self.output_resolution)
         raw = resize(resize(images, self.neural_resolution(self.images_seen)), self.output_resolution)
         both = torch.cat([images, raw], 1)
-        return random_xflip(both) if self.cfg.xflip else both
+        return random_xflip(both) if self.cfg.discriminator.xflip else both
 
     def extra_generator_loss(self, render: TriplaneRender, planes: Tensor, batch: Batch, step: int) -> tuple[Tensor | float, dict]:
         return 0.0, {}
@@ -596,29 +432,29 @@ class TriplaneGAN(Method, Generator3D, Invertible):
     def setting_warnings(self, dataset: Dataset | None) -> list[str]:
         cfg, notes = self.cfg, []
         images = cfg.max_steps * cfg.batch_size * self.ctx.world_size  # what the whole run sees
-        if cfg.neural_resolution_final > 0 and cfg.neural_fade_images > images:
-            notes.append(f"--neural-fade-images {cfg.neural_fade_images} > the {images} images this run sees "
+        if cfg.rendering.neural_resolution_final > 0 and cfg.rendering.neural_fade_images > images:
+            notes.append(f"--rendering.neural-fade-images {cfg.rendering.neural_fade_images} > the {images} images this run sees "
                          f"(--max-steps x --batch-size): the rendering resolution ends at {self.neural_resolution(images)}, "
-                         f"not {cfg.neural_resolution_final}; raise --max-steps or lower --neural-fade-images")
-        if cfg.blur_sigma > 0 and cfg.blur_fade_images > images:
-            left = (1.0 - images / cfg.blur_fade_images) * cfg.blur_sigma
-            notes.append(f"--blur-fade-images {cfg.blur_fade_images} > the {images} images this run sees "
+                         f"not {cfg.rendering.neural_resolution_final}; raise --max-steps or lower --rendering.neural-fade-images")
+        if cfg.discriminator.blur_sigma > 0 and cfg.discriminator.blur_fade_images > images:
+            left = (1.0 - images / cfg.discriminator.blur_fade_images) * cfg.discriminator.blur_sigma
+            notes.append(f"--discriminator.blur-fade-images {cfg.discriminator.blur_fade_images} > the {images} images this run sees "
                          f"(--max-steps x --batch-size): the discriminator still blurs by {left:.2g} px at the end; "
-                         "raise --max-steps or lower --blur-fade-images")
+                         "raise --max-steps or lower --discriminator.blur-fade-images")
         return notes
 
     def neural_resolution(self, images_seen: int) -> int:
         cfg = self.cfg
-        if cfg.neural_resolution_final <= 0:
-            return cfg.neural_resolution
-        t = min(images_seen / cfg.neural_fade_images, 1.0)
-        return int(round(cfg.neural_resolution + t * (cfg.neural_resolution_final - cfg.neural_resolution)))
+        if cfg.rendering.neural_resolution_final <= 0:
+            return cfg.rendering.neural_resolution
+        t = min(images_seen / cfg.rendering.neural_fade_images, 1.0)
+        return int(round(cfg.rendering.neural_resolution + t * (cfg.rendering.neural_resolution_final - cfg.rendering.neural_resolution)))
 
     def blur_sigma(self) -> float:
         cfg = self.cfg
-        if cfg.blur_fade_images <= 0:
+        if cfg.discriminator.blur_fade_images <= 0:
             return 0.0
-        return max(1.0 - self.images_seen / cfg.blur_fade_images, 0.0) * cfg.blur_sigma
+        return max(1.0 - self.images_seen / cfg.discriminator.blur_fade_images, 0.0) * cfg.discriminator.blur_sigma
 
     # ---- training ------------------------------------------------------------------------------
     def train_step(self, batch: Batch, step: int) -> dict[str, float | Tensor]:
@@ -632,7 +468,7 @@ class TriplaneGAN(Method, Generator3D, Invertible):
         logs: dict[str, float | Tensor] = {}
 
         # Generator: every view of every latent is discriminated; the loss is their average.
-        z = torch.randn(n, cfg.z_dim, device=self.device)
+        z = torch.randn(n, cfg.generator.z_dim, device=self.device)
         cameras = self.sample_cameras(n, views)
         with self.autocast():
             with record_function("unflat/G/synthesis"):
@@ -644,17 +480,17 @@ class TriplaneGAN(Method, Generator3D, Invertible):
                 loss_g = generator_loss(self.D_train(fake_in, c_fake))
             extra, extra_logs = self.extra_generator_loss(render, planes, batch, step)
             loss_g_total = loss_g + extra
-            if cfg.density_reg > 0 and self.due(cfg.density_reg_every, step):
+            if cfg.regularisation.density_reg > 0 and self.due(cfg.regularisation.density_reg_every, step):
                 with record_function("unflat/density-reg"):
                     loss_density = self.density_regulariser(planes)
-                loss_g_total = loss_g_total + cfg.density_reg * loss_density
+                loss_g_total = loss_g_total + cfg.regularisation.density_reg * loss_density
                 logs["loss/density_reg"] = loss_density.detach()
         with record_function("unflat/G/backward+step"):
             self.optimize("G", loss_g_total)
         logs.update(extra_logs)
 
         # Discriminator (reuses this step's fakes, detached) + lazy R1 on the reals.
-        do_r1 = cfg.r1_gamma > 0 and self.due(cfg.r1_every, step)
+        do_r1 = cfg.regularisation.r1_gamma > 0 and self.due(cfg.regularisation.r1_every, step)
         real_in = gaussian_blur(self.real_discriminator_input(batch), sigma).detach().requires_grad_(do_r1)
         with self.autocast():
             with record_function("unflat/D/real-r1" if do_r1 else "unflat/D/real"):
@@ -667,15 +503,15 @@ class TriplaneGAN(Method, Generator3D, Invertible):
         if do_r1:
             with record_function("unflat/D/r1"):
                 r1 = r1_penalty(real_logits, real_in)
-            loss_d_total = loss_d_total + r1 * (cfg.r1_gamma / 2 * cfg.r1_every)
+            loss_d_total = loss_d_total + r1 * (cfg.regularisation.r1_gamma / 2 * cfg.regularisation.r1_every)
             logs["loss/r1"] = r1.detach()
         with record_function("unflat/D/backward+step"):
             self.optimize("D", loss_d_total)
         logs.update(extra_d_logs)
 
         self.images_seen += n * self.ctx.world_size
-        beta = ema_beta(n * self.ctx.world_size, cfg.ema_half_life_images,
-                        cfg.ema_ramp if cfg.ema_ramp > 0 else None, self.images_seen)
+        beta = ema_beta(n * self.ctx.world_size, cfg.generator.ema_half_life_images,
+                        cfg.generator.ema_ramp if cfg.generator.ema_ramp > 0 else None, self.images_seen)
         with record_function("unflat/G/ema"):
             update_ema(self.G_ema, self.G, beta)
         logs.update({
@@ -688,7 +524,7 @@ class TriplaneGAN(Method, Generator3D, Invertible):
 
     def density_regulariser(self, planes: Tensor, num_points: int = 1000, distance: float = 0.004) -> Tensor:
         """EG3D's L1 density smoothness: |sigma(x) - sigma(x + eps)| at random points in the box."""
-        half = self.cfg.box_size / 2
+        half = self.cfg.generator.box_size / 2
         pts = (torch.rand(planes.shape[0], num_points, 3, device=self.device) * 2 - 1) * half
         moved = pts + torch.randn_like(pts) * distance * half
         _, d0 = self.G_train.query(planes, pts)
@@ -707,7 +543,7 @@ class TriplaneGAN(Method, Generator3D, Invertible):
         """z [n,z_dim], class ids [n] (random unless given; one id is broadcast) and the CPU generator (seeded
         with ``seed``) to draw the cameras from next, so samples are deterministic in the seed."""
         g = torch.Generator().manual_seed(seed)
-        z = torch.randn(n, self.cfg.z_dim, generator=g)
+        z = torch.randn(n, self.cfg.generator.z_dim, generator=g)
         if class_ids is None:
             ids = torch.randint(max(self.num_classes, 1), (n,), generator=g) if self.num_classes > 0 \
                 else torch.zeros(n, dtype=torch.long)
@@ -733,7 +569,7 @@ class TriplaneGAN(Method, Generator3D, Invertible):
         for s in range(0, len(z), chunk):
             c = G.class_onehot(ids[s:s + chunk], len(z[s:s + chunk]), self.device)
             with self.autocast():
-                parts.append(G(z[s:s + chunk], c, cameras[s:s + chunk], res, self.cfg.truncation_psi, "const", perturb=False))
+                parts.append(G(z[s:s + chunk], c, cameras[s:s + chunk], res, self.cfg.export.truncation_psi, "const", perturb=False))
         out = self.output_resolution
         return Samples(
             images=torch.cat([p.image for p in parts]).float().clamp(-1, 1),
@@ -748,13 +584,13 @@ class TriplaneGAN(Method, Generator3D, Invertible):
     @property
     def object_only_meshes(self) -> bool:
         """Meshes keep the object only (see ``mesh_object_only``)."""
-        mode = self.cfg.mesh_object_only
+        mode = self.cfg.export.mesh_object_only
         return mode == "on" or (mode == "auto" and self.background != "white")
 
     @torch.no_grad()
     def planes_for(self, z: Tensor, class_ids: Tensor, generator: TriplaneGenerator | None = None) -> tuple[Tensor, Tensor]:
         G = generator or self.G_ema
-        ws = G.map(z, G.class_onehot(class_ids, len(z), self.device), self.cfg.truncation_psi)
+        ws = G.map(z, G.class_onehot(class_ids, len(z), self.device), self.cfg.export.truncation_psi)
         return G.planes(ws, "const"), ws
 
     @torch.no_grad()
@@ -764,14 +600,14 @@ class TriplaneGAN(Method, Generator3D, Invertible):
         from unflat.geometry.mesh_ops import colour_vertices, drop_small_components
 
         G = generator or self.G_ema
-        half = self.cfg.box_size / 2
-        grid = G.density_grid(planes, self.cfg.mesh_resolution, half)
-        level = self.cfg.mesh_density
+        half = self.cfg.generator.box_size / 2
+        grid = G.density_grid(planes, self.cfg.export.mesh_resolution, half)
+        level = self.cfg.export.mesh_density
         if not grid.min() < level < grid.max():
             level = float(grid.mean())  # an untrained/sparse field never reaches the level: take its mean
         if self.object_only_meshes:
-            grid = object_density(grid, level, half, radius=1.0, gap=max(1, round(0.02 * self.cfg.mesh_resolution)))
-        mesh = drop_small_components(extract_mesh(grid, level, (-half, half), inside="above"), self.cfg.mesh_min_component)
+            grid = object_density(grid, level, half, radius=1.0, gap=max(1, round(0.02 * self.cfg.export.mesh_resolution)))
+        mesh = drop_small_components(extract_mesh(grid, level, (-half, half), inside="above"), self.cfg.export.mesh_min_component)
         if len(mesh.faces) == 0:
             return mesh
         colour = lambda pts: G.query(planes, pts[None])[0][0, :, :3]  # noqa: E731
@@ -786,7 +622,7 @@ class TriplaneGAN(Method, Generator3D, Invertible):
         ids = None if class_id is None else torch.full((num,), int(class_id))
         z, ids, _ = self._latents(num, seed, ids)
         paths: list[Path] = []
-        with PhaseProgress(f"meshes ({self.cfg.mesh_resolution}^3 marching cubes)", num, "meshes") as bar:
+        with PhaseProgress(f"meshes ({self.cfg.export.mesh_resolution}^3 marching cubes)", num, "meshes") as bar:
             for i in range(num):
                 planes, _ = self.planes_for(z[i:i + 1], ids[i:i + 1])
                 mesh = self.mesh_from_planes(planes)
@@ -834,7 +670,7 @@ class TriplaneGAN(Method, Generator3D, Invertible):
             render_fn = lambda cams: (self.G_ema.render(planes, ws, cams.to(self.device), self.neural_resolution(self.images_seen),  # noqa: E731
                                                         perturb=False, noise_mode="const").image.clamp(-1, 1) + 1) / 2
             written.append(save_turntable(render_fn, out_dir / "turntable.gif", frames=video_frames,
-                                          radius=self.cfg.camera_radius, fov=self.cfg.camera_fov, device=self.device))
+                                          radius=self.cfg.cameras.radius, fov=self.cfg.cameras.fov, device=self.device))
         return written
 
     def _class_name(self, k: int) -> str:
@@ -847,7 +683,7 @@ class TriplaneGAN(Method, Generator3D, Invertible):
         z = _slerp(z0, z1, t)[None]
         oh0 = G.class_onehot(c0.reshape(1), 1, self.device)
         oh1 = G.class_onehot(c1.reshape(1), 1, self.device)
-        return G.map(z, oh0.lerp(oh1, t), self.cfg.truncation_psi)
+        return G.map(z, oh0.lerp(oh1, t), self.cfg.export.truncation_psi)
 
     def _render_w(self, ws: Tensor, cameras: Cameras) -> Tensor:
         G = self.G_ema

@@ -99,7 +99,7 @@ def render_views(method, generator, ws: Tensor, azimuth: Tensor, elevation: Tens
     field of view -> images [N,3,R,R] in [0,1], depth [N,1,R,R] (camera z) and opacity [N,1,R,R] at the
     method's output resolution."""
     cams = Cameras.from_orbit(azimuth.reshape(-1).float(), elevation.reshape(-1).float().clamp(-89, 89),
-                              method.cfg.camera_radius, method.cfg.camera_fov).to(method.device)
+                              method.cfg.cameras.radius, method.cfg.cameras.fov).to(method.device)
     ws = ws.expand(len(cams), -1, -1)
     with method.autocast():
         out = generator.render(generator.planes(ws, "const"), ws, cams, method.neural_resolution(method.images_seen),

@@ -1,0 +1,90 @@
+"""Runs saved before the configs nested by component wrote every field flat (``d_channel_base: 128``): their
+config.yaml and checkpoints still load, resume bit for bit and train again. The flat files in
+tests/fixtures/flat_configs/ were written by unflat's code of that time (the tiny presets)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from unflat import cli
+from unflat.config import config_from_dict, config_from_yaml, migrate_flat_keys, run_config_text, to_plain
+from unflat.methods.registry import get_method
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+FLAT = Path(__file__).parent / "fixtures" / "flat_configs"
+
+
+@pytest.mark.parametrize("method", ["mvtriplane", "3dgp"])
+def test_an_old_flat_config_is_the_same_config_nested(method: str):
+    spec = get_method(method)
+    text = (FLAT / f"{method}-tiny.yaml").read_text()
+    flat = yaml.safe_load(text)
+    assert "d_channel_base" in flat and "discriminator" not in flat  # the fixture is really flat
+    assert config_from_yaml(spec.config_cls, text) == spec.config("tiny")
+    nested = to_plain(spec.config("tiny"))
+    assert config_from_dict(spec.config_cls, nested) == spec.config("tiny")  # a nested config stays as it is
+
+
+def test_the_migration_moves_renamed_fields_and_drops_fields_that_no_longer_apply():
+    tdgp = get_method("3dgp").config_cls
+    moved = migrate_flat_keys(tdgp, {"seed": 1, "d_channel_base": 64, "g_lr": 0.1, "camera_radius": 2.5,
+                                     "use_depth": False, "distill_teacher": "random", "camera_perturb_deg": 5.0,
+                                     "camera_z_dim": 4, "patch_anneal_images": 8})
+    assert moved == {"seed": 1, "discriminator": {"channel_base": 64}, "generator": {"lr": 0.1},
+                     "cameras": {"radius": 2.5}, "depth": {"enabled": False}, "distillation": {"teacher": "random"},
+                     "camera_generator": {"z_dim": 4}, "patches": {"anneal_images": 8}}
+    cfg = config_from_dict(tdgp, moved)
+    assert cfg.discriminator.channel_base == 64 and cfg.camera_generator.z_dim == 4 and not cfg.depth.enabled
+    assert not hasattr(cfg.cameras, "perturb_deg")  # 3dgp's cameras come from its camera generator
+    mv = get_method("mvtriplane").config_cls
+    assert migrate_flat_keys(mv, {"multiview_views": 2, "camera_perturb_deg": 3.0, "diversity_every": 5}) == {
+        "multiview": {"views": 2, "diversity_every": 5}, "cameras": {"perturb_deg": 3.0}}
+
+
+@pytest.mark.parametrize("method", ["mvtriplane", "3dgp"])
+def test_an_old_checkpoint_and_run_config_resume_and_train_again(method: str, sphere_dataset: Path, tmp_path: Path,
+                                                                 monkeypatch):
+    from unflat.engine import checkpoint as ckpt
+    from unflat.runs import resume, train
+
+    monkeypatch.setenv("UNFLAT_CACHE_DIR", str(tmp_path / "cache"))
+    spec = get_method(method)
+    base = spec.config("tiny")
+    base.data, base.device, base.tensorboard = sphere_dataset, "cpu", False
+    straight, old = tmp_path / "straight", tmp_path / "old"
+    train(spec, config_from_dict(spec.config_cls, {**to_plain(base), "out": str(straight), "max_steps": 2}))
+    train(spec, config_from_dict(spec.config_cls, {**to_plain(base), "out": str(old), "max_steps": 1}))
+
+    # make `old` a run of the flat era: its config.yaml and its checkpoint's config are the flat file's fields
+    flat = yaml.safe_load((FLAT / f"{method}-tiny.yaml").read_text())
+    saved = yaml.safe_load((old / "config.yaml").read_text())
+    flat |= {"data": str(sphere_dataset), "out": str(old), "device": "cpu", "tensorboard": False, "max_steps": 1}
+    if method == "3dgp":
+        flat["distill_feature_dim"] = saved["distillation"]["feature_dim"]  # recorded at the start of training
+    header = run_config_text(method, base).splitlines()[0]
+    (old / "config.yaml").write_text(header + "\n" + yaml.safe_dump(flat, sort_keys=False))
+    latest = ckpt.checkpoint_file(old)
+    payload = torch.load(latest, weights_only=True)
+    payload["config_yaml"] = yaml.safe_dump(flat, sort_keys=False)
+    torch.save(payload, latest)
+
+    resume(old, {"max_steps": 2})
+    a, b = ckpt.load_checkpoint(straight)["method_state"], ckpt.load_checkpoint(old)["method_state"]
+    for net in a["networks"]:
+        for key in a["networks"][net]:
+            assert torch.equal(a["networks"][net][key], b["networks"][net][key]), (net, key)
+    assert a["extra"] == b["extra"]
+
+    # the flat config.yaml trains again with `unflat train --config`, to the same first step
+    again = tmp_path / "again"
+    assert cli.main(["train", "--config", str(old / "config.yaml"), "--out", str(again), "--max-steps", "1"]) == 0
+    c = ckpt.load_checkpoint(again)
+    assert "discriminator" in yaml.safe_load((again / "config.yaml").read_text())  # written nested from now on
+    one = ckpt.load_checkpoint(ckpt.checkpoint_dir(straight) / "step-00000001.pt")["method_state"]
+    for net in one["networks"]:
+        for key in one["networks"][net]:
+            assert torch.equal(one["networks"][net][key], c["method_state"]["networks"][net][key]), (net, key)
