@@ -11,7 +11,7 @@
 # the renderer's two beam lights (`unflat dataset synth --material grey`; docs/methods/iggan.md "Data").
 # The proxy renderer is pre-trained on random tables/cubes at the dataset's camera distance (`unflat train
 # iggan-renderer --data`), as the paper does, and both arms start from it.
-# Arms (same data, sizes, batch 32, seed SEED (default 0) and STEPS):
+# Arms (each arm's config fields: benchmarks/arms/iggan/ARM.yaml, passed with --config) (same data, sizes, batch 32, seed SEED (default 0) and STEPS):
 #   dom    DOM weight 100 on log D (the paper's Eq. 8-9 as printed, lambda = 100: --dom-space log_d)
 #   nodom  --dom-weight 0 (the proxy learns from L2 to OpenGL only)
 #   dombal DOM weight 100 x (RES/128)^2: the paper's balance between DOM and the L2 term, which Eq. (5) sums over
@@ -88,8 +88,9 @@ prepare() {
 train_arm() {  # train_arm ARM FLAGS...
   local arm=$1; shift
   local A=$D/$arm; arm_dir "$A"
+  local config; config=$(arm_config "$arm") || return 1
   local t0=$SECONDS
-  [ "$PHASE" = eval ] || run timeout -s INT $TRAIN_SECONDS $PY -m unflat train iggan "${ARCH[@]}" "${GAN[@]}" "${COMMON[@]}" "$@" \
+  [ "$PHASE" = eval ] || run timeout -s INT $TRAIN_SECONDS $PY -m unflat train iggan --config "$config" "${ARCH[@]}" "${GAN[@]}" "${COMMON[@]}" "$@" \
       --out "$A/run" > "$A/train.log" 2>&1
   local train_s; train_s=$(trained_seconds "$A" $((SECONDS - t0))); t0=$SECONDS
   [ "$PHASE" = train ] && return 0
@@ -126,13 +127,10 @@ report() {
                "domprob=DOM on probabilities, weight 100 (unflat's variant, not the paper)"
 }
 
-arm_flags() {  # arm_flags NAME : the training flags of an arm (its name without a seed suffix)
+arm_flags() {  # arm_flags NAME : the flags an arm adds to its file benchmarks/arms/iggan/NAME.yaml (no seed suffix)
   case "$1" in
-    dom) echo --dom-weight 100 --dom-space log_d ;;
-    nodom) echo --dom-weight 0 ;;
-    dombal) echo --dom-weight "$(dom_balanced)" --dom-space log_d ;;
-    domdl) echo --dom-weight 100 --dom-space d_loss ;;
-    domprob) echo --dom-weight 100 --dom-space probability ;;
+    dom|nodom|domdl|domprob) echo ;;
+    dombal) echo --dom-weight "$(dom_balanced)" ;;  # computed from RES
     *) return 1 ;;
   esac
 }

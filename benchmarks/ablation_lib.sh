@@ -24,3 +24,8 @@ arm_dir() {  # arm_dir DIR : (re)create the arm's directory when training; CMDS 
 trained_seconds() {  # trained_seconds DIR SECONDS : training wall time, measured now or recorded by the train phase
   if [ "$PHASE" = eval ]; then cat "$1/train_seconds" 2>/dev/null || echo 0; else echo "$2" | tee "$1/train_seconds"; fi
 }
+arm_config() {  # arm_config ARM : the arm's config file benchmarks/arms/$M/ARM.yaml (a seed suffix -sN dropped)
+  local f=benchmarks/arms/$M/${1%-s[0-9]*}.yaml
+  [ -f "$f" ] || { log "no arm file $f" >&2; return 1; }
+  echo "$f"
+}

@@ -8,11 +8,11 @@
 #   bash benchmarks/ablation_mvtriplane.sh report          # markdown tables on stdout
 #   SMOKE=1 bash benchmarks/ablation_mvtriplane.sh all     # the whole thing at tiny sizes on CPU
 #
-# Arms (same data, sizes, batch 32, seed 0 and STEPS; multi-view discrimination off in all three, so only the
+# Arms (each arm's config fields: benchmarks/arms/mvtriplane/ARM.yaml, passed with --config) (same data, sizes, batch 32, seed 0 and STEPS; multi-view discrimination off in all three, so only the
 # architecture differs -- the paper's Table 2):
-#   baseline  EG3D-style: --no-extra-blocks --decoder-extra-layers 0
-#   d         + two extra decoder FC layers: --no-extra-blocks --decoder-extra-layers 2
-#   gd        + the extra synthesis blocks (the paper's model): --extra-blocks --decoder-extra-layers 2;
+#   baseline  EG3D-style: --generator.no-extra-blocks --generator.decoder-extra-layers 0
+#   d         + two extra decoder FC layers: --generator.no-extra-blocks --generator.decoder-extra-layers 2
+#   gd        + the extra synthesis blocks (the paper's model): --generator.extra-blocks --generator.decoder-extra-layers 2;
 #             also PTI inversion of held-back images of unseen shapes (`unflat evaluate --metrics inversion`)
 # Each arm: runs/abl/mvtriplane/<arm>/summary.json (metrics, steps reached, wall seconds, exact commands).
 set -uo pipefail
@@ -25,7 +25,7 @@ UNFLAT_CACHE_DIR=$(cd "$D" && pwd)/cache; export UNFLAT_CACHE_DIR   # FID refere
 
 if [ "$SMOKE" = 1 ]; then   # tiny sizes on CPU: proves the script end to end, numbers mean nothing
   DEV=cpu; RES=16; SHAPES=12; HELD_SHAPES=2; HELD_VIEWS=2; WORKERS=2
-  ARCH=(--preset tiny --output-resolution 16 --neural-resolution 8 --batch-size 4)
+  ARCH=(--preset tiny --rendering.output-resolution 16 --rendering.neural-resolution 8 --batch-size 4)
   BB_ARGS=(--preset tiny --max-steps 3 --batch-size 8); BB_SECONDS=60
   STEPS=${STEPS:-3}; TRAIN_SECONDS=120; EVAL_SECONDS=120
   EVAL_ARGS=(--num-samples 16 --num-shapes 4 --num-points 256)
@@ -33,8 +33,8 @@ if [ "$SMOKE" = 1 ]; then   # tiny sizes on CPU: proves the script end to end, n
 else
   DEV=cuda; RES=64; SHAPES=${SHAPES:-300}; HELD_SHAPES=3; HELD_VIEWS=3; WORKERS=4
   # the widened small preset of docs/lab/results-h100.md (the previous session's ablation settings)
-  ARCH=(--output-resolution 64 --neural-resolution 32 --plane-resolution 64 --plane-channels 32 --channel-max 256
-        --d-channel-max 256 --batch-size 32 --num-coarse 32 --num-fine 32)
+  ARCH=(--rendering.output-resolution 64 --rendering.neural-resolution 32 --generator.plane-resolution 64 --generator.plane-channels 32 --generator.channel-max 256
+        --discriminator.channel-max 256 --batch-size 32 --rendering.num-coarse 32 --rendering.num-fine 32)
   # 250 steps (8k images): at the 0.13-0.18 s/step measured alone for these sizes (docs/lab/results-h100.md), 2-4x
   # slower with ~6 jobs per GPU, this ends inside TRAIN_SECONDS (the previous session's 800 steps would not);
   # the step reached is recorded and `report` flags an arm that stopped short.
@@ -46,7 +46,7 @@ else
   INV_ARGS=(--num-inversions 8 --inversion-steps-w 60 --inversion-steps-g 30 --inversion-seconds 55)
 fi
 COMMON=(--data "$D/data" --max-steps "$STEPS" --seed 0 --device "$DEV" --log-every 25 --sample-every "$STEPS"
-        --checkpoint-every 100 --keep-checkpoints 1 --multiview-start-step -1 --no-multiview-auto --diversity-every 0
+        --checkpoint-every 100 --keep-checkpoints 1 --multiview.start-step -1 --multiview.no-auto --multiview.diversity-every 0
         --no-tensorboard)
 
 
@@ -72,8 +72,9 @@ prepare() {
 train_arm() {  # train_arm ARM FLAGS...
   local arm=$1; shift
   local A=$D/$arm; arm_dir "$A"
+  local config; config=$(arm_config "$arm") || return 1
   local t0=$SECONDS
-  [ "$PHASE" = eval ] || run timeout -s INT $TRAIN_SECONDS $PY -m unflat train mvtriplane "${ARCH[@]}" "${COMMON[@]}" "$@" --out "$A/run" \
+  [ "$PHASE" = eval ] || run timeout -s INT $TRAIN_SECONDS $PY -m unflat train mvtriplane --config "$config" "${ARCH[@]}" "${COMMON[@]}" "$@" --out "$A/run" \
       > "$A/train.log" 2>&1
   local train_s; train_s=$(trained_seconds "$A" $((SECONDS - t0))); t0=$SECONDS
   [ "$PHASE" = train ] && return 0
@@ -99,9 +100,7 @@ report() {
 case "${1:-}" in
   arms) echo "$ARMS" ;;
   prepare) prepare ;;
-  baseline) train_arm baseline --no-extra-blocks --decoder-extra-layers 0 ;;
-  d) train_arm d --no-extra-blocks --decoder-extra-layers 2 ;;
-  gd) train_arm gd --extra-blocks --decoder-extra-layers 2 ;;
+  baseline|d|gd) train_arm "$1" ;;  # the arm's fields: benchmarks/arms/mvtriplane/$1.yaml
   report) report ;;
   all) prepare; for a in $ARMS; do bash "$0" "$a"; done; report ;;
   *) echo "usage: $0 arms|prepare|${ARMS// /|}|report|all" >&2; exit 2 ;;

@@ -13,7 +13,7 @@
 # multi-view images + masks + depth of the generator's samples: the training data of every arm) -> a
 # held-back posed set of unseen synth chairs with ground-truth meshes (`unflat dataset synth --views-per-shape`,
 # another seed: what every arm is evaluated on) -> the domain backbone (FID/KID, perceptual distance).
-# Arms (same data, preset, batch, seed and STEPS; only the paper's switch differs):
+# Arms (each arm's config fields: benchmarks/arms/progressive/ARM.yaml, passed with --config) (same data, preset, batch, seed and STEPS; only the paper's switch differs):
 #   full      three stages (II at 40%, III at 70% of STEPS, the paper preset's proportions), multi-view disc.
 #   nostages  every loss from step 0 (--stage2-start 0 --stage3-start 0): "No Multi-Stage"
 #   sameview  --supervision same-view with stage I losses only (the paper's Eq. 7-9): "Same-View Training"
@@ -29,7 +29,7 @@ ARMS="full nostages sameview nomvd latency"
 
 if [ "$SMOKE" = 1 ]; then   # tiny sizes on CPU: proves the script end to end, numbers mean nothing
   DEV=cpu; RES=16; GAN_SHAPES=12; HELD_SHAPES=6; HELD_VIEWS=2; GEN_SHAPES=8; GEN_VIEWS=2; WORKERS=2
-  GEN_ARGS=(--preset tiny --output-resolution 16 --neural-resolution 8 --max-steps 3 --checkpoint-every 3
+  GEN_ARGS=(--preset tiny --rendering.output-resolution 16 --rendering.neural-resolution 8 --max-steps 3 --checkpoint-every 3
             --sample-every 0 --log-every 1 --no-tensorboard)
   GEN_SECONDS=120; GEN_FILTER=(--min-mask-fraction 0 --max-mask-fraction 1)
   BB_ARGS=(--preset tiny --max-steps 3 --batch-size 8); BB_SECONDS=60
@@ -38,9 +38,9 @@ if [ "$SMOKE" = 1 ]; then   # tiny sizes on CPU: proves the script end to end, n
   LAT_ARGS=(--recon-batches 1 4 --recon-resolution 32 --repeats 1 --pti-steps-w 2 --pti-steps-g 2 --no-write)
 else
   DEV=cuda; RES=64; GAN_SHAPES=${GAN_SHAPES:-400}; HELD_SHAPES=128; HELD_VIEWS=4; GEN_SHAPES=600; GEN_VIEWS=4; WORKERS=4
-  GEN_ARGS=(--output-resolution 64 --neural-resolution 32 --plane-resolution 64 --plane-channels 32 --channel-max 256
-            --d-channel-max 256 --batch-size 32 --num-coarse 32 --num-fine 32 --max-steps 100000 --log-every 50
-            --sample-every 100000 --checkpoint-every 200 --multiview-start-step -1 --no-multiview-auto --diversity-every 0)
+  GEN_ARGS=(--rendering.output-resolution 64 --rendering.neural-resolution 32 --generator.plane-resolution 64 --generator.plane-channels 32 --generator.channel-max 256
+            --discriminator.channel-max 256 --batch-size 32 --rendering.num-coarse 32 --rendering.num-fine 32 --max-steps 100000 --log-every 50
+            --sample-every 100000 --checkpoint-every 200 --multiview.start-step -1 --multiview.no-auto --multiview.diversity-every 0)
   GEN_SECONDS=${GEN_SECONDS:-80}; GEN_FILTER=()
   BB_ARGS=(--preset small --max-steps 1500 --batch-size 128); BB_SECONDS=${BB_SECONDS:-70}
   # 1,000 steps of 16 shapes (32 images): at an assumed 0.1-0.2 s/step with 6 jobs per GPU this ends well
@@ -108,8 +108,9 @@ evaluate_into() {  # evaluate_into RUN_OR_CHECKPOINT OUT.json [--no-report]
 train_arm() {  # train_arm ARM EXTRA_FLAGS...
   local arm=$1; shift
   local A=$D/$arm; arm_dir "$A"
+  local config; config=$(arm_config "$arm") || return 1
   local t0=$SECONDS arm_start=$SECONDS
-  [ "$PHASE" = eval ] || run timeout -s INT $TRAIN_SECONDS $PY -m unflat train progressive "${REC_ARGS[@]}" "${REC_COMMON[@]}" "$@" \
+  [ "$PHASE" = eval ] || run timeout -s INT $TRAIN_SECONDS $PY -m unflat train progressive --config "$config" "${REC_ARGS[@]}" "${REC_COMMON[@]}" "$@" \
       --out "$A/run" > "$A/train.log" 2>&1
   local train_s; train_s=$(trained_seconds "$A" $((SECONDS - t0))); t0=$SECONDS
   [ "$PHASE" = train ] && return 0
@@ -280,9 +281,9 @@ case "${1:-}" in
   arms) echo "$ARMS" ;;
   prepare) prepare ;;
   full) train_arm full --stage2-start $S2 --stage3-start $S3 ;;
-  nostages) train_arm nostages --stage2-start 0 --stage3-start 0 ;;
-  sameview) train_arm sameview --supervision same-view --stage2-start $STEPS --stage3-start $STEPS ;;
-  nomvd) train_arm nomvd --stage2-start $S2 --stage3-start $S3 --no-d-conditional ;;
+  nostages) train_arm nostages ;;  # each arm's fields: benchmarks/arms/progressive/ARM.yaml; stage starts from STEPS here
+  sameview) train_arm sameview --stage2-start $STEPS --stage3-start $STEPS ;;
+  nomvd) train_arm nomvd --stage2-start $S2 --stage3-start $S3 ;;
   latency) latency ;;
   report) report ;;
   all) prepare; for a in $ARMS; do bash "$0" "$a"; done; report ;;

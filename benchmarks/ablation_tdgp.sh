@@ -12,11 +12,11 @@
 # imprecise estimator, as LeReS is for the paper, which is the error the depth adaptor exists to absorb (with
 # ground-truth depth there would be nothing to adapt). The distillation teacher is a second domain backbone
 # (another seed, fewer steps) so that D does not learn the very features FID is measured on.
-# Arms (same data, sizes, batch 32, seed 0 and STEPS; every other 3DGP component on):
+# Arms (each arm's config fields: benchmarks/arms/tdgp/ARM.yaml, passed with --config) (same data, sizes, batch 32, seed 0 and STEPS; every other 3DGP component on):
 #   full       public 3DGP defaults: adaptor on, the un-adapted depth is discriminated with p = 0.1 once annealed
-#   adapt50    adapting depth with 50% probability (--depth-adaptor-start-p 0.5)     the paper's ablation rows:
-#   noadaptor  raw rendered depth to D (--no-depth-adaptor)                           12.2 / 9.25 / 8.13 FID2k
-#   nodistill  no knowledge distillation (--no-distill): its effect on early FID
+#   adapt50    adapting depth with 50% probability (--depth.adaptor-start-p 0.5)     the paper's ablation rows:
+#   noadaptor  raw rendered depth to D (--depth.no-adaptor)                           12.2 / 9.25 / 8.13 FID2k
+#   nodistill  no knowledge distillation (--distillation.no-enabled): its effect on early FID
 #   overhead   benchmarks/bench_tdgp.py at the paper preset: distillation's share of step time (timing only)
 # Each arm: runs/abl/tdgp/<arm>/summary.json (metrics, steps reached, wall seconds, exact commands).
 set -uo pipefail
@@ -30,7 +30,7 @@ export UNFLAT_CACHE_DIR=$CACHE   # estimated depth, teacher features, FID refere
 
 if [ "$SMOKE" = 1 ]; then   # tiny sizes on CPU: proves the script end to end, numbers mean nothing
   DEV=cpu; RES=16; SHAPES=8; WORKERS=2
-  ARCH=(--preset tiny --batch-size 4 --depth-adaptor-anneal-images 8)
+  ARCH=(--preset tiny --batch-size 4 --depth.adaptor-anneal-images 8)
   BB_ARGS=(--preset tiny --max-steps 3 --batch-size 8); TEACHER_ARGS=(--preset tiny --max-steps 2 --batch-size 8)
   DEPTH_ARGS=(--preset tiny --max-steps 3); PREP_SECONDS=90
   STEPS=${STEPS:-3}; TRAIN_SECONDS=120; EVAL_SECONDS=120
@@ -42,9 +42,9 @@ else
   # mvtriplane's widened small preset where the two share parts (planes 64x32, 32+32 samples, batch 32), 3DGP's
   # own where they differ: 32x32 patches of the 64x64 frame, the public adaptor width (64). The adaptor's
   # probability anneals over 4k images (public: 10M) so that arms differ for most of the short run.
-  ARCH=(--preset small --neural-resolution 32 --plane-resolution 64 --plane-channels 32 --channel-max 256
-        --d-channel-max 256 --batch-size 32 --num-coarse 32 --num-fine 32 --depth-adaptor-hidden 64
-        --depth-adaptor-anneal-images 4000)
+  ARCH=(--preset small --rendering.neural-resolution 32 --generator.plane-resolution 64 --generator.plane-channels 32 --generator.channel-max 256
+        --discriminator.channel-max 256 --batch-size 32 --rendering.num-coarse 32 --rendering.num-fine 32 --depth.adaptor-hidden 64
+        --depth.adaptor-anneal-images 4000)
   BB_ARGS=(--preset small --max-steps 1000 --batch-size 128); TEACHER_ARGS=(--preset small --max-steps 400 --batch-size 128)
   DEPTH_ARGS=(--preset small --max-steps 600 --batch-size 32); PREP_SECONDS=${PREP_SECONDS:-55}
   # 250 steps (8k images): 3DGP's step at these sizes is about as costly as mvtriplane's (no SR, but a 4-channel D,
@@ -55,8 +55,8 @@ else
   BENCH_ARGS=(--preset paper --batch-size 16 --steps 32 --warmup 4 --rounds 8)
 fi
 COMMON=(--data "$D/data" --max-steps "$STEPS" --seed 0 --device "$DEV" --log-every 25 --sample-every "$STEPS"
-        --checkpoint-every 100 --keep-checkpoints 1 --depth-source run --depth-run "$D/depth"
-        --distill-teacher domain --distill-weights "$D/teacher.safetensors" --no-tensorboard)
+        --checkpoint-every 100 --keep-checkpoints 1 --depth.source run --depth.run "$D/depth"
+        --distillation.teacher domain --distillation.weights "$D/teacher.safetensors" --no-tensorboard)
 
 backbone_file() {  # backbone_file RUN_DIR : the run's backbone.safetensors, exported from its checkpoint if cut short
   [ -f "$1/backbone.safetensors" ] || run $PY -m unflat export "$1" --out "$1" --device $DEV
@@ -89,8 +89,9 @@ prepare() {
 train_arm() {  # train_arm ARM FLAGS...
   local arm=$1; shift
   local A=$D/$arm; arm_dir "$A"
+  local config; config=$(arm_config "$arm") || return 1
   local t0=$SECONDS
-  [ "$PHASE" = eval ] || run timeout -s INT $TRAIN_SECONDS $PY -m unflat train 3dgp "${ARCH[@]}" "${COMMON[@]}" "$@" --out "$A/run" \
+  [ "$PHASE" = eval ] || run timeout -s INT $TRAIN_SECONDS $PY -m unflat train 3dgp --config "$config" "${ARCH[@]}" "${COMMON[@]}" "$@" --out "$A/run" \
       > "$A/train.log" 2>&1
   local train_s; train_s=$(trained_seconds "$A" $((SECONDS - t0))); t0=$SECONDS
   [ "$PHASE" = train ] && return 0
@@ -122,10 +123,7 @@ report() {
 case "${1:-}" in
   arms) echo "$ARMS" ;;
   prepare) prepare ;;
-  full) train_arm full ;;
-  adapt50) train_arm adapt50 --depth-adaptor-start-p 0.5 ;;
-  noadaptor) train_arm noadaptor --no-depth-adaptor ;;
-  nodistill) train_arm nodistill --no-distill ;;
+  full|adapt50|noadaptor|nodistill) train_arm "$1" ;;  # the arm's fields: benchmarks/arms/tdgp/$1.yaml
   overhead) overhead ;;
   report) report ;;
   all) prepare; for a in $ARMS; do bash "$0" "$a"; done; report ;;
