@@ -562,9 +562,14 @@ def evaluate_run(args: EvaluateArgs) -> tuple[dict, Path, Path | None]:
     for name in ("num_samples", "num_shapes", "num_points", "batch_size"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             raise UserError(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
-    if not Path(args.run).exists():
+    from unflat.zoo.load import ZOO_PREFIX, is_zoo_ref
+
+    zoo_model = is_zoo_ref(args.run)
+    if not zoo_model and not Path(args.run).exists():
         raise UserError(f"{args.run}: no such run directory or checkpoint")
-    if args.out is None:  # the numbers belong to the run: keep them there, not in the current directory
+    if args.out is None and zoo_model:  # a zoo model's folder may be the installed package: write here
+        args = replace(args, out=Path("evaluation") / str(args.run)[len(ZOO_PREFIX):] / "metrics.json")
+    elif args.out is None:  # the numbers belong to the run: keep them there, not in the current directory
         from unflat.engine.checkpoint import run_dir_of
 
         run_dir = run_dir_of(Path(args.run)) or Path(args.run).parent
@@ -688,7 +693,9 @@ def summary_lines(results: dict) -> list[str]:
 def main(argv: list[str]) -> int:
     from unflat.parsing import parse
 
-    args = parse(EvaluateArgs, argv, "unflat evaluate", EvaluateArgs.__doc__)
+    from unflat.zoo.args import MODEL_HELP, with_model
+
+    args = parse(EvaluateArgs, with_model(argv), "unflat evaluate", (EvaluateArgs.__doc__ or "") + MODEL_HELP)
     results, out, report = evaluate_run(args)
     for line in summary_lines(results):
         print(line)

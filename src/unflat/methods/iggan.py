@@ -426,6 +426,7 @@ class IGGAN(_ProxyMethodMixin, Method, Generator3D):
     multiview_generator = True
     console_hidden_metrics = ("opengl_faces", "opengl_prepare", "opengl_upload", "opengl_draw", "opengl_readback")
     export_settings = {"level": "export_threshold", "min_component": "mesh_min_component"}  # resolution: the voxels'
+    inference_networks = {"G": "G", "renderer": "renderer"}  # a zoo model: the voxel generator (+ proxy renderer for sample)
 
     def __init__(self, cfg: IGGANConfig, info: DatasetInfo, ctx: TrainContext) -> None:
         super().__init__(cfg, info, ctx)

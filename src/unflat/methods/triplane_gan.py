@@ -509,6 +509,7 @@ class TriplaneGAN(Method, Generator3D, Invertible):
 
     multiview_generator = True
     export_settings = {"resolution": "mesh_resolution", "level": "mesh_density", "min_component": "mesh_min_component"}
+    inference_networks = {"G_ema": "G_ema", "G": "G_ema"}  # a zoo model: the EMA generator (incl. its background)
 
     Config = TriplaneGANConfig
     cfg: TriplaneGANConfig
