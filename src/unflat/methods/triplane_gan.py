@@ -831,7 +831,7 @@ class TriplaneGAN(Method, Generator3D, Invertible):
         G = generator or self.G_ema
         verts = torch.as_tensor(np.asarray(mesh.vertices), dtype=torch.float32, device=self.device)
         normals = torch.nn.functional.normalize(
-            torch.as_tensor(np.asarray(mesh.vertex_normals), dtype=torch.float32, device=self.device), dim=-1)
+            torch.as_tensor(np.array(mesh.vertex_normals), dtype=torch.float32, device=self.device), dim=-1)
         field = lambda pts: G.query(planes, pts)  # noqa: E731
         rgb = torch.empty(len(verts), 3, device=self.device)
         for s in range(0, len(verts), chunk):
