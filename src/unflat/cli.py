@@ -207,9 +207,9 @@ class ExportArgs:
     resolution: int | None = None
     """Marching-cubes grid per axis (tri-plane methods; default: the run's mesh_resolution). iggan's meshes follow
     its voxel grid."""
-    level: float | None = None
-    """Iso-level of the surface: density for tri-plane methods (default: the run's mesh_density), occupancy for
-    iggan (default: the run's export_threshold)."""
+    level: float | Literal["auto"] | None = None
+    """Iso-level of the surface: density for tri-plane methods (default: the run's mesh_density; "auto" = per
+    sample, where its rendering reaches opacity 0.5), occupancy for iggan (default: the run's export_threshold)."""
     min_component: float | None = None
     """Drop connected components with less than this share of a mesh's faces (floaters; 0 keeps all; default: the
     run's mesh_min_component)."""
@@ -323,10 +323,12 @@ def cmd_export(args: list[str]) -> int:
     loaded.method.with_export_settings(resolution=a.resolution, level=a.level, min_component=a.min_component)
     start = time.perf_counter()
     paths = loaded.method.export(claim_output_dir(a.out, "export"), a.num, a.seed, a.class_id, a.format)
-    from unflat.export.summary import mesh_summary
+    from unflat.export.summary import level_summary, mesh_summary
 
     meshes = [p for p in paths if Path(p).suffix.lower() in (".glb", ".obj", ".ply", ".stl")]
     summary = mesh_summary(paths, a.num) if meshes else f"{len(paths)} files"
+    levels = level_summary(a.out)
+    summary += f"; {levels}" if levels else ""
     print(f"exported {summary} to {a.out} in {time.perf_counter() - start:.1f} s")
     return 0
 

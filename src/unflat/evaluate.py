@@ -76,6 +76,9 @@ class EvaluateArgs:
     """Generated images for FID/KID/IS/precision-recall."""
     num_shapes: int = 64
     """Generated meshes for COV/MMD/1-NNA (and at most this many ground-truth meshes), or shapes that progressive reconstructs."""
+    mesh_level: float | Literal["auto"] | None = None
+    """Iso-level of the generated meshes, as `unflat export --level` (default: the run's; tri-plane runs: a density
+    or "auto", iggan: an occupancy)."""
     num_points: int | None = None
     """Surface points sampled per mesh for the Chamfer-based metrics (default: 2048 for generators' COV/MMD/1-NNA,
     10000 for progressive's Chamfer/F-score)."""
@@ -579,6 +582,8 @@ def evaluate_run(args: EvaluateArgs) -> tuple[dict, Path, Path | None]:
     device = resolve_device(args.device)
     loaded = load_run(args.run, device)
     method, method_name = loaded.method, loaded.spec.name
+    if args.mesh_level is not None:
+        method.with_export_settings(level=args.mesh_level)
     kind = run_kind(method_name, method)
     wanted, explicit = check_metrics(args.metrics, kind)
     data_dir = args.data if args.data is not None else loaded.cfg.data
@@ -594,7 +599,8 @@ def evaluate_run(args: EvaluateArgs) -> tuple[dict, Path, Path | None]:
                  "resolution": dataset.info.resolution, "kind": dataset.info.kind,
                  "class_names": list(dataset.info.class_names)},
         "metrics_requested": sorted(wanted),
-        "settings": {"seed": args.seed, "device": str(device)},
+        "settings": {"seed": args.seed, "device": str(device),
+                     **({"mesh_level": args.mesh_level} if args.mesh_level is not None else {})},
         "backbone": None,
         "skipped": {},
         "notes": [],

@@ -246,7 +246,7 @@ class Method(abc.ABC):
             for pname, param in module.named_parameters():
                 yield f"{key}.{pname}", param
 
-    def with_export_settings(self, **settings: float | int | None) -> None:
+    def with_export_settings(self, **settings: float | int | str | None) -> None:
         """Apply `unflat export`'s mesh settings (None = keep the run's) to this loaded method's config; a setting
         the method does not have is a UserError naming the ones it has."""
         from dataclasses import replace
