@@ -130,7 +130,8 @@ def test_swapped_weights_are_refused(zoo, tmp_path):
 def test_unknown_model_names_the_available_ones(zoo_env, capsys):
     assert main(["generate", "--model", "nope", "--out", str(zoo_env["root"] / "g")]) == 1
     err = capsys.readouterr().err
-    assert "unknown model 'nope' (available: tiny-mvt, tiny-prog" in err and len(err.strip().splitlines()) == 1
+    assert "unknown model 'nope' (available: " in err and len(err.strip().splitlines()) == 1
+    assert "tiny-mvt" in err and "tiny-prog" in err
 
 
 def test_bad_zoo_dir_env_is_one_line(monkeypatch, tmp_path, capsys):
