@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    from unflat.methods.registry import load_run
+    from unflat.runs import load_run
 
     method = load_run(args.run, args.device).method
     z, ids, _ = method._latents(args.num, args.seed, None)

@@ -34,7 +34,7 @@ def main() -> None:
 
     from unflat.cameras import Cameras
     from unflat.export.images import make_grid, to_uint8, with_caption
-    from unflat.methods.registry import load_run
+    from unflat.runs import load_run
     from unflat.render.moderngl_backend import ModernGLRenderer
     from unflat.nets.superres import resize
 

@@ -82,7 +82,7 @@ def test_manifest_records_what_trained_the_model(zoo):
 
 
 def test_pack_then_load_gives_the_runs_outputs(zoo):
-    from unflat.methods.registry import load_run
+    from unflat.runs import load_run
 
     run, model = load_run(zoo["root"] / "mvt", "cpu"), load_model(str(zoo["models"] / "tiny-mvt.json"), "cpu")
     a, b = run.method.sample(2, 3), model.method.sample(2, 3)

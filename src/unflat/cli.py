@@ -267,7 +267,7 @@ class ReconstructArgs:
 
 
 def _loaded(run: Path, device: str):
-    from unflat.methods.registry import load_run
+    from unflat.runs import load_run
 
     return load_run(run, device)
 

@@ -559,7 +559,7 @@ def check_evaluation_outputs(out: Path, report: bool) -> None:
 def evaluate_run(args: EvaluateArgs) -> tuple[dict, Path, Path | None]:
     """Evaluate ``args.run``; writes metrics.json (and the report). Returns (results, json path, report path)."""
     from unflat.engine.trainer import resolve_device
-    from unflat.methods.registry import load_run
+    from unflat.zoo.load import load_run
     from unflat.metrics.report import read_metrics_log, write_report
 
     for name in ("num_samples", "num_shapes", "num_points", "batch_size"):

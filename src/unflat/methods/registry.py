@@ -151,14 +151,11 @@ class LoadedRun:
 
 
 def load_run(run: Path, device: "str | torch.device" = "auto") -> LoadedRun:
-    """Restore a trained method (for generate, export, invert, reconstruct, evaluate, from-generator, view).
-    ``zoo:NAME`` loads zoo model NAME instead (``unflat.zoo``: what `--model NAME` passes)."""
+    """Restore a trained method from a run directory or checkpoint file. Commands load through
+    :func:`unflat.runs.load_run`, which also takes ``zoo:NAME`` (a shipped model)."""
     from unflat.engine.checkpoint import checkpoint_file, load_checkpoint, run_dir_of
     from unflat.engine.trainer import restore_method
-    from unflat.zoo.load import ZOO_PREFIX, is_zoo_ref, load_model
 
-    if is_zoo_ref(run):
-        return load_model(str(run)[len(ZOO_PREFIX):], device)
     run = Path(run)
     payload = load_checkpoint(run)
     spec = get_method(payload["method"])

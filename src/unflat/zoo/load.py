@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from unflat.methods.registry import LoadedRun, get_method
+from unflat.methods.registry import load_run as load_run_dir
 from unflat.zoo.args import ZOO_PREFIX
 from unflat.zoo.format import Entry, ZooError, check_name, manifests_in, read_manifest, read_weights, search_dirs
 
@@ -112,3 +113,11 @@ def _yaml(config: dict) -> str:
     import yaml
 
     return yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False)
+
+
+def load_run(run: "Path | str", device: "str | torch.device" = "auto") -> LoadedRun:
+    """A trained method for generate, export, invert, reconstruct, evaluate, from-generator and view: a run
+    directory or checkpoint file, or ``zoo:NAME``, a shipped model (what ``--model NAME`` passes)."""
+    if is_zoo_ref(run):
+        return load_model(str(run)[len(ZOO_PREFIX):], device)
+    return load_run_dir(Path(run), device)
