@@ -36,7 +36,8 @@ generator)
   export METHODS=${METHODS:-mvtriplane} BUDGET_S=${BUDGET_S:-360} EVAL_AT=${EVAL_AT:-"120 240 360"} WORK=$W OUT=$OUT
   [ "${SMOKE:-0}" = 1 ] && export BUDGET_S=40 EVAL_AT="20 40"
   bash benchmarks/time_to_quality.sh
-  last=$(ls -t "$W"/eval/mvtriplane-*.json 2>/dev/null | head -n 1)
+  # the evaluation at the last budget (evaluations run in parallel: the newest file is not the last checkpoint's)
+  last="$W/eval/mvtriplane-${EVAL_AT##* }.json"; [ -e "$last" ] || last=
   "$PY" -m unflat models pack "$W/runs/mvtriplane" --name "$NAME" --out "$OUT/zoo" ${last:+--metrics "$last"} \
     --recipe "unflat dataset synth --category car chair lamp mug sofa table --num-shapes ${SHAPES:-200} --resolution 64 (synth seed 0); held back: ${HELD:-100} shapes per category, seed 1000" \
     --command "PART=generator bash benchmarks/gpu_zoo.sh (git $git): $(cat "$W/runs/mvtriplane.flags"), stopped by SIGINT after $BUDGET_S s"
