@@ -10,6 +10,7 @@
 #   FLAGS_<arm>="..."     the flags of an arm of any other name, e.g. ARMS="legacy norm" FLAGS_legacy="--arch legacy"
 #   PARALLEL=1            train (then evaluate) all arms at the same time on the one GPU: each arm gets TRAIN_S of
 #                         wall clock while sharing it, so arms compare with each other, not with solo runs
+#   BATCH=16              the batch size of every arm
 #   SMOKE=1               the same steps at CPU sizes (2 categories, 32^2, tiny preset, 20 s)
 # Results: $OUT/progressive-quality.json (one object per arm), $OUT/progressive-quality-files.tar (logs, photo
 # reconstructions, sample renders). Run on the GPU machine with `.whl` and `.gl` carried.
@@ -20,7 +21,7 @@ if [ "${SMOKE:-0}" = 1 ]; then
   CATS=${CATS:-"car mug"}; DEVICE=cpu
 else
   source benchmarks/gpu_env.sh
-  SHAPES=${SHAPES:-150}; HELD=${HELD:-12}; VIEWS=4; RES=128; PRESET=paper; TRAIN_S=${TRAIN_S:-280}; BATCH=16
+  SHAPES=${SHAPES:-150}; HELD=${HELD:-12}; VIEWS=4; RES=128; PRESET=paper; TRAIN_S=${TRAIN_S:-280}; BATCH=${BATCH:-16}
   CATS=${CATS:-"car chair lamp mug sofa table"}; DEVICE=cuda
 fi
 PY=${PY:-python3}
@@ -103,7 +104,7 @@ summary = {"benchmark": "progressive_quality", "date": time.strftime("%Y-%m-%d")
            "recipe": {"train": "6 categories x 150 shapes x 4 views, 128^2, posed", "held_back": "12 shapes per category, synth seed 1000",
                       "preset": preset, "resolution": int(res), "train_budget_s": int(budget)},
            "command": "bash benchmarks/gpu_progressive_quality.sh", "parallel": os.environ.get("PARALLEL") == "1",
-           "env": {k: v for k, v in sorted(os.environ.items()) if k in ("ARMS", "PROG_FLAGS", "TRAIN_S", "PARALLEL") or k.startswith("FLAGS_")},
+           "env": {k: v for k, v in sorted(os.environ.items()) if k in ("ARMS", "PROG_FLAGS", "TRAIN_S", "PARALLEL", "BATCH") or k.startswith("FLAGS_")},
            "arms": arms}
 Path(out).write_text(json.dumps(summary, indent=1))
 def headline(ev):

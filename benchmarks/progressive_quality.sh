@@ -16,7 +16,8 @@
 # 4. the sample sheet: 2 held-back shapes per category, plus the photos scikit-image/scikit-learn/matplotlib ship.
 # 5. $OUT/progressive_quality.json (every figure, the commands, perceptual_features, git hash, device, steps and
 #    seconds), $OUT/progressive_quality_sheet.png, $OUT/logs.tar.gz; copies in benchmarks/results/ (-smoke when SMOKE=1).
-# Knobs: PROG_FLAGS (extra train flags), TRAIN_S, EVAL_S, NUM_SHAPES, HELD_SHAPES, PQ_DIR (work dir), OUT, PY,
+# Knobs: PROG_FLAGS (extra train flags), BATCH (16), NVDIFFRAST=1 (build nvdiffrast while the data renders, so
+# `--rasterizer auto` finds it ready: carry the diffrp-nvdiffrast wheel in .whl), TRAIN_S, EVAL_S, NUM_SHAPES, HELD_SHAPES, PQ_DIR (work dir), OUT, PY,
 # PQ_PHOTOS (a folder of photos made beforehand, for a machine without scikit-image/-learn/matplotlib:
 # `python benchmarks/progressive_quality.py photos runs/pq-photos` where they are installed, then carry runs/pq-photos).
 set -uo pipefail
@@ -34,7 +35,7 @@ else
   PY=${PY:-python3}; DEV=cuda
   CATS="chair table sofa mug car lamp"; NUM_SHAPES=${NUM_SHAPES:-150}; HELD_SHAPES=${HELD_SHAPES:-12}; VIEWS=4; RES=128
   WORKERS=$(( $(nproc) > 4 ? $(nproc) - 2 : 1 )); HELD_WORKERS=2
-  PRESET=paper; BATCH=16; TRAIN_S=${TRAIN_S:-280}; EVAL_S=${EVAL_S:-150}; POINTS=4096; EVAL_POINTS=10000
+  PRESET=paper; BATCH=${BATCH:-16}; TRAIN_S=${TRAIN_S:-280}; EVAL_S=${EVAL_S:-150}; POINTS=4096; EVAL_POINTS=10000
   TT_RES=128; EXTRA_TRAIN=()
   TAG=
 fi
@@ -60,10 +61,16 @@ log "progressive quality: SMOKE=$SMOKE PROG_FLAGS='${PROG_FLAGS:-}' work dir $W,
 run synth_train $PY -m unflat dataset synth --category $CATS --num-shapes "$NUM_SHAPES" --views-per-shape $VIEWS \
     --resolution $RES --workers $WORKERS --out "$DATA" --overwrite > "$W/synth_train.log" 2>&1 &
 SYNTH_PID=$!
+if [ "${NVDIFFRAST:-0}" = 1 ] && [ "$SMOKE" != 1 ]; then  # JIT build once, off the training clock
+  $PY -c "from unflat.render import nvdiffrast_backend as n; print('nvdiffrast:', n.unavailable_reason('cuda') or 'ok')" \
+    > "$W/nvdiffrast.log" 2>&1 &
+fi
 # shellcheck disable=SC2086
 run synth_heldout $PY -m unflat dataset synth --category $CATS --num-shapes "$HELD_SHAPES" --views-per-shape $VIEWS \
     --resolution $RES --seed 1000 --workers $HELD_WORKERS --out "$HELD" --overwrite > "$W/synth_heldout.log" 2>&1
 wait $SYNTH_PID
+wait
+[ -e "$W/nvdiffrast.log" ] && tail -n 1 "$W/nvdiffrast.log"
 tail -n 1 "$W/synth_train.log" "$W/synth_heldout.log"
 log "data took $((SECONDS - T0)) s"
 
@@ -134,7 +141,7 @@ run analyse $PY benchmarks/progressive_quality.py analyse --run "$RUN" --heldout
 
 cp "$W/eval/metrics.json" "$OUT/evaluate_metrics.json" 2>/dev/null
 tar -czf "$OUT/logs.tar.gz" -C "$W" --ignore-failed-read commands timings meta.json synth_train.log synth_heldout.log \
-    train.log inputs.log photos.log evaluate.log reconstruct.log reconstruct_photos.log analyse.log eval \
+    train.log nvdiffrast.log inputs.log photos.log evaluate.log reconstruct.log reconstruct_photos.log analyse.log eval \
     run/config.yaml run/metrics.jsonl inputs/inputs.json photos/photos.json 2>/dev/null
 mkdir -p benchmarks/results
 cp "$OUT/progressive_quality.json" "benchmarks/results/progressive_quality$TAG.json" 2>/dev/null

@@ -18,6 +18,7 @@ from unflat import __version__
 from unflat.errors import UserError
 from unflat.outputs import check_output_dir, claim_output_dir
 from unflat.parsing import parse
+from unflat.zoo.args import MODEL_HELP, with_model
 
 T = TypeVar("T")
 DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
@@ -163,7 +164,9 @@ def cmd_dataset(args: list[str]) -> int:
         return 0 if not args or args[0] in ("-h", "--help") else 2
     module_name, config_name, run_name, text = DATASET_COMMANDS[args[0]]
     module = _import(module_name, f"`unflat dataset {args[0]}`")
-    cfg = parse(getattr(module, config_name), args[1:], f"unflat dataset {args[0]}", text)
+    rest = with_model(args[1:]) if args[0] == "from-generator" else args[1:]
+    cfg = parse(getattr(module, config_name), rest, f"unflat dataset {args[0]}",
+                text + (MODEL_HELP if args[0] == "from-generator" else ""))
     getattr(module, run_name)(cfg)
     return 0
 
@@ -208,9 +211,9 @@ class ExportArgs:
     resolution: int | None = None
     """Marching-cubes grid per axis (tri-plane methods; default: the run's export.mesh_resolution). iggan's meshes follow
     its voxel grid."""
-    level: float | None = None
-    """Iso-level of the surface: density for tri-plane methods (default: the run's export.mesh_density), occupancy for
-    iggan (default: the run's export_threshold)."""
+    level: float | Literal["auto"] | None = None
+    """Iso-level of the surface: density for tri-plane methods (default: the run's export.mesh_density; "auto" = per
+    sample, where its rendering reaches opacity 0.5), occupancy for iggan (default: the run's export_threshold)."""
     min_component: float | None = None
     """Drop connected components with less than this share of a mesh's faces (floaters; 0 keeps all; default: the
     run's export.mesh_min_component (iggan: mesh_min_component))."""
@@ -268,7 +271,7 @@ class ReconstructArgs:
 
 
 def _loaded(run: Path, device: str):
-    from unflat.methods.registry import load_run
+    from unflat.runs import load_run
 
     return load_run(run, device)
 
@@ -302,7 +305,7 @@ def _require(method, contract: type[T], what: str) -> T:
 def cmd_generate(args: list[str]) -> int:
     from unflat.methods.base import Generator3D
 
-    a = parse(GenerateArgs, args, "unflat generate")
+    a = parse(GenerateArgs, with_model(args), "unflat generate", (GenerateArgs.__doc__ or "") + MODEL_HELP)
     _positive(num=a.num)
     _check_seed(a.seed)
     check_output_dir(a.out)
@@ -315,7 +318,7 @@ def cmd_generate(args: list[str]) -> int:
 
 
 def cmd_export(args: list[str]) -> int:
-    a = parse(ExportArgs, args, "unflat export")
+    a = parse(ExportArgs, with_model(args), "unflat export", (ExportArgs.__doc__ or "") + MODEL_HELP)
     _positive(num=a.num)
     _check_seed(a.seed)
     check_output_dir(a.out)
@@ -324,10 +327,12 @@ def cmd_export(args: list[str]) -> int:
     loaded.method.with_export_settings(resolution=a.resolution, level=a.level, min_component=a.min_component)
     start = time.perf_counter()
     paths = loaded.method.export(claim_output_dir(a.out, "export"), a.num, a.seed, a.class_id, a.format)
-    from unflat.export.summary import mesh_summary
+    from unflat.export.summary import level_summary, mesh_summary
 
     meshes = [p for p in paths if Path(p).suffix.lower() in (".glb", ".obj", ".ply", ".stl")]
     summary = mesh_summary(paths, a.num) if meshes else f"{len(paths)} files"
+    levels = level_summary(a.out)
+    summary += f"; {levels}" if levels else ""
     print(f"exported {summary} to {a.out} in {time.perf_counter() - start:.1f} s")
     return 0
 
@@ -358,7 +363,7 @@ def readable_images(paths: Sequence[Path]) -> list[Path]:
 def cmd_invert(args: list[str]) -> int:
     from unflat.methods.base import Invertible
 
-    a = parse(InvertArgs, args, "unflat invert")
+    a = parse(InvertArgs, with_model(args), "unflat invert", (InvertArgs.__doc__ or "") + MODEL_HELP)
     images = readable_images(a.images)
     check_output_dir(a.out)
     loaded = _loaded(a.run, a.device)
@@ -373,7 +378,7 @@ def cmd_invert(args: list[str]) -> int:
 def cmd_reconstruct(args: list[str]) -> int:
     from unflat.methods.base import Reconstructor
 
-    a = parse(ReconstructArgs, args, "unflat reconstruct")
+    a = parse(ReconstructArgs, with_model(args), "unflat reconstruct", (ReconstructArgs.__doc__ or "") + MODEL_HELP)
     check_output_dir(a.out)
     loaded = _loaded(a.run, a.device)
     reconstructor = _require(loaded.method, Reconstructor, "reconstruct (use a progressive run)")
@@ -420,6 +425,7 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "invert": (cmd_invert, "PTI inversion of real images (mvtriplane, 3dgp)"),
     "reconstruct": (cmd_reconstruct, "single image -> textured GLB with a progressive run"),
     "export": (cmd_export, "export meshes (GLB/OBJ/PLY) from a run"),
+    "models": (cmd_module("unflat.zoo.commands", "main", "`unflat models`"), "trained models that ship with unflat; pack a run into one"),
     "evaluate": (cmd_module("unflat.evaluate", "main", "`unflat evaluate`"), "metrics of a run against a dataset -> metrics.json + report"),
     "view": (cmd_module("unflat.export.viewer.cli", "main", "`unflat view`"), "local web viewer for runs and outputs (127.0.0.1)"),
     "bench": (cmd_module("unflat.bench", "main", "`unflat bench`"), "run benchmarks (results: benchmarks/results/history.json -> BENCHMARKS.md)"),

@@ -121,7 +121,7 @@ def train_generator(cfg: DemoConfig, data: Path) -> Path:
 def sample_outputs(cfg: DemoConfig, run: Path) -> dict[str, Path]:
     import trimesh
 
-    from unflat.methods.registry import load_run
+    from unflat.runs import load_run
     from unflat.errors import UserError
     from unflat.export.images import save_mesh_turntable
     from unflat.render.gl_backends import create_renderer

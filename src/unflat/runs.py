@@ -17,7 +17,8 @@ from unflat.engine.checkpoint import load_checkpoint, run_dir_of
 from unflat.engine.trainer import Trainer, TrainResult, outside_run_message, resume_trainer
 from unflat.errors import UserError
 from unflat.evaluate import periodic_evaluation
-from unflat.methods.registry import LoadedRun, MethodSpec, get_method, load_run
+from unflat.methods.registry import LoadedRun, MethodSpec, get_method
+from unflat.zoo.load import load_run  # a run directory, a checkpoint or zoo:NAME
 
 
 def train(spec: MethodSpec, cfg: RunConfig) -> TrainResult:
@@ -70,3 +71,4 @@ def _training_camera_stats(run_cfg: RunConfig) -> tuple[float, float]:
 
 
 __all__ = ["FromGeneratorConfig", "LoadedRun", "load_run", "resume", "run_from_generator", "train"]
+

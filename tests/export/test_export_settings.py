@@ -52,7 +52,7 @@ def test_resolution_and_min_component_reach_the_mesh(run, tmp_path):
 def test_level_moves_the_surface(run, tmp_path):
     import numpy as np
 
-    from unflat.methods.registry import load_run
+    from unflat.runs import load_run
 
     method = load_run(run, "cpu").method
     grid = method.G_ema.density_grid(method.planes_for(*method._latents(1, 0, None)[:2])[0], 24, method.cfg.generator.box_size / 2)

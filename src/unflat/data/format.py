@@ -18,7 +18,6 @@ See docs/data.md. Everything is validated on load with errors that name the file
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import math
 import os
@@ -33,6 +32,7 @@ import torch
 from unflat import __version__
 from unflat.cameras import Cameras
 from unflat.errors import UserError
+from unflat.hashing import file_sha256
 from unflat.outputs import PARTIAL_MARKER, protected_reason, refuse_file, remove_partial
 
 FORMAT_NAME = "unflat-dataset"
@@ -76,14 +76,6 @@ class DatasetInfo:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
-
-
-def _sha256(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -356,10 +348,10 @@ class DatasetWriter:
                 offset += len(block)
             target.flush()
             del target
-            files[name] = {"sha256": _sha256(self.tmp / name), "bytes": (self.tmp / name).stat().st_size}
+            files[name] = {"sha256": file_sha256(self.tmp / name), "bytes": (self.tmp / name).stat().st_size}
         shutil.rmtree(self.tmp / "chunks")
         (self.tmp / "cameras.json").write_text(json.dumps({"convention": CAMERA_CONVENTION, "frames": self._frames}))
-        files["cameras.json"] = {"sha256": _sha256(self.tmp / "cameras.json"), "bytes": (self.tmp / "cameras.json").stat().st_size}
+        files["cameras.json"] = {"sha256": file_sha256(self.tmp / "cameras.json"), "bytes": (self.tmp / "cameras.json").stat().st_size}
         shape_ids = np.load(self.tmp / "shape_ids.npy", mmap_mode="r")
         manifest = {
             "format": FORMAT_NAME,
@@ -533,7 +525,7 @@ def open_dataset(root: Path | str, verify_hashes: bool = False) -> Dataset:
     n, r = manifest["num_images"], manifest["resolution"]
     if verify_hashes:
         for name, entry in manifest.get("files", {}).items():
-            if _sha256(root / name) != entry.get("sha256"):
+            if file_sha256(root / name) != entry.get("sha256"):
                 raise DatasetError(f"{root / name}: content hash does not match manifest.json (file changed or corrupt)")
     images = _load_array(root, "images.npy", np.uint8, (r, r, 3), n)
     labels = _load_array(root, "labels.npy", np.int64, (), n)

@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 
 from unflat.errors import UserError
+from unflat.hashing import file_sha256
 
 PACKAGE = "@imgly/background-removal-data"
 VERSION = "1.4.5"
@@ -50,14 +51,6 @@ def weights_dir() -> Path:
     """Where installed IS-Net models live: ``$UNFLAT_WEIGHTS_DIR/isnet``, else ``~/.cache/unflat/weights/isnet``."""
     base = os.environ.get("UNFLAT_WEIGHTS_DIR")
     return (Path(base) if base else Path.home() / ".cache" / "unflat" / "weights") / "isnet"
-
-
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def reassemble(package_dir: Path, model: str) -> bytes:
@@ -121,7 +114,7 @@ def check(path: Path) -> dict:
     if not path.is_file() or not record_path.is_file():
         raise IsnetWeightsError(f"{path} or its record {record_path.name} is missing: run bash scripts/setup.sh segment")
     record = json.loads(record_path.read_text())
-    if path.stat().st_size != record.get("size") or sha256_file(path) != record.get("sha256"):
+    if path.stat().st_size != record.get("size") or file_sha256(path) != record.get("sha256"):
         raise IsnetWeightsError(f"{path} does not match the sha256 recorded at install ({record_path}): "
                                 "reinstall it with bash scripts/setup.sh segment")
     return record

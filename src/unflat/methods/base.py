@@ -82,6 +82,10 @@ class Method(abc.ABC):
     background: str = "white"
     """What a generator renders behind its objects: "white", or (tri-plane methods trained on photos) "learned" /
     "none"; `dataset from-generator` records a non-white one as a wild dataset."""
+    inference_networks: ClassVar[dict[str, str] | None] = None
+    """What a zoo model (``unflat.zoo``) ships: {network: the shipped network it is loaded from}, for the networks
+    generate/reconstruct/invert use (e.g. a GAN's EMA generator, loaded into both G and G_ema); networks left out
+    (discriminators) are not shipped. None: every network, each as itself."""
     export_settings: ClassVar[dict[str, str]] = {}
     """The mesh settings `unflat export` may change, as {export option: config field}: ``resolution`` (marching-cubes
     grid), ``level`` (iso-level of the surface), ``min_component`` (drop components under this share of the faces)."""
@@ -242,7 +246,7 @@ class Method(abc.ABC):
             for pname, param in module.named_parameters():
                 yield f"{key}.{pname}", param
 
-    def with_export_settings(self, **settings: float | int | None) -> None:
+    def with_export_settings(self, **settings: float | int | str | None) -> None:
         """Apply `unflat export`'s mesh settings (None = keep the run's) to this loaded method's config; a setting
         the method does not have is a UserError naming the ones it has."""
         from unflat.config import replace_fields

@@ -192,7 +192,7 @@ class IGGANConfig(ProxyRendererConfig):
         if self.freeze_renderer and self.renderer_checkpoint is None and self.pretrain_steps == 0:
             raise ConfigError("freeze_renderer", "a frozen renderer must be pre-trained: pass --renderer-checkpoint RUN "
                               "(from `unflat train iggan-renderer`) or --pretrain-steps N")
-        if not 0 < self.export_threshold < 1:
+        if isinstance(self.export_threshold, str) or not 0 < self.export_threshold < 1:
             raise ConfigError("export_threshold", f"must be in (0, 1), got {self.export_threshold}")
         if not 0 <= self.mesh_min_component < 1:
             raise ConfigError("mesh_min_component", f"must be in [0, 1), got {self.mesh_min_component}")
@@ -417,6 +417,11 @@ class Fakes:
     opengl: Tensor | None = None
 
 
+OBJECT_GAP_VOXELS = 1
+"""Exported voxel meshes keep occupied voxels within this many voxels of the object's piece (a leg one empty voxel
+from its seat stays)."""
+
+
 @register_method("iggan", config=IGGANConfig,
                  description="IG-GAN: voxel shapes from unposed images through OpenGL + a proxy neural renderer (Lunz et al. 2020)",
                  presets=lambda: {"tiny": iggan_tiny, "small": iggan_small, "paper": iggan_paper})
@@ -426,6 +431,7 @@ class IGGAN(_ProxyMethodMixin, Method, Generator3D):
     multiview_generator = True
     console_hidden_metrics = ("opengl_faces", "opengl_prepare", "opengl_upload", "opengl_draw", "opengl_readback")
     export_settings = {"level": "export_threshold", "min_component": "mesh_min_component"}  # resolution: the voxels'
+    inference_networks = {"G": "G", "renderer": "renderer"}  # a zoo model: the voxel generator (+ proxy renderer for sample)
 
     def __init__(self, cfg: IGGANConfig, info: DatasetInfo, ctx: TrainContext) -> None:
         super().__init__(cfg, info, ctx)
@@ -681,10 +687,18 @@ class IGGAN(_ProxyMethodMixin, Method, Generator3D):
                        depth=out.depth.to(self.device), extras={"proxy": proxy, "voxels": voxels})
 
     def meshes(self, voxels: Tensor) -> list:
-        """Meshes of continuous voxels at ``export_threshold`` (marching cubes), world units, without stray pieces."""
+        """Meshes of continuous voxels [N,1,R,R,R] at ``export_threshold`` (marching cubes), world units, the object
+        only: occupied voxels connected (within ``OBJECT_GAP_VOXELS``) to the piece around the centre
+        (``geometry/foreground.object_density``, as tri-plane meshes), then pieces under ``mesh_min_component``
+        of the largest one's area dropped."""
+        from unflat.geometry.foreground import object_density  # noqa: PLC0415
         from unflat.geometry.mesh_ops import drop_small_components  # noqa: PLC0415
 
-        meshes = voxels_to_meshes(voxels, self.cfg.export_threshold, self.cfg.voxel_extent, color=self.cfg.mesh_color)
+        level = self.cfg.export_threshold
+        # stray voxels: occupied pieces not within OBJECT_GAP_VOXELS of the piece around the centre are cleared
+        kept = torch.stack([object_density(v.reshape(v.shape[-3:]).float(), level, self.cfg.voxel_extent, radius=0,
+                                           gap=OBJECT_GAP_VOXELS) for v in voxels]).reshape(voxels.shape)
+        meshes = voxels_to_meshes(kept, level, self.cfg.voxel_extent, color=self.cfg.mesh_color)
         return [drop_small_components(mesh, self.cfg.mesh_min_component) for mesh in meshes]
 
     def export(self, out_dir: Path, num: int, seed: int, class_id: int | None = None,

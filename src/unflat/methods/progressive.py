@@ -220,6 +220,8 @@ class ProgressiveConfig(RunConfig):
 class Progressive(Method, Reconstructor):
     """Encoder-decoder to a textured mesh; three-stage training (see the module docstring)."""
 
+    inference_networks = {"G": "G"}  # a zoo model: the reconstruction network (not the UV discriminator)
+
     def __init__(self, cfg: ProgressiveConfig, info: DatasetInfo, ctx: TrainContext) -> None:
         super().__init__(cfg, info, ctx)
         cfg.validate()

@@ -151,7 +151,8 @@ class LoadedRun:
 
 
 def load_run(run: Path, device: "str | torch.device" = "auto") -> LoadedRun:
-    """Restore a trained method (for generate, export, invert, reconstruct, evaluate, from-generator, view)."""
+    """Restore a trained method from a run directory or checkpoint file. Commands load through
+    :func:`unflat.runs.load_run`, which also takes ``zoo:NAME`` (a shipped model)."""
     from unflat.engine.checkpoint import checkpoint_file, load_checkpoint, run_dir_of
     from unflat.engine.trainer import restore_method
 

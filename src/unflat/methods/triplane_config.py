@@ -169,8 +169,11 @@ class TriplaneExportConfig:
     """Truncation for samples, meshes and videos (1 = none)."""
     mesh_resolution: int = 128
     """Marching-cubes grid resolution for exported meshes."""
-    mesh_density: float = 10.0
-    """Density level of the exported surface (falls back to the field's mean when never crossed)."""
+    mesh_density: float | Literal["auto"] = "auto"
+    """Density level of the exported surface. "auto": per sample, the level whose silhouettes best match where
+    the sample's rendering reaches opacity 0.5 from a few cameras of the training distribution
+    (geometry/iso_level.py; a fixed level finds the invisible white fog a generator may paint around the object
+    on a white background). A number: that density (EG3D uses 10; the field's mean when never crossed)."""
     mesh_min_component: float = 0.05
     """Exported meshes drop floating pieces whose area is below this fraction of the largest piece (0 keeps all)."""
     mesh_object_only: Literal["auto", "on", "off"] = "auto"
@@ -231,6 +234,8 @@ class TriplaneGANConfig(RunConfig):
                 raise ConfigError(name, f"must be a power of two >= 4, got {value}")
         if not 0 <= ex.mesh_min_component < 1:
             raise ConfigError("export.mesh_min_component", f"must be in [0, 1), got {ex.mesh_min_component}")
+        if isinstance(ex.mesh_density, str) and ex.mesh_density != "auto":
+            raise ConfigError("export.mesh_density", f"must be a number or 'auto', got {ex.mesh_density!r}")
         if g.decoder_features < 3:
             raise ConfigError("generator.decoder_features", "must be >= 3 (the first three are RGB)")
         if r.num_fine < 0:

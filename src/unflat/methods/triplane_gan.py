@@ -36,6 +36,7 @@ from unflat.engine.progress import PhaseProgress
 from unflat.engine.ema import ema_beta, make_ema, update_ema
 from unflat.errors import ConfigError
 from unflat.geometry.foreground import object_density
+from unflat.geometry.iso_level import LevelChoice, ray_max_density, silhouette_level
 from unflat.geometry.triplane import Aggregation, TriplaneDecoder, sample_triplane
 from unflat.losses.adversarial import discriminator_loss, generator_loss, r1_penalty
 from unflat.methods.triplane_config import TriplaneGANConfig  # noqa: F401 - the config lives there
@@ -45,6 +46,20 @@ from unflat.nets.stylegan2 import Discriminator, MappingNetwork, NoiseMode, Synt
 from unflat.nets.superres import SuperResolution, resize
 from unflat.render.triplane_sampling import fused_sample_triplane, fused_sampling_supported
 from unflat.render.volume import RayNoise, VolumeOutput, concat_rays, draw_ray_noise, render_rays
+
+
+AUTO_LEVEL_VIEWS = 4
+"""Cameras whose rendered opacity chooses a sample's iso-level (``mesh_density`` "auto")."""
+AUTO_LEVEL_RESOLUTION = 64
+"""Rays per side of each of those renders."""
+WHITE_FOG_DELTA = 0.03
+"""On a white background, "auto" matches only pixels whose render differs from white by more than this (about
+8/255 in some channel): opaque white fog composited on white looks like background. A shaded surface of the
+embedded palettes' whitest colour (ceramic 240/238/230) differs by more."""
+SURFACE_COLOUR_VOXELS = 3
+"""Vertex colours composite the colour field over this many grid voxels beneath the surface (``colour_surface``)."""
+FALLBACK_DENSITY_LEVEL = 10.0
+"""EG3D's density level, used when "auto" has nothing opaque to match."""
 
 
 def resolve_background(cfg: TriplaneGANConfig, info: DatasetInfo) -> str:
@@ -345,6 +360,7 @@ class TriplaneGAN(Method, Generator3D, Invertible):
     multiview_generator = True
     export_settings = {"resolution": "export.mesh_resolution", "level": "export.mesh_density",
                        "min_component": "export.mesh_min_component"}
+    inference_networks = {"G_ema": "G_ema", "G": "G_ema"}  # a zoo model: the EMA generator (incl. its background)
 
     Config = TriplaneGANConfig
     cfg: TriplaneGANConfig
@@ -594,34 +610,102 @@ class TriplaneGAN(Method, Generator3D, Invertible):
         return G.planes(ws, "const"), ws
 
     @torch.no_grad()
+    def visible_opacity(self, planes: Tensor, origins: Tensor, dirs: Tensor,
+                        generator: TriplaneGenerator | None = None) -> Tensor:
+        """Rendered opacity [V,N] of one latent's planes [1,3,C,R,R] along rays [V,N,3], set to 0 on a white
+        background where the render is white (within ``WHITE_FOG_DELTA``): what the image shows of the object."""
+        G = generator or self.G_ema
+        with self.autocast():
+            out = concat_rays([G.render_volume(planes, origins[:, s:s + 4096], dirs[:, s:s + 4096], perturb=False)
+                               for s in range(0, origins.shape[1], 4096)])
+        opacity = out.opacity.float()
+        if self.background == "white":  # white fog on white is free to paint: count only what the image shows
+            image = out.features[..., :3].float() + (1 - opacity)
+            opacity = opacity * ((1 - image).amax(-1, keepdim=True) > WHITE_FOG_DELTA)
+        return opacity[..., 0]
+
+    @torch.no_grad()
+    def surface_level(self, planes: Tensor, grid: Tensor, generator: TriplaneGenerator | None = None) -> LevelChoice:
+        """The density level of one latent's surface: ``mesh_density``, or with "auto" the level whose silhouettes
+        match the rendered opacity of planes [1,3,C,R,R] from ``AUTO_LEVEL_VIEWS`` cameras of the training
+        distribution (fixed seed; ``geometry/iso_level.py``), on a white background only where the render is not
+        white (``WHITE_FOG_DELTA``). grid: its density [M,M,M] (``density_grid``)."""
+        G = generator or self.G_ema
+        fixed = self.cfg.export.mesh_density
+        if fixed == "auto":
+            with self.full_frame():
+                cams = self.sample_cameras(AUTO_LEVEL_VIEWS, 1, torch.Generator().manual_seed(0))
+            origins, dirs = cams.rays(AUTO_LEVEL_RESOLUTION, AUTO_LEVEL_RESOLUTION)  # [V,N,3]
+            opacity = self.visible_opacity(planes, origins, dirs, G)
+            max_density = ray_max_density(grid, self.cfg.generator.box_size / 2, origins.reshape(-1, 3), dirs.reshape(-1, 3),
+                                          self.cfg.rendering.ray_near, self.cfg.rendering.ray_far)
+            choice = silhouette_level(max_density, opacity.reshape(-1))
+            if choice is not None:
+                return choice
+            fixed = FALLBACK_DENSITY_LEVEL  # nothing opaque to match (an untrained generator)
+        level = float(fixed)
+        if not grid.min() < level < grid.max():
+            level = float(grid.mean())  # an untrained/sparse field never reaches the level: take its mean
+        empty = torch.zeros(0)
+        return LevelChoice(level, float("nan"), empty, empty)
+
+    @torch.no_grad()
+    def colour_surface(self, mesh, planes: Tensor, generator: TriplaneGenerator | None = None, depth: float = 0.05,
+                       samples: int = 8, chunk: int = 8192):
+        """A copy of ``mesh`` with vertex colours as a camera looking at each vertex along its normal sees them: the
+        volume-rendered colour (normalised by opacity) of a ray from the vertex ``depth`` world units inwards. The
+        colour field exactly at the iso-surface is often the thin, pale edge of the object (or white fog); the
+        rendering composites what lies just beneath it."""
+        import trimesh
+
+        from unflat.render.volume import render_rays
+
+        G = generator or self.G_ema
+        verts = torch.as_tensor(np.asarray(mesh.vertices), dtype=torch.float32, device=self.device)
+        normals = torch.nn.functional.normalize(
+            torch.as_tensor(np.array(mesh.vertex_normals), dtype=torch.float32, device=self.device), dim=-1)
+        field = lambda pts: G.query(planes, pts)  # noqa: E731
+        rgb = torch.empty(len(verts), 3, device=self.device)
+        for s in range(0, len(verts), chunk):
+            out = render_rays(field, verts[None, s:s + chunk], -normals[None, s:s + chunk], 0.0, depth, samples,
+                              0, perturb=False)
+            colour = out.features[0, :, :3].float() / out.opacity[0].float().clamp_min(1e-4)
+            at_vertex = G.query(planes, verts[None, s:s + chunk])[0][0, :, :3].float()
+            rgb[s:s + chunk] = torch.where(out.opacity[0] > 1e-3, colour, at_vertex)  # nothing beneath: the field's own
+        rgba = np.concatenate([np.rint(rgb.clamp(0, 1).cpu().numpy() * 255), np.full((len(rgb), 1), 255)], 1).astype(np.uint8)
+        return trimesh.Trimesh(vertices=mesh.vertices.copy(), faces=mesh.faces.copy(), vertex_colors=rgba, process=False)
+
+    @torch.no_grad()
     def mesh_from_planes(self, planes: Tensor, generator: TriplaneGenerator | None = None):
-        """Marching cubes on the density of one latent's planes [1,3,C,R,R] -> trimesh with vertex colours."""
+        """Marching cubes on the density of one latent's planes [1,3,C,R,R] -> trimesh with vertex colours; the
+        level chosen (``surface_level``) is in ``mesh.metadata["iso_level"]`` (and its silhouette IoU)."""
         from unflat.geometry.marching_cubes import extract_mesh
-        from unflat.geometry.mesh_ops import colour_vertices, drop_small_components
+        from unflat.geometry.mesh_ops import drop_small_components
 
         G = generator or self.G_ema
         half = self.cfg.generator.box_size / 2
         grid = G.density_grid(planes, self.cfg.export.mesh_resolution, half)
-        level = self.cfg.export.mesh_density
-        if not grid.min() < level < grid.max():
-            level = float(grid.mean())  # an untrained/sparse field never reaches the level: take its mean
+        choice = self.surface_level(planes, grid, G)
+        level = choice.level
         if self.object_only_meshes:
             grid = object_density(grid, level, half, radius=1.0, gap=max(1, round(0.02 * self.cfg.export.mesh_resolution)))
         mesh = drop_small_components(extract_mesh(grid, level, (-half, half), inside="above"), self.cfg.export.mesh_min_component)
-        if len(mesh.faces) == 0:
-            return mesh
-        colour = lambda pts: G.query(planes, pts[None])[0][0, :, :3]  # noqa: E731
-        return colour_vertices(mesh, colour, device=self.device)
+        if len(mesh.faces) > 0:
+            mesh = self.colour_surface(mesh, planes, G, depth=SURFACE_COLOUR_VOXELS * 2 * half / self.cfg.export.mesh_resolution)
+        mesh.metadata.update({"iso_level": level, "silhouette_iou": choice.iou})
+        return mesh
 
     @torch.no_grad()
     def export(self, out_dir: Path, num: int, seed: int, class_id: int | None = None,
                formats: tuple[str, ...] = ("glb",)) -> list[Path]:
+        from unflat.export.summary import write_export_record
         from unflat.export.writers import save_mesh
 
         out_dir = Path(out_dir)
         ids = None if class_id is None else torch.full((num,), int(class_id))
         z, ids, _ = self._latents(num, seed, ids)
         paths: list[Path] = []
+        records = []
         with PhaseProgress(f"meshes ({self.cfg.export.mesh_resolution}^3 marching cubes)", num, "meshes") as bar:
             for i in range(num):
                 planes, _ = self.planes_for(z[i:i + 1], ids[i:i + 1])
@@ -629,8 +713,14 @@ class TriplaneGAN(Method, Generator3D, Invertible):
                 bar.advance()
                 if len(mesh.faces) == 0:
                     continue
+                stem = f"sample_{i:03d}_class{int(ids[i])}"
                 for fmt in formats:
-                    paths.append(save_mesh(mesh, out_dir / f"sample_{i:03d}_class{int(ids[i])}.{fmt}"))
+                    paths.append(save_mesh(mesh, out_dir / f"{stem}.{fmt}"))
+                records.append({"mesh": stem, "faces": len(mesh.faces), **{k: mesh.metadata[k] for k in
+                                                                           ("iso_level", "silhouette_iou")}})
+        write_export_record(out_dir, {"resolution": self.cfg.export.mesh_resolution, "level": self.cfg.export.mesh_density,
+                                      "min_component": self.cfg.export.mesh_min_component,
+                                      "object_only": self.object_only_meshes}, records)
         return paths
 
     # ---- generate: grids, depth, meshes, videos ------------------------------------------------

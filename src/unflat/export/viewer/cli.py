@@ -69,7 +69,7 @@ def load_backend(folder: Path, device: str = "auto") -> ViewerBackend | None:
     run_dir = find_run(folder)
     if run_dir is None:
         return None
-    from unflat.methods.registry import load_run
+    from unflat.runs import load_run
     from unflat.export.viewer.backend import MethodSampleBackend
 
     print(f"loading the generator of {run_dir} for on-demand samples (--no-sampler skips this)", file=sys.stderr)
