@@ -238,10 +238,11 @@ def config_from_dict(cls: type[C], data: dict[str, Any], prefix: str = "") -> C:
     Flat keys of runs saved before the configs nested move to their groups (:func:`migrate_flat_keys`). A field
     missing from ``data`` takes the class's ``defaults_of_older_runs`` value where it names one (a field whose
     default changed: a saved config without it was written before the field existed, when the old behaviour was
-    the only one), else its default. ``prefix``: the dotted path of a nested group, for error messages.
+    the only one; a group's field is named inside its group's mapping), else its default. ``prefix``: the dotted
+    path of a nested group, for error messages.
     """
     data = migrate_flat_keys(cls, nest_dotted_keys(data))
-    data = {**getattr(cls, "defaults_of_older_runs", {}), **data}
+    data = merge_nested(dict(getattr(cls, "defaults_of_older_runs", {})), data)
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - names
