@@ -12,15 +12,15 @@
 # The proxy renderer is pre-trained on random tables/cubes at the dataset's camera distance (`unflat train
 # iggan-renderer --data`), as the paper does, and both arms start from it.
 # Arms (each arm's config fields: benchmarks/arms/iggan/ARM.yaml, passed with --config) (same data, sizes, batch 32, seed SEED (default 0) and STEPS):
-#   dom    DOM weight 100 on log D (the paper's Eq. 8-9 as printed, lambda = 100: --dom-space log_d)
-#   nodom  --dom-weight 0 (the proxy learns from L2 to OpenGL only)
+#   dom    DOM weight 100 on log D (the paper's Eq. 8-9 as printed, lambda = 100: --renderer.dom-space log_d)
+#   nodom  --renderer.dom-weight 0 (the proxy learns from L2 to OpenGL only)
 #   dombal DOM weight 100 x (RES/128)^2: the paper's balance between DOM and the L2 term, which Eq. (5) sums over
 #          pixels (at 64^2 that L2 is 4x smaller than at the paper's 128^2, so weight 100 weighs DOM 4x more; the
 #          second GPU run's dom arm diverged at 64^2: docs/lab/results-h100.md)
-#   domdl  DOM weight 100 matching log(1 - D), D's loss on a generated image (--dom-space d_loss, unflat's default):
+#   domdl  DOM weight 100 matching log(1 - D), D's loss on a generated image (--renderer.dom-space d_loss, unflat's default):
 #          how the paper's introduction describes DOM; it fades once D is sure an image is fake, where Eq. 8's log D
 #          keeps pulling
-#   domprob DOM weight 100 matching D's probabilities instead of log D (--dom-space probability): unflat's own
+#   domprob DOM weight 100 matching D's probabilities instead of log D (--renderer.dom-space probability): unflat's own
 #          bounded variant, not the paper's; its term fades once D is confident (where the log-D arms diverged)
 # FID/KID on the domain backbone trained in `prepare`; COV/MMD/1-NNA (Chamfer) against the ground-truth synth meshes.
 # The arms in SHOWCASE (default: dom) also write a sample grid (generated/renders.png: OpenGL renders; proxy.png) and two GLB meshes
@@ -49,16 +49,16 @@ else
   # 3D stage at 16 channels, 2D at 64. At these sizes a step costs about 40 ms alone on an H100 (the OpenGL
   # half is the batched moderngl renderer), so 1000 steps fit TRAIN_SECONDS when shared; `report` flags an arm
   # that stopped short.
-  ARCH=(--preset small --voxel-resolution 32 --image-resolution 64 --renderer-channels-3d 16
-        --renderer-channels-2d 64 --renderer-res-blocks-3d 1 --renderer-res-blocks-2d 2 --batch-size 32)
+  ARCH=(--preset small --voxel-resolution 32 --image-resolution 64 --renderer.channels-3d 16
+        --renderer.channels-2d 64 --renderer.res-blocks-3d 1 --renderer.res-blocks-2d 2 --batch-size 32)
   BB_ARGS=(--preset small --max-steps 1000 --batch-size 128); RENDERER_STEPS=2000; PREP_SECONDS=${PREP_SECONDS:-70}
   STEPS=${STEPS:-1000}; TRAIN_SECONDS=${TRAIN_SECONDS:-230}; EVAL_SECONDS=${EVAL_SECONDS:-90}
   EVAL_ARGS=(--num-samples 1000 --num-shapes "${NUM_SHAPES:-32}")  # COV/MMD: generated and ground-truth meshes
   GEN_NUM=16
 fi
-GAN=(--z-dim 128 --g-channels 32 --g-max-channels 256 --d-channels 32 --d-max-channels 256 --g-output-bias -2
-     --pretrain-steps 0 --renderer-checkpoint "$D/renderer")
-[ "$SMOKE" = 1 ] && GAN=(--pretrain-steps 0 --renderer-checkpoint "$D/renderer")
+GAN=(--generator.z-dim 128 --generator.channels 32 --generator.max-channels 256 --generator.output-bias -2
+     --discriminator.channels 32 --discriminator.max-channels 256 --renderer.pretrain-steps 0 --renderer.checkpoint "$D/renderer")
+[ "$SMOKE" = 1 ] && GAN=(--renderer.pretrain-steps 0 --renderer.checkpoint "$D/renderer")
 # The arms' training seed (the data, backbone and proxy pre-training keep seed 0): SEED, or an arm's -sN suffix
 case "${1:-}" in *-s[0-9]*) SEED=${1##*-s} ;; *) SEED=${SEED:-0} ;; esac
 COMMON=(--data "$D/data" --max-steps "$STEPS" --seed "$SEED" --device "$DEV" --log-every 25 --sample-every "$STEPS"
@@ -121,7 +121,7 @@ seeded_arms() {  # the seed-suffixed arms that have run (dom-s2, nodom-s2, ...),
 report() {
   $PY benchmarks/ablation_summary.py report "$D" --method $M --arms $ARMS $(seeded_arms) \
       --title "iggan: discriminator output matching at equal budget (grey chairs, ${RES}px, pre-trained proxy)" \
-      --labels "dom=DOM on log D, weight 100 (Eq. 8 as printed)" "nodom=no DOM (--dom-weight 0)" \
+      --labels "dom=DOM on log D, weight 100 (Eq. 8 as printed)" "nodom=no DOM (--renderer.dom-weight 0)" \
                "dombal=DOM weight $(dom_balanced) (100 at the paper's 128^2, scaled by pixels)" \
                "domdl=DOM on log(1 - D), weight 100 (D's loss, the paper's introduction; the default)" \
                "domprob=DOM on probabilities, weight 100 (unflat's variant, not the paper)"
@@ -130,7 +130,7 @@ report() {
 arm_flags() {  # arm_flags NAME : the flags an arm adds to its file benchmarks/arms/iggan/NAME.yaml (no seed suffix)
   case "$1" in
     dom|nodom|domdl|domprob) echo ;;
-    dombal) echo --dom-weight "$(dom_balanced)" ;;  # computed from RES
+    dombal) echo --renderer.dom-weight "$(dom_balanced)" ;;  # computed from RES
     *) return 1 ;;
   esac
 }

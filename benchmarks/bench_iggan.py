@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import device_name, report, sync  # noqa: E402
 
 from unflat.cameras import Cameras  # noqa: E402
+from unflat.config import replace_fields  # noqa: E402
 from unflat.data.format import DatasetInfo  # noqa: E402
 from unflat.data.loader import Batch  # noqa: E402
 from unflat.engine.trainer import make_context  # noqa: E402
@@ -38,7 +39,7 @@ GL_PARTS = ["prepare", "upload", "draw", "readback", "finish"]
 
 def bench_backend(cfg, backend: str, batch: Batch, info: DatasetInfo, steps: int, warmup: int) -> dict:
     """ms per phase (sequential), faces per step, and ms of a whole overlapped training step."""
-    cfg = replace(cfg, renderer_backend=backend.removesuffix("-host"))
+    cfg = replace_fields(cfg, {"rendering.backend": backend.removesuffix("-host")})
     ctx = make_context(cfg)
     device = ctx.device
     torch.manual_seed(0)

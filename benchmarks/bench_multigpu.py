@@ -63,7 +63,7 @@ def workloads(smoke: bool) -> list[Workload]:
                  "batch 16 per GPU"),
         Workload("iggan",
                  ["--category", "chair", "--num-shapes", "200", "--resolution", "128", "--material", "grey"],
-                 ["--preset", "paper", "--pretrain-steps", "0"], 10, 2,
+                 ["--preset", "paper", "--renderer.pretrain-steps", "0"], 10, 2,
                  "paper preset (64^3 voxels, 128^2, batch 32 per GPU, OpenGL in the loop), GAN steps (no proxy pre-training)"),
     ]
 

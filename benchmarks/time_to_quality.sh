@@ -34,9 +34,10 @@ else
              --discriminator.channel-max 256 --batch-size 32 --rendering.num-coarse 32 --rendering.num-fine 32 --depth.adaptor-hidden 64
              --depth.adaptor-anneal-images 4000 --depth.source gt --distillation.teacher efficientnet)
   # iggan: benchmarks/ablation_iggan.sh's mid preset; its proxy renderer pre-trains inside the budget
-  ARCH_iggan=(--preset small --voxel-resolution 32 --image-resolution 64 --renderer-channels-3d 16
-              --renderer-channels-2d 64 --renderer-res-blocks-3d 1 --renderer-res-blocks-2d 2 --batch-size 32
-              --z-dim 128 --g-channels 32 --g-max-channels 256 --d-channels 32 --d-max-channels 256 --pretrain-steps 1000)
+  ARCH_iggan=(--preset small --voxel-resolution 32 --image-resolution 64 --renderer.channels-3d 16
+              --renderer.channels-2d 64 --renderer.res-blocks-3d 1 --renderer.res-blocks-2d 2 --batch-size 32
+              --generator.z-dim 128 --generator.channels 32 --generator.max-channels 256 --discriminator.channels 32
+              --discriminator.max-channels 256 --renderer.pretrain-steps 1000)
   EVAL_ARGS=(--num-samples 1000 --num-shapes 32 --batch-size 64); CKPT_EVERY=${CKPT_EVERY:-100}
 fi
 METHODS=${METHODS:-"mvtriplane 3dgp iggan"}

@@ -51,3 +51,21 @@ def test_train_help_groups_a_methods_flags_by_component(capsys) -> None:
     assert "--discriminator.channel-base" in text and "--camera-generator.z-dim" in text
     assert "(default: 64)" in text.split("--discriminator.channel-base", 1)[1][:200]  # the tiny preset's value
     assert "perturb" not in text and "--d-channel-base" not in text
+
+
+def test_iggan_help_groups_its_flags_by_component(capsys) -> None:
+    """`unflat train iggan --help`: the paper's parts (generator, OpenGL, proxy renderer, discriminator, views,
+    export) as sections; the proxy's pre-training run shares the renderer and OpenGL sections."""
+    with pytest.raises(SystemExit):
+        cli.main(["train", "iggan", "--preset", "tiny", "--help"])
+    text = capsys.readouterr().out
+    for group in ("generator", "renderer", "rendering", "discriminator", "cameras", "export"):
+        assert f"{group} options" in text, group
+    assert "--renderer.dom-weight" in text and "--discriminator.mask-real-images" in text
+    assert "(default: 16)" in text.split("--renderer.channels-2d", 1)[1][:200]  # the tiny preset's value
+    assert "--dom-weight" not in text and "--g-max-channels" not in text and "--export-threshold" not in text
+    with pytest.raises(SystemExit):
+        cli.main(["train", "iggan-renderer", "--help"])
+    text = capsys.readouterr().out
+    assert all(f"{group} options" in text for group in ("renderer", "rendering", "cameras"))
+    assert "--cameras.radius" in text and "mask-real-images" not in text and "--renderer.dom-weight" not in text

@@ -32,6 +32,39 @@ def test_an_old_flat_config_is_the_same_config_nested(method: str):
     assert config_from_dict(spec.config_cls, nested) == spec.config("tiny")  # a nested config stays as it is
 
 
+@pytest.mark.parametrize("method", ["iggan", "iggan-renderer"])
+def test_an_old_flat_iggan_config_is_the_same_config_nested(method: str):
+    spec = get_method(method)
+    text = (FLAT / f"{method}-tiny.yaml").read_text()
+    flat = yaml.safe_load(text)
+    assert "renderer_channels_3d" in flat and "renderer" not in flat  # the fixture is really flat
+    assert config_from_yaml(spec.config_cls, text) == spec.config("tiny")
+    assert config_from_dict(spec.config_cls, to_plain(spec.config("tiny"))) == spec.config("tiny")
+
+
+def test_iggan_flat_names_move_to_their_components():
+    iggan = get_method("iggan").config_cls
+    moved = migrate_flat_keys(iggan, {"seed": 1, "g_max_channels": 32, "lr_d": 0.1, "lr_renderer": 0.2,
+                                      "renderer_checkpoint": "r", "renderer_backend": "pyrender",
+                                      "export_threshold": 0.4, "view_range": "limited", "mask_real_images": "on"})
+    assert moved == {"seed": 1, "generator": {"max_channels": 32}, "discriminator": {"lr": 0.1, "mask_real_images": "on"},
+                     "renderer": {"lr": 0.2, "checkpoint": "r"}, "rendering": {"backend": "pyrender"},
+                     "export": {"threshold": 0.4}, "cameras": {"view_range": "limited"}}
+    pretrain = get_method("iggan-renderer").config_cls
+    assert migrate_flat_keys(pretrain, {"camera_radius": 2.5, "mask_real_images": "on", "lr": 0.1}) == {
+        "cameras": {"radius": 2.5}, "lr": 0.1}  # real images never reach the renderer's pre-training
+
+
+def test_a_renderer_pretrained_before_the_nesting_names_its_architecture():
+    from unflat.methods.iggan import trained_architecture
+
+    text = (FLAT / "iggan-renderer-tiny.yaml").read_text()
+    assert trained_architecture("iggan-renderer", text) == {
+        "voxel_resolution": 16, "image_resolution": 16, "renderer.channels_3d": 4, "renderer.channels_2d": 16,
+        "renderer.res_blocks_3d": 1, "renderer.res_blocks_2d": 1}
+    nested = run_config_text("iggan", get_method("iggan").config("tiny"))
+    assert trained_architecture("iggan", nested) == trained_architecture("iggan-renderer", text)
+
 def test_the_migration_moves_renamed_fields_and_drops_fields_that_no_longer_apply():
     tdgp = get_method("3dgp").config_cls
     moved = migrate_flat_keys(tdgp, {"seed": 1, "d_channel_base": 64, "g_lr": 0.1, "camera_radius": 2.5,
@@ -48,7 +81,7 @@ def test_the_migration_moves_renamed_fields_and_drops_fields_that_no_longer_appl
         "multiview": {"views": 2, "diversity_every": 5}, "cameras": {"perturb_deg": 3.0}}
 
 
-@pytest.mark.parametrize("method", ["mvtriplane", "3dgp"])
+@pytest.mark.parametrize("method", ["mvtriplane", "3dgp", "iggan"])
 def test_an_old_checkpoint_and_run_config_resume_and_train_again(method: str, sphere_dataset: Path, tmp_path: Path,
                                                                  monkeypatch):
     from unflat.engine import checkpoint as ckpt

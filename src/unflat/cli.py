@@ -213,10 +213,10 @@ class ExportArgs:
     its voxel grid."""
     level: float | Literal["auto"] | None = None
     """Iso-level of the surface: density for tri-plane methods (default: the run's export.mesh_density; "auto" = per
-    sample, where its rendering reaches opacity 0.5), occupancy for iggan (default: the run's export_threshold)."""
+    sample, where its rendering reaches opacity 0.5), occupancy for iggan (default: the run's export.threshold)."""
     min_component: float | None = None
     """Drop connected components with less than this share of a mesh's faces (floaters; 0 keeps all; default: the
-    run's export.mesh_min_component (iggan: mesh_min_component))."""
+    run's export.mesh_min_component)."""
     device: str = "auto"
     """cpu, cuda, mps or auto."""
 

@@ -38,7 +38,7 @@ class DemoConfig:
     """Training steps (the small preset's own schedule is longer; this keeps the demo to minutes)."""
     train_args: tuple[str, ...] = ()
     """Extra `unflat train METHOD` flags for the demo run. iggan's proxy-renderer pre-training is a tenth of
-    --max-steps, at most 150, unless these flags set --pretrain-steps."""
+    --max-steps, at most 150, unless these flags set --renderer.pretrain-steps."""
     num_samples: int = 16
     """Samples in the final grid and meshes exported."""
     seed: int = 0
@@ -105,9 +105,9 @@ def train_generator(cfg: DemoConfig, data: Path) -> Path:
 
     spec = get_method(cfg.method)
     train_args = list(cfg.train_args)
-    if cfg.method == "iggan" and "--pretrain-steps" not in train_args:
+    if cfg.method == "iggan" and "--renderer.pretrain-steps" not in train_args:
         # a short demo must leave steps for the GAN after the proxy renderer's pre-training
-        train_args += ["--pretrain-steps", str(min(150, max(1, cfg.max_steps // 10)))]
+        train_args += ["--renderer.pretrain-steps", str(min(150, max(1, cfg.max_steps // 10)))]
     small = parse(spec.config_cls, train_args, f"unflat train {spec.name}", default=spec.config("small"))
     train_cfg = dataclasses.replace(
         small, data=data, out=run, seed=cfg.seed, device=cfg.device, max_steps=cfg.max_steps,

@@ -44,6 +44,7 @@ def test_progressive_and_iggan_declare_their_phases(sphere_dataset, multiview_sp
 
     import torch
 
+    from unflat.config import replace_fields
     from unflat.data.format import open_dataset
     from unflat.methods.base import TrainContext
     from unflat.methods.iggan import iggan_tiny
@@ -51,7 +52,8 @@ def test_progressive_and_iggan_declare_their_phases(sphere_dataset, multiview_sp
 
     cpu = TrainContext(torch.device("cpu"))
     info = open_dataset(sphere_dataset).info
-    assert IGGAN(replace(iggan_tiny(), pretrain_steps=3), info, cpu).training_phases() == [("pre-training", 0), ("GAN", 3)]
+    pretraining = replace_fields(iggan_tiny(), {"renderer.pretrain_steps": 3})
+    assert IGGAN(pretraining, info, cpu).training_phases() == [("pre-training", 0), ("GAN", 3)]
     assert IGGAN(iggan_tiny(), info, cpu).training_phases() == []
     mv = open_dataset(multiview_sphere_dataset).info
     assert Progressive(tiny(), mv, cpu).training_phases() == [("stage I", 0), ("stage II", 2), ("stage III", 4)]

@@ -33,8 +33,8 @@ def test_iggan_pretraining_longer_than_the_run_is_said(grey_one_class: Path) -> 
     from unflat.methods.iggan import IGGAN, iggan_tiny
 
     cfg = replace(iggan_tiny(), data=grey_one_class)
-    assert _warnings(IGGAN, replace(cfg, pretrain_steps=1), grey_one_class) == []  # G and D train from step 1
-    notes = _warnings(IGGAN, replace(cfg, pretrain_steps=cfg.max_steps), grey_one_class)
+    assert _warnings(IGGAN, replace_fields(cfg, {"renderer.pretrain_steps": 1}), grey_one_class) == []  # G and D train from step 1
+    notes = _warnings(IGGAN, replace_fields(cfg, {"renderer.pretrain_steps": cfg.max_steps}), grey_one_class)
     assert len(notes) == 1 and "G and D never train" in notes[0] and f"--max-steps {cfg.max_steps}" in notes[0]
 
 
@@ -85,7 +85,8 @@ def test_the_engine_says_each_warning_once_before_the_first_step(sphere_dataset:
     from unflat.runs import resume, train
     from unflat.methods.iggan import SPEC, iggan_tiny
 
-    cfg = replace(iggan_tiny(), data=sphere_dataset, out=tmp_path / "run", pretrain_steps=2, max_steps=2)
+    cfg = replace_fields(iggan_tiny(), {"data": sphere_dataset, "out": tmp_path / "run", "renderer.pretrain_steps": 2,
+                                        "max_steps": 2})
     train(SPEC, cfg)
     err = capsys.readouterr().err
     lines = err.splitlines()
@@ -93,7 +94,7 @@ def test_the_engine_says_each_warning_once_before_the_first_step(sphere_dataset:
     first_step = next(i for i, line in enumerate(lines) if line.startswith("step 1/2"))
     assert len(warned) == 3 and max(warned) < first_step, err
     log = (tmp_path / "run" / "run.log").read_text()
-    assert log.count("WARNING --pretrain-steps 2 >= --max-steps 2") == 1
+    assert log.count("WARNING --renderer.pretrain-steps 2 >= --max-steps 2") == 1
     # its samples are labelled as pre-training (a white grid of an untrained G, not a failed run)
     import imageio.v3 as iio
 

@@ -13,6 +13,7 @@ import torch
 import trimesh
 
 from unflat.cameras import Cameras
+from unflat.config import replace_fields
 from unflat.data.format import open_dataset
 from unflat.data.loader import iterate_batches
 from unflat.errors import ConfigError
@@ -192,9 +193,9 @@ def test_dom_space_reaches_the_config_from_the_command_line(tmp_path) -> None:
     from unflat.parsing import parse
     from unflat.methods.iggan import IGGANConfig
 
-    cfg = parse(IGGANConfig, ["--dom-space", "probability"], "unflat train iggan")
-    assert cfg.dom_space == "probability" and IGGANConfig().dom_space == "d_loss"
-    assert parse(IGGANConfig, ["--dom-space", "log_d"], "unflat train iggan").dom_space == "log_d"
+    cfg = parse(IGGANConfig, ["--renderer.dom-space", "probability"], "unflat train iggan")
+    assert cfg.renderer.dom_space == "probability" and IGGANConfig().renderer.dom_space == "d_loss"
+    assert parse(IGGANConfig, ["--renderer.dom-space", "log_d"], "unflat train iggan").renderer.dom_space == "log_d"
 
 
 def test_runs_saved_before_dom_space_existed_load_with_the_log_d_they_trained_with() -> None:
@@ -202,14 +203,21 @@ def test_runs_saved_before_dom_space_existed_load_with_the_log_d_they_trained_wi
     the only form) must resume as trained, while saved configs that name it keep their value."""
     from unflat.config import config_from_yaml, config_to_yaml
     from unflat.methods.iggan import IGGANConfig
+    from unflat.methods.iggan_config import IGGANProxyConfig
 
-    saved = config_to_yaml(IGGANConfig(dom_weight=50.0))
-    assert "dom_space: d_loss" in saved and "defaults_of_older_runs" not in saved
-    assert config_from_yaml(IGGANConfig, saved).dom_space == "d_loss"
-    older = "\n".join(line for line in saved.splitlines() if not line.startswith("dom_space:"))
+    saved = config_to_yaml(IGGANConfig(renderer=IGGANProxyConfig(dom_weight=50.0)))
+    assert "  dom_space: d_loss" in saved and "defaults_of_older_runs" not in saved
+    assert config_from_yaml(IGGANConfig, saved).renderer.dom_space == "d_loss"
+    older = "\n".join(line for line in saved.splitlines() if not line.strip().startswith("dom_space:"))
     loaded = config_from_yaml(IGGANConfig, older)
-    assert loaded.dom_space == "log_d" and loaded.dom_weight == 50.0
-    assert config_from_yaml(IGGANConfig, saved.replace("dom_space: d_loss", "dom_space: probability")).dom_space == "probability"
+    assert loaded.renderer.dom_space == "log_d" and loaded.renderer.dom_weight == 50.0
+    probability = saved.replace("dom_space: d_loss", "dom_space: probability")
+    assert config_from_yaml(IGGANConfig, probability).renderer.dom_space == "probability"
+    # a flat run of the time before the nesting, without the field, trained with log D too
+    flat = (Path(__file__).parents[1] / "fixtures" / "flat_configs" / "iggan-tiny.yaml").read_text()
+    assert config_from_yaml(IGGANConfig, flat).renderer.dom_space == "d_loss"
+    flat_older = "\n".join(line for line in flat.splitlines() if not line.startswith("dom_space:"))
+    assert config_from_yaml(IGGANConfig, flat_older).renderer.dom_space == "log_d"
 
 
 def test_random_shapes_are_binary_and_seeded() -> None:
@@ -222,8 +230,9 @@ def test_random_shapes_are_binary_and_seeded() -> None:
 
 
 # ---- the method ------------------------------------------------------------------------------
-def _method(data: Path, **overrides) -> IGGAN:
-    cfg = replace(SPEC.config("tiny"), data=data, device="cpu", **overrides)
+def _method(data: Path, overrides: dict[str, object] | None = None) -> IGGAN:
+    """The tiny iggan on ``data`` with ``overrides`` ({"renderer.freeze": True, ...})."""
+    cfg = replace_fields(SPEC.config("tiny"), {"data": data, "device": "cpu", **(overrides or {})})
     cfg.validate()
     torch.manual_seed(0)
     return IGGAN(cfg, open_dataset(data).info, CPU)
@@ -256,7 +265,7 @@ def test_overlapped_render_gives_the_same_step(sphere_dataset: Path) -> None:
     """The proxy's forward pass moved before the D update (to overlap OpenGL) changes no number."""
     results = []
     for overlap in (True, False):
-        method = _method(sphere_dataset, overlap_render=overlap)
+        method = _method(sphere_dataset, {"rendering.overlap": overlap})
         torch.manual_seed(11)
         for step, batch in enumerate(iterate_batches(sphere_dataset, 0, 2, 2, 0, torch.device("cpu"))):
             logs = method.train_step(batch, step)
@@ -269,12 +278,13 @@ def test_overlapped_render_gives_the_same_step(sphere_dataset: Path) -> None:
 
 
 def test_dom_weight_zero_and_frozen_renderer(sphere_dataset: Path, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="freeze-renderer"):
-        replace(SPEC.config("tiny"), data=sphere_dataset, freeze_renderer=True).validate()
+    with pytest.raises(ConfigError, match="renderer.freeze"):
+        replace_fields(SPEC.config("tiny"), {"data": sphere_dataset, "renderer.freeze": True}).validate()
     # a bare state dict counts as a pre-trained renderer
     donor = _method(sphere_dataset)
     torch.save(donor.renderer.state_dict(), tmp_path / "renderer.pt")
-    method = _method(sphere_dataset, freeze_renderer=True, dom_weight=0.0, renderer_checkpoint=tmp_path / "renderer.pt")
+    method = _method(sphere_dataset, {"renderer.freeze": True, "renderer.dom_weight": 0.0,
+                                      "renderer.checkpoint": tmp_path / "renderer.pt"})
     frozen = [p.detach().clone() for p in method.renderer.parameters()]
     assert all(torch.equal(a, b) for a, b in zip(frozen, donor.renderer.parameters()))
     batch = next(iterate_batches(sphere_dataset, 0, 1, 2, 0, torch.device("cpu")))
@@ -312,7 +322,7 @@ def test_renderer_pretraining_lowers_l2_to_opengl() -> None:
     method = IGGANRenderer(cfg, IGGANRenderer.builtin_data_info(cfg), CPU)
     torch.manual_seed(1234)  # held-out shapes and views
     shapes = random_shapes(8, cfg.voxel_resolution, "cubes")
-    views = sample_views(8, cfg.camera_radius, cfg.camera_fov_deg, (-180, 180), cfg.elevation_range)
+    views = sample_views(8, cfg.cameras.radius, cfg.cameras.fov_deg, (-180, 180), cfg.cameras.elevation_range)
     before = method.evaluate_l2(shapes, views)
     for step in range(30):
         torch.manual_seed(step)
@@ -329,20 +339,21 @@ def test_pretrained_renderer_run_is_reused(sphere_dataset: Path, tmp_path: Path)
     from unflat.engine import checkpoint as ckpt
 
     saved = ckpt.load_checkpoint(tmp_path / "renderer")["method_state"]["networks"]["renderer"]
-    method = _method(sphere_dataset, renderer_checkpoint=tmp_path / "renderer")
+    method = _method(sphere_dataset, {"renderer.checkpoint": tmp_path / "renderer"})
     for key, value in method.renderer.state_dict().items():
         assert torch.equal(value, saved[key]), key
-    with pytest.raises(ConfigError, match="renderer-checkpoint"):
-        _method(sphere_dataset, renderer_checkpoint=tmp_path / "renderer", renderer_channels_2d=8)
+    with pytest.raises(ConfigError, match="renderer.checkpoint.*add --renderer.channels-2d 16"):
+        _method(sphere_dataset, {"renderer.checkpoint": tmp_path / "renderer", "renderer.channels_2d": 8})
     # a GAN run that used it still loads once the pre-training run is gone; a fresh run refuses to train
     from unflat.runs import load_run
 
-    gan = replace(SPEC.config("tiny"), data=sphere_dataset, out=tmp_path / "gan", device="cpu", max_steps=1,
-                  tensorboard=False, renderer_checkpoint=tmp_path / "renderer")
+    gan = replace_fields(SPEC.config("tiny"), {"data": sphere_dataset, "out": tmp_path / "gan", "device": "cpu",
+                                               "max_steps": 1, "tensorboard": False,
+                                               "renderer.checkpoint": tmp_path / "renderer"})
     train(SPEC, gan)
     (tmp_path / "renderer").rename(tmp_path / "moved")
     assert load_run(tmp_path / "gan", "cpu").method.sample(1, seed=0).images.shape == (1, 3, 16, 16)
-    fresh = _method(sphere_dataset, renderer_checkpoint=tmp_path / "renderer")
+    fresh = _method(sphere_dataset, {"renderer.checkpoint": tmp_path / "renderer"})
     batch = next(iterate_batches(sphere_dataset, 0, 1, 2, 0, torch.device("cpu")))
     with pytest.raises(ConfigError, match="does not exist"):
         fresh.train_step(batch, 0)
@@ -352,7 +363,7 @@ def test_exported_voxel_meshes_drop_stray_voxels(sphere_dataset: Path) -> None:
     from unflat.data.format import open_dataset
     from unflat.methods.base import TrainContext
 
-    cfg = replace(SPEC.config("tiny"), data=sphere_dataset, device="cpu", mesh_min_component=0.0)
+    cfg = replace_fields(SPEC.config("tiny"), {"data": sphere_dataset, "device": "cpu", "export.mesh_min_component": 0.0})
     method = SPEC.method_cls(cfg, open_dataset(sphere_dataset).info, TrainContext(torch.device("cpu")))
     r = cfg.voxel_resolution
     voxels = torch.full((1, 1, r, r, r), 0.1)

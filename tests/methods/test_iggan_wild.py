@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from unflat.config import replace_fields
 from unflat.data.format import open_dataset
 from unflat.data.loader import iterate_batches
 from unflat.errors import UserError
@@ -19,8 +20,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 CPU = torch.device("cpu")
 
 
-def _method(data: Path, data_background: str, **overrides) -> IGGAN:
-    cfg = replace(get_method("iggan").config("tiny"), data=data, device="cpu", **overrides)
+def _method(data: Path, data_background: str, overrides: dict[str, object] | None = None) -> IGGAN:
+    cfg = replace_fields(get_method("iggan").config("tiny"), {"data": data, "device": "cpu", **(overrides or {})})
     return IGGAN(cfg, replace(open_dataset(data).info, background=data_background), TrainContext(CPU))
 
 
@@ -29,16 +30,16 @@ def test_real_images_follow_the_data_background(sphere_dataset: Path) -> None:
     batch.images = batch.images * batch.masks + torch.linspace(-1, 0.5, batch.images.shape[-1]) * (1 - batch.masks)
     white_data = _method(sphere_dataset, "white").real_images(batch)
     assert torch.equal(white_data, batch.images)  # renders on white: as they are
-    method = _method(sphere_dataset, "wild", background=(1.0, 0.0, 0.0))
+    method = _method(sphere_dataset, "wild", {"rendering.background": (1.0, 0.0, 0.0)})
     wild = method.real_images(batch)
     outside = (batch.masks < 1e-3).expand_as(wild)
     red = torch.tensor([1.0, -1.0, -1.0]).view(1, 3, 1, 1).expand_as(wild)
     torch.testing.assert_close(wild[outside], red[outside])
     inside = (batch.masks > 0.999).expand_as(wild)
     torch.testing.assert_close(wild[inside], batch.images[inside])
-    method.cfg.mask_real_images = "off"
+    method.cfg.discriminator.mask_real_images = "off"
     assert torch.equal(method.real_images(batch), batch.images)
-    method.cfg.mask_real_images = "auto"
+    method.cfg.discriminator.mask_real_images = "auto"
     batch.masks = None
     with pytest.raises(UserError, match="no masks"):
         method.real_images(batch)

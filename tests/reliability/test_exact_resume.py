@@ -52,7 +52,7 @@ PLANS: dict[str, Plan] = {
                  schedule_change=lambda rows: all(_changes(k)(rows) for k in ("patch/beta", "camera/emd_multiplier",
                                                                                "depth/adaptor_start_p"))),
     # renderer pre-training for steps 0-2, then the GAN
-    "iggan": Plan(overrides={"pretrain_steps": 3}, schedule_change=lambda rows: len({"pretraining" in r for r in rows}) > 1),
+    "iggan": Plan(overrides={"renderer.pretrain_steps": 3}, schedule_change=lambda rows: len({"pretraining" in r for r in rows}) > 1),
     "iggan-renderer": Plan(data="none"),
     "depth": Plan(),  # cosine learning-rate schedule over max_steps: a new rate every step
 }

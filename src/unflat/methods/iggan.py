@@ -8,7 +8,7 @@ Two registered methods:
   discriminator output matching (DOM, weight 100), carries the discriminator's gradient back to
   the generator. D, R_phi and G are updated once each per step (1:1:1).
 * ``iggan-renderer``: pre-training of the proxy renderer on random shapes (cubes, tables) that it
-  makes itself; its run directory is what ``iggan --renderer-checkpoint`` expects.
+  makes itself; its run directory is what ``iggan --renderer.checkpoint`` expects.
 
 Equations, hyper-parameters and their sources: docs/methods/iggan.md.
 """
@@ -21,8 +21,7 @@ import warnings
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, ClassVar, Literal, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,202 +30,24 @@ import yaml
 from torch import Tensor
 
 from unflat.cameras import Cameras
-from unflat.config import RunConfig, require_positive
+from unflat.config import field_value, migrate_flat_keys, nest_dotted_keys
 from unflat.data.appearance import is_coloured
 from unflat.data.format import Dataset, DatasetInfo
 from unflat.data.loader import Batch
 from unflat.engine.progress import PhaseProgress
 from unflat.errors import ConfigError, UserError
 from unflat.losses.adversarial import discriminator_loss, generator_loss
-from unflat.losses.dom import DomSpace, dom_loss
+from unflat.losses.dom import dom_loss
 from unflat.methods.base import Generator3D, Method, Samples, TrainContext
+from unflat.methods.iggan_config import (IGGANConfig, IGGANDiscriminatorConfig, IGGANProxyConfig,
+                                         IGGANRendererConfig, ProxyNetConfig, ProxyRendererConfig, ShapeKind,
+                                         VoxelGeneratorConfig)
 from unflat.methods.registry import get_method_spec, register_method
 from unflat.nets.dcgan import DCGANDiscriminator
 from unflat.nets.rendernet import RenderNet, camera_frame_grid, sample_camera_frame
 from unflat.nets.voxel_generator import VoxelGenerator
 from unflat.render.base import RenderOutput
-from unflat.render.gl_backends import RendererBackend
 from unflat.render.voxel_pipeline import VoxelRenderPipeline, binarise, sample_thresholds, voxels_to_meshes
-
-ShapeKind = Literal["cubes", "tables", "mixed"]
-
-
-# =============================================================================================
-# Configs
-# =============================================================================================
-@dataclass
-class ProxyRendererConfig(RunConfig):
-    """Fields shared by ``iggan`` and ``iggan-renderer``: the voxel grid, the proxy renderer, the
-    off-the-shelf renderer's look and the views of generated shapes. A pre-trained renderer can be
-    reused only with equal values of the architecture fields."""
-
-    voxel_resolution: int = 64
-    """Voxel grid side R (paper: 64). The camera-frame grid fed to the proxy is 2R (paper: 128)."""
-    voxel_extent: float = 1.0
-    """Half-size of the voxel box in world units: the grid spans [-extent, extent]^3 around the origin."""
-    image_resolution: int = 128
-    """Side of rendered and discriminated images (paper: 128). Real images are resized to it."""
-    renderer_channels_3d: int = 32
-    """Width of the proxy renderer's 3D residual stage (paper silent)."""
-    renderer_channels_2d: int = 256
-    """Width of the proxy renderer's 2D residual stage (paper silent)."""
-    renderer_res_blocks_3d: int = 2
-    """3D residual blocks of the proxy renderer (paper: 2)."""
-    renderer_res_blocks_2d: int = 4
-    """2D residual blocks of the proxy renderer (paper: 4)."""
-    camera_grid: Literal["rigid", "perspective"] = "rigid"
-    """How voxels enter the proxy: the paper's rigid transform into a camera-aligned grid, or a frustum grid whose columns are pixel rays (not in the paper)."""
-    elevation_range: tuple[float, float] = (-30.0, 60.0)
-    """Camera elevations (degrees) for views of generated / random shapes (paper, chairs: -30..60)."""
-    mesh_color: tuple[float, float, float] = (0.7, 0.7, 0.7)
-    """RGB in [0,1] of meshes rendered by OpenGL; must match how the training images were rendered."""
-    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    """RGB in [0,1] behind rendered meshes; must match the training images."""
-    mask_real_images: Literal["auto", "on", "off"] = "auto"
-    """Composite real images over --background with their masks before D sees them; "auto" = on for datasets
-    whose background is not white (photos, `synth --wild`): the voxel generator makes a shape, not a scene."""
-    supersample: int = 2
-    """OpenGL antialiasing: render at this multiple of the image size and average down; match the dataset's (unflat dataset synth/render default: 2)."""
-    mesh_workers: int = 1
-    """No longer used (marching cubes now runs vectorised in PyTorch on the training device); kept so older run configs load."""
-    renderer_backend: RendererBackend = "auto"
-    """Off-the-shelf OpenGL renderer: moderngl (the whole batch in one pass), pyrender (one mesh at a time) or auto (moderngl where a headless EGL context works, else pyrender). Same pictures."""
-    overlap_render: bool = True
-    """Run the proxy renderer's forward pass while OpenGL draws in the renderer's thread (moderngl; same numbers as drawing first)."""
-
-    def validate(self) -> None:
-        super().validate()
-        require_positive(self, "voxel_extent", "renderer_channels_3d", "renderer_channels_2d")
-        for name in ("voxel_resolution", "image_resolution"):
-            value = getattr(self, name)
-            if value < 8 or value & (value - 1):
-                raise ConfigError(name, f"must be a power of two >= 8, got {value}")
-        for name in ("renderer_res_blocks_3d", "renderer_res_blocks_2d"):
-            if getattr(self, name) < 0:
-                raise ConfigError(name, f"must be >= 0, got {getattr(self, name)}")
-        lo, hi = self.elevation_range
-        if not -90 <= lo <= hi <= 90:
-            raise ConfigError("elevation_range", f"must satisfy -90 <= lo <= hi <= 90, got {self.elevation_range}")
-        for name in ("mesh_color", "background"):
-            if not all(0.0 <= c <= 1.0 for c in getattr(self, name)):
-                raise ConfigError(name, "RGB components must lie in [0, 1]")
-        if self.supersample < 1:
-            raise ConfigError("supersample", f"must be >= 1, got {self.supersample}")
-        if self.mesh_workers < 1:
-            raise ConfigError("mesh_workers", f"must be >= 1, got {self.mesh_workers}")
-
-
-@dataclass
-class IGGANConfig(ProxyRendererConfig):
-    """IG-GAN (Lunz et al. 2020): voxel generator trained through an OpenGL renderer and a proxy neural renderer."""
-
-    # Runs saved before `dom_space` existed trained with log D; they resume and load as they were trained.
-    defaults_of_older_runs: ClassVar[Mapping[str, Any]] = MappingProxyType({"dom_space": "log_d"})
-
-    batch_size: int = 32
-    """Images per step (paper silent)."""
-    max_steps: int = 100_000
-    """Training steps (paper silent)."""
-    z_dim: int = 200
-    """Latent size (3D-GAN: 200)."""
-    g_channels: int = 64
-    """Generator width at its last hidden layer (R/2); doubles per coarser level (3D-GAN: 64..512)."""
-    g_max_channels: int = 512
-    """Generator width cap."""
-    g_output_bias: float = 0.0
-    """Initial bias of G's last layer: initial occupancy sigmoid(bias) (3D-GAN: 0, i.e. 0.5 everywhere; the small preset uses -2)."""
-    d_channels: int = 64
-    """Discriminator width at its first layer; doubles per halving (DCGAN: 64..512)."""
-    d_max_channels: int = 512
-    """Discriminator width cap."""
-    d_spectral_norm: bool = True
-    """Spectral normalisation in the discriminator (paper: on)."""
-    lr_g: float = 2e-4
-    """Generator learning rate (paper: 2e-4)."""
-    lr_d: float = 2e-4
-    """Discriminator learning rate (paper: 2e-4)."""
-    lr_renderer: float = 2e-5
-    """Proxy renderer learning rate during GAN training (paper: 2e-5)."""
-    beta1: float = 0.5
-    """Adam beta1 for all networks (paper silent; DCGAN's 0.5)."""
-    beta2: float = 0.999
-    """Adam beta2 for all networks (paper silent; DCGAN's 0.999)."""
-    dom_weight: float = 100.0
-    """lambda of Eq. (9): weight of discriminator output matching over L2 (paper: 100; 0 = the no-DOM ablation)."""
-    dom_space: DomSpace = "d_loss"
-    """DOM matches D's outputs as log(1 - D) (D's loss on a generated image, as the paper's introduction describes DOM; the default: it beat no DOM by FID in 13 of 16 GPU seeds), as log D (Eq. 8 as printed: diverged in 7 of 9 GPU seeds once D won) or as the probability D (unflat's own bounded variant). docs/methods/iggan.md, "DOM: which output is matched"."""
-    freeze_renderer: bool = False
-    """Do not train the proxy renderer during GAN training (the paper's "Fixed" ablation; needs a pre-trained renderer)."""
-    renderer_checkpoint: Path | None = None
-    """Pre-trained proxy renderer: an iggan-renderer (or iggan) run directory or checkpoint file."""
-    pretrain_steps: int = 0
-    """Without --renderer-checkpoint: pre-train the proxy on random shapes for this many steps at the start of this run (G and D wait)."""
-    pretrain_lr: float = 1e-4
-    """Proxy learning rate during in-run pre-training (paper silent)."""
-    pretrain_shapes: ShapeKind = "mixed"
-    """Random shapes for in-run pre-training: cubes, tables or both (paper: tables or cubes)."""
-    view_range: Literal["full", "limited", "dataset"] = "full"
-    """Views of generated shapes: full = all 360 deg of azimuth (elevation from --elevation-range); limited = the paper's LVP (+-60 deg azimuth, 15..60 deg elevation); dataset = the real batch's cameras."""
-    limited_azimuth: float = 60.0
-    """Half-range of azimuth (degrees, about the +Z front) for view_range=limited (paper: 60)."""
-    limited_elevation_range: tuple[float, float] = (15.0, 60.0)
-    """Elevation range (degrees) for view_range=limited (paper: 15..60)."""
-    disc_input: Literal["opengl", "proxy"] = "opengl"
-    """What D sees for generated shapes: OpenGL renders of binarised voxels (the method) or proxy renders (Table 2's "RenderNet" column)."""
-    export_threshold: float = 0.5
-    """Occupancy level of meshes and renders made by sample / generate / export."""
-    mesh_min_component: float = 0.05
-    """Exported meshes drop stray voxel pieces whose area is below this fraction of the largest piece (0 keeps all)."""
-
-    def validate(self) -> None:
-        super().validate()
-        require_positive(self, "z_dim", "g_channels", "g_max_channels", "d_channels", "d_max_channels",
-                         "lr_g", "lr_d", "lr_renderer", "pretrain_lr")
-        for name in ("beta1", "beta2"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ConfigError(name, f"must be in [0, 1), got {getattr(self, name)}")
-        if self.dom_weight < 0:
-            raise ConfigError("dom_weight", f"must be >= 0, got {self.dom_weight}")
-        if self.pretrain_steps < 0:
-            raise ConfigError("pretrain_steps", f"must be >= 0, got {self.pretrain_steps}")
-        if self.freeze_renderer and self.renderer_checkpoint is None and self.pretrain_steps == 0:
-            raise ConfigError("freeze_renderer", "a frozen renderer must be pre-trained: pass --renderer-checkpoint RUN "
-                              "(from `unflat train iggan-renderer`) or --pretrain-steps N")
-        if isinstance(self.export_threshold, str) or not 0 < self.export_threshold < 1:
-            raise ConfigError("export_threshold", f"must be in (0, 1), got {self.export_threshold}")
-        if not 0 <= self.mesh_min_component < 1:
-            raise ConfigError("mesh_min_component", f"must be in [0, 1), got {self.mesh_min_component}")
-        if not 0 < self.limited_azimuth <= 180:
-            raise ConfigError("limited_azimuth", f"must be in (0, 180], got {self.limited_azimuth}")
-
-
-@dataclass
-class IGGANRendererConfig(ProxyRendererConfig):
-    """Pre-training of IG-GAN's proxy renderer on random shapes (Sec. 3, last paragraph; Sec. 5.3)."""
-
-    batch_size: int = 32
-    """Random shapes per step."""
-    max_steps: int = 20_000
-    """Pre-training steps (paper silent)."""
-    lr: float = 1e-4
-    """Adam learning rate (paper silent)."""
-    beta1: float = 0.5
-    """Adam beta1 (paper silent; as for the GAN)."""
-    beta2: float = 0.999
-    """Adam beta2 (paper silent)."""
-    shapes: ShapeKind = "mixed"
-    """Random shapes to pre-train on: unions of boxes ("cubes"), procedural tables, or both."""
-    camera_radius: float = 3.0
-    """Camera distance to the origin for views of the random shapes (default: `unflat dataset synth`'s; with --data: taken from the dataset's cameras instead)."""
-    camera_fov_deg: float = 40.0
-    """Vertical field of view in degrees (with --data: taken from the dataset's cameras instead)."""
-
-    def validate(self) -> None:
-        super().validate()
-        require_positive(self, "lr", "camera_radius", "camera_fov_deg")
-        if self.camera_radius <= math.sqrt(3.0) * self.voxel_extent:
-            raise ConfigError("camera_radius", f"must put the camera outside the voxel box (> {math.sqrt(3) * self.voxel_extent:.2f})")
-
 
 # =============================================================================================
 # Random shapes for renderer pre-training
@@ -317,20 +138,36 @@ def build_renderer(cfg: ProxyRendererConfig) -> RenderNet:
     return RenderNet(
         grid_resolution=2 * cfg.voxel_resolution,
         image_resolution=cfg.image_resolution,
-        channels_3d=cfg.renderer_channels_3d,
-        channels_2d=cfg.renderer_channels_2d,
-        res_blocks_3d=cfg.renderer_res_blocks_3d,
-        res_blocks_2d=cfg.renderer_res_blocks_2d,
+        channels_3d=cfg.renderer.channels_3d,
+        channels_2d=cfg.renderer.channels_2d,
+        res_blocks_3d=cfg.renderer.res_blocks_3d,
+        res_blocks_2d=cfg.renderer.res_blocks_2d,
     )
 
 
 def build_pipeline(cfg: ProxyRendererConfig) -> VoxelRenderPipeline:
-    return VoxelRenderPipeline(cfg.image_resolution, extent=cfg.voxel_extent, background=cfg.background,
-                               color=cfg.mesh_color, supersample=cfg.supersample, backend=cfg.renderer_backend)
+    gl = cfg.rendering
+    return VoxelRenderPipeline(cfg.image_resolution, extent=cfg.voxel_extent, background=gl.background,
+                               color=gl.mesh_color, supersample=gl.supersample, backend=gl.backend)
 
 
-ARCHITECTURE_FIELDS = ("voxel_resolution", "image_resolution", "renderer_channels_3d", "renderer_channels_2d",
-                       "renderer_res_blocks_3d", "renderer_res_blocks_2d")
+ARCHITECTURE_FIELDS = ("voxel_resolution", "image_resolution", "renderer.channels_3d", "renderer.channels_2d",
+                       "renderer.res_blocks_3d", "renderer.res_blocks_2d")
+"""The (dotted) config fields a pre-trained proxy renderer's weights depend on."""
+
+
+def trained_architecture(method: str | None, config_yaml: str) -> dict[str, Any]:
+    """The ARCHITECTURE_FIELDS that a run's saved config (nested, or flat from before the nesting) names."""
+    cls = IGGANRendererConfig if method == "iggan-renderer" else IGGANConfig
+    trained = migrate_flat_keys(cls, nest_dotted_keys(yaml.safe_load(config_yaml) or {}))
+    found: dict[str, Any] = {}
+    for path in ARCHITECTURE_FIELDS:
+        value: Any = trained
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is not None:
+            found[path] = value
+    return found
 
 
 def load_renderer_state(path: Path) -> tuple[dict[str, Tensor], dict]:
@@ -343,20 +180,19 @@ def load_renderer_state(path: Path) -> tuple[dict[str, Tensor], dict]:
     path = Path(path)
     file = path / "checkpoints" / "latest.pt" if path.is_dir() else path
     if not file.exists():
-        raise UserError(f"--renderer-checkpoint: {file} not found (expected an `unflat train iggan-renderer` run directory or a checkpoint file)")
+        raise UserError(f"--renderer.checkpoint: {file} not found (expected an `unflat train iggan-renderer` run directory or a checkpoint file)")
     try:
         payload = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001  (unpickling refusals, truncated files)
-        raise UserError(f"--renderer-checkpoint: cannot load {file} safely: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"--renderer.checkpoint: cannot load {file} safely: {str(exc).splitlines()[0]}") from None
     if isinstance(payload, dict) and "method_state" in payload:
         networks = payload["method_state"].get("networks", {})
         if "renderer" not in networks:
-            raise UserError(f"--renderer-checkpoint: {file} (method {payload.get('method')!r}) has no 'renderer' network")
-        trained = yaml.safe_load(payload.get("config_yaml", "")) or {}
-        return networks["renderer"], {k: trained[k] for k in ARCHITECTURE_FIELDS if k in trained}
+            raise UserError(f"--renderer.checkpoint: {file} (method {payload.get('method')!r}) has no 'renderer' network")
+        return networks["renderer"], trained_architecture(payload.get("method"), payload.get("config_yaml", ""))
     if isinstance(payload, dict) and payload and all(isinstance(v, Tensor) for v in payload.values()):
         return payload, {}
-    raise UserError(f"--renderer-checkpoint: {file} is neither an unflat checkpoint nor a renderer state dict")
+    raise UserError(f"--renderer.checkpoint: {file} is neither an unflat checkpoint nor a renderer state dict")
 
 
 def proxy_pretrain_loss(method: "_ProxyMethodMixin", n: int, radius: Tensor | float, fov_deg: Tensor | float,
@@ -367,7 +203,7 @@ def proxy_pretrain_loss(method: "_ProxyMethodMixin", n: int, radius: Tensor | fl
     cfg = method.cfg
     radius = torch.as_tensor(radius, dtype=torch.float32).cpu()
     fov_deg = torch.as_tensor(fov_deg, dtype=torch.float32).cpu()
-    views = sample_views(n, radius, fov_deg, (-180.0, 180.0), cfg.elevation_range, device=method.device)
+    views = sample_views(n, radius, fov_deg, (-180.0, 180.0), cfg.cameras.elevation_range, device=method.device)
     shapes = random_shapes(n, cfg.voxel_resolution, kind, cfg.voxel_extent, device=method.device)
     target = method.pipeline.images(shapes, views, 0.5)
     with method.autocast():
@@ -392,7 +228,7 @@ class _ProxyMethodMixin:
     def camera_grid(self, cameras: Cameras) -> Tensor:
         """Where the camera-frame grid (2R)^3 samples the voxel grid: [B,2R,2R,2R,3] (see nets.rendernet)."""
         return camera_frame_grid(cameras.to(self.device), self.cfg.voxel_extent, 2 * self.cfg.voxel_resolution,
-                                 perspective=self.cfg.camera_grid == "perspective")
+                                 perspective=self.cfg.renderer.camera_grid == "perspective")
 
     def proxy_render(self, voxels: Tensor, cameras: Cameras) -> Tensor:
         """R_phi: voxels [B,1,R,R,R] -> images [B,3,S,S] in [-1,1], through the camera-frame grid."""
@@ -430,45 +266,46 @@ class IGGAN(_ProxyMethodMixin, Method, Generator3D):
 
     multiview_generator = True
     console_hidden_metrics = ("opengl_faces", "opengl_prepare", "opengl_upload", "opengl_draw", "opengl_readback")
-    export_settings = {"level": "export_threshold", "min_component": "mesh_min_component"}  # resolution: the voxels'
+    export_settings = {"level": "export.threshold", "min_component": "export.mesh_min_component"}  # resolution: the voxels'
     inference_networks = {"G": "G", "renderer": "renderer"}  # a zoo model: the voxel generator (+ proxy renderer for sample)
 
     def __init__(self, cfg: IGGANConfig, info: DatasetInfo, ctx: TrainContext) -> None:
         super().__init__(cfg, info, ctx)
         self.cfg: IGGANConfig = cfg
-        self.G = self.add_network("G", VoxelGenerator(cfg.z_dim, cfg.voxel_resolution, cfg.g_channels, cfg.g_max_channels,
-                                                      cfg.g_output_bias))
+        g, d, proxy = cfg.generator, cfg.discriminator, cfg.renderer
+        self.G = self.add_network("G", VoxelGenerator(g.z_dim, cfg.voxel_resolution, g.channels, g.max_channels,
+                                                      g.output_bias))
         self.renderer = self.add_network("renderer", build_renderer(cfg))
-        self.D = self.add_network("D", DCGANDiscriminator(cfg.image_resolution, cfg.d_channels, cfg.d_max_channels,
-                                                          spectral_norm=cfg.d_spectral_norm))
+        self.D = self.add_network("D", DCGANDiscriminator(cfg.image_resolution, d.channels, d.max_channels,
+                                                          spectral_norm=d.spectral_norm))
         # A resumed or loaded run restores its own renderer weights right after construction, so a
         # pre-trained renderer that has since moved is only an error when a fresh run starts training.
         self.missing_renderer_checkpoint: Path | None = None
-        if cfg.renderer_checkpoint is not None and not Path(cfg.renderer_checkpoint).exists():
-            self.missing_renderer_checkpoint = Path(cfg.renderer_checkpoint)
-        elif cfg.renderer_checkpoint is not None:
-            state, trained = load_renderer_state(cfg.renderer_checkpoint)
-            differ = {k: v for k, v in trained.items() if getattr(cfg, k) != v}
+        if proxy.checkpoint is not None and not Path(proxy.checkpoint).exists():
+            self.missing_renderer_checkpoint = Path(proxy.checkpoint)
+        elif proxy.checkpoint is not None:
+            state, trained = load_renderer_state(proxy.checkpoint)
+            differ = {k: v for k, v in trained.items() if field_value(cfg, k) != v}
             if differ:
                 flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in differ.items())
-                raise ConfigError("renderer_checkpoint", f"was trained with a different renderer; add {flags} "
+                raise ConfigError("renderer.checkpoint", f"was trained with a different renderer; add {flags} "
                                   "(or pre-train one for this config)")
             try:
                 self.renderer.load_state_dict(state)
             except RuntimeError as exc:
-                raise ConfigError("renderer_checkpoint", "its renderer does not fit this config (voxel_resolution, "
-                                  "image_resolution and renderer_* fields must equal the pre-training run's): "
-                                  + str(exc).splitlines()[0]) from None
+                raise ConfigError("renderer.checkpoint", "its renderer does not fit this config (voxel_resolution, "
+                                  "image_resolution and the renderer.* architecture must equal the pre-training "
+                                  "run's): " + str(exc).splitlines()[0]) from None
         # torch.compile'd views for the training step when --compile is set (weights are shared).
         self.G_step, self.renderer_step, self.D_step = (self.maybe_compile(m) for m in (self.G, self.renderer, self.D))
         betas = (cfg.beta1, cfg.beta2)
-        self.add_optimizer("D", torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=betas))
+        self.add_optimizer("D", torch.optim.Adam(self.D.parameters(), lr=d.lr, betas=betas))
         # In-run pre-training (only without a pre-trained renderer) runs at its own learning rate.
-        self.pretraining_steps = cfg.pretrain_steps if cfg.renderer_checkpoint is None else 0
-        ratio = cfg.pretrain_lr / cfg.lr_renderer
-        self.add_optimizer("renderer", torch.optim.Adam(self.renderer.parameters(), lr=cfg.lr_renderer, betas=betas),
+        self.pretraining_steps = proxy.pretrain_steps if proxy.checkpoint is None else 0
+        ratio = proxy.pretrain_lr / proxy.lr
+        self.add_optimizer("renderer", torch.optim.Adam(self.renderer.parameters(), lr=proxy.lr, betas=betas),
                            schedule=lambda step: ratio if step < self.pretraining_steps else 1.0)
-        self.add_optimizer("G", torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=betas))
+        self.add_optimizer("G", torch.optim.Adam(self.G.parameters(), lr=g.lr, betas=betas))
         self.pipeline = build_pipeline(cfg)
         # Camera distance / FoV for views of generated shapes outside training (sample, generate):
         # the latest real batch's medians, checkpointed so a loaded run needs no dataset.
@@ -476,15 +313,15 @@ class IGGAN(_ProxyMethodMixin, Method, Generator3D):
 
     # ---- views ------------------------------------------------------------------------------
     def azimuth_elevation_ranges(self) -> tuple[tuple[float, float], tuple[float, float]]:
-        cfg = self.cfg
-        if cfg.view_range == "limited":
-            return (-cfg.limited_azimuth, cfg.limited_azimuth), cfg.limited_elevation_range
-        return (-180.0, 180.0), cfg.elevation_range
+        views = self.cfg.cameras
+        if views.view_range == "limited":
+            return (-views.limited_azimuth, views.limited_azimuth), views.limited_elevation_range
+        return (-180.0, 180.0), views.elevation_range
 
     def fake_cameras(self, real_cameras: Cameras) -> Cameras:
         """Views for this step's generated shapes: sampled from the view range at each real camera's
         distance and field of view, or the real cameras themselves (view_range=dataset)."""
-        if self.cfg.view_range == "dataset":
+        if self.cfg.cameras.view_range == "dataset":
             return real_cameras
         radius, fov = _camera_stats(real_cameras)
         az, el = self.azimuth_elevation_ranges()
@@ -495,13 +332,13 @@ class IGGAN(_ProxyMethodMixin, Method, Generator3D):
         """Real images [B,3,S,S] in [-1,1] at the discriminator's resolution."""
         images = batch.images
         size = self.cfg.image_resolution
-        mode = self.cfg.mask_real_images
+        mode = self.cfg.discriminator.mask_real_images
         if mode == "on" or (mode == "auto" and self.info.background != "white"):
             if batch.masks is None:
                 raise UserError("iggan: this dataset's images show a background and it has no masks to cut the "
                                 "objects out; make it with masks (dataset images --crop object) or pass "
-                                "--mask-real-images off")
-            background = torch.tensor(self.cfg.background, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+                                "--discriminator.mask-real-images off")
+            background = torch.tensor(self.cfg.rendering.background, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
             images = images * batch.masks + (background * 2 - 1) * (1 - batch.masks)
         if images.shape[-1] != size or images.shape[-2] != size:
             images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
@@ -510,7 +347,7 @@ class IGGAN(_ProxyMethodMixin, Method, Generator3D):
     def make_fakes(self, cameras: Cameras) -> Fakes:
         """x_c = G(z), z ~ N(0, I); tau ~ U[0,1]; x_d = [x_c > tau] (Eq. 1, Sec. 4.1)."""
         n = len(cameras)
-        z = torch.randn(n, self.cfg.z_dim, device=self.device)
+        z = torch.randn(n, self.cfg.generator.z_dim, device=self.device)
         with self.autocast():
             voxels = self.G_step(z).float()
         thresholds = sample_thresholds(n, self.device)
@@ -538,7 +375,7 @@ class IGGAN(_ProxyMethodMixin, Method, Generator3D):
     def update_discriminator(self, real: Tensor, fakes: Fakes) -> dict[str, float]:
         """max_phi E log D(y_real) + E log(1 - D(y_fake)) (Eq. 2), y_fake = OpenGL renders by default."""
         with torch.no_grad(), self.autocast():
-            fake = fakes.opengl if self.cfg.disc_input == "opengl" else self.renderer_step(fakes.volume.detach())
+            fake = fakes.opengl if self.cfg.discriminator.input == "opengl" else self.renderer_step(fakes.volume.detach())
         with self.autocast():
             logits = self.D_step(torch.cat([real, fake.to(real.dtype)])).float()
         real_logits, fake_logits = logits.split([len(real), len(fake)])
@@ -549,7 +386,8 @@ class IGGAN(_ProxyMethodMixin, Method, Generator3D):
     def proxy_forward(self, fakes: Fakes) -> Tensor:
         """R_phi of x_d (and of x_c when DOM is on): [B or 2B,3,S,S], with the proxy's graph. Needs
         no OpenGL image, so it can run while OpenGL draws."""
-        inputs = torch.cat([fakes.volume_binary, fakes.volume.detach()]) if self.cfg.dom_weight > 0 else fakes.volume_binary
+        use_dom = self.cfg.renderer.dom_weight > 0
+        inputs = torch.cat([fakes.volume_binary, fakes.volume.detach()]) if use_dom else fakes.volume_binary
         with self.autocast():
             return self.renderer_step(inputs).float()
 
@@ -559,19 +397,19 @@ class IGGAN(_ProxyMethodMixin, Method, Generator3D):
         if already computed (the proxy is not changed by the D update in between)."""
         assert fakes.opengl is not None
         n = len(fakes.cameras)
-        use_dom = self.cfg.dom_weight > 0
+        use_dom = self.cfg.renderer.dom_weight > 0
         rendered = self.proxy_forward(fakes) if rendered is None else rendered
         l2 = squared_l2(rendered[:n], fakes.opengl)
         if not use_dom:
             zero = l2.new_zeros(())
             return l2, l2, zero
         with self.autocast():
-            dom = dom_loss(self.D_step, rendered[n:], fakes.opengl, self.cfg.dom_space).float()
-        return l2 + self.cfg.dom_weight * dom, l2, dom
+            dom = dom_loss(self.D_step, rendered[n:], fakes.opengl, self.cfg.renderer.dom_space).float()
+        return l2 + self.cfg.renderer.dom_weight * dom, l2, dom
 
     def update_renderer(self, fakes: Fakes, rendered: Tensor | None = None) -> dict[str, float]:
         total, l2, dom = self.renderer_losses(fakes, rendered)
-        if not self.cfg.freeze_renderer:
+        if not self.cfg.renderer.freeze:
             self.optimize("renderer", total)
         return {"loss_R": total.detach(), "R_l2": l2.detach(), "R_dom": dom.detach()}
 
@@ -586,7 +424,7 @@ class IGGAN(_ProxyMethodMixin, Method, Generator3D):
     def pretrain_step(self, cameras: Cameras) -> dict[str, float]:
         """In-run proxy pre-training on random shapes (no GAN updates), at the batch's camera distances."""
         radius, fov = _camera_stats(cameras)
-        loss = proxy_pretrain_loss(self, len(cameras), radius, fov, self.cfg.pretrain_shapes)
+        loss = proxy_pretrain_loss(self, len(cameras), radius, fov, self.cfg.renderer.pretrain_shapes)
         self.optimize("renderer", loss)
         return {"R_l2": loss.detach(), "pretraining": 1.0}
 
@@ -598,7 +436,7 @@ class IGGAN(_ProxyMethodMixin, Method, Generator3D):
         if batch is None:
             raise UserError("iggan trains on images: pass --data DIR")
         if self.missing_renderer_checkpoint is not None:
-            raise ConfigError("renderer_checkpoint", f"{self.missing_renderer_checkpoint} does not exist")
+            raise ConfigError("renderer.checkpoint", f"{self.missing_renderer_checkpoint} does not exist")
         radius, fov = _camera_stats(batch.cameras)
         self.view_radius, self.view_fov_deg = float(radius.median()), float(fov.median())
         if step < self.pretraining_steps:
@@ -608,7 +446,7 @@ class IGGAN(_ProxyMethodMixin, Method, Generator3D):
         pending = self.start_opengl(fakes)
         # While OpenGL draws, the proxy's forward pass of the renderer update (its input is x_d, not the
         # OpenGL image, and the D update in between does not touch the proxy): same numbers, less waiting.
-        rendered = self.proxy_forward(fakes) if self.cfg.overlap_render else None
+        rendered = self.proxy_forward(fakes) if self.cfg.rendering.overlap else None
         waited = time.perf_counter()
         self.finish_opengl(fakes, pending)
         logs: dict[str, float | Tensor] = {"opengl_wait_ms": 1000 * (time.perf_counter() - waited)}
@@ -629,9 +467,9 @@ class IGGAN(_ProxyMethodMixin, Method, Generator3D):
     def setting_warnings(self, dataset: Dataset | None) -> list[str]:
         cfg, notes = self.cfg, []
         if self.pretraining_steps >= cfg.max_steps:
-            notes.append(f"--pretrain-steps {self.pretraining_steps} >= --max-steps {cfg.max_steps}: every step pre-trains "
-                         "the proxy renderer, G and D never train and samples stay empty; raise --max-steps above "
-                         f"{self.pretraining_steps}, lower --pretrain-steps or pass --renderer-checkpoint")
+            notes.append(f"--renderer.pretrain-steps {self.pretraining_steps} >= --max-steps {cfg.max_steps}: every step "
+                         "pre-trains the proxy renderer, G and D never train and samples stay empty; raise --max-steps "
+                         f"above {self.pretraining_steps}, lower --renderer.pretrain-steps or pass --renderer.checkpoint")
         if dataset is None:
             return notes
         if dataset.info.num_classes > 1:
@@ -655,7 +493,7 @@ class IGGAN(_ProxyMethodMixin, Method, Generator3D):
     @torch.no_grad()
     def sample_voxels(self, seeds: list[int]) -> Tensor:
         """Continuous voxels [N,1,R,R,R] for each seed (z from that seed alone; G in eval mode)."""
-        z = torch.stack([torch.randn(self.cfg.z_dim, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
+        z = torch.stack([torch.randn(self.cfg.generator.z_dim, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
         was_training = self.G.training
         self.G.eval()
         try:
@@ -680,7 +518,7 @@ class IGGAN(_ProxyMethodMixin, Method, Generator3D):
             if len(cameras) % n:
                 raise ValueError(f"{len(cameras)} cameras for {n} shapes: give n or n*V cameras")
             voxels = voxels.repeat_interleave(len(cameras) // n, 0)
-        out = self.pipeline.render(voxels, cameras, self.cfg.export_threshold)
+        out = self.pipeline.render(voxels, cameras, self.cfg.export.threshold)
         with self.autocast():
             proxy = self.proxy_render(voxels, cameras).float()
         return Samples(images=out.rgb.to(self.device) * 2 - 1, cameras=cameras, masks=out.mask.to(self.device),
@@ -694,12 +532,12 @@ class IGGAN(_ProxyMethodMixin, Method, Generator3D):
         from unflat.geometry.foreground import object_density  # noqa: PLC0415
         from unflat.geometry.mesh_ops import drop_small_components  # noqa: PLC0415
 
-        level = self.cfg.export_threshold
+        level = self.cfg.export.threshold
         # stray voxels: occupied pieces not within OBJECT_GAP_VOXELS of the piece around the centre are cleared
         kept = torch.stack([object_density(v.reshape(v.shape[-3:]).float(), level, self.cfg.voxel_extent, radius=0,
                                            gap=OBJECT_GAP_VOXELS) for v in voxels]).reshape(voxels.shape)
-        meshes = voxels_to_meshes(kept, level, self.cfg.voxel_extent, color=self.cfg.mesh_color)
-        return [drop_small_components(mesh, self.cfg.mesh_min_component) for mesh in meshes]
+        meshes = voxels_to_meshes(kept, level, self.cfg.voxel_extent, color=self.cfg.rendering.mesh_color)
+        return [drop_small_components(mesh, self.cfg.export.mesh_min_component) for mesh in meshes]
 
     def export(self, out_dir: Path, num: int, seed: int, class_id: int | None = None,
                formats: tuple[str, ...] = ("glb",)) -> list[Path]:
@@ -721,10 +559,10 @@ class IGGAN(_ProxyMethodMixin, Method, Generator3D):
                     paths += export_mesh(mesh, out_dir / f"mesh_{s:04d}", formats)
         if empty:
             warnings.warn(f"{len(empty)} of {num} samples (seeds {_seed_ranges(empty)}): the generated occupancy never "
-                          f"crosses --export-threshold {self.cfg.export_threshold}, so no mesh was written for them "
+                          f"crosses --export.threshold {self.cfg.export.threshold}, so no mesh was written for them "
                           "(an untrained generator, or one still in pre-training, makes empty shapes)", stacklevel=2)
         if not paths:
-            raise UserError(f"no sample produced a surface at --export-threshold {self.cfg.export_threshold} "
+            raise UserError(f"no sample produced a surface at --export.threshold {self.cfg.export.threshold} "
                             "(an untrained generator, or one still in pre-training, makes empty shapes)")
         return paths
 
@@ -795,7 +633,7 @@ class IGGANRenderer(_ProxyMethodMixin, Method):
     def train_step(self, batch: Batch | None, step: int) -> dict[str, float | Tensor]:
         n = self.cfg.batch_size
         if batch is None:
-            radius, fov = self.cfg.camera_radius, self.cfg.camera_fov_deg
+            radius, fov = self.cfg.cameras.radius, self.cfg.cameras.fov_deg
         else:  # with --data, views copy the dataset's camera distances and fields of view
             radius, fov = _camera_stats(batch.cameras)
             radius, fov = radius.cpu().repeat(math.ceil(n / len(radius)))[:n], fov.cpu().repeat(math.ceil(n / len(fov)))[:n]
@@ -819,8 +657,9 @@ class IGGANRenderer(_ProxyMethodMixin, Method):
             pairs = max(1, n // 2)
             shapes = random_shapes(pairs, self.cfg.voxel_resolution, self.cfg.shapes, self.cfg.voxel_extent, self.device)
             if cameras is None:
-                cameras = sample_views(pairs, self.cfg.camera_radius, self.cfg.camera_fov_deg, (-180.0, 180.0),
-                                       self.cfg.elevation_range, device=self.device)
+                views = self.cfg.cameras
+                cameras = sample_views(pairs, views.radius, views.fov_deg, (-180.0, 180.0), views.elevation_range,
+                                       device=self.device)
             cameras = cameras[:pairs].to(self.device)
         target = self.pipeline.images(shapes, cameras, 0.5)
         with self.autocast():
@@ -833,39 +672,46 @@ class IGGANRenderer(_ProxyMethodMixin, Method):
 # Presets and registration
 # =============================================================================================
 def _tiny_sizes() -> dict:
-    return dict(voxel_resolution=16, image_resolution=16, renderer_channels_3d=4, renderer_channels_2d=16,
-                renderer_res_blocks_3d=1, renderer_res_blocks_2d=1, batch_size=2,
-                log_every=1, checkpoint_every=1, sample_every=0)
+    return dict(voxel_resolution=16, image_resolution=16, batch_size=2, log_every=1, checkpoint_every=1, sample_every=0)
+
+
+TINY_PROXY = dict(channels_3d=4, channels_2d=16, res_blocks_3d=1, res_blocks_2d=1)
 
 
 def _small_sizes() -> dict:
     # Sized for 2 CPU cores, where the proxy's 3D convolutions on the 64^3 camera-frame grid dominate.
-    return dict(voxel_resolution=32, image_resolution=32, renderer_channels_3d=8, renderer_channels_2d=32,
-                renderer_res_blocks_3d=1, renderer_res_blocks_2d=2, batch_size=8,
-                log_every=10, checkpoint_every=200, sample_every=100)
+    return dict(voxel_resolution=32, image_resolution=32, batch_size=8, log_every=10, checkpoint_every=200,
+                sample_every=100)
+
+
+SMALL_PROXY = dict(channels_3d=8, channels_2d=32, res_blocks_3d=1, res_blocks_2d=2)
 
 
 def iggan_tiny() -> IGGANConfig:
-    return IGGANConfig(**_tiny_sizes(), max_steps=2, z_dim=16, g_channels=8, g_max_channels=16,
-                       d_channels=8, d_max_channels=16)
+    return IGGANConfig(**_tiny_sizes(), max_steps=2, renderer=IGGANProxyConfig(**TINY_PROXY),
+                       generator=VoxelGeneratorConfig(z_dim=16, channels=8, max_channels=16),
+                       discriminator=IGGANDiscriminatorConfig(channels=8, max_channels=16))
 
 
 def iggan_small() -> IGGANConfig:
-    return IGGANConfig(**_small_sizes(), max_steps=1500, z_dim=64, g_channels=16, g_max_channels=64,
-                       d_channels=32, d_max_channels=128, pretrain_steps=300, pretrain_lr=1e-3, pretrain_shapes="mixed",
-                       g_output_bias=-2.0)
+    return IGGANConfig(**_small_sizes(), max_steps=1500,
+                       renderer=IGGANProxyConfig(**SMALL_PROXY, pretrain_steps=300, pretrain_lr=1e-3,
+                                                 pretrain_shapes="mixed"),
+                       generator=VoxelGeneratorConfig(z_dim=64, channels=16, max_channels=64, output_bias=-2.0),
+                       discriminator=IGGANDiscriminatorConfig(channels=32, max_channels=128))
 
 
 def iggan_paper() -> IGGANConfig:
-    return IGGANConfig(pretrain_steps=5000)
+    return IGGANConfig(renderer=IGGANProxyConfig(pretrain_steps=5000))
 
 
 def renderer_tiny() -> IGGANRendererConfig:
-    return IGGANRendererConfig(**_tiny_sizes() | {"batch_size": 4}, max_steps=2, lr=1e-3)
+    return IGGANRendererConfig(**_tiny_sizes() | {"batch_size": 4}, max_steps=2, lr=1e-3,
+                               renderer=ProxyNetConfig(**TINY_PROXY))
 
 
 def renderer_small() -> IGGANRendererConfig:
-    return IGGANRendererConfig(**_small_sizes(), max_steps=500, lr=1e-3)
+    return IGGANRendererConfig(**_small_sizes(), max_steps=500, lr=1e-3, renderer=ProxyNetConfig(**SMALL_PROXY))
 
 
 def renderer_paper() -> IGGANRendererConfig:
