@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The shipped models (issue #24), trained and measured on the GPU machine in one device command each:
 #   PART=reconstructor bash benchmarks/gpu_zoo.sh   progressive on posed embedded data (issue #21's recipe and
+#                                                  [RESUME=1: train the work dir's run TRAIN_S more seconds]
 #                                                  measurement and sheet: benchmarks/progressive_quality.sh)
 #   PART=generator bash benchmarks/gpu_zoo.sh       mvtriplane on the 6 embedded categories (issue #22's
 #                                                  time-to-quality benchmark, benchmarks/time_to_quality.sh)
@@ -28,7 +29,7 @@ reconstructor)
   PROG_FLAGS="$ZOO_FLAGS" NVDIFFRAST=1 PQ_DIR=$W OUT=$OUT bash benchmarks/progressive_quality.sh
   "$PY" -m unflat models pack "$W/run" --name "$NAME" --out "$OUT/zoo" --metrics "$W/eval/metrics.json" \
     --recipe "unflat dataset synth --category chair table sofa mug car lamp --num-shapes 150 --views-per-shape 4 --resolution 128 (posed: ground-truth cameras; synth seed 0); held back: 12 shapes per category, seed 1000" \
-    --command "PART=reconstructor bash benchmarks/gpu_zoo.sh (git $git): unflat train progressive --preset paper $ZOO_FLAGS, stopped by SIGTERM after ${TRAIN_S:-280} s"
+    --command "PART=reconstructor bash benchmarks/gpu_zoo.sh (git $git): unflat train progressive --preset paper $ZOO_FLAGS, stopped by SIGTERM after $(cat "$W/train_budget_s") s of training$( [ "${RESUME:-0}" = 1 ] && echo " in all (continued with RESUME=1: unflat train --resume)")"
   ;;
 generator)
   W=${WORK:-runs/time-to-quality}

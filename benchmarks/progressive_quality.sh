@@ -16,6 +16,8 @@
 # 4. the sample sheet: 2 held-back shapes per category, plus the photos scikit-image/scikit-learn/matplotlib ship.
 # 5. $OUT/progressive_quality.json (every figure, the commands, perceptual_features, git hash, device, steps and
 #    seconds), $OUT/progressive_quality_sheet.png, $OUT/logs.tar.gz; copies in benchmarks/results/ (-smoke when SMOKE=1).
+# RESUME=1: keep the work dir's data and run and train TRAIN_S more seconds (`unflat train --resume`; a later call
+# on the still-warm GPU machine), then measure again; the figures' train_seconds is the total of all calls.
 # Knobs: PROG_FLAGS (extra train flags), BATCH (16), NVDIFFRAST=1 (build nvdiffrast while the data renders, so
 # `--rasterizer auto` finds it ready: carry the diffrp-nvdiffrast wheel in .whl), TRAIN_S, EVAL_S, NUM_SHAPES, HELD_SHAPES, PQ_DIR (work dir), OUT, PY,
 # PQ_PHOTOS (a folder of photos made beforehand, for a machine without scikit-image/-learn/matplotlib:
@@ -42,9 +44,16 @@ fi
 read -r -a PFLAGS <<< "${PROG_FLAGS:-}"
 W=${PQ_DIR:-runs/progressive_quality$TAG}
 OUT=${OUT:-$W/out}
-rm -rf "$W"; mkdir -p "$W" "$OUT"
-CMDS=$W/commands; : > "$CMDS"; TIMES=$W/timings; : > "$TIMES"
 DATA=$W/data; HELD=$W/heldout; RUN=$W/run
+RESUME=${RESUME:-0}
+if [ "$RESUME" = 1 ] && [ -e "$RUN/config.yaml" ] && [ -e "$DATA/manifest.json" ] && [ -e "$HELD/manifest.json" ]; then
+  rm -rf "$W/eval" "$W/inputs" "$W/photos" "$W/recon" "$W/recon-photos"; mkdir -p "$OUT"
+else
+  [ "$RESUME" = 1 ] && echo "RESUME=1 but $W holds no earlier run with its data: starting afresh" >&2
+  RESUME=0; rm -rf "$W"; mkdir -p "$W" "$OUT"
+fi
+CMDS=$W/commands; TIMES=$W/timings
+[ "$RESUME" = 1 ] || { : > "$CMDS"; : > "$TIMES"; }
 log() { echo "[$(date +%H:%M:%S)] $*"; }
 run() {  # run NAME CMD... : echo, record the command, its seconds and exit status; go on after a failure
   local name=$1; shift
@@ -56,6 +65,7 @@ run() {  # run NAME CMD... : echo, record the command, its seconds and exit stat
 T0=$SECONDS
 log "progressive quality: SMOKE=$SMOKE PROG_FLAGS='${PROG_FLAGS:-}' work dir $W, results $OUT"
 
+if [ "$RESUME" != 1 ]; then
 # 1. data (training and held-back sets at once)
 # shellcheck disable=SC2086
 run synth_train $PY -m unflat dataset synth --category $CATS --num-shapes "$NUM_SHAPES" --views-per-shape $VIEWS \
@@ -73,13 +83,24 @@ wait
 [ -e "$W/nvdiffrast.log" ] && tail -n 1 "$W/nvdiffrast.log"
 tail -n 1 "$W/synth_train.log" "$W/synth_heldout.log"
 log "data took $((SECONDS - T0)) s"
+elif [ "${NVDIFFRAST:-0}" = 1 ] && [ "$SMOKE" != 1 ]; then  # a warm machine keeps its build; a fresh one rebuilds
+  $PY -c "from unflat.render import nvdiffrast_backend as n; print('nvdiffrast:', n.unavailable_reason('cuda') or 'ok')" > "$W/nvdiffrast.log" 2>&1
+fi
 
 # 2. train for TRAIN_S seconds of wall clock (SIGTERM: the trainer ends the step and writes a checkpoint)
 T_TRAIN=$(date +%s.%N)
-run train timeout -s TERM -k 60 "$TRAIN_S" $PY -m unflat train progressive --preset $PRESET --batch-size $BATCH \
-    --data "$DATA" --out "$RUN" --device $DEV "${EXTRA_TRAIN[@]}" "${PFLAGS[@]}" > "$W/train.log" 2>&1
+if [ "$RESUME" = 1 ]; then
+  run train_resume timeout -s TERM -k 60 "$TRAIN_S" $PY -m unflat train --resume "$RUN" > "$W/train.log" 2>&1
+else
+  run train timeout -s TERM -k 60 "$TRAIN_S" $PY -m unflat train progressive --preset $PRESET --batch-size $BATCH \
+      --data "$DATA" --out "$RUN" --device $DEV "${EXTRA_TRAIN[@]}" "${PFLAGS[@]}" > "$W/train.log" 2>&1
+fi
 TRAIN_RC=$?
-TRAIN_SECONDS=$(awk "BEGIN{print $(date +%s.%N) - $T_TRAIN}")
+# seconds and budget over every call of this work dir (RESUME=1 adds to the earlier calls')
+TRAIN_SECONDS=$(awk "BEGIN{print $(cat "$W/train_seconds" 2>/dev/null || echo 0) + $(date +%s.%N) - $T_TRAIN}")
+TRAIN_S=$(( $(cat "$W/train_budget_s" 2>/dev/null || echo 0) + TRAIN_S ))
+echo "$TRAIN_SECONDS" > "$W/train_seconds"; echo "$TRAIN_S" > "$W/train_budget_s"
+[ "$RESUME" = 1 ] && cat "$W/train.log" >> "$W/train-all.log" || cp "$W/train.log" "$W/train-all.log"
 tail -n 4 "$W/train.log"
 log "train: exit $TRAIN_RC (124 = stopped by the time limit), $TRAIN_SECONDS s"
 if [ "$TRAIN_RC" != 0 ] && [ "$TRAIN_RC" != 124 ]; then
@@ -97,7 +118,7 @@ Path(out).write_text(json.dumps({"what": "progressive quality on held-back synth
     "train_exit": int(rc), "prog_flags": flags, "commands": Path(cmds).read_text().splitlines(),
     "errors": {"train": Path(train_log).read_text()[-3000:]}}, indent=2) + "\n")
 EOF
-  tar -czf "$OUT/logs.tar.gz" -C "$W" --ignore-failed-read commands timings synth_train.log synth_heldout.log train.log 2>/dev/null
+  tar -czf "$OUT/logs.tar.gz" -C "$W" --ignore-failed-read commands timings synth_train.log synth_heldout.log train-all.log 2>/dev/null
   exit 1
 fi
 
@@ -141,7 +162,7 @@ run analyse $PY benchmarks/progressive_quality.py analyse --run "$RUN" --heldout
 
 cp "$W/eval/metrics.json" "$OUT/evaluate_metrics.json" 2>/dev/null
 tar -czf "$OUT/logs.tar.gz" -C "$W" --ignore-failed-read commands timings meta.json synth_train.log synth_heldout.log \
-    train.log nvdiffrast.log inputs.log photos.log evaluate.log reconstruct.log reconstruct_photos.log analyse.log eval \
+    train-all.log nvdiffrast.log inputs.log photos.log evaluate.log reconstruct.log reconstruct_photos.log analyse.log eval \
     run/config.yaml run/metrics.jsonl inputs/inputs.json photos/photos.json 2>/dev/null
 mkdir -p benchmarks/results
 cp "$OUT/progressive_quality.json" "benchmarks/results/progressive_quality$TAG.json" 2>/dev/null
