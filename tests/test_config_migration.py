@@ -124,3 +124,15 @@ def test_an_old_checkpoint_and_run_config_resume_and_train_again(method: str, sp
     for net in one["networks"]:
         for key in one["networks"][net]:
             assert torch.equal(one["networks"][net][key], c["method_state"]["networks"][net][key]), (net, key)
+
+
+@pytest.mark.parametrize("method, argv, note", [
+    ("iggan", ["--dom-weight", "0"], "--dom-weight is now --renderer.dom-weight"),
+    ("iggan", ["--no-freeze-renderer"], "--no-freeze-renderer is now --renderer.no-freeze"),
+    ("mvtriplane", ["--d-channel-max=64"], "--d-channel-max is now --discriminator.channel-max"),
+    ("3dgp", ["--camera-perturb-deg", "3"], "--camera-perturb-deg no longer applies to this method"),
+])
+def test_a_flat_flag_of_old_scripts_is_a_one_line_error_naming_its_new_place(method, argv, note, capsys):
+    assert cli.main(["train", method, "--preset", "tiny", *argv]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and note in err and "unrecognized arguments" in err, err

@@ -62,6 +62,27 @@ def error_line(event: Any) -> str:
     return f"invalid arguments ({type(event).__name__})"
 
 
+def renamed_flags(cls: type, tokens: Sequence[str]) -> list[str]:
+    """For each of ``tokens`` that is a flag of ``cls``'s flat era (its ``flat_names``): where it went ("--d-lr is
+    now --discriminator.lr"), or that it no longer applies."""
+    table: dict[str, str | None] = dict(getattr(cls, "flat_names", {}) or {})
+    notes = []
+    for token in tokens:
+        flag = token.split("=", 1)[0]
+        name = flag[2:].replace("-", "_") if flag.startswith("--") else ""
+        negated = name not in table and name.startswith("no_") and name[3:] in table
+        key = name[3:] if negated else name
+        if key not in table:
+            continue
+        place = table[key]
+        if place is None:
+            notes.append(f"{flag} no longer applies to this method")
+            continue
+        group, _, leaf = place.rpartition(".")
+        notes.append(f"{flag} is now --{group}.{'no-' if negated else ''}{leaf}".replace("_", "-"))
+    return notes
+
+
 @overload
 def parse(cls: type[T], args: Sequence[str], prog: str, description: str | None = None, default: T | None = None,
           *, known_only: Literal[False] = False) -> T: ...
@@ -78,7 +99,10 @@ def parse(cls, args, prog, description=None, default=None, *, known_only=False):
     from tyro._errors import on_parse_error
 
     def hook(event: Any) -> None:
-        raise ParseError(f"{error_line(event)} (see `{prog} --help`)")
+        from tyro import _errors as e
+
+        moved = renamed_flags(cls, event.tokens) if isinstance(event, e.UnrecognizedArgs) else []
+        raise ParseError(f"{error_line(event)} ({'; '.join([*moved, f'see `{prog} --help`'])})")
 
     kwargs: dict[str, Any] = {"default": default} if default is not None else {}
     if known_only:
