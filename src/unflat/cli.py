@@ -337,34 +337,13 @@ def cmd_export(args: list[str]) -> int:
     return 0
 
 
-def readable_images(paths: Sequence[Path]) -> list[Path]:
-    """The image files among ``paths`` (folders expanded, sorted), each checked to decode; a UserError naming
-    the first file that is missing, empty, not an image or corrupt, before any work starts."""
-    from unflat.data.image_files import IMAGE_SUFFIXES, SkipReason, load_image
-
-    files: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise UserError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-            files += found
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise UserError(f"{path}: no such image file or folder")
-    for path in files:
-        loaded = load_image(path, 16, min_side=1)
-        if isinstance(loaded, SkipReason):
-            raise UserError(f"cannot read image {path}: {loaded}")
-    return files
-
-
 def cmd_invert(args: list[str]) -> int:
     from unflat.methods.base import Invertible
 
+    from unflat.data.image_files import readable_image_paths
+
     a = parse(InvertArgs, with_model(args), "unflat invert", (InvertArgs.__doc__ or "") + MODEL_HELP)
-    images = readable_images(a.images)
+    images = readable_image_paths(list(a.images))
     check_output_dir(a.out)
     loaded = _loaded(a.run, a.device)
     generator = _require(loaded.method, Invertible, "PTI inversion (use an mvtriplane or 3dgp run)")

@@ -162,3 +162,30 @@ def test_run_images_with_mask_folder(tmp_path: Path) -> None:
     assert dataset.info.num_images == 2 and dataset.info.has_masks
     assert dataset.masks[0].max() == 255 and dataset.masks[0].min() == 0
     assert json.loads((out / "manifest.json").read_text())["source"]["skipped"] == {"no mask": 1}
+
+
+def test_expand_image_paths_expands_folders_sorted_and_names_bad_paths(tmp_path):
+    from unflat.data.image_files import expand_image_paths, readable_image_paths
+    from unflat.errors import UserError
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("b.png", "a.jpg"):
+        Image.new("RGB", (20, 20), (10, 20, 30)).save(folder / name)
+    (folder / "notes.txt").write_text("not an image")
+    single = tmp_path / "c.png"
+    Image.new("RGB", (20, 20)).save(single)
+    assert expand_image_paths([single, folder]) == [single, folder / "a.jpg", folder / "b.png"]
+    assert readable_image_paths([folder]) == [folder / "a.jpg", folder / "b.png"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UserError, match="empty: folder holds no images"):
+        expand_image_paths([empty])
+    with pytest.raises(UserError, match="missing.png: no such image file or folder"):
+        expand_image_paths([tmp_path / "missing.png"])
+    with pytest.raises(UserError, match="no images given"):
+        expand_image_paths([])
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    with pytest.raises(UserError, match="cannot read image .*broken.png"):
+        readable_image_paths([broken])

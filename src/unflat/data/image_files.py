@@ -20,6 +20,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from unflat.errors import UserError
+
 Crop = Literal["center", "pad", "stretch"]
 """How a non-square image becomes square: "center" crops the middle square, "pad" pads the short
 side with the background colour (keeps everything), "stretch" resizes without keeping the aspect."""
@@ -131,6 +133,40 @@ def load_mask(path: Path | str, resolution: int, crop: Crop = "center") -> np.nd
     if loaded.alpha is not None and loaded.alpha.min() < 255:
         return loaded.alpha
     return np.asarray(Image.fromarray(loaded.rgb).convert("L"))
+
+
+# ---- image paths from the command line ------------------------------------------------------
+def expand_image_paths(paths: list[Path] | tuple[Path, ...]) -> list[Path]:
+    """Files as given, folders replaced by their image files (``IMAGE_SUFFIXES``, sorted).
+
+    Raises UserError naming the path: a folder that holds no images, a path that does not exist, or
+    no paths at all. Used by ``unflat invert`` and ``unflat reconstruct``.
+    """
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not found:
+                raise UserError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UserError(f"{path}: no such image file or folder")
+    if not files:
+        raise UserError("no images given")
+    return files
+
+
+def readable_image_paths(paths: list[Path] | tuple[Path, ...]) -> list[Path]:
+    """``expand_image_paths``, then each file checked to decode: a UserError naming the first file that is
+    missing, empty, not an image or corrupt, before any work starts."""
+    files = expand_image_paths(paths)
+    for path in files:
+        loaded = load_image(path, 16, min_side=1)
+        if isinstance(loaded, SkipReason):
+            raise UserError(f"cannot read image {path}: {loaded}")
+    return files
 
 
 # ---- decoding helpers ------------------------------------------------------------------------

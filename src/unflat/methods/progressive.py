@@ -37,6 +37,7 @@ from torch import Tensor
 from unflat.cameras import Cameras
 from unflat.config import RunConfig, require_positive
 from unflat.data.format import Dataset, DatasetInfo
+from unflat.data.image_files import expand_image_paths
 from unflat.data.loader import Batch
 from unflat.engine.progress import PhaseProgress
 from unflat.errors import ConfigError, UserError
@@ -722,26 +723,6 @@ class Progressive(Method, Reconstructor):
 # ---------------------------------------------------------------------------------------------
 # image files
 # ---------------------------------------------------------------------------------------------
-def expand_image_paths(paths: list[Path]) -> list[Path]:
-    """Files as given, folders replaced by their image files (sorted). Raises UserError for missing paths."""
-    files: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            from unflat.data.image_files import IMAGE_SUFFIXES
-
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-            if not found:
-                raise UserError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-            files.extend(found)
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise UserError(f"{path}: no such image file or folder")
-    if not files:
-        raise UserError("no images given")
-    return files
-
-
 WORKING_SIDE = 512
 """Images (and masks) are decoded into a square of this side, padded, before cropping around the object."""
 
