@@ -307,6 +307,8 @@ def test_train_resume_generate_export_through_the_engine(sphere_dataset: Path, t
     meshes = loaded.method.export(tmp_path / "export", 2, seed=3, formats=("glb", "obj"))
     glb = [p for p in meshes if p.suffix == ".glb"]
     assert glb, meshes
+    assert {p.name for p in meshes} <= {"mesh_0003.glb", "mesh_0003.obj", "mesh_0004.glb", "mesh_0004.obj"}
+    assert (tmp_path / "export" / "export.json").is_file()
     mesh = trimesh.load(glb[0], force="mesh")
     assert len(mesh.faces) > 0 and np.abs(mesh.vertices).max() <= 1.0 + 1e-5
     # sampling is deterministic in the seed

@@ -160,6 +160,8 @@ def test_train_resume_generate_invert_through_the_engine(sphere_dataset: Path, t
     assert s1.images.shape == (3, 3, 16, 16) and s1.depth.shape == (3, 1, 16, 16)
 
     meshes = method.export(tmp_path / "export", 1, seed=0, formats=("glb",))
+    assert len(meshes) == 1 and meshes[0].name.startswith("mesh_0000_class") and meshes[0].suffix == ".glb"
+    assert (tmp_path / "export" / "export.json").is_file()
     mesh = trimesh.load(meshes[0], force="mesh")
     assert len(mesh.faces) > 0 and np.abs(mesh.vertices).max() <= method.cfg.generator.box_size / 2 + 1e-5
     assert mesh.visual.kind == "vertex" and len(mesh.visual.vertex_colors) == len(mesh.vertices)

@@ -127,6 +127,11 @@ def test_reconstruct_folder_in_batches_with_masks_and_unreadable_files(trained_r
         masks.append(tmp_path / f"{name}-mask.png")
     written = method.reconstruct([folder], tmp_path / "out", masks=masks, batch_size=2, turntable=False)
     assert sorted(p.name for p in written if p.suffix == ".glb") == ["a.glb", "b.glb", "c.glb"]
+    record = json.loads((tmp_path / "out" / "export.json").read_text())
+    assert [m["mesh"] for m in record["meshes"]] == ["a", "b", "c"] and record["settings"]["masks"] is True
+    exported = method.export(tmp_path / "export", 2, seed=0, formats=("glb", "ply"))
+    assert [p.name for p in exported] == ["mesh_0000.glb", "mesh_0000.ply", "mesh_0001.glb", "mesh_0001.ply"]
+    assert json.loads((tmp_path / "export" / "export.json").read_text())["settings"]["seed"] == 0
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image at all")
     with pytest.raises(UserError, match="broken.png"):

@@ -63,7 +63,7 @@ def _commands(runs, out: Path) -> dict[str, list[str]]:
     }
 
 
-OUTPUT_NAMES = {"generate": "samples_class0_class0.png", "export": "sample_000_class0.glb", "invert": "photo.png",
+OUTPUT_NAMES = {"generate": "samples_class0_class0.png", "export": "mesh_0000_class0.glb", "invert": "photo.png",
                 "reconstruct": "photo.glb"}
 
 

@@ -318,3 +318,20 @@ def _with_uv(vertices: np.ndarray, faces: np.ndarray, uv: np.ndarray, texture_si
     mesh = trimesh.Trimesh(vertices=np.asarray(vertices), faces=faces, visual=visual, process=False)
     mesh.metadata[UV_TEXTURE_SIZE] = texture_size  # the texture side the UV layout was made for
     return mesh
+
+
+def textured_mesh(vertices: np.ndarray, faces: np.ndarray, uv: np.ndarray, texture: np.ndarray,
+                  name: str = "unflat") -> trimesh.Trimesh:
+    """A mesh with a given UV layout and texture image, as a glTF PBR material (matte, double-sided).
+
+    vertices: [V,3]; faces: [F,3] into vertices; uv: [V,2] in unflat's image convention (``v`` runs down the
+    rows, as ``grid_sample`` reads a texture), flipped here to trimesh's (``v`` up); texture: uint8 [T,T,3].
+    """
+    uv = np.asarray(uv, np.float64).copy()
+    uv[:, 1] = 1 - uv[:, 1]
+    material = trimesh.visual.material.PBRMaterial(
+        name=name, baseColorTexture=Image.fromarray(np.asarray(texture, np.uint8), mode="RGB"),
+        metallicFactor=0.0, roughnessFactor=1.0, doubleSided=True,
+    )
+    visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
+    return trimesh.Trimesh(vertices=np.asarray(vertices), faces=np.asarray(faces), visual=visual, process=False)

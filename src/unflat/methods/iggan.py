@@ -541,14 +541,15 @@ class IGGAN(_ProxyMethodMixin, Method, Generator3D):
 
     def export(self, out_dir: Path, num: int, seed: int, class_id: int | None = None,
                formats: tuple[str, ...] = ("glb",)) -> list[Path]:
-        """Meshes of ``num`` samples (seeds seed..seed+num-1) as ``mesh_XXXX.<format>``; samples whose
-        occupancy never crosses ``export_threshold`` are skipped with a warning."""
-        from unflat.export.pipeline import export_mesh  # noqa: PLC0415
+        """Meshes of ``num`` samples (seeds seed..seed+num-1) as ``mesh_XXXX.<format>`` (XXXX: the sample's seed),
+        with ``export.json``; samples whose occupancy never crosses ``export_threshold`` are skipped with a warning."""
+        from unflat.export.pipeline import MeshFiles, mesh_stem  # noqa: PLC0415
 
-        out_dir = Path(out_dir)
-        paths: list[Path] = []
         empty = []
-        with PhaseProgress("meshes (marching cubes)", num, "meshes") as bar:
+        settings = {"threshold": self.cfg.export.threshold, "min_component": self.cfg.export.mesh_min_component,
+                    "voxel_extent": self.cfg.voxel_extent}
+        with (MeshFiles(out_dir, formats, settings) as files,
+              PhaseProgress("meshes (marching cubes)", num, "meshes") as bar):
             for start in range(0, num, self.cfg.batch_size):  # batches: progress, and bounded memory
                 seeds = [seed + i for i in range(start, min(num, start + self.cfg.batch_size))]
                 for s, mesh in zip(seeds, self.meshes(self.sample_voxels(seeds))):
@@ -556,7 +557,8 @@ class IGGAN(_ProxyMethodMixin, Method, Generator3D):
                     if len(mesh.faces) == 0:
                         empty.append(s)
                         continue
-                    paths += export_mesh(mesh, out_dir / f"mesh_{s:04d}", formats)
+                    files.write(mesh, mesh_stem(s))
+        paths = files.paths
         if empty:
             warnings.warn(f"{len(empty)} of {num} samples (seeds {_seed_ranges(empty)}): the generated occupancy never "
                           f"crosses --export.threshold {self.cfg.export.threshold}, so no mesh was written for them "

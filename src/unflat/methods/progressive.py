@@ -27,7 +27,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, ClassVar, Literal, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping
 
 import numpy as np
 import torch
@@ -51,6 +51,9 @@ from unflat.methods.registry import register_method
 from unflat.nets.reconstruction import ImageEncoder, ReconstructionNet, UVDecoder, UVDiscriminator
 from unflat.render.base import RenderOutput
 from unflat.render.rasterizer import project_to_uv, render_textured_mesh
+
+if TYPE_CHECKING:
+    from unflat.export.pipeline import MeshFiles
 
 
 
@@ -516,16 +519,21 @@ class Progressive(Method, Reconstructor):
 
     def export(self, out_dir: Path, num: int, seed: int, class_id: int | None = None,
                formats: tuple[str, ...] = ("glb",)) -> list[Path]:
-        """Reconstruct ``num`` training images chosen by ``seed`` into textured meshes."""
+        """Reconstruct ``num`` training images chosen by ``seed`` into textured meshes ``mesh_XXXX.<format>``
+        (XXXX: the image's number in the export), with ``export.json``."""
+        from unflat.export.pipeline import MeshFiles, mesh_stem
+
         images, _ = self._dataset_views(num, seed)
-        paths = []
-        for start in range(0, num, 16):
-            verts, texture = self._predict_eval(images[start:start + 16])
-            for i in range(verts.shape[0]):
-                mesh = self.to_trimesh(verts[i], texture[i])
-                for fmt in formats:
-                    paths.append(_save_mesh(mesh, Path(out_dir) / f"recon-{seed}-{start + i:04d}.{fmt}"))
-        return paths
+        with MeshFiles(out_dir, formats, {"seed": seed, **self._mesh_settings()}) as files:
+            for start in range(0, num, 16):
+                verts, texture = self._predict_eval(images[start:start + 16])
+                for i in range(verts.shape[0]):
+                    files.write(self.to_trimesh(verts[i], texture[i]), mesh_stem(start + i))
+        return files.paths
+
+    def _mesh_settings(self) -> dict[str, int]:
+        """What shapes this run's meshes, for ``export.json``."""
+        return {"texture_resolution": self.cfg.texture_resolution, "template_faces": int(self.template.num_faces)}
 
     @torch.no_grad()
     def _predict_eval(self, images: Tensor) -> tuple[Tensor, Tensor]:
@@ -538,21 +546,14 @@ class Progressive(Method, Reconstructor):
         return verts, texture
 
     def to_trimesh(self, verts: Tensor, texture: Tensor):
-        """One prediction (verts [V,3], texture [3,T,T] in [-1,1]) -> trimesh.Trimesh with an embedded texture."""
-        import trimesh
-        from PIL import Image
+        """One prediction (verts [V,3], texture [3,T,T] in [-1,1]) -> trimesh.Trimesh with an embedded texture
+        (``export.texture.textured_mesh`` on the template's UV layout)."""
+        from unflat.export.texture import textured_mesh
 
         t = self.template
         vertices = verts.detach().float().cpu()[t.uv_vertex.cpu()].numpy()
-        uv = t.uv.cpu().numpy().astype(np.float64).copy()
-        uv[:, 1] = 1 - uv[:, 1]  # unflat UVs run down the rows; glTF/trimesh UVs run up
         pixels = ((texture.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
-        material = trimesh.visual.material.PBRMaterial(
-            name="unflat_progressive", baseColorTexture=Image.fromarray(pixels, mode="RGB"),
-            metallicFactor=0.0, roughnessFactor=1.0, doubleSided=True,
-        )
-        visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
-        return trimesh.Trimesh(vertices=vertices, faces=t.faces_uv.cpu().numpy(), visual=visual, process=False)
+        return textured_mesh(vertices, t.faces_uv.cpu().numpy(), t.uv.cpu().numpy(), pixels, name="unflat_progressive")
 
     # ---- evaluation (the paper's same-view / novel-view protocol) ------------------------------
     @torch.no_grad()
@@ -658,26 +659,33 @@ class Progressive(Method, Reconstructor):
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         background = np.array([self.data_stats[f"background_{c}"] for c in "rgb"], np.float32)
+        from unflat.export.pipeline import MeshFiles
+
         written: list[Path] = []
         names = _unique_stems(files)
         step = max(1, batch_size)
-        with PhaseProgress("reconstruct", len(files), "images") as progress:  # plain lines when not a terminal
+        settings = {"input_colours": input_colours, "masks": masks is not None,
+                    "segmenter": None if masks is not None else segmenter, **self._mesh_settings()}
+        with (MeshFiles(out_dir, ("glb",), settings) as meshes,
+              PhaseProgress("reconstruct", len(files), "images") as progress):  # plain lines when not a terminal
             for start in range(0, len(files), step):
                 end = min(start + step, len(files))
                 written += self._reconstruct_chunk(files[start:end], names[start:end],
-                                                   None if masks is None else masks[start:end], out_dir, background,
+                                                   None if masks is None else masks[start:end], meshes, background,
                                                    turntable, turntable_frames, turntable_resolution, input_colours,
                                                    segmenter)
                 progress.advance(end - start)
         return written
 
-    def _reconstruct_chunk(self, files: list[Path], names: list[str], masks: list[Path] | None, out_dir: Path,
+    def _reconstruct_chunk(self, files: list[Path], names: list[str], masks: list[Path] | None, meshes: MeshFiles,
                            background: np.ndarray, turntable: bool, turntable_frames: int,
                            turntable_resolution: int, input_colours: float = 1.0,
                            segmenter: str = "auto") -> list[Path]:
-        """``reconstruct`` of one batch of files: one forward pass, then each file's outputs."""
+        """``reconstruct`` of one batch of files: one forward pass, then each file's outputs (meshes through
+        ``meshes``, the other files beside them)."""
         from PIL import Image
 
+        out_dir = meshes.out_dir
         written: list[Path] = []
         prepared, fg_masks = [], []
         for k, path in enumerate(files):
@@ -699,7 +707,7 @@ class Progressive(Method, Reconstructor):
             cameras = self.estimate_input_cameras(batch, fg_batch, verts, texture)
             texture = self.transfer_input_colours(batch, verts, texture, cameras, fg_batch, input_colours)
         for k, name in enumerate(names):
-            written.append(_save_mesh(self.to_trimesh(verts[k], texture[k]), out_dir / f"{name}.glb"))
+            written += meshes.write(self.to_trimesh(verts[k], texture[k]), name, image=str(files[k]))
             input_path = out_dir / f"{name}-input.png"
             Image.fromarray((prepared[k] * 255).round().astype(np.uint8)).save(input_path)
             written.append(input_path)
@@ -827,12 +835,6 @@ def _unique_stems(files: list[Path]) -> list[str]:
         seen[stem] = count + 1
         names.append(stem if count == 0 else f"{stem}-{count}")
     return names
-
-
-def _save_mesh(mesh, path: Path) -> Path:
-    from unflat.export.writers import save_mesh
-
-    return save_mesh(mesh, path)
 
 
 # ---------------------------------------------------------------------------------------------

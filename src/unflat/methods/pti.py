@@ -337,7 +337,7 @@ def invert_images(method, images: list[Path], out_dir: Path, steps_w: int = 500,
     from safetensors.torch import save_file
 
     from unflat.export.images import depth_to_image, save_grid, save_turntable
-    from unflat.export.writers import save_mesh
+    from unflat.export.pipeline import export_mesh
 
     s = PTISettings(steps_w=steps_w, steps_g=steps_g, **settings)
     feature_fn, feature_name, classifier = choose_feature_fn(method, vgg_weights, backbone)
@@ -373,7 +373,7 @@ def invert_images(method, images: list[Path], out_dir: Path, steps_w: int = 500,
             if mesh:
                 m = method.mesh_from_planes(planes, G)
                 if len(m.faces):
-                    written.append(save_mesh(m, folder / "mesh.glb"))
+                    written += export_mesh(m, folder / "mesh", ("glb",))
         state = {f"generator.{k}": v.detach().contiguous().cpu() for k, v in result.generator.state_dict().items()}
         state["pivot_ws"] = result.ws.cpu().contiguous()
         save_file(state, str(folder / "generator.safetensors"))

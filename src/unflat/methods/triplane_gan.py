@@ -698,30 +698,22 @@ class TriplaneGAN(Method, Generator3D, Invertible):
     @torch.no_grad()
     def export(self, out_dir: Path, num: int, seed: int, class_id: int | None = None,
                formats: tuple[str, ...] = ("glb",)) -> list[Path]:
-        from unflat.export.summary import write_export_record
-        from unflat.export.writers import save_mesh
+        from unflat.export.pipeline import MeshFiles, mesh_stem
 
         out_dir = Path(out_dir)
         ids = None if class_id is None else torch.full((num,), int(class_id))
         z, ids, _ = self._latents(num, seed, ids)
-        paths: list[Path] = []
-        records = []
-        with PhaseProgress(f"meshes ({self.cfg.export.mesh_resolution}^3 marching cubes)", num, "meshes") as bar:
+        settings = {"resolution": self.cfg.export.mesh_resolution, "level": self.cfg.export.mesh_density,
+                    "min_component": self.cfg.export.mesh_min_component, "object_only": self.object_only_meshes}
+        with (MeshFiles(out_dir, formats, settings) as files,
+              PhaseProgress(f"meshes ({self.cfg.export.mesh_resolution}^3 marching cubes)", num, "meshes") as bar):
             for i in range(num):
                 planes, _ = self.planes_for(z[i:i + 1], ids[i:i + 1])
                 mesh = self.mesh_from_planes(planes)
                 bar.advance()
-                if len(mesh.faces) == 0:
-                    continue
-                stem = f"sample_{i:03d}_class{int(ids[i])}"
-                for fmt in formats:
-                    paths.append(save_mesh(mesh, out_dir / f"{stem}.{fmt}"))
-                records.append({"mesh": stem, "faces": len(mesh.faces), **{k: mesh.metadata[k] for k in
-                                                                           ("iso_level", "silhouette_iou")}})
-        write_export_record(out_dir, {"resolution": self.cfg.export.mesh_resolution, "level": self.cfg.export.mesh_density,
-                                      "min_component": self.cfg.export.mesh_min_component,
-                                      "object_only": self.object_only_meshes}, records)
-        return paths
+                if len(mesh.faces) > 0:
+                    files.write(mesh, mesh_stem(i, int(ids[i])))
+        return files.paths
 
     # ---- generate: grids, depth, meshes, videos ------------------------------------------------
     @torch.no_grad()
