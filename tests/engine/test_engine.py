@@ -259,3 +259,22 @@ def test_method_histograms_reach_tensorboard(sphere_dataset: Path, tmp_path: Pat
     events.Reload()
     assert "toy/weights" in events.Tags()["histograms"]
     assert "loss_G" in events.Tags()["scalars"]
+
+
+def test_a_run_inside_a_run_sets_the_outer_run_log_aside(tmp_path):
+    import logging
+
+    from unflat.engine.logger import close_run_log, open_run_log, run_log_set_aside
+
+    for name in ("outer", "inner"):
+        (tmp_path / name).mkdir()
+    open_run_log(tmp_path / "outer", torch.device("cpu"))
+    try:
+        with run_log_set_aside():
+            open_run_log(tmp_path / "inner", torch.device("cpu"))
+            logging.getLogger("unflat.run").info("inner event")
+        logging.getLogger("unflat.run").info("outer event")
+    finally:
+        close_run_log()
+    outer, inner = (tmp_path / "outer" / "run.log").read_text(), (tmp_path / "inner" / "run.log").read_text()
+    assert "outer event" in outer and "inner event" not in outer and "inner event" in inner

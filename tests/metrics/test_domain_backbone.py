@@ -1,4 +1,4 @@
-"""Domain backbone: learns a separable toy task, saves/loads with its hash, trains from a dataset."""
+"""Domain backbone: learns a separable toy task through the engine, saves/loads with its hash."""
 
 import json
 
@@ -16,9 +16,8 @@ from unflat.nets.domain_backbone import (
     elevation_bins,
     load_domain_backbone,
     save_domain_backbone,
-    train_backbone_from_dataset,
-    train_domain_backbone,
 )
+from unflat.methods.backbone import train_backbone_from_dataset
 
 TINY = dict(resolution=16, widths=(8, 16), azimuth_bins=4, elevation_bins=2)
 
@@ -51,18 +50,30 @@ def test_features_shape_and_batch_independence():
     assert [f.shape[1] for f in model.stage_features(x)] == [8, 16]
 
 
-def test_training_learns_toy_task():
-    images, labels, az, el = _toy_images(200)
-    losses = []
-    model, report = train_domain_backbone(
-        images, labels, az, el, steps=60, batch_size=32,
-        config=DomainBackboneConfig(**TINY, num_classes=2),
-        progress=lambda step, total, l: losses.append(sum(l.values())), seed=0,
-    )  # fmt: skip
-    assert len(losses) == 60 and np.mean(losses[-10:]) < np.mean(losses[:10])
+def _toy_dataset(root, n: int, seed: int = 0, views_per_shape: int = 2):
+    from unflat.data.format import DatasetWriter
+
+    images, labels, az, el = _toy_images(n, seed=seed)
+    cameras = Cameras.from_orbit(torch.tensor(az, dtype=torch.float32), torch.tensor(el, dtype=torch.float32))
+    with DatasetWriter(root, resolution=16, class_names=["dark", "bright"], kind="synth", with_masks=False,
+                       views_per_shape=views_per_shape) as writer:
+        for i in range(n):
+            writer.add(images[i], cameras[i], class_id=int(labels[i]), shape_id=i // views_per_shape)
+    return root
+
+
+def test_training_through_the_engine_learns_toy_task(tmp_path):
+    data = _toy_dataset(tmp_path / "data", 200, views_per_shape=1)
+    model, report, path = train_backbone_from_dataset(data, tmp_path / "bb", steps=60, batch_size=32, resolution=16,
+                                                      run_dir=tmp_path / "run", widths=(8, 16), azimuth_bins=4,
+                                                      elevation_bins=2)
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+              if "loss" in json.loads(line)]
+    assert path == tmp_path / "bb.safetensors" and not model.training
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])
     assert report.category_accuracy > 0.9
     assert report.azimuth_accuracy > 0.5  # chance is 0.25
-    assert report.num_held_out == 20 and report.num_train == 180
+    assert report.num_held_out == 20 and report.num_train == 180 and report.steps == 60
 
 
 def test_save_load_roundtrip_and_extractor(tmp_path):
@@ -89,13 +100,9 @@ def test_missing_backbone_file_says_how_to_make_one(tmp_path):
 
 
 def test_train_backbone_from_dataset(tmp_path):
-    from unflat.data.format import DatasetWriter
-
-    images, labels, az, el = _toy_images(40, seed=1)
-    cameras = Cameras.from_orbit(torch.tensor(az, dtype=torch.float32), torch.tensor(el, dtype=torch.float32))
-    with DatasetWriter(tmp_path / "data", resolution=16, class_names=["dark", "bright"], kind="synth", with_masks=False, views_per_shape=2) as writer:
-        for i in range(40):
-            writer.add(images[i], cameras[i], class_id=int(labels[i]), shape_id=i // 2)
-    model, report, path = train_backbone_from_dataset(tmp_path / "data", tmp_path / "bb.safetensors", steps=3, batch_size=8, resolution=16)
+    data = _toy_dataset(tmp_path / "data", 40, seed=1)
+    model, report, path = train_backbone_from_dataset(data, tmp_path / "bb.safetensors", steps=3, batch_size=8, resolution=16)
     assert path.is_file() and report.num_held_out % 2 == 0  # whole shapes (2 views each) held out
-    assert load_domain_backbone(path)[1]["source"]["class_names"] == ["dark", "bright"]
+    info = load_domain_backbone(path)[1]
+    assert info["source"]["class_names"] == ["dark", "bright"] and info["source"]["trained_by"] == "unflat train backbone"
+    assert not (data / "backbone.safetensors").exists()  # the dataset folder is left as it was

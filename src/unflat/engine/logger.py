@@ -11,7 +11,9 @@ import platform
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from torch import Tensor
@@ -139,6 +141,23 @@ def open_run_log(run_dir: Path, device: torch.device) -> logging.Logger:
     )
     logger.info("device: %s (%s)", device, device_name)
     return logger
+
+
+@contextmanager
+def run_log_set_aside() -> Iterator[None]:
+    """A run inside a run (a helper trained while a method is built or steps): the outer run.log is detached
+    (not closed) while the inner run writes its own, and attached again afterwards."""
+    logger = logging.getLogger("unflat.run")
+    saved, propagate = list(logger.handlers), logger.propagate
+    for handler in saved:
+        logger.removeHandler(handler)
+    try:
+        yield
+    finally:
+        close_run_log()
+        for handler in saved:
+            logger.addHandler(handler)
+        logger.propagate = propagate
 
 
 def close_run_log() -> None:

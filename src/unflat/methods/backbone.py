@@ -14,11 +14,14 @@ and, by default, ``DATA/backbone.safetensors`` where `unflat evaluate` looks fir
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,6 +45,7 @@ from unflat.nets.domain_backbone import (
     _load_batch,
     azimuth_bins,
     elevation_bins,
+    load_domain_backbone,
     save_domain_backbone,
 )
 
@@ -287,6 +291,53 @@ def paper() -> BackboneConfig:
 
 
 SPEC = get_method_spec(BackboneMethod)
+
+
+def train_backbone_from_dataset(
+    dataset_dir: str | Path,
+    out_path: str | Path,
+    steps: int = 2000,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+    resolution: int = 64,
+    seed: int = 0,
+    run_dir: str | Path | None = None,
+    **settings: Any,
+) -> tuple[DomainBackbone, BackboneTrainingReport, Path]:
+    """Train a domain backbone on an unflat dataset and save it as ``out_path`` (.safetensors + .json): the same
+    training as ``unflat train backbone --data DATASET_DIR --max-steps STEPS`` (the engine's loop, this module's
+    ``BackboneMethod``; whole shapes held out for the accuracy), from Python. ``batch_size`` is capped at the
+    dataset's number of images.
+
+    run_dir: where the engine writes the run (checkpoints, metrics.jsonl); default: a temporary folder, removed.
+    settings: further ``BackboneConfig`` fields (e.g. ``widths=(16, 32)``, ``azimuth_bins=4``).
+    Returns (model in eval mode on ``device``, held-out report, weights path).
+    """
+    from unflat.engine.logger import run_log_set_aside
+    from unflat.engine.trainer import Trainer
+
+    out_path = Path(out_path)
+    if out_path.suffix != ".safetensors":
+        out_path = out_path.with_suffix(".safetensors")
+    with tempfile.TemporaryDirectory(prefix="unflat-backbone-") as scratch, run_log_set_aside():
+        run = Path(run_dir) if run_dir is not None else Path(scratch) / "run"
+        images = len(open_dataset(dataset_dir))  # a small dataset: batches of all of it
+        cfg = BackboneConfig(data=Path(dataset_dir), out=run, max_steps=steps, batch_size=min(batch_size, images),
+                             device=str(device), resolution=resolution, seed=seed, install_to_data=False,
+                             checkpoint_every=max(1, steps), log_every=max(1, steps // 20), sample_every=0,
+                             tensorboard=False)
+        cfg = dataclasses.replace(cfg, **settings)
+        cfg.validate()
+        result = Trainer(SPEC, cfg).fit()
+        written = result.run_dir / BACKBONE_FILE
+        if not written.is_file():
+            raise UserError(f"backbone training on {dataset_dir} stopped at step {result.step} of {steps} "
+                            f"without writing {written}")
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(written, out_path)
+        shutil.copyfile(written.with_suffix(".json"), out_path.with_suffix(".json"))
+    model, info = load_domain_backbone(out_path, device)
+    return model, BackboneTrainingReport(**info["held_out_accuracy"]), out_path
 
 
 def _replaceable_backbone(path: Path) -> bool:

@@ -505,10 +505,9 @@ def dataset_backbone(cfg: TDGPConfig, device: torch.device) -> Path:
     """A domain backbone trained on the training dataset itself (cached per dataset): the offline teacher."""
     from unflat.cache import cache_root
     from unflat.data.depth_cache import dataset_fingerprint
-    from unflat.nets.domain_backbone import train_backbone_from_dataset
-
     from unflat.data.format import read_manifest
-    from unflat.engine.progress import console, progress_bar
+    from unflat.engine.progress import console
+    from unflat.methods.backbone import train_backbone_from_dataset
 
     assert cfg.data is not None
     steps = cfg.distillation.backbone_steps
@@ -518,11 +517,9 @@ def dataset_backbone(cfg: TDGPConfig, device: torch.device) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         console.print(f"3dgp: no ResNet-50 weights; training unflat's domain backbone on {cfg.data} for {steps} steps "
                       f"as the distillation teacher (cached: {path})")
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), progress_bar(True) as bar:
-            task = bar.add_task("domain backbone", total=steps, rate="")
-            _, report, _ = train_backbone_from_dataset(
-                cfg.data, path, steps=steps, device=device, resolution=resolution, seed=cfg.seed,
-                progress=lambda step, total, losses: bar.update(task, completed=step + 1))
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            _, report, _ = train_backbone_from_dataset(cfg.data, path, steps=steps, device=device,
+                                                       resolution=resolution, seed=cfg.seed)
         console.print(f"3dgp: domain backbone held-out accuracy {report.as_dict()}")
     return path
 

@@ -7,6 +7,10 @@ its quantised viewpoint (azimuth and elevation bins); its globally pooled last s
 feature vector. Numbers computed on it are labelled "domain backbone" everywhere and are not
 comparable to published Inception-v3 numbers.
 
+Training goes through the engine: ``unflat train backbone`` (``unflat.methods.backbone``; from Python,
+``unflat.methods.backbone.train_backbone_from_dataset``). This module holds the network, its targets, the
+held-out split and accuracy, and its files.
+
 Files: ``NAME.safetensors`` (weights, with the config and accuracies in its metadata) and a
 ``NAME.json`` sidecar (name, weights hash, held-out accuracy, training settings) for people.
 """
@@ -14,10 +18,8 @@ Files: ``NAME.safetensors`` (weights, with the config and accuracies in its meta
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -26,9 +28,6 @@ from torch import Tensor, nn
 
 from unflat.errors import UserError
 from unflat.pretrained import MissingWeightsError, hash_state_dict
-
-ProgressFn = Callable[[int, int, dict], None]
-
 
 @dataclass
 class DomainBackboneConfig:
@@ -212,74 +211,6 @@ def _accuracy(model: DomainBackbone, images, index: np.ndarray, targets: dict[st
     return {**{k: v / total for k, v in correct.items()}, "azimuth_within_one_bin": near / total}
 
 
-def train_domain_backbone(
-    images,
-    class_ids,
-    azimuth_deg,
-    elevation_deg,
-    steps: int = 2000,
-    batch_size: int = 64,
-    device: str | torch.device = "cpu",
-    progress: ProgressFn | None = None,
-    config: DomainBackboneConfig | None = None,
-    group_ids=None,
-    held_out_fraction: float = 0.1,
-    learning_rate: float = 2e-3,
-    seed: int = 0,
-) -> tuple[DomainBackbone, BackboneTrainingReport]:
-    """Train the domain backbone to classify category and viewpoint bins.
-
-    images: uint8 [N,H,W,3] array-like (a memory-mapped .npy is fine); class_ids: int [N];
-    azimuth_deg, elevation_deg: float [N]; group_ids: optional int [N] (e.g. shape ids; held-out
-    images are whole groups). progress(step, steps, losses) is called every step.
-    Returns the model (eval mode) and its held-out accuracies.
-    """
-    device = torch.device(device)
-    n = len(images)
-    class_ids = torch.as_tensor(np.array(class_ids, dtype=np.int64))
-    config = config or DomainBackboneConfig(num_classes=int(class_ids.max()) + 1)
-    if int(class_ids.max()) >= config.num_classes:
-        raise ValueError(f"class id {int(class_ids.max())} does not fit num_classes={config.num_classes}")
-    targets = {
-        "category": class_ids,
-        "azimuth": azimuth_bins(torch.as_tensor(np.asarray(azimuth_deg), dtype=torch.float32), config.azimuth_bins),
-        "elevation": elevation_bins(torch.as_tensor(np.asarray(elevation_deg), dtype=torch.float32), config.elevation_bins),
-    }
-    rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    train_idx, test_idx = _held_out_split(n, None if group_ids is None else np.asarray(group_ids), held_out_fraction, rng)
-    model = DomainBackbone(config).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate, total_steps=max(1, steps), pct_start=0.1)
-    started = time.perf_counter()
-    for step in range(steps):
-        model.train()
-        idx = rng.choice(train_idx, size=min(batch_size, len(train_idx)), replace=len(train_idx) < batch_size)
-        batch = _augment(_load_batch(images, idx, device), generator)
-        logits = model.heads(model(batch))
-        losses = {k: F.cross_entropy(logits[k], targets[k][idx].to(device)) for k in targets}
-        loss = sum(losses.values())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        if progress is not None:
-            progress(step + 1, steps, {k: float(v.detach()) for k, v in losses.items()})
-    accuracy = _accuracy(model, images, test_idx, targets, device, batch_size)
-    report = BackboneTrainingReport(
-        category_accuracy=accuracy["category"],
-        azimuth_accuracy=accuracy["azimuth"],
-        elevation_accuracy=accuracy["elevation"],
-        azimuth_within_one_bin=accuracy["azimuth_within_one_bin"],
-        num_train=len(train_idx),
-        num_held_out=len(test_idx),
-        steps=steps,
-        seconds=time.perf_counter() - started,
-    )
-    return model.eval().requires_grad_(False), report
-
-
 # ---- files ------------------------------------------------------------------------------------------
 def save_domain_backbone(model: DomainBackbone, path: str | Path, report: BackboneTrainingReport | None = None, source: dict | None = None) -> Path:
     """Write ``path`` (.safetensors; config and accuracy in its metadata) and a .json sidecar.
@@ -346,43 +277,3 @@ def load_domain_backbone(path: str | Path, device: str | torch.device = "cpu") -
         raise BackboneFileError(f"{path}: weights do not fit the recorded config ({str(exc).splitlines()[-1].strip()}); "
                                 f"{retrain}") from None
     return model.to(device).eval().requires_grad_(False), info
-
-
-def train_backbone_from_dataset(
-    dataset_dir: str | Path,
-    out_path: str | Path,
-    steps: int = 2000,
-    batch_size: int = 64,
-    device: str | torch.device = "cpu",
-    resolution: int = 64,
-    seed: int = 0,
-    progress: ProgressFn | None = None,
-) -> tuple[DomainBackbone, BackboneTrainingReport, Path]:
-    """Train a domain backbone on an unflat dataset (images, labels, cameras) and save it.
-    Viewpoint targets come from the dataset's cameras (``Cameras.to_orbit``); whole shapes are
-    held out for the accuracy. Returns (model, report, weights path)."""
-    from unflat.data.format import open_dataset
-
-    dataset = open_dataset(dataset_dir)
-    azimuth, elevation, _ = dataset.cameras.to_orbit()
-    config = DomainBackboneConfig(resolution=resolution, num_classes=max(1, dataset.info.num_classes))
-    model, report = train_domain_backbone(
-        dataset.images,
-        dataset.labels,
-        azimuth.numpy(),
-        elevation.numpy(),
-        steps=steps,
-        batch_size=batch_size,
-        device=device,
-        progress=progress,
-        config=config,
-        group_ids=dataset.shape_ids,
-        seed=seed,
-    )
-    source = {
-        "dataset": str(Path(dataset_dir).resolve()),
-        "images_sha256": dataset.manifest.get("files", {}).get("images.npy", {}).get("sha256"),
-        "class_names": list(dataset.info.class_names),
-    }
-    path = save_domain_backbone(model, out_path, report, source)
-    return model, report, path
