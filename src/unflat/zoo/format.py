@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from unflat.errors import UserError
+from unflat.jsonfile import read_json
 
 FORMAT = "unflat-zoo"
 FORMAT_VERSION = 1
@@ -119,12 +120,7 @@ def read_manifest(path: Path) -> Entry:
     def fail(problem: str) -> ZooError:
         return ZooError(f"{path}: {problem}; {PACK_HINT}")
 
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ZooError(f"{path}: manifest not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise fail(f"not a readable JSON manifest ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    data = read_json(path, f"{path} (zoo manifest)", ZooError, PACK_HINT)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise fail(f"not an unflat zoo manifest (missing \"format\": \"{FORMAT}\")")
     if data.get("format_version") != FORMAT_VERSION:

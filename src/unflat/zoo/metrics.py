@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
+from unflat.jsonfile import read_json
 from unflat.zoo.format import ZooError
 
 IMAGE_METRICS = ("fid", "kid_mean", "inception_score_mean", "precision", "recall")
@@ -19,12 +19,7 @@ PIXELS = "none (computed on pixels)"
 def read_metrics_file(path: Path) -> list[dict[str, Any]]:
     """The metrics of ``path`` as [{name, value, feature_network, source}]; a ZooError naming the file otherwise."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ZooError(f"--metrics {path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ZooError(f"--metrics {path}: not readable JSON ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    data = read_json(path, f"--metrics {path}", ZooError)
     if isinstance(data, dict) and "metrics_requested" in data:
         found = from_evaluation(data)
     elif isinstance(data, dict) and isinstance(data.get("metrics"), list):
