@@ -189,3 +189,11 @@ def test_expand_image_paths_expands_folders_sorted_and_names_bad_paths(tmp_path)
     broken.write_bytes(b"\x89PNG not really")
     with pytest.raises(UserError, match="cannot read image .*broken.png"):
         readable_image_paths([broken])
+
+
+def test_unique_stems_and_padded_content_box():
+    from unflat.data.image_files import padded_content_box, unique_stems
+
+    assert unique_stems([Path("a/x.png"), Path("b/x.jpg"), Path("y.png"), Path("c/x.png")]) == ["x", "x-1", "y", "x-2"]
+    assert padded_content_box((200, 100), 64) == (16, 0, 48, 64)  # wide: rows padded above and below
+    assert padded_content_box((30, 60), 64) == (0, 16, 64, 48)

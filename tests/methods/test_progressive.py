@@ -16,7 +16,8 @@ from PIL import Image
 from unflat.data.format import open_dataset
 from unflat.errors import ConfigError, UserError
 from unflat.methods.base import Samples, TrainContext
-from unflat.methods.progressive import Progressive, ProgressiveConfig, prepare_image, tiny
+from unflat.data.object_image import prepare_image
+from unflat.methods.progressive import Progressive, ProgressiveConfig, tiny
 
 CPU = torch.device("cpu")
 

@@ -169,6 +169,29 @@ def readable_image_paths(paths: list[Path] | tuple[Path, ...]) -> list[Path]:
     return files
 
 
+def unique_stems(files: list[Path]) -> list[str]:
+    """Output names for input files: each file's stem, ``-1``, ``-2``, ... appended to repeats (a/x.png, b/x.png
+    -> x, x-1)."""
+    seen: dict[str, int] = {}
+    names = []
+    for path in files:
+        stem = path.stem
+        count = seen.get(stem, 0)
+        seen[stem] = count + 1
+        names.append(stem if count == 0 else f"{stem}-{count}")
+    return names
+
+
+def padded_content_box(original_size: tuple[int, int], side: int) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) of the real pixels of an image of ``original_size`` (width, height) decoded with
+    ``crop="pad"`` into a ``side`` square: where ``_square_resize`` pastes it, scaled."""
+    width, height = original_size
+    scale = side / max(width, height)
+    w, h = max(1, round(width * scale)), max(1, round(height * scale))
+    top, left = (side - h) // 2, (side - w) // 2
+    return top, left, top + h, left + w
+
+
 # ---- decoding helpers ------------------------------------------------------------------------
 def _to_rgb_alpha(image: Image.Image, background: tuple[int, ...]) -> tuple[Image.Image, Image.Image | None]:
     """Any PIL mode -> (8-bit RGB composited over ``background``, 8-bit alpha or None)."""

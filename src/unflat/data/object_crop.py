@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from unflat.data.image_files import SkipReason, load_image, load_mask
+from unflat.data.image_files import SkipReason, load_image, load_mask, padded_content_box
 from unflat.data.segment import Method, segment_object
 
 NO_OBJECT = "no object found"
@@ -39,16 +39,12 @@ def decode_padded(path: str, side: int, min_side: int, max_pixels: int | None,
     loaded = load_image(path, side, "pad", min_side=min_side, max_pixels=max_pixels)
     if isinstance(loaded, SkipReason):
         return loaded
-    width, height = loaded.original_size
-    scale = side / max(width, height)
-    w, h = max(1, round(width * scale)), max(1, round(height * scale))
-    top, left = (side - h) // 2, (side - w) // 2
     mask = None
     if mask_file is not None:
         mask = load_mask(mask_file, side, "pad")
         if isinstance(mask, SkipReason):
             return SkipReason("bad mask", f"{mask}")
-    return loaded.rgb, (top, left, top + h, left + w), loaded.alpha, mask
+    return loaded.rgb, padded_content_box(loaded.original_size, side), loaded.alpha, mask
 
 
 def find_object(rgb: np.ndarray, content: tuple[int, int, int, int], method: Method = "auto") -> np.ndarray | SkipReason:

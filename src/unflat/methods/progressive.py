@@ -37,7 +37,8 @@ from torch import Tensor
 from unflat.cameras import Cameras
 from unflat.config import RunConfig, require_positive
 from unflat.data.format import Dataset, DatasetInfo
-from unflat.data.image_files import expand_image_paths
+from unflat.data.image_files import expand_image_paths, unique_stems
+from unflat.data.object_image import prepare_image, read_image_rgb, read_mask
 from unflat.data.loader import Batch
 from unflat.engine.progress import PhaseProgress
 from unflat.errors import ConfigError, UserError
@@ -662,7 +663,7 @@ class Progressive(Method, Reconstructor):
         from unflat.export.pipeline import MeshFiles
 
         written: list[Path] = []
-        names = _unique_stems(files)
+        names = unique_stems(files)
         step = max(1, batch_size)
         settings = {"input_colours": input_colours, "masks": masks is not None,
                     "segmenter": None if masks is not None else segmenter, **self._mesh_settings()}
@@ -726,115 +727,6 @@ class Progressive(Method, Reconstructor):
 
         return save_turntable(render_fn, path, frames=frames, elevation=20.0, radius=self.data_stats["camera_radius"],
                               fov=self.data_stats["camera_fov"], device=self.device)
-
-
-# ---------------------------------------------------------------------------------------------
-# image files
-# ---------------------------------------------------------------------------------------------
-WORKING_SIDE = 512
-"""Images (and masks) are decoded into a square of this side, padded, before cropping around the object."""
-
-
-def read_image_rgb(path: Path) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """Decode an image robustly (unflat.data.image_files: EXIF, alpha over white, 16-bit, CMYK, ...)
-    into a padded WORKING_SIDE square -> (uint8 [S,S,3], box (top, left, bottom, right) of the real
-    image inside the padding). Raises UserError naming the file when it cannot be read."""
-    from unflat.data.image_files import SkipReason, load_image
-
-    loaded = load_image(path, WORKING_SIDE, crop="pad")
-    if isinstance(loaded, SkipReason):
-        raise UserError(f"cannot read image {path}: {loaded}")
-    width, height = loaded.original_size
-    scale = WORKING_SIDE / max(width, height)
-    w, h = max(1, round(width * scale)), max(1, round(height * scale))
-    top, left = (WORKING_SIDE - h) // 2, (WORKING_SIDE - w) // 2
-    return loaded.rgb, (top, left, top + h, left + w)
-
-
-def read_mask(path: Path) -> np.ndarray:
-    """float [S,S] in [0,1] of a mask file, padded exactly like ``read_image_rgb`` pads its image."""
-    from unflat.data.image_files import SkipReason, load_mask
-
-    mask = load_mask(path, WORKING_SIDE, crop="pad")
-    if isinstance(mask, SkipReason):
-        raise UserError(f"cannot read mask {path}: {mask}")
-    return mask.astype(np.float32) / 255
-
-
-def prepare_image(rgb: np.ndarray, mask: np.ndarray | None, resolution: int, object_extent: float = 0.6,
-                  background: np.ndarray | None = None, content: tuple[int, int, int, int] | None = None,
-                  return_mask: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """Crop and centre an object like the training images: float [R,R,3] in [0,1] (with ``return_mask``
-    also the object's mask in the crop, float [R,R] in {0,1}).
-
-    rgb: uint8 [H,W,3]; mask: [H,W] in [0,1] or None; content: the (top, left, bottom, right) box of
-    real pixels when rgb was padded (default: all of it).
-    The object's bounding box (from ``mask``, or where the image differs from the colour of its
-    border) is centred in a square crop sized so that the object spans ``object_extent`` of it (the
-    training data's median), padded with the background colour; with a mask the background is
-    replaced by ``background`` (the training data's; white by default).
-    """
-    from PIL import Image
-
-    # uint8 wherever no blending is needed, and per-channel maxima instead of .max(-1): on a 512^2 working image
-    # this is what dominated `reconstruct`'s time per image on the GPU machine (~25 of 39 ms at batch 1).
-    top, left, bottom, right = content or (0, 0, rgb.shape[0], rgb.shape[1])
-    real = rgb[top:bottom, left:right]
-    if mask is None:
-        border = np.concatenate([real[0], real[-1], real[:, 0], real[:, -1]])
-        background = np.median(border.astype(np.float32) / 255, axis=0).astype(np.float32)
-        diff = np.abs(real.astype(np.float32) / 255 - background)
-        fg_real = np.maximum(np.maximum(diff[..., 0], diff[..., 1]), diff[..., 2]) > 0.08
-        fg = np.zeros(rgb.shape[:2], bool)
-        if fg_real.mean() < 0.002:  # nothing stands out: use the whole image
-            fg[top:bottom, left:right] = True
-        else:
-            fg[top:bottom, left:right] = fg_real
-    else:
-        background = np.ones(3, np.float32) if background is None else np.asarray(background, np.float32)
-        fg = mask > 0.5
-        if not fg.any():
-            raise UserError("mask is empty (no pixel above 0.5)")
-    rows, cols = np.nonzero(fg.any(1))[0], np.nonzero(fg.any(0))[0]
-    y_lo, y_hi, x_lo, x_hi = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    side = max(int(math.ceil(max(y_hi - y_lo, x_hi - x_lo) / max(object_extent, 1e-3))), 1)
-    y0 = int(round((y_lo + y_hi) / 2 - side / 2))
-    x0 = int(round((x_lo + x_hi) / 2 - side / 2))
-    background_u8 = (background * 255).round().astype(np.uint8)
-    canvas = np.empty((side, side, 3), np.uint8)
-    canvas[:] = background_u8
-    sy0, sx0 = max(y0, 0), max(x0, 0)
-    sy1, sx1 = min(y0 + side, rgb.shape[0]), min(x0 + side, rgb.shape[1])
-    if mask is None:  # the padding around the real image (outside ``content``) counts as background
-        window = np.empty((sy1 - sy0, sx1 - sx0, 3), np.uint8)
-        window[:] = background_u8
-        ty0, tx0, ty1, tx1 = max(sy0, top), max(sx0, left), min(sy1, bottom), min(sx1, right)
-        if ty1 > ty0 and tx1 > tx0:
-            window[ty0 - sy0:ty1 - sy0, tx0 - sx0:tx1 - sx0] = rgb[ty0:ty1, tx0:tx1]
-    else:  # the background under the mask becomes the training data's: blend the crop window only
-        alpha = mask[sy0:sy1, sx0:sx1, None].astype(np.float32)
-        blended = rgb[sy0:sy1, sx0:sx1].astype(np.float32) / 255 * alpha + background * (1 - alpha)
-        window = (blended * 255).round().astype(np.uint8)
-    canvas[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = window
-    resized = Image.fromarray(canvas).resize((resolution, resolution), Image.LANCZOS)
-    image = np.asarray(resized, dtype=np.float32) / 255
-    if not return_mask:
-        return image
-    fg_canvas = np.zeros((side, side), np.uint8)
-    fg_canvas[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = fg[sy0:sy1, sx0:sx1] * 255
-    fg_small = np.asarray(Image.fromarray(fg_canvas).resize((resolution, resolution), Image.BILINEAR), np.float32) / 255
-    return image, (fg_small > 0.5).astype(np.float32)
-
-
-def _unique_stems(files: list[Path]) -> list[str]:
-    seen: dict[str, int] = {}
-    names = []
-    for path in files:
-        stem = path.stem
-        count = seen.get(stem, 0)
-        seen[stem] = count + 1
-        names.append(stem if count == 0 else f"{stem}-{count}")
-    return names
 
 
 # ---------------------------------------------------------------------------------------------
