@@ -442,7 +442,7 @@ def evaluate_progressive_run(method: Method, dataset: Dataset, args: EvaluateArg
                              extractor_source: Callable, results: dict) -> dict[str, np.ndarray]:
     """Fill ``results`` with "same_view" and "novel_view"; returns the report's pictures."""
     from unflat.export.images import make_grid, to_uint8
-    from unflat.metrics.evaluate import evaluate_reconstruction
+    from unflat.metrics.evaluate import evaluate_same_and_novel_views
     from unflat.metrics.report import upscale_nearest
 
     if not any(len(g) >= 2 for g in dataset.views_of_shape()):
@@ -488,12 +488,11 @@ def evaluate_progressive_run(method: Method, dataset: Dataset, args: EvaluateArg
         return chosen
 
     with_meshes = "chamfer" in wanted and gt is not None
-    same = evaluate_reconstruction(**inputs("same"), pred_meshes=views["pred_meshes"] if with_meshes else None,
-                                   gt_meshes=gt if with_meshes else None, perceptual=perceptual, device=method.device,
-                                   seed=args.seed, batch_size=args.batch_size, num_points=args.num_points,
-                                   extractor=set_extractor, distribution=distribution)
-    novel = evaluate_reconstruction(**inputs("novel"), perceptual=perceptual, device=method.device, seed=args.seed,
-                                    batch_size=args.batch_size, extractor=set_extractor, distribution=distribution)
+    evaluations = evaluate_same_and_novel_views(
+        inputs("same"), inputs("novel"), views["pred_meshes"] if with_meshes else None, gt if with_meshes else None,
+        num_points=args.num_points, perceptual=perceptual, device=method.device, seed=args.seed,
+        batch_size=args.batch_size, extractor=set_extractor, distribution=distribution)
+    same, novel = evaluations["same_view"], evaluations["novel_view"]
     drop = {"mse": ["mse"], "psnr": ["psnr"], "ssim": ["ssim"], "lpips": ["lpips", "perceptual_backbone", "perceptual_weights_hash"]}
     for evaluation in (same, novel):
         for metric, fields in drop.items():

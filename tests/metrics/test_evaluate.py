@@ -82,3 +82,15 @@ def test_evaluate_reconstruction_all_parts():
     assert result.silhouette_iou.mean == 1.0 and result.depth_accuracy.mean == pytest.approx(0.0, abs=1e-12)
     assert result.volume_iou.mean == 1.0 and result.chamfer.mean < 2e-3 and result.fscore["0.05"].mean > 0.9
     json.loads(result.to_json().replace("Infinity", "1e999"))
+
+
+def test_same_and_novel_views_is_evaluate_reconstruction_of_each_view():
+    from unflat.metrics.evaluate import evaluate_reconstruction, evaluate_same_and_novel_views
+
+    g = torch.Generator().manual_seed(0)
+    views = {name: {"pred_images": torch.rand(3, 3, 16, 16, generator=g), "target_images": torch.rand(3, 3, 16, 16, generator=g),
+                    "pred_masks": (torch.rand(3, 1, 16, 16, generator=g) > 0.5).float(),
+                    "target_masks": (torch.rand(3, 1, 16, 16, generator=g) > 0.5).float()} for name in ("same", "novel")}
+    both = evaluate_same_and_novel_views(views["same"], views["novel"], pred_meshes=[None] * 3, gt_meshes=None)
+    assert both["same_view"].to_dict() == evaluate_reconstruction(**views["same"]).to_dict()
+    assert both["novel_view"].to_dict() == evaluate_reconstruction(**views["novel"]).to_dict()

@@ -632,13 +632,11 @@ class Progressive(Method, Reconstructor):
         "novel_view": ...} with MSE/PSNR/SSIM, LPIPS when ``perceptual`` (unflat.metrics.lpips) is
         given, silhouette IoU, depth accuracy; shape metrics (Chamfer, F-score, volume IoU) against the
         dataset's ground-truth meshes, when it has them, are in "same_view" (the mesh is view-independent)."""
-        from unflat.metrics.evaluate import evaluate_reconstruction
+        from unflat.metrics.evaluate import evaluate_same_and_novel_views
 
         views = self.evaluate_views(data, num_shapes, seed, batch_size)
-        same = evaluate_reconstruction(**views["same"], pred_meshes=views["pred_meshes"] if views["gt_meshes"] else None,
-                                       gt_meshes=views["gt_meshes"], perceptual=perceptual, device=self.device, seed=seed)
-        novel = evaluate_reconstruction(**views["novel"], perceptual=perceptual, device=self.device, seed=seed)
-        return {"same_view": same, "novel_view": novel}
+        return evaluate_same_and_novel_views(views["same"], views["novel"], views["pred_meshes"], views["gt_meshes"],
+                                             perceptual=perceptual, device=self.device, seed=seed)
 
     # ---- reconstruction from files ---------------------------------------------------------------
     def reconstruct(self, images: list[Path], out_dir: Path, masks: list[Path] | None = None, batch_size: int = 16,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -223,3 +223,25 @@ def evaluate_reconstruction(
         out.fscore = {k: MetricSummary.of(v) for k, v in fscores.items()}
         out.volume_iou = MetricSummary.of(ious)
     return out
+
+
+def evaluate_same_and_novel_views(
+    same: Mapping[str, Tensor | None],
+    novel: Mapping[str, Tensor | None],
+    pred_meshes: Sequence | None = None,
+    gt_meshes: Sequence | None = None,
+    num_points: int = 10_000,
+    **common: Any,
+) -> dict[str, ReconstructionEvaluation]:
+    """The single-view reconstruction protocol (progressive paper, Sec. 4): ``evaluate_reconstruction`` of the
+    views rendered at the input's camera ("same_view", with the shape metrics, view-independent, when
+    ground-truth meshes are given) and at another view of the shape ("novel_view").
+
+    same/novel: evaluate_reconstruction's image/mask/depth arguments (a reconstructor's ``evaluate_views``
+    gives them); common: its other arguments (perceptual, device, seed, batch_size, extractor, ...).
+    """
+    return {
+        "same_view": evaluate_reconstruction(**same, pred_meshes=pred_meshes if gt_meshes else None,
+                                             gt_meshes=gt_meshes or None, num_points=num_points, **common),
+        "novel_view": evaluate_reconstruction(**novel, **common),
+    }
