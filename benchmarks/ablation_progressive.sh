@@ -15,9 +15,9 @@
 # another seed: what every arm is evaluated on) -> the domain backbone (FID/KID, perceptual distance).
 # Arms (each arm's config fields: benchmarks/arms/progressive/ARM.yaml, passed with --config) (same data, preset, batch, seed and STEPS; only the paper's switch differs):
 #   full      three stages (II at 40%, III at 70% of STEPS, the paper preset's proportions), multi-view disc.
-#   nostages  every loss from step 0 (--stage2-start 0 --stage3-start 0): "No Multi-Stage"
-#   sameview  --supervision same-view with stage I losses only (the paper's Eq. 7-9): "Same-View Training"
-#   nomvd     as full with --no-d-conditional: "No Multi-View disc."
+#   nostages  every loss from step 0 (--schedule.stage2-start 0 --schedule.stage3-start 0): "No Multi-Stage"
+#   sameview  --schedule.supervision same-view with stage I losses only (the paper's Eq. 7-9): "Same-View Training"
+#   nomvd     as full with --discriminator.no-conditional: "No Multi-View disc."
 #   latency   bench_progressive.py: network and image->GLB at batch 1 and 64, PTI of one image, the ratio
 # Each arm: runs/abl/progressive/<arm>/summary.json (metrics, steps reached, wall seconds, exact commands).
 set -uo pipefail
@@ -54,8 +54,8 @@ S2=$((STEPS * 4 / 10)); S3=$((STEPS * 7 / 10)); CKPT=$((STEPS / 10 > 0 ? STEPS /
 # Losses use the weight-free `pyramid` features (no AlexNet/VGG weights on the GPU machine, and training on the
 # domain backbone would optimise the very features the evaluation measures with); the portable rasteriser, so no
 # arm builds nvdiffrast while the others train.
-REC_COMMON=(--data "$D/gen-data" --max-steps "$STEPS" --seed 0 --device "$DEV" --rasterizer torch
-            --perceptual-features pyramid --log-every 50 --sample-every "$STEPS" --checkpoint-every "$CKPT"
+REC_COMMON=(--data "$D/gen-data" --max-steps "$STEPS" --seed 0 --device "$DEV" --rendering.rasterizer torch
+            --losses.perceptual-features pyramid --log-every 50 --sample-every "$STEPS" --checkpoint-every "$CKPT"
             --keep-checkpoints 0 --no-tensorboard)
 
 step_of() {  # the step a run's latest checkpoint reached (empty when there is none)
@@ -280,10 +280,10 @@ EOF
 case "${1:-}" in
   arms) echo "$ARMS" ;;
   prepare) prepare ;;
-  full) train_arm full --stage2-start $S2 --stage3-start $S3 ;;
+  full) train_arm full --schedule.stage2-start $S2 --schedule.stage3-start $S3 ;;
   nostages) train_arm nostages ;;  # each arm's fields: benchmarks/arms/progressive/ARM.yaml; stage starts from STEPS here
-  sameview) train_arm sameview --stage2-start $STEPS --stage3-start $STEPS ;;
-  nomvd) train_arm nomvd --stage2-start $S2 --stage3-start $S3 ;;
+  sameview) train_arm sameview --schedule.stage2-start $STEPS --schedule.stage3-start $STEPS ;;
+  nomvd) train_arm nomvd --schedule.stage2-start $S2 --schedule.stage3-start $S3 ;;
   latency) latency ;;
   report) report ;;
   all) prepare; for a in $ARMS; do bash "$0" "$a"; done; report ;;

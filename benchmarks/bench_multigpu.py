@@ -57,7 +57,7 @@ def workloads(smoke: bool) -> list[Workload]:
                  check_resume=True),
         Workload("progressive",
                  ["--category", "chair", "--num-shapes", "100", "--resolution", "256", "--views-per-shape", "4"],
-                 ["--preset", "paper", "--perceptual-features", "pyramid", "--stage2-start", "0", "--stage3-start", "0",
+                 ["--preset", "paper", "--losses.perceptual-features", "pyramid", "--schedule.stage2-start", "0", "--schedule.stage3-start", "0",
                   "--batch-size", "16"], 60, 15,
                  "paper preset (256^2), stage 3 from step 0 (every loss + multi-view D), pyramid perceptual loss, "
                  "batch 16 per GPU"),

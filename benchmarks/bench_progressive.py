@@ -83,7 +83,7 @@ def reconstruction_latency(device: torch.device, resolution: int, batches: list[
     """Network latency (image -> vertices + texture) per batch size, plus in-memory GLB assembly of one mesh."""
     method = method if method is not None else paper_method(device, resolution)
     resolution = method.image_resolution
-    out: dict[str, float] = {"faces": int(method.template.num_faces), "texture": method.cfg.texture_resolution,
+    out: dict[str, float] = {"faces": int(method.template.num_faces), "texture": method.cfg.decoder.texture_resolution,
                              "resolution": resolution}
     for batch in batches:
         images = torch.rand(batch, 3, resolution, resolution, device=device) * 2 - 1

@@ -5,7 +5,7 @@
 # (same-view IoU/PSNR, Chamfer, F-score; with and without the input's colours blended in), top-1 specificity
 # (benchmarks/progressive_specificity.py) and the photos that scikit-image/scikit-learn/matplotlib ship,
 # reconstructed without masks.
-#   ARMS="after before"   after = today's defaults; before = --arch legacy --w-input-texture 0 --perceptual-features pyramid
+#   ARMS="after before"   after = today's defaults; before = --arch legacy --losses.w-input-texture 0 --losses.perceptual-features pyramid
 #   PROG_FLAGS="..."      extra `unflat train progressive` flags for every arm
 #   FLAGS_<arm>="..."     the flags of an arm of any other name, e.g. ARMS="legacy norm" FLAGS_legacy="--arch legacy"
 #   PARALLEL=1            train (then evaluate) all arms at the same time on the one GPU: each arm gets TRAIN_S of
@@ -44,7 +44,7 @@ echo "data ready in $(( $(date +%s) - t0 )) s"
 arm_flags() {  # the flags of arm $1
   case $1 in
     after) echo "" ;;
-    before) echo "--arch legacy --w-input-texture 0 --perceptual-features pyramid" ;;
+    before) echo "--arch legacy --losses.w-input-texture 0 --losses.perceptual-features pyramid" ;;
     *) local v="FLAGS_$1"; [ -n "${!v+x}" ] || { echo "arm $1: set FLAGS_$1" >&2; exit 2; }; echo "${!v}" ;;
   esac
 }
@@ -52,7 +52,7 @@ train_arm() {  # train_arm NAME: TRAIN_S of wall clock, then SIGINT (the trainer
   local arm=$1 flags; flags=$(arm_flags "$arm")
   local run="$W/runs/$arm" start; rm -rf "$run"; start=$(date +%s)
   timeout -s INT "$TRAIN_S" "$PY" -m unflat train progressive --data "$W/data/posed" --preset "$PRESET" \
-    --batch-size "$BATCH" --rasterizer torch --max-steps 1000000 --checkpoint-every 500 --sample-every 0 \
+    --batch-size "$BATCH" --rendering.rasterizer torch --max-steps 1000000 --checkpoint-every 500 --sample-every 0 \
     --device "$DEVICE" $flags ${PROG_FLAGS:-} --out "$run" > "$W/logs/train-$arm.log" 2>&1 || true
   echo $(( $(date +%s) - start )) > "$W/logs/train-$arm.seconds"
   tail -n 3 "$W/logs/train-$arm.log"

@@ -24,8 +24,8 @@ reconstructor)
   # the zoo-sized network; stage I only at this budget (the solo stage-I run was the best on every held-back
   # figure, docs/methods/progressive.md); batch 32: the step is bound by host work, so a larger batch is cheap;
   # nvdiffrast (the carried diffrp-nvdiffrast wheel) is built while the data renders
-  ZOO_FLAGS=${ZOO_FLAGS:-"--encoder-max-channels 256 --decoder-max-channels 256 --feature-dim 256 --perceptual-features pyramid --lr 2e-4 --d-lr 2e-4 --stage2-start 1000000 --stage3-start 1000000 --batch-size ${BATCH:-32}"}
-  [ "${SMOKE:-0}" = 1 ] && ZOO_FLAGS="--perceptual-features pyramid"
+  ZOO_FLAGS=${ZOO_FLAGS:-"--encoder.max-channels 256 --decoder.max-channels 256 --encoder.feature-dim 256 --losses.perceptual-features pyramid --lr 2e-4 --discriminator.lr 2e-4 --schedule.stage2-start 1000000 --schedule.stage3-start 1000000 --batch-size ${BATCH:-32}"}
+  [ "${SMOKE:-0}" = 1 ] && ZOO_FLAGS="--losses.perceptual-features pyramid"
   PROG_FLAGS="$ZOO_FLAGS" NVDIFFRAST=1 PQ_DIR=$W OUT=$OUT bash benchmarks/progressive_quality.sh
   "$PY" -m unflat models pack "$W/run" --name "$NAME" --out "$OUT/zoo" --metrics "$W/eval/metrics.json" \
     --recipe "unflat dataset synth --category chair table sofa mug car lamp --num-shapes 150 --views-per-shape 4 --resolution 128 (posed: ground-truth cameras; synth seed 0); held back: 12 shapes per category, seed 1000" \

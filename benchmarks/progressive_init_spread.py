@@ -15,7 +15,6 @@ import argparse
 import json
 import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ def spread(x: torch.Tensor) -> float:
 def main() -> None:
     from conftest import write_ellipsoid_dataset
 
+    from unflat.config import replace_fields
     from unflat.data.format import open_dataset
     from unflat.methods.base import TrainContext
     from unflat.methods.registry import get_method
@@ -50,8 +50,9 @@ def main() -> None:
         rows = []
         for arch in ("legacy", "normalised"):
             torch.manual_seed(args.seed)
-            cfg = replace(spec.presets[args.preset](), data=data, arch=arch, device="cpu", rasterizer="torch",
-                          perceptual_features="pyramid")
+            cfg = replace_fields(spec.presets[args.preset](), {"data": data, "arch": arch, "device": "cpu",
+                                                               "rendering.rasterizer": "torch",
+                                                               "losses.perceptual_features": "pyramid"})
             method = spec.method_cls(cfg, dataset.info, TrainContext(torch.device("cpu")))
             enc = method.net.encoder
             layers = []
@@ -64,7 +65,7 @@ def main() -> None:
                 features = enc(images)
                 deformation, texture = method.net.decoder(features, None)
                 verts, _ = method.predict(images, None)
-            offsets = verts - method.template.vertices[None] * cfg.template_radius
+            offsets = verts - method.template.vertices[None] * cfg.template.radius
             rows.append({"arch": arch, "preset": args.preset, "resolution": args.resolution,
                          "encoder_block_spread": layers, "feature_spread": round(spread(features), 5),
                          "offset_spread": round(spread(offsets), 5),

@@ -197,7 +197,7 @@ def api_predictions(run: Path, heldout: Path, rows: list[dict], device):
                 verts, texture = m._predict_eval(images)
             else:
                 m.net.eval()
-                latent = torch.zeros(len(idx), m.cfg.latent_dim, device=m.device) if m.cfg.latent_dim else None
+                latent = torch.zeros(len(idx), m.cfg.encoder.latent_dim, device=m.device) if m.cfg.encoder.latent_dim else None
                 verts, texture = m.predict(images, latent)
             faces = m.template.faces.cpu().numpy()
             meshes += [trimesh.Trimesh(v.float().cpu().numpy(), faces, process=False) for v in verts]
@@ -326,14 +326,20 @@ def _view_means(view: dict | None) -> dict:
     return out
 
 
-def _config_field(run: Path, name: str):
+def _config_field(run: Path, path: str, flat: str):
+    """The run's config value at dotted ``path`` (``flat``: its name in runs saved before the config nested)."""
     try:
         import yaml
 
-        return (yaml.safe_load((run / "config.yaml").read_text()) or {}).get(name)
+        value = yaml.safe_load((run / "config.yaml").read_text()) or {}
+        if flat in value:
+            return value[flat]
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        return value
     except Exception:  # noqa: BLE001
         for line in (run / "config.yaml").read_text().splitlines() if (run / "config.yaml").is_file() else []:
-            if line.startswith(f"{name}:"):
+            if line.startswith(f"{flat}:") or line.strip().startswith(f"{path.rsplit('.', 1)[-1]}:"):
                 return line.split(":", 1)[1].strip()
     return None
 
@@ -352,8 +358,8 @@ def analyse(a: argparse.Namespace) -> int:
                     "git_hash": _git_hash(), "device": _device_name(device), "smoke": a.smoke, "notes": [], "errors": {}}
     meta = json.loads(a.meta.read_text()) if a.meta and a.meta.is_file() else {}
     result.update(meta)
-    result["perceptual_features"] = _config_field(a.run, "perceptual_features")
-    result["rasterizer"] = _config_field(a.run, "rasterizer")
+    result["perceptual_features"] = _config_field(a.run, "losses.perceptual_features", "perceptual_features")
+    result["rasterizer"] = _config_field(a.run, "rendering.rasterizer", "rasterizer")
     try:
         from unflat.engine.checkpoint import load_checkpoint
 

@@ -2,7 +2,7 @@
 # progressive's reconstruction quality on held-back shapes (issue 21), one command on one GPU (< 10 min):
 #
 #   bash benchmarks/progressive_quality.sh                          # GPU machine: sources benchmarks/gpu_env.sh
-#   PROG_FLAGS="--perceptual-features pyramid --rasterizer torch" bash benchmarks/progressive_quality.sh   # issue 21's "before"
+#   PROG_FLAGS="--losses.perceptual-features pyramid --rendering.rasterizer torch" bash benchmarks/progressive_quality.sh   # issue 21's "before"
 #   SMOKE=1 PY=/path/to/python bash benchmarks/progressive_quality.sh   # the whole pipeline on CPU, tiny sizes (~1 min)
 #   SMOKE=1 PRESET=paper BATCH=2 RES=128 TRAIN_S=90 ... bash benchmarks/progressive_quality.sh   # GPU sizes' code paths on CPU
 #
@@ -19,7 +19,7 @@
 # RESUME=1: keep the work dir's data and run and train TRAIN_S more seconds (`unflat train --resume`; a later call
 # on the still-warm GPU machine), then measure again; the figures' train_seconds is the total of all calls.
 # Knobs: PROG_FLAGS (extra train flags), BATCH (16), NVDIFFRAST=1 (build nvdiffrast while the data renders, so
-# `--rasterizer auto` finds it ready: carry the diffrp-nvdiffrast wheel in .whl), TRAIN_S, EVAL_S, NUM_SHAPES, HELD_SHAPES, PQ_DIR (work dir), OUT, PY,
+# `--rendering.rasterizer auto` finds it ready: carry the diffrp-nvdiffrast wheel in .whl), TRAIN_S, EVAL_S, NUM_SHAPES, HELD_SHAPES, PQ_DIR (work dir), OUT, PY,
 # PQ_PHOTOS (a folder of photos made beforehand, for a machine without scikit-image/-learn/matplotlib:
 # `python benchmarks/progressive_quality.py photos runs/pq-photos` where they are installed, then carry runs/pq-photos).
 set -uo pipefail

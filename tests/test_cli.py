@@ -69,3 +69,16 @@ def test_iggan_help_groups_its_flags_by_component(capsys) -> None:
     text = capsys.readouterr().out
     assert all(f"{group} options" in text for group in ("renderer", "rendering", "cameras"))
     assert "--cameras.radius" in text and "mask-real-images" not in text and "--renderer.dom-weight" not in text
+
+
+def test_progressive_help_groups_its_flags_by_component(capsys) -> None:
+    """`unflat train progressive --help`: encoder, decoder, template, discriminator, rendering, losses, schedule and
+    augmentation as sections, with the preset's values."""
+    with pytest.raises(SystemExit):
+        cli.main(["train", "progressive", "--preset", "tiny", "--help"])
+    text = capsys.readouterr().out
+    for group in ("encoder", "decoder", "template", "discriminator", "rendering", "losses", "schedule", "augmentation"):
+        assert f"{group} options" in text, group
+    assert "--schedule.stage2-start" in text and "--losses.perceptual-features" in text
+    assert "(default: 4)" in text.split("--encoder.channels", 1)[1][:200]  # the tiny preset's value
+    assert "--stage2-start" not in text and "--encoder-channels" not in text and "--augment-background" not in text

@@ -81,16 +81,46 @@ def test_the_migration_moves_renamed_fields_and_drops_fields_that_no_longer_appl
         "multiview": {"views": 2, "diversity_every": 5}, "cameras": {"perturb_deg": 3.0}}
 
 
-@pytest.mark.parametrize("method", ["mvtriplane", "3dgp", "iggan"])
-def test_an_old_checkpoint_and_run_config_resume_and_train_again(method: str, sphere_dataset: Path, tmp_path: Path,
-                                                                 monkeypatch):
+def test_an_old_flat_progressive_config_and_the_shipped_zoo_model_load_nested():
+    spec = get_method("progressive")
+    text = (FLAT / "progressive-tiny.yaml").read_text()
+    flat = yaml.safe_load(text)
+    assert "encoder_channels" in flat and "encoder" not in flat  # the fixture is really flat
+    assert config_from_yaml(spec.config_cls, text) == spec.config("tiny")
+    assert config_from_dict(spec.config_cls, to_plain(spec.config("tiny"))) == spec.config("tiny")
+    import json
+
+    shipped = json.loads((Path(__file__).parents[1] / "src/unflat/zoo/shipped/progressive-6cat-128.json").read_text())
+    assert "stage2_start" in shipped["config"]  # stored flat, and it stays so (shipped files are not rewritten)
+    cfg = config_from_dict(spec.config_cls, shipped["config"])
+    assert (cfg.encoder.max_channels, cfg.template.segments, cfg.schedule.stage2_start, cfg.losses.perceptual_features,
+            cfg.discriminator.lr, cfg.arch) == (256, 64, 1_000_000, "pyramid", 2e-4, "normalised")
+
+
+def test_progressive_flat_names_move_to_their_components():
+    progressive = get_method("progressive").config_cls
+    moved = migrate_flat_keys(progressive, {"seed": 1, "encoder_channels": 8, "decoder_start": 2, "template_rings": 6,
+                                            "d_lr": 0.1, "r1_gamma": 1.0, "render_resolution": 32, "background": 0.5,
+                                            "w_iou": 2.0, "stage3_start": 9, "augment_background": 0.3,
+                                            "augment_backgrounds": "photos", "lr": 0.2})
+    assert moved == {"seed": 1, "encoder": {"channels": 8}, "decoder": {"start": 2}, "template": {"rings": 6},
+                     "discriminator": {"lr": 0.1, "r1_gamma": 1.0}, "rendering": {"resolution": 32, "background": 0.5},
+                     "losses": {"w_iou": 2.0}, "schedule": {"stage3_start": 9},
+                     "augmentation": {"background": 0.3, "backgrounds": "photos"}, "lr": 0.2}
+
+
+@pytest.mark.parametrize("method", ["mvtriplane", "3dgp", "iggan", "progressive"])
+def test_an_old_checkpoint_and_run_config_resume_and_train_again(method: str, request, tmp_path: Path, monkeypatch):
     from unflat.engine import checkpoint as ckpt
     from unflat.runs import resume, train
+
+    sphere_dataset = request.getfixturevalue("multiview_sphere_dataset" if method == "progressive" else "sphere_dataset")
 
     monkeypatch.setenv("UNFLAT_CACHE_DIR", str(tmp_path / "cache"))
     spec = get_method(method)
     base = spec.config("tiny")
     base.data, base.device, base.tensorboard = sphere_dataset, "cpu", False
+    base.checkpoint_every = 1  # step 1 of the straight run is compared below
     straight, old = tmp_path / "straight", tmp_path / "old"
     train(spec, config_from_dict(spec.config_cls, {**to_plain(base), "out": str(straight), "max_steps": 2}))
     train(spec, config_from_dict(spec.config_cls, {**to_plain(base), "out": str(old), "max_steps": 1}))
@@ -131,6 +161,8 @@ def test_an_old_checkpoint_and_run_config_resume_and_train_again(method: str, sp
     ("iggan", ["--no-freeze-renderer"], "--no-freeze-renderer is now --renderer.no-freeze"),
     ("mvtriplane", ["--d-channel-max=64"], "--d-channel-max is now --discriminator.channel-max"),
     ("3dgp", ["--camera-perturb-deg", "3"], "--camera-perturb-deg no longer applies to this method"),
+    ("progressive", ["--stage2-start", "5"], "--stage2-start is now --schedule.stage2-start"),
+    ("progressive", ["--no-d-conditional"], "--no-d-conditional is now --discriminator.no-conditional"),
 ])
 def test_a_flat_flag_of_old_scripts_is_a_one_line_error_naming_its_new_place(method, argv, note, capsys):
     assert cli.main(["train", method, "--preset", "tiny", *argv]) != 0

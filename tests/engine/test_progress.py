@@ -40,8 +40,6 @@ def test_eta_uses_each_phases_own_rate_across_a_phase_switch():
 
 
 def test_progressive_and_iggan_declare_their_phases(sphere_dataset, multiview_sphere_dataset):
-    from dataclasses import replace
-
     import torch
 
     from unflat.config import replace_fields
@@ -57,4 +55,4 @@ def test_progressive_and_iggan_declare_their_phases(sphere_dataset, multiview_sp
     assert IGGAN(iggan_tiny(), info, cpu).training_phases() == []
     mv = open_dataset(multiview_sphere_dataset).info
     assert Progressive(tiny(), mv, cpu).training_phases() == [("stage I", 0), ("stage II", 2), ("stage III", 4)]
-    assert Progressive(replace(tiny(), stage2_start=0), mv, cpu).training_phases() == [("stage II", 0), ("stage III", 4)]
+    assert Progressive(replace_fields(tiny(), {"schedule.stage2_start": 0}), mv, cpu).training_phases() == [("stage II", 0), ("stage III", 4)]

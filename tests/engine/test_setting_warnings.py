@@ -64,9 +64,9 @@ def test_progressive_stages_that_never_start_are_said(multiview_sphere_dataset: 
 
     cfg = replace(tiny(), data=multiview_sphere_dataset)  # stages at 2 and 4 of 6 steps
     assert _warnings(Progressive, cfg, multiview_sphere_dataset) == []
-    stage3 = _warnings(Progressive, replace(cfg, max_steps=cfg.stage3_start), multiview_sphere_dataset)
+    stage3 = _warnings(Progressive, replace(cfg, max_steps=cfg.schedule.stage3_start), multiview_sphere_dataset)
     assert len(stage3) == 1 and "stage III" in stage3[0]
-    stage1 = _warnings(Progressive, replace(cfg, max_steps=cfg.stage2_start), multiview_sphere_dataset)
+    stage1 = _warnings(Progressive, replace(cfg, max_steps=cfg.schedule.stage2_start), multiview_sphere_dataset)
     assert len(stage1) == 1 and "never leaves stage I" in stage1[0]
 
 

@@ -13,6 +13,7 @@ import torch
 import trimesh
 from PIL import Image
 
+from unflat.config import replace_fields
 from unflat.data.format import open_dataset
 from unflat.errors import ConfigError, UserError
 from unflat.methods.base import Samples, TrainContext
@@ -26,7 +27,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _cfg(data: Path, out: Path, **kw) -> ProgressiveConfig:
-    return replace(tiny(), data=data, out=out, **kw)
+    """tiny() with data, out and ``kw`` (dotted paths for group fields: **{"schedule.stage2_start": 3})."""
+    return replace_fields(tiny(), {"data": data, "out": out, **kw})
 
 
 def _params(run: Path) -> dict[str, torch.Tensor]:
@@ -207,7 +209,7 @@ def test_prepare_image_matches_the_float_reference(with_mask):
 
 
 def _method(dataset: Path, **kw) -> Progressive:
-    cfg = replace(tiny(), data=dataset, **kw)
+    cfg = replace_fields(tiny(), {"data": dataset, **kw})
     return Progressive(cfg, open_dataset(dataset).info, TrainContext(CPU))
 
 
@@ -215,7 +217,7 @@ def test_symmetric_prediction_is_mirror_symmetric_and_switchable(multiview_spher
     torch.manual_seed(0)
     images = torch.rand(2, 3, 16, 16) * 2 - 1
     for symmetric in (True, False):
-        method = _method(multiview_sphere_dataset, symmetric=symmetric)
+        method = _method(multiview_sphere_dataset, **{"decoder.symmetric": symmetric})
         with torch.no_grad():  # make the deformation large enough to matter
             method.net.decoder.mesh_out.weight.normal_(0, 0.3)
         verts, _ = method._predict_eval(images)
@@ -225,12 +227,12 @@ def test_symmetric_prediction_is_mirror_symmetric_and_switchable(multiview_spher
 
 
 def test_stage_schedule_and_config_validation(multiview_sphere_dataset: Path):
-    method = _method(multiview_sphere_dataset, stage2_start=3, stage3_start=5)
+    method = _method(multiview_sphere_dataset, **{"schedule.stage2_start": 3, "schedule.stage3_start": 5})
     assert [method.stage_at(s) for s in range(7)] == [1, 1, 1, 2, 2, 3, 3]
-    with pytest.raises(ConfigError, match="stage3-start"):
-        replace(tiny(), stage2_start=5, stage3_start=3).validate()
-    with pytest.raises(ConfigError, match="texture-resolution"):
-        replace(tiny(), texture_resolution=12).validate()
+    with pytest.raises(ConfigError, match="--schedule.stage3-start"):
+        replace_fields(tiny(), {"schedule.stage2_start": 5, "schedule.stage3_start": 3}).validate()
+    with pytest.raises(ConfigError, match="--decoder.texture-resolution"):
+        replace_fields(tiny(), {"decoder.texture_resolution": 12}).validate()
 
 
 def test_perceptual_auto_without_weights_asks_for_a_backbone(monkeypatch, tmp_path: Path):
@@ -431,6 +433,6 @@ def test_runs_saved_before_the_normalised_network_load_as_legacy():
     from unflat.config import config_from_dict
 
     old = config_from_dict(ProgressiveConfig, {"max_steps": 10})  # a saved config without the new fields
-    assert (old.arch, old.global_scale, old.w_input_texture) == ("legacy", False, 0.0)
+    assert (old.arch, old.decoder.global_scale, old.losses.w_input_texture) == ("legacy", False, 0.0)
     new = ProgressiveConfig()
-    assert (new.arch, new.global_scale, new.w_input_texture) == ("normalised", True, 1.0)
+    assert (new.arch, new.decoder.global_scale, new.losses.w_input_texture) == ("normalised", True, 1.0)

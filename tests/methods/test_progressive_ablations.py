@@ -4,13 +4,13 @@ multi-view discriminator) and the same-/novel-view FID of reconstructions."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from unflat.config import replace_fields
 from unflat.data.format import open_dataset
 from unflat.data.loader import StepSampler, gather
 from unflat.errors import ConfigError
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def _method(data: Path, **kw) -> Progressive:
     torch.manual_seed(0)
-    cfg = replace(tiny(), data=data, latent_noise=False, **kw)  # latent 0: the forward pass is deterministic
+    cfg = replace_fields(tiny(), {"data": data, "encoder.latent_noise": False, **kw})  # latent 0: deterministic forward
     return Progressive(cfg, open_dataset(data).info, TrainContext(CPU))
 
 
@@ -36,7 +36,7 @@ def _batch(data: Path, indices: list[int], views: int):
 def test_same_view_supervision_is_multiview_training_with_the_input_as_target(multiview_sphere_dataset: Path):
     """Same-view training on [view a] must compute exactly the losses multi-view training computes on the
     pair (view a, view a): target image, camera and ground-truth mask are the input's own."""
-    same = _method(multiview_sphere_dataset, supervision="same-view")
+    same = _method(multiview_sphere_dataset, **{"schedule.supervision": "same-view"})
     multi = _method(multiview_sphere_dataset)
     assert same.views_per_sample == 1 and multi.views_per_sample == 2
     multi.net.load_state_dict(same.net.state_dict())
@@ -53,7 +53,7 @@ def test_same_view_supervision_is_multiview_training_with_the_input_as_target(mu
 
 
 def test_same_view_iou_loss_uses_the_input_views_ground_truth_mask(multiview_sphere_dataset: Path):
-    method = _method(multiview_sphere_dataset, supervision="same-view")
+    method = _method(multiview_sphere_dataset, **{"schedule.supervision": "same-view"})
     batch = _batch(multiview_sphere_dataset, [2, 7], 1)
     with torch.no_grad():
         verts, texture = method.predict(batch.images, method._latent(2))
@@ -69,7 +69,8 @@ def test_same_view_training_runs_on_single_view_data(sphere_dataset: Path, tmp_p
     from unflat.data.loader import DatasetError
     from unflat.methods.registry import get_method
 
-    cfg = replace(tiny(), data=sphere_dataset, out=tmp_path / "run", supervision="same-view", sample_every=0)
+    cfg = replace_fields(tiny(), {"data": sphere_dataset, "out": tmp_path / "run", "schedule.supervision": "same-view",
+                                  "sample_every": 0})
     result = train(get_method("progressive"), cfg)
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert result.step == 6 and [r["stage"] for r in rows] == [1, 1, 2, 2, 3, 3]
@@ -79,29 +80,29 @@ def test_same_view_training_runs_on_single_view_data(sphere_dataset: Path, tmp_p
 
 
 def test_supervision_is_validated_and_recorded_in_the_run_config(tmp_path: Path):
-    with pytest.raises(ConfigError, match="supervision"):
-        replace(tiny(), supervision="both").validate()
+    with pytest.raises(ConfigError, match="--schedule.supervision"):
+        replace_fields(tiny(), {"schedule.supervision": "both"}).validate()
     from unflat.config import config_from_yaml, config_to_yaml
 
-    cfg = replace(tiny(), supervision="same-view")
-    assert config_from_yaml(ProgressiveConfig, config_to_yaml(cfg)).supervision == "same-view"
+    cfg = replace_fields(tiny(), {"schedule.supervision": "same-view"})
+    assert config_from_yaml(ProgressiveConfig, config_to_yaml(cfg)).schedule.supervision == "same-view"
 
 
 def test_no_multistage_schedule_starts_in_stage_three(multiview_sphere_dataset: Path):
-    method = _method(multiview_sphere_dataset, stage2_start=0, stage3_start=0)
+    method = _method(multiview_sphere_dataset, **{"schedule.stage2_start": 0, "schedule.stage3_start": 0})
     assert [method.stage_at(s) for s in range(3)] == [3, 3, 3]
     logs = method.train_step(_batch(multiview_sphere_dataset, [0, 1, 4, 5], 2), step=0)
     assert {"loss_same_view", "loss_g_adv", "loss_d"} <= set(logs) and logs["stage"] == 3.0
 
 
 def test_unconditional_discriminator_ignores_the_other_view(multiview_sphere_dataset: Path):
-    """--no-d-conditional: the scores do not depend on view 1's partial texture; with it, they do."""
+    """--discriminator.no-conditional: the scores do not depend on view 1's partial texture; with it, they do."""
     torch.manual_seed(1)
     tex, mask = torch.rand(2, 3, 8, 8) * 2 - 1, (torch.rand(2, 1, 8, 8) > 0.3).float()
     cond_a, cond_b = torch.rand(2, 3, 8, 8) * 2 - 1, torch.rand(2, 3, 8, 8) * 2 - 1
     cond_mask = (torch.rand(2, 1, 8, 8) > 0.3).float()
     for conditional in (True, False):
-        disc = _method(multiview_sphere_dataset, d_conditional=conditional).disc
+        disc = _method(multiview_sphere_dataset, **{"discriminator.conditional": conditional}).disc
         with torch.no_grad():
             a = disc(tex * mask, mask, cond_a, cond_mask)
             b = disc(tex * mask, mask, cond_b, cond_mask)

@@ -5,14 +5,13 @@ method's own stage-I training (novel-view perceptual + silhouette IoU + Laplacia
 own ground truth.
 
 Measured on one CPU core (2026-12-02, seeds 0-3 of this exact setting, defaults including
---w-input-texture 1): the default (normalised) network 8/8 on every seed; ``--arch legacy`` (the first
+--losses.w-input-texture 1): the default (normalised) network 8/8 on every seed; ``--arch legacy`` (the first
 implementation: plain ReLU convs, a ReLU feature bottleneck, zero-init AdaIN, a 1e-3-std deformation
 head) 4, 6, 7 and 7 of 8, so this test fails with it (without the input-texture loss: 8/8 on seeds
 0-7 against 6, 6, 5, 6)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ import pytest
 import torch
 
 from conftest import ELLIPSOID_AXES, ellipsoid_points, write_ellipsoid_dataset
+from unflat.config import replace_fields
 from unflat.data.format import open_dataset
 from unflat.data.loader import Batch
 from unflat.methods.base import TrainContext
@@ -47,10 +47,12 @@ def chamfer(a: torch.Tensor, b: torch.Tensor) -> float:
 def train_and_match(data: Path, arch: str = "normalised", steps: int = 400, seed: int = 0) -> np.ndarray:
     """Train on the ellipsoids; return the [8,8] Chamfer matrix (row: prediction from shape i's view 0)."""
     dataset = open_dataset(data)
-    cfg = replace(tiny(), data=data, arch=arch, encoder_channels=8, encoder_max_channels=32, feature_dim=32,
-                  latent_dim=4, style_dim=32, decoder_start=4, decoder_max_channels=32, decoder_min_channels=8,
-                  deform_resolution=16, texture_resolution=16, template_rings=12, template_segments=16,
-                  stage2_start=10**6, stage3_start=10**6, lr=1e-3, silhouette_sigma=0.5, seed=seed)
+    cfg = replace_fields(tiny(), {
+        "data": data, "arch": arch, "lr": 1e-3, "seed": seed,
+        "encoder.channels": 8, "encoder.max_channels": 32, "encoder.feature_dim": 32, "encoder.latent_dim": 4,
+        "decoder.style_dim": 32, "decoder.start": 4, "decoder.max_channels": 32, "decoder.min_channels": 8,
+        "decoder.deform_resolution": 16, "decoder.texture_resolution": 16, "template.rings": 12, "template.segments": 16,
+        "schedule.stage2_start": 10**6, "schedule.stage3_start": 10**6, "rendering.silhouette_sigma": 0.5})
     torch.manual_seed(seed)
     method = Progressive(cfg, dataset.info, TrainContext(torch.device("cpu")))
     images = torch.from_numpy(np.array(dataset.images)).permute(0, 3, 1, 2).float() / 127.5 - 1

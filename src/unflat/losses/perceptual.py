@@ -203,7 +203,7 @@ def build_feature_extractor(kind: FeatureKind = "auto", weights: str | Path | No
     if kind == "domain" or (kind == "auto" and weights is not None and str(weights).endswith(".safetensors")):
         if weights is None:
             raise UserError("perceptual features 'domain' need the backbone file: train one with "
-                            "`unflat train backbone --data DIR --out backbone.safetensors` and pass --perceptual-weights PATH")
+                            "`unflat train backbone --data DIR --out backbone.safetensors` and pass --losses.perceptual-weights PATH")
         from unflat.nets.domain_backbone import load_domain_backbone
 
         backbone, info = load_domain_backbone(weights)
@@ -234,6 +234,6 @@ def build_feature_extractor(kind: FeatureKind = "auto", weights: str | Path | No
         "machine (unflat never downloads them). Either copy alexnet-owt-7be5be79.pth or vgg16-397923af.pth into "
         "~/.cache/torch/hub/checkpoints (or $UNFLAT_WEIGHTS_DIR), or train unflat's own feature network with "
         "`unflat train backbone --data DIR --out backbone.safetensors` and pass "
-        "--perceptual-features domain --perceptual-weights backbone.safetensors. "
+        "--losses.perceptual-features domain --losses.perceptual-weights backbone.safetensors. "
         f"(Details: {reasons[0]})"
     )

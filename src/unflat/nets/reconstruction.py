@@ -171,7 +171,7 @@ class UVDecoder(nn.Module):
     (x, y, z) of the template, added to the deformation map as ``(exp(s) - 1) * template_radius *
     P(u, v)`` with P the unit-sphere point of each map location (unflat's template: +X pole at
     v = 0, angle around X along u), so an object's overall proportions (a long car, a tall lamp)
-    need no large per-vertex offsets. Symmetric about X = 0, so it keeps --symmetric exact.
+    need no large per-vertex offsets. Symmetric about X = 0, so it keeps --decoder.symmetric exact.
     """
 
     def __init__(

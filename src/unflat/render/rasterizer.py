@@ -200,7 +200,7 @@ def get_rasterizer(device: torch.device | str, backend: str = "auto") -> Rasteri
         from unflat.errors import UserError  # noqa: PLC0415
 
         raise UserError(f"nvdiffrast rasteriser unavailable ({nvdiffrast_backend.unavailable_reason(device)}); it needs a "
-                        "CUDA device and the gpu extra (pip install 'unflat[gpu]'), or use --rasterizer torch")
+                        "CUDA device and the gpu extra (pip install 'unflat[gpu]'), or use --rendering.rasterizer torch")
     return _TORCH
 
 
