@@ -558,15 +558,15 @@ class IGGAN(_ProxyMethodMixin, Method, Generator3D):
                         empty.append(s)
                         continue
                     files.write(mesh, mesh_stem(s))
-        paths = files.paths
-        if empty:
-            warnings.warn(f"{len(empty)} of {num} samples (seeds {_seed_ranges(empty)}): the generated occupancy never "
-                          f"crosses --export.threshold {self.cfg.export.threshold}, so no mesh was written for them "
-                          "(an untrained generator, or one still in pre-training, makes empty shapes)", stacklevel=2)
-        if not paths:
-            raise UserError(f"no sample produced a surface at --export.threshold {self.cfg.export.threshold} "
-                            "(an untrained generator, or one still in pre-training, makes empty shapes)")
-        return paths
+            if empty:
+                warnings.warn(f"{len(empty)} of {num} samples (seeds {_seed_ranges(empty)}): the generated occupancy "
+                              f"never crosses --export.threshold {self.cfg.export.threshold}, so no mesh was written for "
+                              "them (an untrained generator, or one still in pre-training, makes empty shapes)",
+                              stacklevel=2)
+            if not files.paths:  # raised inside the block: no export.json for an export without meshes
+                raise UserError(f"no sample produced a surface at --export.threshold {self.cfg.export.threshold} "
+                                "(an untrained generator, or one still in pre-training, makes empty shapes)")
+        return files.paths
 
     def generate(self, out_dir: Path, num: int, seed: int = 0, class_id: int | None = None) -> list[Path]:
         """For seeds seed..seed+num-1: OpenGL renders (render_XXXX.png and renders.png), proxy renders
