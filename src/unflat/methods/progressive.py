@@ -51,6 +51,9 @@ from unflat.nets.reconstruction import ImageEncoder, ReconstructionNet, UVDecode
 from unflat.render.base import RenderOutput
 from unflat.render.rasterizer import project_to_uv, render_textured_mesh
 
+# How `reconstruct` frames an input: crop and centre its object (photos), or keep a training-like render as given.
+Crop = Literal["object", "none"]
+
 
 
 @dataclass
@@ -640,7 +643,7 @@ class Progressive(Method, Reconstructor):
     # ---- reconstruction from files ---------------------------------------------------------------
     def reconstruct(self, images: list[Path], out_dir: Path, masks: list[Path] | None = None, batch_size: int = 16,
                     turntable: bool = True, turntable_frames: int = 36, turntable_resolution: int = 256,
-                    input_colours: float = 1.0, segmenter: str = "auto") -> list[Path]:
+                    input_colours: float = 1.0, segmenter: str = "auto", crop: Crop = "object") -> list[Path]:
         """Images (files or folders of images) -> ``out_dir/NAME.glb`` (texture embedded),
         ``NAME.gif`` (turntable) and ``NAME-input.png`` (the cropped, centred network input).
 
@@ -649,6 +652,9 @@ class Progressive(Method, Reconstructor):
         ``auto``: IS-Net when its weights are installed, else GrabCut when OpenCV is, else border colours).
         input_colours: strength of the input's own colours on the texture: each image is projected into UV
         space where the mesh is visible from its estimated camera and blended in (0 = the network's texture).
+        crop: "object" (photos) crops and centres each object to the training data's median extent; "none" keeps
+        the framing of square images that are already framed like the training renders (e.g. `dataset synth`
+        views), so the object's size in the frame still tells the network its scale.
         Returns the written paths. Raises UserError naming any file that cannot be read.
         """
         files = expand_image_paths(images)
@@ -666,14 +672,14 @@ class Progressive(Method, Reconstructor):
                 written += self._reconstruct_chunk(files[start:end], names[start:end],
                                                    None if masks is None else masks[start:end], out_dir, background,
                                                    turntable, turntable_frames, turntable_resolution, input_colours,
-                                                   segmenter)
+                                                   segmenter, crop)
                 progress.advance(end - start)
         return written
 
     def _reconstruct_chunk(self, files: list[Path], names: list[str], masks: list[Path] | None, out_dir: Path,
                            background: np.ndarray, turntable: bool, turntable_frames: int,
                            turntable_resolution: int, input_colours: float = 1.0,
-                           segmenter: str = "auto") -> list[Path]:
+                           segmenter: str = "auto", crop: Crop = "object") -> list[Path]:
         """``reconstruct`` of one batch of files: one forward pass, then each file's outputs."""
         from PIL import Image
 
@@ -681,6 +687,9 @@ class Progressive(Method, Reconstructor):
         prepared, fg_masks = [], []
         for k, path in enumerate(files):
             rgb, content = read_image_rgb(path)
+            if crop == "none" and content != (0, 0, rgb.shape[0], rgb.shape[1]):
+                raise UserError(f"{path}: the image is not square, and --crop none uses an image as given (framed like "
+                                "the training renders); use --crop object to crop and centre its object")
             if masks is not None:
                 mask = read_mask(masks[k])
             else:  # a photo without a mask: segment the object, then crop and replace the background like training data
@@ -688,7 +697,7 @@ class Progressive(Method, Reconstructor):
 
                 mask = segment_object(rgb, content, method=segmenter)
             image, fg = prepare_image(rgb, mask, self.image_resolution, self.data_stats["object_extent"],
-                                      background, content, return_mask=True)
+                                      background, content, return_mask=True, crop=crop)
             prepared.append(image)
             fg_masks.append(fg)
         batch = torch.from_numpy(np.stack(prepared)).permute(0, 3, 1, 2).float().to(self.device) * 2 - 1
@@ -774,9 +783,13 @@ def read_mask(path: Path) -> np.ndarray:
 
 def prepare_image(rgb: np.ndarray, mask: np.ndarray | None, resolution: int, object_extent: float = 0.6,
                   background: np.ndarray | None = None, content: tuple[int, int, int, int] | None = None,
-                  return_mask: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+                  return_mask: bool = False, crop: Crop = "object") -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Crop and centre an object like the training images: float [R,R,3] in [0,1] (with ``return_mask``
     also the object's mask in the crop, float [R,R] in {0,1}).
+
+    crop: "object" crops and centres as below; "none" keeps the square image's framing (only resized, and the
+    background under ``mask`` replaced): for images already framed like the training renders, whose object
+    size and position in the frame carry the object's scale, which a crop to a fixed extent would discard.
 
     rgb: uint8 [H,W,3]; mask: [H,W] in [0,1] or None; content: the (top, left, bottom, right) box of
     real pixels when rgb was padded (default: all of it).
@@ -806,11 +819,16 @@ def prepare_image(rgb: np.ndarray, mask: np.ndarray | None, resolution: int, obj
         fg = mask > 0.5
         if not fg.any():
             raise UserError("mask is empty (no pixel above 0.5)")
-    rows, cols = np.nonzero(fg.any(1))[0], np.nonzero(fg.any(0))[0]
-    y_lo, y_hi, x_lo, x_hi = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    side = max(int(math.ceil(max(y_hi - y_lo, x_hi - x_lo) / max(object_extent, 1e-3))), 1)
-    y0 = int(round((y_lo + y_hi) / 2 - side / 2))
-    x0 = int(round((x_lo + x_hi) / 2 - side / 2))
+    if crop == "none":
+        if rgb.shape[0] != rgb.shape[1]:
+            raise ValueError(f"crop='none' needs a square image, got {rgb.shape[1]}x{rgb.shape[0]}")
+        side, y0, x0 = rgb.shape[0], 0, 0
+    else:
+        rows, cols = np.nonzero(fg.any(1))[0], np.nonzero(fg.any(0))[0]
+        y_lo, y_hi, x_lo, x_hi = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        side = max(int(math.ceil(max(y_hi - y_lo, x_hi - x_lo) / max(object_extent, 1e-3))), 1)
+        y0 = int(round((y_lo + y_hi) / 2 - side / 2))
+        x0 = int(round((x_lo + x_hi) / 2 - side / 2))
     background_u8 = (background * 255).round().astype(np.uint8)
     canvas = np.empty((side, side, 3), np.uint8)
     canvas[:] = background_u8
