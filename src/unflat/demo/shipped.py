@@ -4,18 +4,23 @@
 2. held-back renders: one embedded shape per category, synth seed 1000 (the shipped models saw seed 0), with
    their masks and a second view as ground truth;
 3. ``unflat reconstruct --model progressive-6cat-128``: a textured GLB + turntable per image;
-4. ``unflat generate --model mvtriplane-6cat-64``: one sample per class (image, depth, GLB) + a GLB turntable.
+4. the shipped generator ``mvtriplane-6cat-64`` (as ``unflat generate`` / ``unflat export --model``): one sample
+   per class (neural render, depth, GLB) + a turntable of the GLB.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from unflat.demo.config import DemoConfig
 from unflat.engine.progress import console
+
+if TYPE_CHECKING:
+    from unflat.methods.base import Reconstructor
 
 ENTRIES = {"photos", "heldout", "reconstructions", "generated"}
 """What these steps write into --out."""
@@ -38,7 +43,7 @@ class Generated:
 
     name: str
     sample: Path
-    depth: Path
+    depth: Path | None
     mesh: Path | None
     turntable: Path | None
 
@@ -96,14 +101,20 @@ def write_heldout(cfg: DemoConfig, resolution: int) -> list[HeldOut]:
     return rows
 
 
-def load_reconstructor(cfg: DemoConfig):  # noqa: ANN201 - a Reconstructor method
-    """The shipped reconstructor (hash-checked), on --device."""
+def load_reconstructor(cfg: DemoConfig) -> "Reconstructor":
+    """The shipped reconstructor --reconstructor (hash-checked), on --device; a one-line error for another kind."""
+    from unflat.errors import UserError
+    from unflat.methods.base import Reconstructor
     from unflat.runs import load_run
 
-    return load_run(f"zoo:{cfg.reconstructor}", cfg.device).method
+    method = load_run(f"zoo:{cfg.reconstructor}", cfg.device).method
+    if not isinstance(method, Reconstructor):
+        raise UserError(f"--reconstructor {cfg.reconstructor}: a {method.name} model, not a reconstructor; "
+                        "choose one that `unflat models` lists as kind reconstructor")
+    return method
 
 
-def reconstruct(cfg: DemoConfig, method, photos: list[Path], heldout: list[HeldOut]) -> dict[str, Path]:  # noqa: ANN001
+def reconstruct(cfg: DemoConfig, method: "Reconstructor", photos: list[Path], heldout: list[HeldOut]) -> dict[str, Path]:
     """The shipped reconstructor on the photos (segmented) and the held-back renders (their masks) ->
     out/reconstructions/{photos,heldout}/NAME.glb, NAME.gif, NAME-input.png."""
     from unflat.data.segment import resolve_method
@@ -124,19 +135,23 @@ def reconstruct(cfg: DemoConfig, method, photos: list[Path], heldout: list[HeldO
 
 
 def generate(cfg: DemoConfig) -> list[Generated]:
-    """One sample per --generate class from the shipped generator -> out/generated/CLASS/ (samples, depth,
-    meshes/.../*.glb) + turntable.gif of the GLB."""
+    """One sample per --generate class from the shipped generator -> out/generated/CLASS/ sample.png (its neural
+    render), depth.png, the exported GLB and turntable.gif (of the GLB)."""
+    import torch
     import trimesh
 
     from unflat.errors import UserError
-    from unflat.export.images import save_mesh_turntable
+    from unflat.export.images import depth_to_image, save_grid, save_mesh_turntable
+    from unflat.methods.base import Generator3D
     from unflat.render.gl_backends import create_renderer
     from unflat.runs import load_run
 
     if not cfg.generate:
         return []
-    loaded = load_run(f"zoo:{cfg.generator}", cfg.device)
-    method = loaded.method
+    method = load_run(f"zoo:{cfg.generator}", cfg.device).method
+    if not isinstance(method, Generator3D):
+        raise UserError(f"--generator {cfg.generator}: a {method.name} model, not a 3D generator; "
+                        "choose one that `unflat models` lists as kind generator")
     names = list(method.info.class_names)
     renderer = create_renderer("auto", cfg.turntable_resolution)
     shapes = []
@@ -146,15 +161,17 @@ def generate(cfg: DemoConfig) -> list[Generated]:
                             f"(it has {', '.join(names)})")
         k = names.index(category)
         folder = cfg.out / "generated" / category
-        written = method.generate(folder, 1, cfg.seed, k, meshes=True, videos=False)
-        glbs = [p for p in written if Path(p).suffix == ".glb"]
+        samples = method.sample(1, cfg.seed, torch.full((1,), k))
+        sample = save_grid(samples.images, folder / "sample.png", value_range=(-1, 1))
+        depth = None
+        if samples.depth is not None:
+            depth = save_grid(depth_to_image(samples.depth, samples.masks), folder / "depth.png", value_range=(0, 1))
+        glbs = method.export(folder / "meshes", 1, cfg.seed, k, ("glb",))
         turntable = None
         if glbs:
             mesh = trimesh.load(glbs[0], force="mesh")
             turntable = save_mesh_turntable(mesh, folder / "turntable.gif", renderer, frames=cfg.turntable_frames)
         else:
             console.print(f"[yellow]note:[/] the {category} sample has no surface to export", highlight=False)
-        tag = f"class{k}_{category}"
-        shapes.append(Generated(category, folder / f"samples_{tag}.png", folder / f"depth_{tag}.png",
-                                glbs[0] if glbs else None, turntable))
+        shapes.append(Generated(category, sample, depth, glbs[0] if glbs else None, turntable))
     return shapes
