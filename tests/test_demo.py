@@ -100,3 +100,10 @@ def test_a_very_short_full_demo_finishes_and_explains(tmp_path: Path, capfd) -> 
     assert "demo finished" in printed and not (out / "sheet.png").exists()
     # 4 steps: either some sample already has a surface (meshes written) or the demo says to train longer
     assert any((out / "meshes").glob("*.glb")) or "train longer" in printed, printed
+
+
+def test_a_shipped_model_of_the_wrong_kind_is_a_one_line_error(tmp_path: Path, capsys) -> None:
+    code = cli.main(["demo", "--out", str(tmp_path / "demo"), *TINY, "--reconstructor", "mvtriplane-6cat-64"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1, err
+    assert "--reconstructor mvtriplane-6cat-64" in err and "not a reconstructor" in err and "unflat models" in err

@@ -58,6 +58,7 @@ def run_shipped(cfg: DemoConfig, steps: DemoSteps) -> list[tuple[str, Path]]:
     from unflat.demo.sheet import write_sheet
     from unflat.demo.train import train_and_resume
 
+    shipped.check_models(cfg)
     photos, heldout, generated = [], [], []
     opened: dict[str, Path] = {}
     if cfg.photos or cfg.heldout:

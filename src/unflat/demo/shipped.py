@@ -101,6 +101,23 @@ def write_heldout(cfg: DemoConfig, resolution: int) -> list[HeldOut]:
     return rows
 
 
+def check_models(cfg: DemoConfig) -> None:
+    """Before any work: the models the demo will use exist in the zoo and are of the right kind (one-line errors)."""
+    from unflat.errors import UserError
+    from unflat.zoo.load import find_model
+
+    wanted = ([("reconstructor", cfg.reconstructor, "reconstructor")] if cfg.photos or cfg.heldout else []) + \
+             ([("generator", cfg.generator, "generator")] if cfg.generate else [])
+    for flag, name, kind in wanted:
+        try:
+            entry = find_model(name)
+        except UserError as error:
+            raise UserError(f"--{flag}: {error}") from None
+        if entry.kind != kind:
+            raise UserError(f"--{flag} {name}: a {entry.kind} ({entry.method}), not a {kind}; choose one that "
+                            f"`unflat models` lists as kind {kind}")
+
+
 def load_reconstructor(cfg: DemoConfig) -> "Reconstructor":
     """The shipped reconstructor --reconstructor (hash-checked), on --device; a one-line error for another kind."""
     from unflat.errors import UserError
