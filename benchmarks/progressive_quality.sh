@@ -132,7 +132,8 @@ run evaluate timeout -s INT "$EVAL_S" $PY -m unflat evaluate "$RUN" --data "$HEL
 tail -n 6 "$W/evaluate.log"
 mapfile -t IMAGES < <(ls "$W"/inputs/images/*.png)
 mapfile -t MASKS < <(ls "$W"/inputs/masks/*.png)
-run reconstruct $PY -m unflat reconstruct "$RUN" "${IMAGES[@]}" --masks "${MASKS[@]}" --out "$W/recon" \
+# --crop none: the held-back renders are framed like the training data (photos below are cropped and centred)
+run reconstruct $PY -m unflat reconstruct "$RUN" "${IMAGES[@]}" --masks "${MASKS[@]}" --out "$W/recon" --crop none \
     --turntable-frames 12 --turntable-resolution $TT_RES --device $DEV > "$W/reconstruct.log" 2>&1
 tail -n 3 "$W/reconstruct.log"
 if ls "$W"/photos/*.png > /dev/null 2>&1; then

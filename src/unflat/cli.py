@@ -422,7 +422,7 @@ def cmd_module(module: str, function: str, what: str) -> Callable[[list[str]], i
 
 
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
-    "demo": (cmd_module("unflat.demo", "main", "`unflat demo`"), "end to end on embedded data (CPU, minutes): data -> 3D GAN -> samples, mesh, turntable"),
+    "demo": (cmd_module("unflat.demo", "main", "`unflat demo`"), "the pipeline on a CPU in minutes: shipped models on photos and renders -> textured GLBs, new shapes, train + resume"),
     "dataset": (cmd_dataset, "make datasets: synth | render | images | from-generator"),
     "train": (cmd_train, "train a method (iggan, mvtriplane, 3dgp, progressive, ...) or resume a run"),
     "generate": (cmd_generate, "sample a trained generator: images, depth, meshes"),
