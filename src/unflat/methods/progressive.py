@@ -182,6 +182,10 @@ class ProgressiveConfig(RunConfig):
     augment_lighting: float = 0.0
     """Strength of per-input lighting variety on the object (brightness, warm/cool tint, a shading ramp from one
     side; 1 = about +-25 % brightness); the encoder's input only. 0 = off."""
+    augment_object_crop: float = 0.0
+    """Probability that an input is re-framed as `unflat reconstruct --crop object` frames a photo (its object's box
+    centred at the training data's median extent) before the encoder sees it; targets and losses keep the clean,
+    posed views, so the network learns to reconstruct from what a photo gives it. 0 = off (inputs as rendered)."""
 
     def validate(self) -> None:
         super().validate()
@@ -212,6 +216,8 @@ class ProgressiveConfig(RunConfig):
             raise ConfigError("augment_background", f"must be a probability in [0, 1], got {self.augment_background}")
         if not 0 <= self.augment_lighting <= 4:
             raise ConfigError("augment_lighting", f"must be in [0, 4], got {self.augment_lighting}")
+        if not 0 <= self.augment_object_crop <= 1:
+            raise ConfigError("augment_object_crop", f"must be a probability in [0, 1], got {self.augment_object_crop}")
         if self.perceptual_features == "domain" and self.perceptual_weights is None:
             raise ConfigError("perceptual_weights", "--perceptual-features domain needs the backbone file "
                               "(train one with `unflat train backbone`)")
@@ -404,11 +410,17 @@ class Progressive(Method, Reconstructor):
         """The encoder's view of the input images [B,3,H,W] in [-1,1]: other backgrounds and lighting (config
         ``augment_*``), drawn from (seed, step) so a resumed run augments as an uninterrupted one."""
         cfg = self.cfg
-        if cfg.augment_background <= 0 and cfg.augment_lighting <= 0:
+        if cfg.augment_background <= 0 and cfg.augment_lighting <= 0 and cfg.augment_object_crop <= 0:
             return images
-        from unflat.data.augment import composite_backgrounds, vary_lighting  # noqa: PLC0415
+        from unflat.data.augment import composite_backgrounds, crop_to_object, vary_lighting  # noqa: PLC0415
 
         rng = np.random.default_rng([cfg.seed, step, 0xA6])
+        if cfg.augment_object_crop > 0:
+            chosen = torch.from_numpy(rng.random(images.shape[0]) < cfg.augment_object_crop).to(images.device)
+            background = torch.tensor([self.data_stats[f"background_{c}"] for c in "rgb"]) * 2 - 1
+            cropped, cropped_masks = crop_to_object(images, masks, self.data_stats["object_extent"], background)
+            images = torch.where(chosen[:, None, None, None], cropped, images)
+            masks = torch.where(chosen[:, None, None, None], cropped_masks, masks)
         images = vary_lighting(images, masks, rng, cfg.augment_lighting)
         return composite_backgrounds(images, masks, rng, cfg.augment_background, cfg.augment_backgrounds)
 
