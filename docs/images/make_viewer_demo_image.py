@@ -1,6 +1,6 @@
 """docs/images/viewer-demo-index.png: the viewer's first screen on an `unflat demo` folder, in headless Chromium.
 
-    unflat demo --out runs/demo                       # (or a shorter one: --max-steps 500)
+    unflat demo --full --out runs/demo                # (or a shorter one: --max-steps 500)
     python docs/images/make_viewer_demo_image.py runs/demo
 
 The page is served the way `unflat view runs/demo` serves it (with the sampler of runs/demo/run) and shot at

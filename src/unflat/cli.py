@@ -258,6 +258,10 @@ class ReconstructArgs:
     input_colours: float = 1.0
     """Blend the input's own colours into the texture where the mesh is visible from the input's (estimated)
     camera: 1 = the input's colours there, 0 = the network's texture only."""
+    crop: Literal["object", "none"] = "object"
+    """object: crop and centre each image's object to the size the training objects have (photos). none: use square
+    images as given, for inputs already framed like the training renders (e.g. `unflat dataset synth` views):
+    their object's size in the frame tells the network its scale, which a crop would discard."""
     batch_size: int = 16
     """Images per forward pass."""
     turntable: bool = True
@@ -381,7 +385,7 @@ def cmd_reconstruct(args: list[str]) -> int:
     start = time.perf_counter()
     written = reconstructor.reconstruct(list(a.images), claim_output_dir(a.out, "reconstruct"), list(a.masks) or None, a.batch_size, turntable=a.turntable,
                  turntable_frames=a.turntable_frames, turntable_resolution=a.turntable_resolution,
-                 input_colours=a.input_colours, segmenter=segmenter)
+                 input_colours=a.input_colours, segmenter=segmenter, crop=a.crop)
     meshes = sum(1 for path in written if Path(path).suffix == ".glb")
     print(f"wrote {meshes} textured mesh{'es' if meshes != 1 else ''} to {a.out} in {time.perf_counter() - start:.1f} s")
     return 0
@@ -397,7 +401,7 @@ def cmd_module(module: str, function: str, what: str) -> Callable[[list[str]], i
 
 
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
-    "demo": (cmd_module("unflat.demo", "main", "`unflat demo`"), "end to end on embedded data (CPU, minutes): data -> 3D GAN -> samples, mesh, turntable"),
+    "demo": (cmd_module("unflat.demo", "main", "`unflat demo`"), "the pipeline on a CPU in minutes: shipped models on photos and renders -> textured GLBs, new shapes, train + resume"),
     "dataset": (cmd_dataset, "make datasets: synth | render | images | from-generator"),
     "train": (cmd_train, "train a method (iggan, mvtriplane, 3dgp, progressive, ...) or resume a run"),
     "generate": (cmd_generate, "sample a trained generator: images, depth, meshes"),

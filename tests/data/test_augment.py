@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from unflat.config import replace_fields
-from unflat.data.augment import composite_backgrounds, vary_lighting
+from unflat.data.augment import composite_backgrounds, crop_to_object, vary_lighting
 from unflat.data.format import open_dataset
 from unflat.data.loader import iterate_batches
 from unflat.methods.base import TrainContext
@@ -71,3 +71,42 @@ def test_progressive_augments_the_encoder_input_only(multiview_sphere_dataset: P
     plain = Progressive(replace_fields(cfg, {"augmentation.background": 0.0, "augmentation.lighting": 0.0}),
                         open_dataset(multiview_sphere_dataset).info, TrainContext(CPU))
     assert plain.augment_input(inputs, batch.masks[0::2], 0) is inputs  # off: untouched
+
+
+def test_crop_to_object_frames_like_reconstructs_crop() -> None:
+    """The training-time re-framing on tensors matches `prepare_image(crop='object')` (PIL, the path photos take)."""
+    from unflat.data.object_image import prepare_image
+
+    size, extent = 64, 0.6
+    rgb = np.full((size, size, 3), 255, np.uint8)
+    rgb[6:22, 38:60] = (200, 40, 30)  # a small object near a corner
+    rgb[26:30, 8:20] = (30, 40, 200)  # another, apart from it
+    mask = np.zeros((size, size), np.float32)
+    mask[6:22, 38:60] = 1
+    mask[26:30, 8:20] = 1
+    reference, reference_fg = prepare_image(rgb, mask, size, extent, np.ones(3, np.float32), return_mask=True)
+    images = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 127.5 - 1
+    masks = torch.from_numpy(mask)[None, None]
+    cropped, cropped_masks = crop_to_object(images, masks, extent, torch.ones(3))
+    ours = ((cropped[0].permute(1, 2, 0) + 1) / 2).numpy()
+    assert ((cropped_masks[0, 0].numpy() > 0.5) != (reference_fg > 0.5)).mean() < 0.02
+    assert np.abs(ours - reference).mean() < 0.02  # bilinear vs Lanczos resampling: edges differ, not the framing
+    rows = np.nonzero((cropped_masks[0, 0] > 0.5).any(1).numpy())[0]
+    cols = np.nonzero((cropped_masks[0, 0] > 0.5).any(0).numpy())[0]
+    assert abs((rows[0] + rows[-1] + 1) / 2 - size / 2) <= 1 and abs((cols[0] + cols[-1] + 1) / 2 - size / 2) <= 1
+    assert abs(max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 - extent * size) <= 2
+    empty = torch.zeros_like(masks)  # no object: unchanged
+    same, _ = crop_to_object(images, empty, extent, torch.ones(3))
+    assert torch.allclose(same, images, atol=1e-5)
+
+
+def test_progressive_object_crop_augments_the_encoder_input(multiview_sphere_dataset: Path) -> None:
+    cfg = replace_fields(tiny(), {"data": multiview_sphere_dataset, "augmentation.object_crop": 1.0})
+    method = Progressive(cfg, open_dataset(multiview_sphere_dataset).info, TrainContext(CPU))
+    batch = next(iterate_batches(multiview_sphere_dataset, 0, 1, 4, 0, CPU, views_per_sample=2))
+    inputs, masks = batch.images[0::2], batch.masks[0::2]
+    background = torch.tensor([method.data_stats[f"background_{c}"] for c in "rgb"]) * 2 - 1
+    expected, _ = crop_to_object(inputs, masks, method.data_stats["object_extent"], background)
+    assert torch.equal(method.augment_input(inputs, masks, 0), expected)
+    assert not torch.equal(expected, inputs)
+    assert np.isfinite(float(method.train_step(batch, 0)["loss_total"]))

@@ -156,6 +156,38 @@ def test_prepare_image_centres_and_frames_the_object():
         assert abs((rows[-1] - rows[0] + 1) - 16) <= 2  # spans half the crop
 
 
+def test_prepare_image_crop_none_keeps_the_framing_and_replaces_the_background():
+    img = np.full((64, 64, 3), 40, np.uint8)  # dark background
+    img[4:20, 40:60] = (200, 30, 30)  # a small object near a corner: its place and size are the point
+    mask = np.zeros((64, 64), np.float32)
+    mask[4:20, 40:60] = 1
+    out, fg = prepare_image(img, mask, 32, object_extent=0.6, background=np.ones(3, np.float32), return_mask=True,
+                            crop="none")
+    expected = np.zeros((32, 32), bool)
+    expected[2:10, 20:30] = True  # the same box at half the size
+    assert (fg > 0.5).sum() == expected.sum() and ((fg > 0.5) == expected).all()
+    far = np.ones((32, 32), bool)
+    far[0:12, 18:32] = False  # away from the object's resampled edge
+    assert np.allclose(out[far], 1.0, atol=0.02)  # background under the mask -> the training data's (white)
+    assert np.allclose(out[4, 24], (200 / 255, 30 / 255, 30 / 255), atol=0.02)
+    cropped = prepare_image(img, mask, 32, object_extent=0.6)  # the default crops: the object moves to the centre
+    assert cropped[16, 16, 1] < 0.3 and out[16, 16, 1] > 0.9
+    with pytest.raises(ValueError, match="square"):
+        prepare_image(img[:, :50], None, 32, crop="none")
+
+
+def test_reconstruct_crop_none_refuses_a_non_square_image(trained_run: Path, tmp_path: Path):
+    from unflat.runs import load_run
+
+    method = load_run(trained_run, "cpu").method
+    Image.fromarray(np.full((30, 40, 3), 250, np.uint8)).save(tmp_path / "wide.png")
+    with pytest.raises(UserError, match="wide.png.*not square.*--crop object"):
+        method.reconstruct([tmp_path / "wide.png"], tmp_path / "out", crop="none", turntable=False)
+    Image.fromarray(np.full((40, 40, 3), 250, np.uint8)).save(tmp_path / "square.png")
+    written = method.reconstruct([tmp_path / "square.png"], tmp_path / "out", crop="none", turntable=False)
+    assert [p.name for p in written if p.suffix == ".glb"] == ["square.glb"]
+
+
 def _prepare_image_reference(rgb, mask, resolution, object_extent, background, content):
     """The straightforward float32 version of prepare_image (its first implementation), as the reference."""
     from PIL import Image

@@ -11,6 +11,8 @@ resumed run sees the same augmentations):
   some background, or a photo composited on another scene, would show.
 * ``vary_lighting``: the object's pixels get a per-image brightness gain, a colour tint (warm to cool) and a
   linear shading ramp across the image in a random direction (light from one side), of size ``strength``.
+* ``crop_to_object``: each image re-framed as `unflat reconstruct --crop object` frames a photo (its object's
+  box centred, spanning a fixed extent), so a reconstructor learns from the inputs it will be given.
 
 And for the GANs' discriminators (seeded by torch's generator):
 
@@ -23,6 +25,7 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from unflat.data.backgrounds import BackgroundKind, find_photos, random_background
@@ -64,6 +67,39 @@ def vary_lighting(images: Tensor, masks: Tensor, rng: np.random.Generator, stren
     lit = (unit * factor).clamp(0, 1)
     m = masks.to(images.dtype)
     return (lit * m + unit * (1 - m)) * 2 - 1
+
+
+def crop_to_object(images: Tensor, masks: Tensor, extent: float, background: Tensor) -> tuple[Tensor, Tensor]:
+    """[B,3,H,W] in [-1,1], masks [B,1,H,W] in [0,1] -> (images, masks) resampled (bilinear) so that each mask's
+    bounding box is centred in a square window whose side is the box's longer side / ``extent``, as
+    ``unflat.data.object_image.prepare_image`` frames an image; where the window leaves the image, the
+    ``background`` [3] in [-1,1] (and mask 0). An image with an empty mask is returned as it is."""
+    b, _, h, w = images.shape
+    fg = masks[:, 0] > 0.5
+    rows, cols = fg.any(2), fg.any(1)  # [B,H], [B,W]
+    has = rows.any(1)
+    ys = torch.arange(h, device=images.device, dtype=images.dtype)
+    xs = torch.arange(w, device=images.device, dtype=images.dtype)
+    big = float(max(h, w))
+    y_lo = torch.where(rows, ys, big).amin(1)
+    y_hi = torch.where(rows, ys, -1.0).amax(1) + 1
+    x_lo = torch.where(cols, xs, big).amin(1)
+    x_hi = torch.where(cols, xs, -1.0).amax(1) + 1
+    side = torch.maximum(y_hi - y_lo, x_hi - x_lo).clamp_min(1) / max(extent, 1e-3)  # window side in pixels
+    # affine_grid maps output [-1,1] to input [-1,1] (align_corners=False: pixel edges at +-1)
+    scale_x, scale_y = side / w, side / h
+    shift_x = (x_lo + x_hi) / w - 1
+    shift_y = (y_lo + y_hi) / h - 1
+    zero = torch.zeros_like(side)
+    theta = torch.stack([torch.stack([scale_x, zero, shift_x], 1), torch.stack([zero, scale_y, shift_y], 1)], 1)
+    identity = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]], device=images.device, dtype=images.dtype)
+    theta = torch.where(has[:, None, None], theta, identity)
+    grid = F.affine_grid(theta, [b, 3, h, w], align_corners=False)
+    bg = background.to(images.device, images.dtype).view(1, 3, 1, 1)
+    # resample the offset from the background, so that pixels from outside the image (zeros) are background
+    cropped = F.grid_sample(images - bg, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + bg
+    cropped_masks = F.grid_sample(masks.to(images.dtype), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return cropped, cropped_masks
 
 
 def random_xflip(images: Tensor, probability: float = 0.5, generator: torch.Generator | None = None) -> Tensor:

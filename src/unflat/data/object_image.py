@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from PIL import Image
 
 from unflat.data.image_files import SkipReason, load_image, load_mask, padded_content_box
 from unflat.errors import UserError
+
+Crop = Literal["object", "none"]
+"""How `reconstruct` frames an input: crop and centre its object (photos), or keep a training-like render as given."""
 
 WORKING_SIDE = 512
 """Images (and masks) are decoded into a square of this side, padded, before cropping around the object."""
@@ -41,9 +45,13 @@ def read_mask(path: Path) -> np.ndarray:
 
 def prepare_image(rgb: np.ndarray, mask: np.ndarray | None, resolution: int, object_extent: float = 0.6,
                   background: np.ndarray | None = None, content: tuple[int, int, int, int] | None = None,
-                  return_mask: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+                  return_mask: bool = False, crop: Crop = "object") -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Crop and centre an object like the training images: float [R,R,3] in [0,1] (with ``return_mask``
     also the object's mask in the crop, float [R,R] in {0,1}).
+
+    crop: "object" crops and centres as below; "none" keeps the square image's framing (only resized, and the
+    background under ``mask`` replaced): for images already framed like the training renders, whose object
+    size and position in the frame carry the object's scale, which a crop to a fixed extent would discard.
 
     rgb: uint8 [H,W,3]; mask: [H,W] in [0,1] or None; content: the (top, left, bottom, right) box of
     real pixels when rgb was padded (default: all of it).
@@ -71,11 +79,16 @@ def prepare_image(rgb: np.ndarray, mask: np.ndarray | None, resolution: int, obj
         fg = mask > 0.5
         if not fg.any():
             raise UserError("mask is empty (no pixel above 0.5)")
-    rows, cols = np.nonzero(fg.any(1))[0], np.nonzero(fg.any(0))[0]
-    y_lo, y_hi, x_lo, x_hi = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    side = max(int(math.ceil(max(y_hi - y_lo, x_hi - x_lo) / max(object_extent, 1e-3))), 1)
-    y0 = int(round((y_lo + y_hi) / 2 - side / 2))
-    x0 = int(round((x_lo + x_hi) / 2 - side / 2))
+    if crop == "none":
+        if rgb.shape[0] != rgb.shape[1]:
+            raise ValueError(f"crop='none' needs a square image, got {rgb.shape[1]}x{rgb.shape[0]}")
+        side, y0, x0 = rgb.shape[0], 0, 0
+    else:
+        rows, cols = np.nonzero(fg.any(1))[0], np.nonzero(fg.any(0))[0]
+        y_lo, y_hi, x_lo, x_hi = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        side = max(int(math.ceil(max(y_hi - y_lo, x_hi - x_lo) / max(object_extent, 1e-3))), 1)
+        y0 = int(round((y_lo + y_hi) / 2 - side / 2))
+        x0 = int(round((x_lo + x_hi) / 2 - side / 2))
     background_u8 = (background * 255).round().astype(np.uint8)
     canvas = np.empty((side, side, 3), np.uint8)
     canvas[:] = background_u8

@@ -35,7 +35,7 @@ from torch import Tensor
 from unflat.cameras import Cameras
 from unflat.data.format import Dataset, DatasetInfo
 from unflat.data.image_files import expand_image_paths, unique_stems
-from unflat.data.object_image import prepare_image, read_image_rgb, read_mask
+from unflat.data.object_image import Crop, prepare_image, read_image_rgb, read_mask
 from unflat.data.loader import Batch
 from unflat.engine.progress import PhaseProgress
 from unflat.errors import UserError
@@ -250,15 +250,22 @@ class Progressive(Method, Reconstructor):
     # ---- training -------------------------------------------------------------------------------------
     def augment_input(self, images: Tensor, masks: Tensor, step: int) -> Tensor:
         """The encoder's view of the input images [B,3,H,W] in [-1,1]: other backgrounds and lighting (config
-        ``augment_*``), drawn from (seed, step) so a resumed run augments as an uninterrupted one."""
+        ``augmentation.*``), drawn from (seed, step) so a resumed run augments as an uninterrupted one."""
         cfg = self.cfg
-        if cfg.augmentation.background <= 0 and cfg.augmentation.lighting <= 0:
+        if cfg.augmentation.background <= 0 and cfg.augmentation.lighting <= 0 and cfg.augmentation.object_crop <= 0:
             return images
-        from unflat.data.augment import composite_backgrounds, vary_lighting  # noqa: PLC0415
+        from unflat.data.augment import composite_backgrounds, crop_to_object, vary_lighting  # noqa: PLC0415
 
         rng = np.random.default_rng([cfg.seed, step, 0xA6])
-        images = vary_lighting(images, masks, rng, cfg.augmentation.lighting)
-        return composite_backgrounds(images, masks, rng, cfg.augmentation.background, cfg.augmentation.backgrounds)
+        aug = cfg.augmentation
+        if aug.object_crop > 0:
+            chosen = torch.from_numpy(rng.random(images.shape[0]) < aug.object_crop).to(images.device)
+            background = torch.tensor([self.data_stats[f"background_{c}"] for c in "rgb"]) * 2 - 1
+            cropped, cropped_masks = crop_to_object(images, masks, self.data_stats["object_extent"], background)
+            images = torch.where(chosen[:, None, None, None], cropped, images)
+            masks = torch.where(chosen[:, None, None, None], cropped_masks, masks)
+        images = vary_lighting(images, masks, rng, aug.lighting)
+        return composite_backgrounds(images, masks, rng, aug.background, aug.backgrounds)
 
     def train_step(self, batch: Batch, step: int) -> dict[str, float | Tensor]:
         cfg = self.cfg
@@ -487,7 +494,7 @@ class Progressive(Method, Reconstructor):
     # ---- reconstruction from files ---------------------------------------------------------------
     def reconstruct(self, images: list[Path], out_dir: Path, masks: list[Path] | None = None, batch_size: int = 16,
                     turntable: bool = True, turntable_frames: int = 36, turntable_resolution: int = 256,
-                    input_colours: float = 1.0, segmenter: str = "auto") -> list[Path]:
+                    input_colours: float = 1.0, segmenter: str = "auto", crop: Crop = "object") -> list[Path]:
         """Images (files or folders of images) -> ``out_dir/NAME.glb`` (texture embedded),
         ``NAME.gif`` (turntable) and ``NAME-input.png`` (the cropped, centred network input).
 
@@ -496,6 +503,9 @@ class Progressive(Method, Reconstructor):
         ``auto``: IS-Net when its weights are installed, else GrabCut when OpenCV is, else border colours).
         input_colours: strength of the input's own colours on the texture: each image is projected into UV
         space where the mesh is visible from its estimated camera and blended in (0 = the network's texture).
+        crop: "object" (photos) crops and centres each object to the training data's median extent; "none" keeps
+        the framing of square images that are already framed like the training renders (e.g. `dataset synth`
+        views), so the object's size in the frame still tells the network its scale.
         Returns the written paths. Raises UserError naming any file that cannot be read.
         """
         files = expand_image_paths(images)
@@ -509,7 +519,7 @@ class Progressive(Method, Reconstructor):
         written: list[Path] = []
         names = unique_stems(files)
         step = max(1, batch_size)
-        settings = {"input_colours": input_colours, "masks": masks is not None,
+        settings = {"input_colours": input_colours, "crop": crop, "masks": masks is not None,
                     "segmenter": None if masks is not None else segmenter, **self._mesh_settings()}
         with (MeshFiles(out_dir, ("glb",), settings) as meshes,
               PhaseProgress("reconstruct", len(files), "images") as progress):  # plain lines when not a terminal
@@ -518,14 +528,14 @@ class Progressive(Method, Reconstructor):
                 written += self._reconstruct_chunk(files[start:end], names[start:end],
                                                    None if masks is None else masks[start:end], meshes, background,
                                                    turntable, turntable_frames, turntable_resolution, input_colours,
-                                                   segmenter)
+                                                   segmenter, crop)
                 progress.advance(end - start)
         return written
 
     def _reconstruct_chunk(self, files: list[Path], names: list[str], masks: list[Path] | None, meshes: MeshFiles,
                            background: np.ndarray, turntable: bool, turntable_frames: int,
                            turntable_resolution: int, input_colours: float = 1.0,
-                           segmenter: str = "auto") -> list[Path]:
+                           segmenter: str = "auto", crop: Crop = "object") -> list[Path]:
         """``reconstruct`` of one batch of files: one forward pass, then each file's outputs (meshes through
         ``meshes``, the other files beside them)."""
         from PIL import Image
@@ -535,6 +545,9 @@ class Progressive(Method, Reconstructor):
         prepared, fg_masks = [], []
         for k, path in enumerate(files):
             rgb, content = read_image_rgb(path)
+            if crop == "none" and content != (0, 0, rgb.shape[0], rgb.shape[1]):
+                raise UserError(f"{path}: the image is not square, and --crop none uses an image as given (framed like "
+                                "the training renders); use --crop object to crop and centre its object")
             if masks is not None:
                 mask = read_mask(masks[k])
             else:  # a photo without a mask: segment the object, then crop and replace the background like training data
@@ -542,7 +555,7 @@ class Progressive(Method, Reconstructor):
 
                 mask = segment_object(rgb, content, method=segmenter)
             image, fg = prepare_image(rgb, mask, self.image_resolution, self.data_stats["object_extent"],
-                                      background, content, return_mask=True)
+                                      background, content, return_mask=True, crop=crop)
             prepared.append(image)
             fg_masks.append(fg)
         batch = torch.from_numpy(np.stack(prepared)).permute(0, 3, 1, 2).float().to(self.device) * 2 - 1

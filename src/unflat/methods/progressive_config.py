@@ -171,6 +171,10 @@ class InputAugmentationConfig:
     lighting: float = 0.0
     """Strength of per-input lighting variety on the object (brightness, warm/cool tint, a shading ramp from one
     side; 1 = about +-25 % brightness). 0 = off."""
+    object_crop: float = 0.0
+    """Probability that an input is re-framed as `unflat reconstruct --crop object` frames a photo (its object's box
+    centred at the training data's median extent) before the encoder sees it; targets and losses keep the clean,
+    posed views, so the network learns to reconstruct from what a photo gives it. 0 = off (inputs as rendered)."""
 
 
 def _moved(group: str, names: str, prefix: str = "") -> dict[str, str]:
@@ -192,7 +196,7 @@ PROGRESSIVE_FLAT_NAMES: Mapping[str, str] = MappingProxyType({
     **_moved("losses", "perceptual_features perceptual_weights w_perceptual w_same_view w_iou w_laplacian "
                        "w_adversarial w_input_texture"),
     **_moved("schedule", "supervision stage2_start stage3_start"),
-    **_moved("augmentation", "background backgrounds lighting", prefix="augment_"),
+    **_moved("augmentation", "background backgrounds lighting object_crop", prefix="augment_"),
 })
 """Flat field names of progressive runs saved before the config nested -> their dotted place."""
 
@@ -262,6 +266,8 @@ class ProgressiveConfig(RunConfig):
             raise ConfigError("augmentation.background", f"must be a probability in [0, 1], got {aug.background}")
         if not 0 <= aug.lighting <= 4:
             raise ConfigError("augmentation.lighting", f"must be in [0, 4], got {aug.lighting}")
+        if not 0 <= aug.object_crop <= 1:
+            raise ConfigError("augmentation.object_crop", f"must be a probability in [0, 1], got {aug.object_crop}")
         if self.losses.perceptual_features == "domain" and self.losses.perceptual_weights is None:
             raise ConfigError("losses.perceptual_weights", "--losses.perceptual-features domain needs the backbone file "
                               "(train one with `unflat train backbone`)")
