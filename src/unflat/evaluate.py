@@ -40,6 +40,7 @@ from unflat.metrics.shapes import generation_shape_metrics
 from unflat.errors import UserError
 from unflat.methods.base import Invertible, Method, Reconstructor
 from unflat.metrics.backbones import is_named_backbone
+from unflat.metrics.distribution import DOMAIN_BACKBONE
 
 IMAGE_METRICS = ("fid", "kid", "is", "pr")
 GENERATOR_METRICS = (*IMAGE_METRICS, "chamfer", "inversion")
@@ -162,7 +163,7 @@ def load_backbone(choice: str | Path, device: torch.device):
 
 def backbone_record(extractor, choice: str | Path, dataset: Dataset) -> tuple[dict, list[str]]:
     """What metrics.json says about the backbone, and notes for the reader."""
-    info = getattr(extractor, "info", {}) or {}
+    info = extractor.info or {}
     record = {"name": extractor.name, "weights_hash": extractor.weights_hash, "kind": extractor.kind, "path": str(choice),
               "held_out_accuracy": info.get("held_out_accuracy"),
               "trained_on_images_sha256": (info.get("source") or {}).get("images_sha256")}
@@ -312,8 +313,8 @@ def evaluate_generator_run(method: Method, method_name: str, dataset: Dataset, a
                                 f"{list(dataset.info.class_names)}: samples use the method's own class distribution")
     results["settings"].update({"cameras": cams, "classes": "dataset" if use_classes else "method"})
     image_metrics = [m for m in IMAGE_METRICS if m in wanted]
-    if "is" in image_metrics and extractor is not None and getattr(extractor, "kind", "") == "domain backbone":
-        classes = int(getattr(extractor.model.config, "num_classes", 1))
+    if "is" in image_metrics and extractor is not None and extractor.kind == DOMAIN_BACKBONE:
+        classes = int(extractor.model.config.num_classes)
         if classes < 2:
             if explicit:
                 results["notes"].append("IS on a one-category domain backbone is 1 by construction")
@@ -394,7 +395,7 @@ def evaluate_inversion_run(method: Method, method_name: str, dataset: Dataset, a
                                  max_seconds=args.inversion_seconds, progress=True)
     extractor = extractor_source()
     backbone = Path(results["backbone"]["path"]) if extractor is not None and results.get("backbone") and \
-        getattr(extractor, "kind", "") == "domain backbone" else None
+        extractor.kind == DOMAIN_BACKBONE else None
     feature_fn, feature_name, classifier = choose_feature_fn(method, backbone=backbone)
     perceptual = perceptual_metric(args.perceptual, extractor_source, False, results)
     if perceptual is not None and perceptual.name.startswith("perceptual-distance") and feature_name.startswith("domain"):
@@ -426,7 +427,7 @@ def perceptual_metric(choice: str, extractor_source: Callable, explicit: bool, r
     else:
         lpips_missing = None
     extractor = extractor_source()
-    if extractor is not None and getattr(extractor, "kind", "") == "domain backbone":
+    if extractor is not None and extractor.kind == DOMAIN_BACKBONE:
         if lpips_missing:
             results["notes"].append(f"LPIPS weights are not here ({lpips_missing}); 'lpips' is the labelled perceptual "
                                     "distance on the domain backbone instead")

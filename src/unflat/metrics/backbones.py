@@ -71,6 +71,11 @@ class ImageNetExtractor(abc.ABC):
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    @property
+    def info(self) -> dict:
+        """Published weights: no training record of unflat's."""
+        return {}
+
     @abc.abstractmethod
     def features_and_logits(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """images: [B,3,H,W] in [0,1] -> (features [B,D], logits [B,1000])."""

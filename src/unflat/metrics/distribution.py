@@ -32,6 +32,7 @@ class FeatureExtractor(Protocol):
     name: what the network is (e.g. "unflat-domain-resnet-64px", "inception-v3-fid").
     weights_hash: short content hash of its weights (see ``unflat.pretrained.hash_state_dict``).
     kind: ``DOMAIN_BACKBONE``, ``STANDARD_INCEPTION`` or ``IMAGENET_EFFICIENTNET`` (or another plain-words label).
+    info: how the network was trained (e.g. ``held_out_accuracy``, ``source``), empty for published weights.
     __call__: images [B,3,H,W] float in [0,1] -> features [B,D].
 
     Extractors that also classify may provide ``logits(images) -> [B,C]`` for the Inception Score.
@@ -40,6 +41,7 @@ class FeatureExtractor(Protocol):
     name: str
     weights_hash: str
     kind: str
+    info: dict
 
     def __call__(self, images: Tensor) -> Tensor: ...
 
