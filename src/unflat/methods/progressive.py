@@ -150,6 +150,11 @@ class Progressive(Method, Reconstructor):
             self.perceptual_features_used = str(state["perceptual_features"])
         self.data_stats.update({k: float(v) for k, v in state.get("data_stats", {}).items()})
 
+    @property
+    def training_background(self) -> np.ndarray:
+        """The training data's background colour, float32 [3] in [0,1] (from ``data_stats``)."""
+        return np.array([self.data_stats[f"background_{c}"] for c in "rgb"], np.float32)
+
     def _dataset_stats(self) -> dict[str, float]:
         """Camera radius/FoV, object extent and background of the training data (for turntables and for
         framing images to reconstruct like the training images); defaults when the data is unreachable."""
@@ -249,8 +254,8 @@ class Progressive(Method, Reconstructor):
 
     # ---- training -------------------------------------------------------------------------------------
     def augment_input(self, images: Tensor, masks: Tensor, step: int) -> Tensor:
-        """The encoder's view of the input images [B,3,H,W] in [-1,1]: other backgrounds and lighting (config
-        ``augmentation.*``), drawn from (seed, step) so a resumed run augments as an uninterrupted one."""
+        """The encoder's view of the input images [B,3,H,W] in [-1,1]: re-framed like a photo, other backgrounds and
+        lighting (config ``augmentation.*``), drawn from (seed, step) so a resumed run augments as an uninterrupted one."""
         cfg = self.cfg
         if cfg.augmentation.background <= 0 and cfg.augmentation.lighting <= 0 and cfg.augmentation.object_crop <= 0:
             return images
@@ -260,7 +265,7 @@ class Progressive(Method, Reconstructor):
         aug = cfg.augmentation
         if aug.object_crop > 0:
             chosen = torch.from_numpy(rng.random(images.shape[0]) < aug.object_crop).to(images.device)
-            background = torch.tensor([self.data_stats[f"background_{c}"] for c in "rgb"]) * 2 - 1
+            background = torch.from_numpy(self.training_background) * 2 - 1
             cropped, cropped_masks = crop_to_object(images, masks, self.data_stats["object_extent"], background)
             images = torch.where(chosen[:, None, None, None], cropped, images)
             masks = torch.where(chosen[:, None, None, None], cropped_masks, masks)
@@ -435,7 +440,7 @@ class Progressive(Method, Reconstructor):
         rng = np.random.default_rng(seed)
         chosen = rng.choice(len(groups), size=min(num_shapes, len(groups)), replace=False)
         pairs = np.array([rng.choice(groups[i], 2, replace=False) for i in np.sort(chosen)])
-        background = torch.tensor([self.data_stats[f"background_{c}"] for c in "rgb"], device=self.device).view(1, 3, 1, 1)
+        background = torch.from_numpy(self.training_background).to(self.device).view(1, 3, 1, 1)
         result: dict = {"same": {}, "novel": {}, "pred_meshes": [], "gt_meshes": [] if dataset.info.has_meshes else None,
                         "input_index": pairs[:, 0].tolist()}
         parts: dict[str, dict[str, list[Tensor]]] = {"same": {}, "novel": {}}
@@ -513,7 +518,7 @@ class Progressive(Method, Reconstructor):
             raise UserError(f"got {len(masks)} masks for {len(files)} images; give one mask per image or none")
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        background = np.array([self.data_stats[f"background_{c}"] for c in "rgb"], np.float32)
+        background = self.training_background
         from unflat.export.pipeline import MeshFiles
 
         written: list[Path] = []
