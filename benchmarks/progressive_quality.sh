@@ -18,7 +18,7 @@
 #    seconds), $OUT/progressive_quality_sheet.png, $OUT/logs.tar.gz; copies in benchmarks/results/ (-smoke when SMOKE=1).
 # RESUME=1: keep the work dir's data and run and train TRAIN_S more seconds (`unflat train --resume`; a later call
 # on the still-warm GPU machine), then measure again; the figures' train_seconds is the total of all calls.
-# Knobs: PROG_FLAGS (extra train flags), HELD_CROP (none|object: `reconstruct --crop` of the held-back inputs), BATCH (16), NVDIFFRAST=1 (build nvdiffrast while the data renders, so
+# Knobs: PROG_FLAGS (extra train flags), SHARED_DATA (data made beforehand), PHASE=data (stop after the data), HELD_CROP (none|object: `reconstruct --crop` of the held-back inputs), BATCH (16), NVDIFFRAST=1 (build nvdiffrast while the data renders, so
 # `--rendering.rasterizer auto` finds it ready: carry the diffrp-nvdiffrast wheel in .whl), TRAIN_S, EVAL_S, NUM_SHAPES, HELD_SHAPES, PQ_DIR (work dir), OUT, PY,
 # PQ_PHOTOS (a folder of photos made beforehand, for a machine without scikit-image/-learn/matplotlib:
 # `python benchmarks/progressive_quality.py photos runs/pq-photos` where they are installed, then carry runs/pq-photos).
@@ -45,6 +45,9 @@ read -r -a PFLAGS <<< "${PROG_FLAGS:-}"
 W=${PQ_DIR:-runs/progressive_quality$TAG}
 OUT=${OUT:-$W/out}
 DATA=$W/data; HELD=$W/heldout; RUN=$W/run
+# SHARED_DATA=DIR: DIR/data and DIR/heldout were made beforehand by the same synth commands (arms of one call share
+# them: benchmarks/gpu_encoder_ab.sh); they are linked, not rendered again
+SHARED_DATA=${SHARED_DATA:-}
 RESUME=${RESUME:-0}
 if [ "$RESUME" = 1 ] && [ -e "$RUN/config.yaml" ] && [ -e "$DATA/manifest.json" ] && [ -e "$HELD/manifest.json" ]; then
   rm -rf "$W/eval" "$W/inputs" "$W/photos" "$W/recon" "$W/recon-photos"; mkdir -p "$OUT"
@@ -65,7 +68,14 @@ run() {  # run NAME CMD... : echo, record the command, its seconds and exit stat
 T0=$SECONDS
 log "progressive quality: SMOKE=$SMOKE PROG_FLAGS='${PROG_FLAGS:-}' work dir $W, results $OUT"
 
-if [ "$RESUME" != 1 ]; then
+if [ "$RESUME" != 1 ] && [ -n "$SHARED_DATA" ]; then
+  for d in data heldout; do
+    [ -e "$SHARED_DATA/$d/manifest.json" ] || { log "SHARED_DATA=$SHARED_DATA has no $d/manifest.json"; exit 2; }
+    ln -s "$(cd "$SHARED_DATA/$d" && pwd)" "$W/$d"
+  done
+  cp "$SHARED_DATA/commands" "$CMDS" 2>/dev/null; : > "$W/synth_train.log"; : > "$W/synth_heldout.log"
+  log "data shared from $SHARED_DATA"
+elif [ "$RESUME" != 1 ]; then
 # 1. data (training and held-back sets at once)
 # shellcheck disable=SC2086
 run synth_train $PY -m unflat dataset synth --category $CATS --num-shapes "$NUM_SHAPES" --views-per-shape $VIEWS \
@@ -86,6 +96,8 @@ log "data took $((SECONDS - T0)) s"
 elif [ "${NVDIFFRAST:-0}" = 1 ] && [ "$SMOKE" != 1 ]; then  # a warm machine keeps its build; a fresh one rebuilds
   $PY -c "from unflat.render import nvdiffrast_backend as n; print('nvdiffrast:', n.unavailable_reason('cuda') or 'ok')" > "$W/nvdiffrast.log" 2>&1
 fi
+
+if [ "${PHASE:-all}" = data ]; then log "PHASE=data: data only, in $W"; exit 0; fi
 
 # 2. train for TRAIN_S seconds of wall clock (SIGTERM: the trainer ends the step and writes a checkpoint)
 T_TRAIN=$(date +%s.%N)

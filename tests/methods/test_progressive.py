@@ -468,3 +468,57 @@ def test_runs_saved_before_the_normalised_network_load_as_legacy():
     assert (old.arch, old.decoder.global_scale, old.losses.w_input_texture) == ("legacy", False, 0.0)
     new = ProgressiveConfig()
     assert (new.arch, new.decoder.global_scale, new.losses.w_input_texture) == ("normalised", True, 1.0)
+
+
+needs_efficientnet = pytest.mark.skipif(not __import__("unflat.pretrained").pretrained.efficientnet_available(),
+                                        reason="the efficientnet extra is not installed")
+
+
+@needs_efficientnet
+def test_efficientnet_encoder_fine_tunes_the_imagenet_weights_with_frozen_batchnorm(multiview_sphere_dataset: Path):
+    from unflat import pretrained
+
+    method = _method(multiview_sphere_dataset, **{"encoder.backbone": "efficientnet"})
+    backbone = method.net.encoder.backbone
+    reference = pretrained.load_efficientnet_lite0()
+    assert torch.equal(backbone._conv_stem.weight, reference._conv_stem.weight)  # starts from ImageNet
+    stats = backbone._bn0.running_mean.clone()
+    method.net.train()
+    assert not backbone.training and method.net.encoder.reduce.training
+    optimizer = torch.optim.Adam(method.net.parameters(), lr=1e-3)
+    torch.manual_seed(0)
+    images = torch.rand(4, 3, 16, 16) * 2 - 1
+    deformation, texture = method.net(images)
+    (deformation.square().mean() + texture.mean()).backward()
+    optimizer.step()
+    assert torch.equal(backbone._bn0.running_mean, stats)  # BatchNorm keeps ImageNet statistics
+    assert not torch.equal(backbone._conv_stem.weight, reference._conv_stem.weight)  # but the weights are tuned
+    with torch.no_grad():  # and the prediction follows the input
+        d0, _ = method.net.eval()(images[:2])
+    assert (d0[0] - d0[1]).abs().mean() > 1e-3 * d0.abs().mean()
+
+
+@needs_efficientnet
+def test_efficientnet_encoder_run_saves_and_loads_for_reconstruction(multiview_sphere_dataset: Path, tmp_path: Path):
+    from unflat.runs import load_run, train
+
+    run = train(_spec(), _cfg(multiview_sphere_dataset, tmp_path / "run", max_steps=2, sample_every=0,
+                              **{"encoder.backbone": "efficientnet"})).run_dir
+    trained = _params(run)
+    method = load_run(run, "cpu").method
+    assert method.cfg.encoder.backbone == "efficientnet"
+    loaded = {f"G.{k}": v for k, v in method.net.state_dict().items()}
+    stem = "G.encoder.backbone._conv_stem.weight"
+    assert torch.equal(loaded[stem], trained[stem]) and torch.equal(loaded["G.encoder.fc.weight"], trained["G.encoder.fc.weight"])
+    data = open_dataset(multiview_sphere_dataset)
+    image_path = tmp_path / "view.png"
+    Image.fromarray(np.asarray(data.images[0])).save(image_path)
+    method.reconstruct([image_path], tmp_path / "out", turntable=False, input_colours=0.0)
+    assert trimesh.load(tmp_path / "out" / "view.glb", force="mesh").vertices.shape[0] > 0
+
+
+def test_older_runs_keep_the_conv_encoder():
+    from unflat.config import config_from_dict
+
+    assert config_from_dict(ProgressiveConfig, {"max_steps": 10}).encoder.backbone == "conv"
+    assert ProgressiveConfig().encoder.backbone == "conv"

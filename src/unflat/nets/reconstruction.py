@@ -1,6 +1,7 @@
 """Networks of the progressive single-image reconstruction method (Dundar et al.).
 
 - :class:`ImageEncoder`: 7 stride-2 conv blocks (conv + ReLU) -> a feature vector.
+- :class:`EfficientNetEncoder`: the same contract through a fine-tuned ImageNet EfficientNet-Lite0.
 - :class:`UVDecoder`: feature vector (+ Gaussian latent) -> a UV deformation map and a UV texture map.
   A linear layer maps [features, latent] to a style vector that drives adaptive instance
   normalisation (AdaIN) in every decoder block; blocks are two 3x3 convs, each followed by AdaIN
@@ -96,6 +97,43 @@ class ImageEncoder(nn.Module):
                                    align_corners=False, antialias=True)
         features = self.fc(self.convs(images).flatten(1))
         return features if self.normalised else F.relu(features)
+
+
+class EfficientNetEncoder(nn.Module):
+    """images [B,3,R,R] in [-1,1] -> features [B, feature_dim], through an ImageNet EfficientNet-Lite0.
+
+    The backbone (``unflat.pretrained.load_efficientnet_lite0``: its input scaling ``(rgb255 - 127) / 128`` is
+    unflat's [-1,1] within 1/255) is fine-tuned, but stays in eval mode: its BatchNorm statistics and
+    drop-connect keep their ImageNet behaviour whatever the batch. Its head map [B,1280,R/32,R/32] is reduced by a
+    1x1 conv (GroupNorm, LeakyReLU) to ``reduced_channels`` and flattened into a linear layer, so the feature
+    vector keeps the coarse layout of the object in the frame (its size and position: the scale cue). Images
+    smaller than 32 px are upsampled to 32 (the backbone's stride).
+    """
+
+    def __init__(self, backbone: nn.Module, resolution: int, feature_dim: int = 512, reduced_channels: int = 128) -> None:
+        super().__init__()
+        resolution = max(resolution, 32)  # smaller inputs are upsampled to the backbone's stride
+        self.backbone = backbone.requires_grad_(True)  # the loader hands it out frozen, for features
+        self.reduce = nn.Sequential(nn.Conv2d(1280, reduced_channels, 1, bias=False),
+                                    nn.GroupNorm(_groups(reduced_channels), reduced_channels), nn.LeakyReLU(0.2, inplace=True))
+        size = math.ceil(resolution / 32)
+        self.fc = nn.Linear(reduced_channels * size * size, feature_dim)
+        _kaiming(self.reduce)
+        nn.init.kaiming_normal_(self.fc.weight, nonlinearity="linear")
+        nn.init.zeros_(self.fc.bias)
+        self.feature_dim = feature_dim
+        self.resolution = resolution
+
+    def forward(self, images: Tensor) -> Tensor:
+        if images.shape[-1] != self.resolution or images.shape[-2] != self.resolution:
+            images = F.interpolate(images, size=(self.resolution, self.resolution), mode="bilinear",
+                                   align_corners=False, antialias=True)
+        return self.fc(self.reduce(self.backbone.extract_features(images)).flatten(1))
+
+    def train(self, mode: bool = True) -> "EfficientNetEncoder":
+        super().train(mode)
+        self.backbone.train(False)  # ImageNet BatchNorm statistics and no drop-connect, in training too
+        return self
 
 
 class AdaIN(nn.Module):
@@ -292,7 +330,7 @@ class UVDecoder(nn.Module):
 class ReconstructionNet(nn.Module):
     """images [B,3,R,R] in [-1,1] (+ latent) -> (deformation map, texture map); see UVDecoder."""
 
-    def __init__(self, encoder: ImageEncoder, decoder: UVDecoder) -> None:
+    def __init__(self, encoder: ImageEncoder | EfficientNetEncoder, decoder: UVDecoder) -> None:
         super().__init__()
         self.encoder, self.decoder = encoder, decoder
 
