@@ -7,6 +7,11 @@
 #   bash benchmarks/ablation_wild.sh prepare    # both datasets (same shapes and cameras: seed 0)
 #   bash benchmarks/ablation_wild.sh mv-clean|mv-wild|tdgp-clean|tdgp-wild   # each: train + evaluate
 #   bash benchmarks/ablation_wild.sh report     # markdown table + the wild/clean MMD ratio per method
+#   bash benchmarks/ablation_wild.sh tdgp-wild-VARIANT-sSEED   # 3dgp's ablation on the wild data: VARIANT full,
+#                                               # noadaptor, nodistill or fixedcam; SEED the training seed
+#   bash benchmarks/ablation_wild.sh device     # GPU machine, one command: prepare, every arm of $DEVICE_ARMS
+#                                               # training at once, evaluations EVAL_JOBS at a time, report,
+#                                               # sheet; results in $OUT (wild.json, wild.md, wild_sheet.png, logs)
 #   SMOKE=1 bash benchmarks/ablation_wild.sh all   # the whole thing at tiny sizes on CPU (numbers mean nothing)
 #
 # The runs pick their background from the data (--generator.background auto: white on the clean data, a learned far
@@ -24,9 +29,9 @@ if [ "$SMOKE" = 1 ]; then
   DEV=cpu; RES=16; SHAPES=8; WORKERS=2
   MV_ARCH=(--preset tiny --batch-size 4); TDGP_ARCH=(--preset tiny --batch-size 4)
   STEPS=${STEPS:-3}; TRAIN_SECONDS=240; EVAL_SECONDS=120
-  EVAL_ARGS=(--num-samples 8 --num-shapes 4 --num-points 256)
+  EVAL_ARGS=(--num-samples 8 --num-shapes 4 --num-points 256 --metrics fid chamfer --backbone efficientnet)
 else
-  DEV=cuda; RES=64; SHAPES=${SHAPES:-300}; WORKERS=4
+  DEV=cuda; RES=64; SHAPES=${SHAPES:-300}; WORKERS=${WORKERS:-$(( $(nproc) > 4 ? $(nproc) - 2 : 1 ))}
   # the sizes of ablation_mvtriplane.sh / ablation_tdgp.sh, so the clean arms compare with those tables
   MV_ARCH=(--preset small --rendering.output-resolution 64 --rendering.neural-resolution 32 --generator.plane-resolution 64 --generator.plane-channels 32
            --generator.channel-max 256 --discriminator.channel-max 256 --batch-size 32 --rendering.num-coarse 32 --rendering.num-fine 32)
@@ -34,11 +39,11 @@ else
              --discriminator.channel-max 256 --batch-size 32 --rendering.num-coarse 32 --rendering.num-fine 32 --depth.adaptor-hidden 64)
   # each arm (train + evaluate) fits one 10-minute device command; the four arms can run side by side on one GPU
   STEPS=${STEPS:-600}; TRAIN_SECONDS=${TRAIN_SECONDS:-420}; EVAL_SECONDS=${EVAL_SECONDS:-150}
-  EVAL_ARGS=(--num-samples 256 --num-shapes 64)
+  EVAL_ARGS=(--num-samples 256 --num-shapes 64 --metrics fid chamfer --backbone efficientnet)
 fi
 # --export.mesh-object-only on in every arm: the same foreground extraction for clean and wild meshes (auto would use it
 # for the wild arms only, and on an early box-filling field it alone changes MMD several-fold)
-COMMON=(--max-steps "$STEPS" --seed 0 --device "$DEV" --log-every 25 --sample-every "$STEPS" --checkpoint-every 250
+COMMON=(--max-steps "$STEPS" --device "$DEV" --log-every 25 --sample-every "$STEPS" --checkpoint-every 250
         --keep-checkpoints 1 --no-tensorboard --export.mesh-object-only on)
 
 prepare() {
@@ -49,16 +54,16 @@ prepare() {
   log "prepare took $((SECONDS - t0)) s"
 }
 
-train_arm() {  # train_arm ARM METHOD DATA ARCH...
-  local arm=$1 method=$2 data=$3; shift 3
+train_arm() {  # train_arm ARM METHOD DATA SEED ARCH...
+  local arm=$1 method=$2 data=$3 seed=$4; shift 4
   local A=$D/$arm; arm_dir "$A"
   local t0=$SECONDS
-  [ "$PHASE" = eval ] || run timeout -s INT $TRAIN_SECONDS $PY -m unflat train $method "$@" "${COMMON[@]}" \
+  [ "$PHASE" = eval ] || run timeout -s INT $TRAIN_SECONDS $PY -m unflat train $method "$@" "${COMMON[@]}" --seed "$seed" \
       --data "$D/$data" --out "$A/run" > "$A/train.log" 2>&1
   local train_s; train_s=$(trained_seconds "$A" $((SECONDS - t0))); t0=$SECONDS
   [ "$PHASE" = train ] && return 0
   # the ground-truth meshes are the same shapes in both datasets: COV/MMD compare across arms
-  run timeout -s INT $EVAL_SECONDS $PY -m unflat evaluate "$A/run" --data "$D/$data" --metrics chamfer \
+  run timeout -s INT $EVAL_SECONDS $PY -m unflat evaluate "$A/run" --data "$D/$data" \
       "${EVAL_ARGS[@]}" --device $DEV --out "$A/metrics.json" > "$A/eval.log" 2>&1
   tail -n 3 "$A/eval.log"
   $PY benchmarks/ablation_summary.py summary "$A" --method $method --arm "$arm" --steps-target "$STEPS" \
@@ -89,14 +94,46 @@ for name, prefix in (("mvtriplane", "mv"), ("3dgp", "tdgp")):
 EOF
 }
 
+device() {  # every arm trains at once on the one GPU (equal wall clock), then EVAL_JOBS evaluations at a time
+  local out=${OUT:-$D/out}; mkdir -p "$out"; local t0=$SECONDS
+  prepare > "$D/prepare.log" 2>&1; tail -n 2 "$D/prepare.log"
+  local arms=(${DEVICE_ARMS:-$ARMS}) cpus; cpus=$(nproc)
+  local threads=$(( cpus / ${#arms[@]} )); [ $threads -ge 1 ] || threads=1
+  log "device: ${#arms[@]} arms at once (${threads} threads each): ${arms[*]}"
+  for a in "${arms[@]}"; do OMP_NUM_THREADS=$threads ABL_PHASE=train bash "$0" "$a" > "$D/$a.train.log" 2>&1 & done
+  wait; log "training done at $((SECONDS - t0)) s"
+  local jobs=${EVAL_JOBS:-4} running=0
+  for a in "${arms[@]}"; do
+    OMP_NUM_THREADS=$(( cpus / jobs > 0 ? cpus / jobs : 1 )) ABL_PHASE=eval bash "$0" "$a" > "$D/$a.eval.log" 2>&1 &
+    running=$((running + 1)); if [ $running -ge "$jobs" ]; then wait -n; running=$((running - 1)); fi
+  done
+  wait; log "evaluations done at $((SECONDS - t0)) s"
+  ARMS="${arms[*]}" report | tee "$out/wild.md"
+  $PY benchmarks/wild_sheet.py "$D" --arms "${arms[@]}" --out "$out/wild_sheet.png" --device $DEV
+  $PY benchmarks/wild_report.py "$D" --arms "${arms[@]}" --out "$out/wild.json" --smoke "$SMOKE"
+  tar -czf "$out/wild_logs.tar.gz" -C "$D" --ignore-failed-read $(cd "$D" && ls -d *.log */commands */summary.json */metrics.json */train.log */eval.log clean/preview.png wild/preview.png 2>/dev/null)
+  log "device: done in $((SECONDS - t0)) s"; ls -la "$out"
+}
+
 case "${1:-}" in
   arms) echo "$ARMS" ;;
   prepare) prepare ;;
-  mv-clean) train_arm mv-clean mvtriplane clean "${MV_ARCH[@]}" ;;
-  mv-wild) train_arm mv-wild mvtriplane wild "${MV_ARCH[@]}" ;;
-  tdgp-clean) train_arm tdgp-clean 3dgp clean "${TDGP_ARCH[@]}" ;;
-  tdgp-wild) train_arm tdgp-wild 3dgp wild "${TDGP_ARCH[@]}" ;;
+  mv-clean) train_arm mv-clean mvtriplane clean 0 "${MV_ARCH[@]}" ;;
+  mv-wild) train_arm mv-wild mvtriplane wild 0 "${MV_ARCH[@]}" ;;
+  tdgp-clean) train_arm tdgp-clean 3dgp clean 0 "${TDGP_ARCH[@]}" ;;
+  tdgp-wild) train_arm tdgp-wild 3dgp wild 0 "${TDGP_ARCH[@]}" ;;
+  tdgp-wild-*-s*)  # 3dgp's ablation on the wild data (tdgp-wild is the full model at seed 0)
+    variant=${1#tdgp-wild-}; seed=${variant##*-s}; variant=${variant%-s*}
+    case $variant in
+      full) extra=() ;;
+      noadaptor) extra=(--depth.no-adaptor) ;;
+      nodistill) extra=(--distillation.no-enabled) ;;
+      fixedcam) extra=(--camera-generator.no-enabled) ;;
+      *) echo "unknown 3dgp variant '$variant' (full, noadaptor, nodistill, fixedcam)" >&2; exit 2 ;;
+    esac
+    train_arm "$1" 3dgp wild "$seed" "${TDGP_ARCH[@]}" "${extra[@]}" ;;
   report) report ;;
+  device) device ;;
   all) prepare; for a in $ARMS; do bash "$0" "$a"; done; report ;;
   *) echo "usage: $0 arms|prepare|${ARMS// /|}|report|all" >&2; exit 2 ;;
 esac
