@@ -26,6 +26,13 @@ def _json(path: Path) -> dict:
         return {}
 
 
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
 def parse_arm(arm: str) -> dict:
     """``mv-clean`` -> mvtriplane/clean/full/0; ``tdgp-wild-nodistill-s1`` -> 3dgp/wild/nodistill/1."""
     match = re.fullmatch(r"(mv|tdgp)-(clean|wild)(?:-(\w+)-s(\d+))?", arm)
@@ -40,7 +47,9 @@ def arm_figures(root: Path, arm: str) -> dict:
     """The arm's figures from its summary.json (benchmarks/ablation_summary.py: evaluate's metrics, flattened)."""
     summary = _json(root / arm / "summary.json")
     m = summary.get("metrics") or {}
+    errors = [line.split("error:", 1)[1].strip() for line in _text(root / arm / "eval.log").splitlines() if "error:" in line]
     return {"arm": arm, **parse_arm(arm), "steps": summary.get("steps_reached"), "train_seconds": summary.get("train_wall_s"),
+            "eval_error": errors[-1] if errors else None,
             "cov": m.get("coverage"), "mmd": m.get("mmd"), "1nna": m.get("one_nna"), "fid": m.get("fid"), "kid": m.get("kid"),
             "feature_network": m.get("backbone"), "num_samples": m.get("num_samples"), "num_shapes": m.get("num_shapes")}
 
@@ -76,10 +85,10 @@ def main() -> None:
         v["seeds"] = [s["seed"] for s in v["seeds"]]
 
     print("\n#### Every arm (foreground meshes; FID against the arm's own training data)\n")
-    print("| arm | steps | train s | COV | MMD | 1-NNA | FID |\n|---|---|---|---|---|---|---|")
+    print("| arm | steps | train s | COV | MMD | 1-NNA | FID | evaluation |\n|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['arm']} | {_f(r['steps'])} | {_f(r['train_seconds'])} | {_f(r['cov'], 3)} | {_f(r['mmd'])} | "
-              f"{_f(r['1nna'], 3)} | {_f(r['fid'], 1)} |")
+              f"{_f(r['1nna'], 3)} | {_f(r['fid'], 1)} | {r['eval_error'] or 'ok'} |")
     print("\n#### Wild / clean MMD at equal budget (target <= 1.3)\n\n| method | clean | wild | ratio |\n|---|---|---|---|")
     for method, r in ratios.items():
         print(f"| {method} | {_f(r['mmd_clean'])} | {_f(r['mmd_wild'])} | {_f(r['wild_over_clean'], 2)} |")
