@@ -28,6 +28,9 @@ FIGURES = (
     ("1-NNA", ("shapes", "one_nna"), True),
 )
 
+CURVES_PNG = ("FID", "COV", "1-NNA")  # the figures of the PNG of curves
+TARGETS = {"COV": 0.5, "1-NNA": 0.75}  # issue #22's targets for mvtriplane within 10 minutes, drawn dashed
+
 
 def checkpoint_times(run: Path, start: float) -> list[tuple[float, Path]]:
     """(seconds since the training process started, checkpoint) for every step checkpoint, oldest first."""
@@ -72,7 +75,20 @@ def summary(work: Path, at: list[float]) -> dict:
         entry["points"].append(point)
         flags = work / "runs" / f"{method}.flags"
         entry["command"] = flags.read_text().strip() if flags.exists() else None
+        point["checkpoint"] = str(ckpt)
+    for entry in methods.values():
+        entry["best"] = best_point(entry["points"])
     return methods
+
+
+def best_point(points: list[dict]) -> dict | None:
+    """The evaluated point with the lowest FID, ties broken by the lower 1-NNA (a missing 1-NNA counts as worst);
+    when no point has an FID, the last point (the sheet and GLB then show the end of the budget)."""
+    scored = [p for p in points if p.get(FIGURES[0][0]) is not None]
+    if not scored:
+        return dict(points[-1], picked_by="last checkpoint (no point was evaluated)") if points else None
+    best = min(scored, key=lambda p: (p[FIGURES[0][0]], p["1-NNA"] if p.get("1-NNA") is not None else 2.0))
+    return dict(best, picked_by="lowest FID, ties by 1-NNA")
 
 
 def svg_curves(methods: dict[str, dict], label: str, lower_better: bool, width: int = 360, height: int = 220) -> str:
@@ -115,16 +131,22 @@ def svg_curves(methods: dict[str, dict], label: str, lower_better: bool, width: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("select", "summary"))
+    parser.add_argument("what", choices=("select", "summary", "best"))
     parser.add_argument("work", type=Path)
     parser.add_argument("--at", type=float, nargs="+", required=True, help="seconds of training to evaluate at")
     parser.add_argument("--out", type=Path, help="summary: the JSON to write")
     parser.add_argument("--svg", type=Path, help="summary: folder for one SVG of curves per figure")
     parser.add_argument("--recipe", default="", help="summary: the data and budget, in words")
+    parser.add_argument("--png", type=Path, help="summary: one PNG of FID, COV and 1-NNA against seconds")
     args = parser.parse_args()
     if args.what == "select":
         for method, target, ckpt in select(args.work, args.at):
             print(method, int(target), ckpt)
+        return
+    if args.what == "best":  # lines "method checkpoint" of the picked points (after the evaluations)
+        for method, entry in summary(args.work, args.at).items():
+            if entry["best"]:
+                print(method, entry["best"]["checkpoint"])
         return
     methods = summary(args.work, args.at)
     import torch
@@ -145,7 +167,15 @@ def main() -> None:
         for label, _, lower in FIGURES:
             name = label.split(" ")[0].lower().replace("-", "")
             (args.svg / f"time-to-quality-{name}.svg").write_text(svg_curves(methods, label, lower))
+    if args.png:
+        from time_to_quality_curves import write_curves_png  # benchmarks/, beside this script
+
+        write_curves_png(methods, [(label, lower) for label, _, lower in FIGURES if label.split(" ")[0] in CURVES_PNG],
+                         args.png, TARGETS)
     for method, entry in methods.items():
+        b = entry["best"]
+        if b:
+            print(method, "picked:", b["budget_s"], "s, step", b["step"], "(", b["picked_by"], ")")
         for p in entry["points"]:
             print(method, p["budget_s"], "s (ckpt", p["checkpoint_s"], "s, step", p["step"], ")",
                   " ".join(f"{label.split(' ')[0]}={p[label]:.4g}" for label, _, _ in FIGURES if p[label] is not None))
