@@ -84,15 +84,25 @@ while read -r m at ckpt; do
     --device "$DEV" --no-report --out "$W/eval/$m-$at.json" > "$W/logs/eval-$m-$at.log" 2>&1 \
     || echo "evaluate $m at $at s failed: logs/eval-$m-$at.log" &
 done < "$W/logs/selected.txt"
-# a sample grid and a cleaned textured GLB of each method's last checkpoint, beside the evaluations
-for m in $NAMES; do
-  ( "$PY" -m unflat generate "$W/runs/$m" --num 16 --device "$DEV" --out "$W/samples/$m" > "$W/logs/generate-$m.log" 2>&1
-    "$PY" -m unflat export "$W/runs/$m" --num 1 --device "$DEV" --out "$W/samples/$m-glb" > "$W/logs/export-$m.log" 2>&1 ) &
-done
 wait
 note "evaluated"
 
 "$PY" benchmarks/time_to_quality.py summary "$W" --at $EVAL_AT --out "$OUT/time_to_quality.json" --svg "$W/curves" \
+  --png "$OUT/time-to-quality-curves.png" \
   --recipe "$(wc -w <<< "$CATS") categories ($CATS) x $SHAPES shapes, ${RES}^2, synth seed 0; all methods trained at once on one device for ${BUDGET_S} s; evaluated against held-back shapes (synth seed 1000, $HELD per category): their images and ground-truth meshes" \
   | tee "$W/logs/summary.txt"
+# a cleaned textured GLB of each method's best evaluated checkpoint (lowest FID), then the sheet of the same
+"$PY" benchmarks/time_to_quality.py best "$W" --at $EVAL_AT > "$W/logs/best.txt"
+while read -r m ckpt; do
+  rm -rf "$W/samples/$m-glb"
+  "$PY" -m unflat export "$ckpt" --num 1 --device "$DEV" --out "$W/samples/$m-glb" > "$W/logs/export-$m.log" 2>&1 \
+    || echo "export $m failed: logs/export-$m.log" &
+done < "$W/logs/best.txt"
+wait
+"$PY" benchmarks/time_to_quality_sheet.py "$OUT/time_to_quality.json" --glb-dir "$W/samples" --device "$DEV" \
+  --out "$OUT/time-to-quality-sheet.png" > "$W/logs/sheet.log" 2>&1 || { echo "sheet failed:"; tail -n 5 "$W/logs/sheet.log"; }
+for m in $NAMES; do  # one GLB per method comes back beside the tar (each file at most 16 MiB)
+  glb=$(ls "$W/samples/$m-glb"/*.glb 2>/dev/null | head -n 1)
+  [ -n "$glb" ] && [ "$(stat -c %s "$glb")" -lt 16000000 ] && cp "$glb" "$OUT/$m.glb"
+done
 note "done"

@@ -24,7 +24,7 @@ def sample_cells(checkpoint: Path, num: int, device: str) -> list[np.ndarray]:
     from unflat.runs import load_run
 
     method = load_run(checkpoint, device).method
-    classes = int(getattr(method, "num_classes", 0) or 0)
+    classes = method.info.num_classes  # the training data's classes (declared by every method's DatasetInfo)
     ids = torch.arange(num) % classes if classes > 1 else None
     with torch.no_grad():
         images = method.sample(num, 0, ids).images
