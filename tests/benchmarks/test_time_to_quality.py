@@ -56,3 +56,15 @@ def test_summary_reads_the_figures_and_draws_a_curve_per_metric(ttq, tmp_path):
     svg = ttq.svg_curves(methods, "FID (EfficientNet-Lite0)", True)
     assert svg.startswith("<svg") and svg.count("<polyline") == 2 and ">a<" in svg and ">b<" in svg
     assert "no data" in ttq.svg_curves({"a": {"points": [{"checkpoint_s": 1, "X": None}]}}, "X", True)
+
+
+def test_best_point_is_the_lowest_fid_then_the_lower_1nna_else_the_last(ttq):
+    fid = ttq.FIGURES[0][0]
+    points = [{fid: 50.0, "1-NNA": 0.9, "step": 1}, {fid: 40.0, "1-NNA": 0.99, "step": 2},
+              {fid: 40.0, "1-NNA": 0.95, "step": 3}, {fid: None, "1-NNA": None, "step": 4}]
+    best = ttq.best_point(points)
+    assert best["step"] == 3 and "lowest FID" in best["picked_by"]
+    assert ttq.best_point([{fid: 40.0, "1-NNA": None, "step": 1}, {fid: 40.0, "1-NNA": 0.99, "step": 2}])["step"] == 2
+    unevaluated = ttq.best_point([{fid: None, "step": 1}, {fid: None, "step": 2}])
+    assert unevaluated["step"] == 2 and "last" in unevaluated["picked_by"]
+    assert ttq.best_point([]) is None
