@@ -75,12 +75,13 @@ wait
 NAMES=$(for e in $METHODS; do echo "${e%%:*}"; done)
 for m in $NAMES; do note "$m: $(tail -n 2 "$W/logs/train-$m.log" | head -n 1 | cut -c1-200)"; done
 
-# evaluate the chosen checkpoints, EVAL_JOBS at a time
+# evaluate the chosen checkpoints, EVAL_JOBS at a time, the CPU threads split between them (oversubscribed
+# evaluations timed out in session 4)
 "$PY" benchmarks/time_to_quality.py select "$W" --at $EVAL_AT > "$W/logs/selected.txt"
 cat "$W/logs/selected.txt"
 while read -r m at ckpt; do
   while [ "$(jobs -rp | wc -l)" -ge "$EVAL_JOBS" ]; do sleep 1; done
-  "$PY" -m unflat evaluate "$ckpt" --data "$W/held" --backbone efficientnet --metrics fid kid chamfer "${EVAL_ARGS[@]}" \
+  OMP_NUM_THREADS=$(( $(nproc) / EVAL_JOBS > 0 ? $(nproc) / EVAL_JOBS : 1 )) "$PY" -m unflat evaluate "$ckpt" --data "$W/held" --backbone efficientnet --metrics fid kid chamfer "${EVAL_ARGS[@]}" \
     --device "$DEV" --no-report --out "$W/eval/$m-$at.json" > "$W/logs/eval-$m-$at.log" 2>&1 \
     || echo "evaluate $m at $at s failed: logs/eval-$m-$at.log" &
 done < "$W/logs/selected.txt"
