@@ -50,6 +50,13 @@ def _kaiming(module: nn.Module, slope: float = 0.2) -> None:
                 nn.init.zeros_(m.bias)
 
 
+def _resized(images: Tensor, resolution: int) -> Tensor:
+    """images [B,3,H,W] -> [B,3,resolution,resolution] (antialiased bilinear; unchanged when already that size)."""
+    if images.shape[-1] == resolution and images.shape[-2] == resolution:
+        return images
+    return F.interpolate(images, size=(resolution, resolution), mode="bilinear", align_corners=False, antialias=True)
+
+
 class ImageEncoder(nn.Module):
     """images [B,3,R,R] in [-1,1] -> features [B, feature_dim].
 
@@ -92,9 +99,7 @@ class ImageEncoder(nn.Module):
             nn.init.zeros_(self.fc.bias)
 
     def forward(self, images: Tensor) -> Tensor:
-        if images.shape[-1] != self.resolution or images.shape[-2] != self.resolution:
-            images = F.interpolate(images, size=(self.resolution, self.resolution), mode="bilinear",
-                                   align_corners=False, antialias=True)
+        images = _resized(images, self.resolution)
         features = self.fc(self.convs(images).flatten(1))
         return features if self.normalised else F.relu(features)
 
@@ -125,9 +130,7 @@ class EfficientNetEncoder(nn.Module):
         self.resolution = resolution
 
     def forward(self, images: Tensor) -> Tensor:
-        if images.shape[-1] != self.resolution or images.shape[-2] != self.resolution:
-            images = F.interpolate(images, size=(self.resolution, self.resolution), mode="bilinear",
-                                   align_corners=False, antialias=True)
+        images = _resized(images, self.resolution)
         return self.fc(self.reduce(self.backbone.extract_features(images)).flatten(1))
 
     def train(self, mode: bool = True) -> "EfficientNetEncoder":
