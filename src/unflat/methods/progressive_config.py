@@ -189,7 +189,7 @@ def _moved(group: str, names: str, prefix: str = "") -> dict[str, str]:
 
 PROGRESSIVE_FLAT_NAMES: Mapping[str, str] = MappingProxyType({
     **_moved("encoder", "channels max_channels", prefix="encoder_"),
-    **_moved("encoder", "feature_dim latent_dim latent_noise"),  # no flat run had encoder.backbone: conv
+    **_moved("encoder", "feature_dim latent_dim latent_noise"),  # encoder.backbone came after the flat layout
     **_moved("decoder", "start max_channels min_channels", prefix="decoder_"),
     **_moved("decoder", "style_dim deform_resolution texture_resolution symmetric deform_scale adain_init_std "
                         "deform_init_gain global_scale"),

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from unflat.nets.efficientnet import PooledEfficientNet  # its head width
+
 
 def _channels(base: int, maximum: int, count: int, grow: bool = True) -> list[int]:
     """``count`` channel widths doubling from ``base`` (or halving from ``maximum``), capped."""
@@ -119,7 +121,7 @@ class EfficientNetEncoder(nn.Module):
         super().__init__()
         resolution = max(resolution, 32)  # smaller inputs are upsampled to the backbone's stride
         self.backbone = backbone.requires_grad_(True)  # the loader hands it out frozen, for features
-        self.reduce = nn.Sequential(nn.Conv2d(1280, reduced_channels, 1, bias=False),
+        self.reduce = nn.Sequential(nn.Conv2d(PooledEfficientNet.feature_dim, reduced_channels, 1, bias=False),
                                     nn.GroupNorm(_groups(reduced_channels), reduced_channels), nn.LeakyReLU(0.2, inplace=True))
         size = math.ceil(resolution / 32)
         self.fc = nn.Linear(reduced_channels * size * size, feature_dim)
