@@ -83,9 +83,9 @@ def test_checkpointed_chunks_run_the_decoder_eagerly_even_when_it_is_compiled():
     checkpointed.load_state_dict(plain.state_dict())
     calls = []
 
-    def stand_in_for_compiled(feats):
+    def stand_in_for_compiled(feats, density_bias=None):
         calls.append(feats.shape)
-        return type(checkpointed.decoder).forward(checkpointed.decoder, feats)
+        return type(checkpointed.decoder).forward(checkpointed.decoder, feats, density_bias)
 
     checkpointed.decoder.forward = stand_in_for_compiled
     ref, ref_grads = render_and_grads(plain, 1)

@@ -41,6 +41,14 @@ def sample_triplane(planes: Tensor, points: Tensor, box_size: float, aggregation
     return feats.transpose(1, 2)
 
 
+def density_blob(points: Tensor, strength: float, radius: float) -> Tensor:
+    """Magic3D's density bias: points [B,M,3] -> strength * (1 - |x| / radius) [B,M,1], added to the raw density.
+    Positive inside ``radius`` (an object at the centre from the first step), negative outside, where it clears
+    the fog a fresh decoder fills the box with (opacity ~0.9 on every ray at initialisation), so what lies
+    behind the object is left to the far background instead of being painted into the box."""
+    return strength * (1.0 - points.float().norm(dim=-1, keepdim=True) / radius)
+
+
 class TriplaneDecoder(nn.Module):
     """Aggregated plane features [B,M,C] -> (colour features [B,M,F] in about [0,1], density [B,M,1] >= 0).
 
@@ -60,8 +68,10 @@ class TriplaneDecoder(nn.Module):
         self.net = nn.Sequential(*layers)
         self.out_features = out_features
 
-    def forward(self, features: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, features: Tensor, density_bias: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``density_bias`` [B,M,1]: added to the raw density before the softplus (a foreground prior)."""
         x = self.net(features).float()
         colour = torch.sigmoid(x[..., 1:]) * (1 + 2 * 0.001) - 0.001
-        density = F.softplus(x[..., :1] - 1.0)
+        raw = x[..., :1] if density_bias is None else x[..., :1] + density_bias
+        density = F.softplus(raw - 1.0)
         return colour, density

@@ -52,6 +52,14 @@ class TriplaneGeneratorConfig:
     """Behind the object: "white" (renders on white), "learned" (a far background on the view direction,
     conditioned on the latent: nets/background.py), "none" (empty rays stay black; the volume must paint any
     background); "auto" = white for white-background datasets (manifest "background"), learned otherwise."""
+    density_blob: float | Literal["auto"] = "auto"
+    """A foreground prior (Magic3D's density bias): strength * (1 - |x| / density_blob_radius) is added to the
+    decoder's raw density, so an object sits at the centre from the first step and the box around it starts
+    clear, leaving what is behind the object to a learned background (on wild data without it, the box's fog
+    took the background and no object formed in ~1,000 steps: docs/lab/wild-data.md). The generator can learn
+    to outweigh it. "auto" = 5 with a learned background, 0 (off) otherwise."""
+    density_blob_radius: float = 0.5
+    """Where the density bias crosses zero, in world units (the box spans [-box_size/2, box_size/2])."""
     white_background: bool | None = None
     """Deprecated (runs saved before --generator.background): true = "white", false = "none"; unset = use
     --generator.background."""
@@ -190,7 +198,7 @@ def _moved(group: str, names: str, prefix: str = "") -> dict[str, str]:
 TRIPLANE_FLAT_NAMES: Mapping[str, str] = MappingProxyType({
     **_moved("generator", "z_dim w_dim mapping_layers class_conditional plane_resolution plane_channels channel_base "
                           "channel_max extra_blocks decoder_hidden decoder_extra_layers decoder_features plane_aggregation "
-                          "box_size background white_background channels_last ema_half_life_images ema_ramp"),
+                          "box_size background density_blob density_blob_radius white_background channels_last ema_half_life_images ema_ramp"),
     "g_lr": "generator.lr",
     **_moved("rendering", "neural_resolution neural_resolution_final neural_fade_images output_resolution sr_channels "
                           "num_coarse num_fine ray_near ray_far fused_sampling grad_checkpoint grad_checkpoint_rays"),
@@ -210,6 +218,8 @@ class TriplaneGANConfig(RunConfig):
     """Tri-plane GAN settings shared by mvtriplane and 3dgp (defaults: EG3D's ShapeNet-like sizes)."""
 
     flat_names: ClassVar[Mapping[str, str]] = TRIPLANE_FLAT_NAMES
+    # Runs saved before the density blob existed trained without it.
+    defaults_of_older_runs: ClassVar[Mapping[str, object]] = MappingProxyType({"generator": {"density_blob": 0.0}})
 
     generator: TriplaneGeneratorConfig = field(default_factory=TriplaneGeneratorConfig)
     rendering: TriplaneRenderingConfig = field(default_factory=TriplaneRenderingConfig)
@@ -234,6 +244,9 @@ class TriplaneGANConfig(RunConfig):
                 raise ConfigError(name, f"must be a power of two >= 4, got {value}")
         if not 0 <= ex.mesh_min_component < 1:
             raise ConfigError("export.mesh_min_component", f"must be in [0, 1), got {ex.mesh_min_component}")
+        if isinstance(g.density_blob, str) and g.density_blob != "auto":
+            raise ConfigError("generator.density_blob", f"must be a number or 'auto', got {g.density_blob!r}")
+        require_positive(self, "generator.density_blob_radius")
         if isinstance(ex.mesh_density, str) and ex.mesh_density != "auto":
             raise ConfigError("export.mesh_density", f"must be a number or 'auto', got {ex.mesh_density!r}")
         if g.decoder_features < 3:

@@ -37,7 +37,7 @@ from unflat.engine.ema import ema_beta, make_ema, update_ema
 from unflat.errors import ConfigError
 from unflat.geometry.foreground import object_density
 from unflat.geometry.iso_level import LevelChoice, ray_max_density, silhouette_level
-from unflat.geometry.triplane import Aggregation, TriplaneDecoder, sample_triplane
+from unflat.geometry.triplane import Aggregation, TriplaneDecoder, density_blob, sample_triplane
 from unflat.losses.adversarial import discriminator_loss, generator_loss, r1_penalty
 from unflat.methods.triplane_config import TriplaneGANConfig  # noqa: F401 - the config lives there
 from unflat.methods.base import Generator3D, Invertible, Method, Samples, TrainContext
@@ -70,6 +70,20 @@ def resolve_background(cfg: TriplaneGANConfig, info: DatasetInfo) -> str:
     if cfg.generator.background != "auto":
         return cfg.generator.background
     return "white" if info.background == "white" else "learned"
+
+
+DENSITY_BLOB_AUTO = 5.0
+"""The density bias's strength with a learned background (Magic3D uses 10, DreamFusion's blob 5): raw density 5
+at the centre (about 4 after EG3D's shifted softplus), -5 at the box's faces (clear)."""
+
+
+def resolve_density_blob(cfg: TriplaneGANConfig, background: str) -> float:
+    """The density blob's strength: --generator.density-blob, with "auto" on only for a learned background (photos
+    and wild composites, where the background would otherwise take the whole image)."""
+    blob = cfg.generator.density_blob
+    if blob == "auto":
+        return DENSITY_BLOB_AUTO if background == "learned" else 0.0
+    return float(blob)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,8 +183,9 @@ class TriplaneGenerator(nn.Module):
                  decoder_extra_layers: int, decoder_features: int, aggregation: Aggregation, box_size: float,
                  neural_resolution: int, output_resolution: int, sr_channels: int, ray_near: float, ray_far: float,
                  num_coarse: int, num_fine: int, background: str, fused_sampling: bool = False,
-                 grad_checkpoint_rays: int = 0) -> None:
+                 grad_checkpoint_rays: int = 0, density_blob: float = 0.0, density_blob_radius: float = 0.5) -> None:
         super().__init__()
+        self.density_blob, self.density_blob_radius = density_blob, density_blob_radius  # 0 = no foreground prior
         self.fused_sampling = fused_sampling
         self.grad_checkpoint_rays = grad_checkpoint_rays  # 0 = no gradient checkpointing
         self._eager_decoder = False  # set while a checkpointed chunk renders (see render_volume_checkpointed)
@@ -192,7 +207,8 @@ class TriplaneGenerator(nn.Module):
     @classmethod
     def from_config(cls, cfg: TriplaneGANConfig, num_classes: int, output_resolution: int,
                     background: str = "white") -> "TriplaneGenerator":
-        """``background``: the resolved choice (``resolve_background``)."""
+        """``background``: the resolved choice (``resolve_background``); the density blob follows it
+        (``resolve_density_blob``)."""
         return cls(z_dim=cfg.generator.z_dim, w_dim=cfg.generator.w_dim, num_classes=num_classes, mapping_layers=cfg.generator.mapping_layers,
                    plane_resolution=cfg.generator.plane_resolution, plane_channels=cfg.generator.plane_channels,
                    channel_base=cfg.generator.channel_base, channel_max=cfg.generator.channel_max, extra_blocks=cfg.generator.extra_blocks,
@@ -202,7 +218,8 @@ class TriplaneGenerator(nn.Module):
                    sr_channels=cfg.rendering.sr_channels, ray_near=cfg.rendering.ray_near, ray_far=cfg.rendering.ray_far,
                    num_coarse=cfg.rendering.num_coarse, num_fine=cfg.rendering.num_fine, background=background,
                    fused_sampling=cfg.rendering.fused_sampling,
-                   grad_checkpoint_rays=cfg.rendering.grad_checkpoint_rays if cfg.rendering.grad_checkpoint else 0)
+                   grad_checkpoint_rays=cfg.rendering.grad_checkpoint_rays if cfg.rendering.grad_checkpoint else 0,
+                   density_blob=resolve_density_blob(cfg, background), density_blob_radius=cfg.generator.density_blob_radius)
 
     # ---- pieces --------------------------------------------------------------------------------
     def class_onehot(self, class_ids: Tensor | None, batch: int, device: torch.device) -> Tensor:
@@ -230,10 +247,11 @@ class TriplaneGenerator(nn.Module):
         """planes [B,3,C,R,R], points [B,M,3] -> colour features [B,M,F] in [0,1], density [B,M,1]."""
         with record_function("unflat/triplane/sample"):
             feats = self.sample_features(planes, points)
+        bias = density_blob(points, self.density_blob, self.density_blob_radius) if self.density_blob else None
         with record_function("unflat/triplane/decoder"):
             if self._eager_decoder:  # the class's forward, not a torch.compile'd one set on the instance
-                return type(self.decoder).forward(self.decoder, feats)
-            return self.decoder(feats)
+                return type(self.decoder).forward(self.decoder, feats, bias)
+            return self.decoder(feats, bias)
 
     @torch.no_grad()
     def density_grid(self, planes: Tensor, resolution: int, half: float, chunk: int = 1 << 21) -> Tensor:
