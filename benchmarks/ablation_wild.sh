@@ -7,6 +7,9 @@
 #   bash benchmarks/ablation_wild.sh prepare    # both datasets (same shapes and cameras: seed 0)
 #   bash benchmarks/ablation_wild.sh mv-clean|mv-wild|tdgp-clean|tdgp-wild   # each: train + evaluate
 #   bash benchmarks/ablation_wild.sh report     # markdown table + the wild/clean MMD ratio per method
+#   bash benchmarks/ablation_wild.sh mv-wild-noblob|tdgp-wild-noblob   # the wild arms without the density blob
+#                                               # (--generator.density-blob 0; before session 11 every run had none)
+#   bash benchmarks/ablation_wild.sh mv-wild-bg8  # a far background with 8 octaves of direction features (4 default)
 #   bash benchmarks/ablation_wild.sh tdgp-wild-VARIANT-sSEED   # 3dgp's ablation on the wild data: VARIANT full,
 #                                               # noadaptor, nodistill or fixedcam; SEED the training seed
 #   bash benchmarks/ablation_wild.sh device     # GPU machine, one command: prepare, every arm of $DEVICE_ARMS
@@ -120,8 +123,11 @@ case "${1:-}" in
   prepare) prepare ;;
   mv-clean) train_arm mv-clean mvtriplane clean 0 "${MV_ARCH[@]}" ;;
   mv-wild) train_arm mv-wild mvtriplane wild 0 "${MV_ARCH[@]}" ;;
+  mv-wild-noblob) train_arm mv-wild-noblob mvtriplane wild 0 "${MV_ARCH[@]}" --generator.density-blob 0 ;;
+  mv-wild-bg8) train_arm mv-wild-bg8 mvtriplane wild 0 "${MV_ARCH[@]}" --generator.background-frequencies 8 ;;
   tdgp-clean) train_arm tdgp-clean 3dgp clean 0 "${TDGP_ARCH[@]}" ;;
   tdgp-wild) train_arm tdgp-wild 3dgp wild 0 "${TDGP_ARCH[@]}" ;;
+  tdgp-wild-noblob) train_arm tdgp-wild-noblob 3dgp wild 0 "${TDGP_ARCH[@]}" --generator.density-blob 0 ;;
   tdgp-wild-*-s*)  # 3dgp's ablation on the wild data (tdgp-wild is the full model at seed 0)
     variant=${1#tdgp-wild-}; seed=${variant##*-s}; variant=${variant%-s*}
     case $variant in

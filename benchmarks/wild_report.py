@@ -34,12 +34,13 @@ def _text(path: Path) -> str:
 
 
 def parse_arm(arm: str) -> dict:
-    """``mv-clean`` -> mvtriplane/clean/full/0; ``tdgp-wild-nodistill-s1`` -> 3dgp/wild/nodistill/1."""
-    match = re.fullmatch(r"(mv|tdgp)-(clean|wild)(?:-(\w+)-s(\d+))?", arm)
+    """``mv-clean`` -> mvtriplane/clean/full/0; ``tdgp-wild-nodistill-s1`` -> 3dgp/wild/nodistill/1;
+    ``mv-wild-noblob`` -> mvtriplane/wild/noblob/0 (without the density blob; ``bg8``: 8 background octaves)."""
+    match = re.fullmatch(r"(mv|tdgp)-(clean|wild)(?:-(noblob|bg8)|-(\w+)-s(\d+))?", arm)
     if not match:
-        raise SystemExit(f"unknown arm name {arm!r} (expected mv|tdgp-clean|wild[-VARIANT-sSEED])")
-    prefix, data, variant, seed = match.groups()
-    return {"method": "mvtriplane" if prefix == "mv" else "3dgp", "data": data, "variant": variant or "full",
+        raise SystemExit(f"unknown arm name {arm!r} (expected mv|tdgp-clean|wild[-noblob|-bg8|-VARIANT-sSEED])")
+    prefix, data, noblob, variant, seed = match.groups()
+    return {"method": "mvtriplane" if prefix == "mv" else "3dgp", "data": data, "variant": noblob or variant or "full",
             "seed": int(seed or 0)}
 
 
@@ -73,6 +74,11 @@ def main() -> None:
         clean, wild = (pick.get(k, {}).get("mmd") for k in ("clean", "wild"))
         ratios[method] = {"mmd_clean": clean, "mmd_wild": wild,
                           "wild_over_clean": wild / clean if clean and wild is not None else None}
+        noblob = next((r.get("mmd") for r in rows if r["method"] == method and r["variant"] == "noblob"), None)
+        if noblob is not None or any(r["method"] == method and r["variant"] == "noblob" for r in rows):
+            ratios[f"{method} without the density blob"] = {
+                "mmd_clean": clean, "mmd_wild": noblob,
+                "wild_over_clean": noblob / clean if clean and noblob is not None else None}
     variants: dict[str, dict] = {}
     for r in rows:
         if r["method"] == "3dgp" and r["data"] == "wild":

@@ -1,5 +1,6 @@
 """Sample sheet of the wild-vs-clean ablation (issue #23): a row of training images per dataset, then a row of
-samples per arm (the run's last checkpoint, fixed seeds), each with the arm's steps and COV/MMD in its label.
+samples per arm (the run's last checkpoint, fixed seeds), each with the arm's steps and COV/MMD in its label, and
+under it the same samples' volume opacity (what the tri-plane box paints; black where the far background shows).
 
   python benchmarks/wild_sheet.py ABL_DIR --arms mv-clean mv-wild ... --out sheet.png [--device cuda] [--num 8]
 """
@@ -21,7 +22,9 @@ def dataset_row(data: Path, num: int) -> list[np.ndarray]:
     return [np.asarray(ds.images[i]) for i in picks]
 
 
-def sample_row(run: Path, num: int, device: str) -> list[np.ndarray | None]:
+def sample_rows(run: Path, num: int, device: str) -> tuple[list[np.ndarray | None], list[np.ndarray | None]]:
+    """The run's samples (fixed seed) and, for the same latents and cameras, the volume's opacity (white = the
+    tri-plane box paints the pixel; black = the far background shows through)."""
     import torch
 
     from unflat.runs import load_run
@@ -30,10 +33,12 @@ def sample_row(run: Path, num: int, device: str) -> list[np.ndarray | None]:
         method = load_run(run, device).method
     except Exception as error:  # noqa: BLE001 - an arm that failed to train gets an empty row, not a crash
         print(f"{run}: {error}")
-        return [None] * num
+        return [None] * num, [None] * num
     with torch.no_grad():
-        images = method.sample(num, seed=0).images
-    return [((im.permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().byte().cpu().numpy() for im in images]
+        samples = method.sample(num, seed=0)
+    images = [((im.permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().byte().cpu().numpy() for im in samples.images]
+    masks = [(m[0].clamp(0, 1) * 255).round().byte().cpu().numpy()[..., None].repeat(3, -1) for m in samples.masks]
+    return images, masks
 
 
 def arm_label(root: Path, arm: str) -> str:
@@ -60,7 +65,9 @@ def main() -> None:
     from unflat.export.sheet import make_sheet
 
     rows = [(f"{name} data\n(training images)", dataset_row(args.root / name, args.num)) for name in ("clean", "wild")]
-    rows += [(arm_label(args.root, arm), sample_row(args.root / arm / "run", args.num, args.device)) for arm in args.arms]
+    for arm in args.arms:
+        images, opacity = sample_rows(args.root / arm / "run", args.num, args.device)
+        rows += [(arm_label(args.root, arm), images), (f"{arm}\nvolume opacity", opacity)]
     make_sheet(args.out, rows, header=[f"sample {i}" for i in range(args.num)], side=96)
     print(f"wrote {args.out}")
 

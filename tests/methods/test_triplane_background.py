@@ -129,6 +129,8 @@ def test_density_blob_follows_the_background_and_older_runs_keep_none(name, sphe
     assert _method(name, sphere_dataset, "wild", monkeypatch, tmp_path).G.density_blob == 5.0
     assert _method(name, sphere_dataset, "wild", monkeypatch, tmp_path, {"generator.density_blob": 0.0}).G.density_blob == 0.0
     assert _method(name, sphere_dataset, "white", monkeypatch, tmp_path, {"generator.density_blob": 2.0}).G.density_blob == 2.0
+    wide = _method(name, sphere_dataset, "wild", monkeypatch, tmp_path, {"generator.background_frequencies": 8})
+    assert wide.G.far_background.frequencies == 8 and wide.G.far_background.embed.weight.shape[1] == 3 + 6 * 8
     spec = get_method(name)
     saved = to_plain(spec.config("tiny"))
     del saved["generator"]["density_blob"]  # a run saved before the field: trained without the blob

@@ -52,6 +52,9 @@ class TriplaneGeneratorConfig:
     """Behind the object: "white" (renders on white), "learned" (a far background on the view direction,
     conditioned on the latent: nets/background.py), "none" (empty rays stay black; the volume must paint any
     background); "auto" = white for white-background datasets (manifest "background"), learned otherwise."""
+    background_frequencies: int = 4
+    """Octaves of the learned far background's Fourier features of the ray direction (K: frequencies pi * 2^k,
+    k < K; 4 puts about 3 cycles across a 40-degree view: a smooth scene, detail left to the super-resolution)."""
     density_blob: float | Literal["auto"] = "auto"
     """A foreground prior (Magic3D's density bias): strength * (1 - |x| / density_blob_radius) is added to the
     decoder's raw density, so an object sits at the centre from the first step and the box around it starts
@@ -198,7 +201,7 @@ def _moved(group: str, names: str, prefix: str = "") -> dict[str, str]:
 TRIPLANE_FLAT_NAMES: Mapping[str, str] = MappingProxyType({
     **_moved("generator", "z_dim w_dim mapping_layers class_conditional plane_resolution plane_channels channel_base "
                           "channel_max extra_blocks decoder_hidden decoder_extra_layers decoder_features plane_aggregation "
-                          "box_size background density_blob density_blob_radius white_background channels_last ema_half_life_images ema_ramp"),
+                          "box_size background background_frequencies density_blob density_blob_radius white_background channels_last ema_half_life_images ema_ramp"),
     "g_lr": "generator.lr",
     **_moved("rendering", "neural_resolution neural_resolution_final neural_fade_images output_resolution sr_channels "
                           "num_coarse num_fine ray_near ray_far fused_sampling grad_checkpoint grad_checkpoint_rays"),
@@ -246,7 +249,7 @@ class TriplaneGANConfig(RunConfig):
             raise ConfigError("export.mesh_min_component", f"must be in [0, 1), got {ex.mesh_min_component}")
         if isinstance(g.density_blob, str) and g.density_blob != "auto":
             raise ConfigError("generator.density_blob", f"must be a number or 'auto', got {g.density_blob!r}")
-        require_positive(self, "generator.density_blob_radius")
+        require_positive(self, "generator.density_blob_radius", "generator.background_frequencies")
         if isinstance(ex.mesh_density, str) and ex.mesh_density != "auto":
             raise ConfigError("export.mesh_density", f"must be a number or 'auto', got {ex.mesh_density!r}")
         if g.decoder_features < 3:

@@ -183,7 +183,8 @@ class TriplaneGenerator(nn.Module):
                  decoder_extra_layers: int, decoder_features: int, aggregation: Aggregation, box_size: float,
                  neural_resolution: int, output_resolution: int, sr_channels: int, ray_near: float, ray_far: float,
                  num_coarse: int, num_fine: int, background: str, fused_sampling: bool = False,
-                 grad_checkpoint_rays: int = 0, density_blob: float = 0.0, density_blob_radius: float = 0.5) -> None:
+                 grad_checkpoint_rays: int = 0, density_blob: float = 0.0, density_blob_radius: float = 0.5,
+                 background_frequencies: int = 4) -> None:
         super().__init__()
         self.density_blob, self.density_blob_radius = density_blob, density_blob_radius  # 0 = no foreground prior
         self.fused_sampling = fused_sampling
@@ -202,7 +203,8 @@ class TriplaneGenerator(nn.Module):
         self.mapping = MappingNetwork(z_dim, num_classes, w_dim, self.num_ws, num_layers=mapping_layers)
         self.decoder = TriplaneDecoder(plane_channels, decoder_hidden, decoder_features, decoder_extra_layers)
         self.superres = SuperResolution(decoder_features, neural_resolution, output_resolution, w_dim, sr_channels)
-        self.far_background = SphereBackground(w_dim, decoder_features, decoder_hidden) if background == "learned" else None
+        self.far_background = (SphereBackground(w_dim, decoder_features, decoder_hidden, background_frequencies)
+                               if background == "learned" else None)
 
     @classmethod
     def from_config(cls, cfg: TriplaneGANConfig, num_classes: int, output_resolution: int,
@@ -219,7 +221,8 @@ class TriplaneGenerator(nn.Module):
                    num_coarse=cfg.rendering.num_coarse, num_fine=cfg.rendering.num_fine, background=background,
                    fused_sampling=cfg.rendering.fused_sampling,
                    grad_checkpoint_rays=cfg.rendering.grad_checkpoint_rays if cfg.rendering.grad_checkpoint else 0,
-                   density_blob=resolve_density_blob(cfg, background), density_blob_radius=cfg.generator.density_blob_radius)
+                   density_blob=resolve_density_blob(cfg, background), density_blob_radius=cfg.generator.density_blob_radius,
+                   background_frequencies=cfg.generator.background_frequencies)
 
     # ---- pieces --------------------------------------------------------------------------------
     def class_onehot(self, class_ids: Tensor | None, batch: int, device: torch.device) -> Tensor:
