@@ -82,13 +82,15 @@ def summary(work: Path, at: list[float]) -> dict:
 
 
 def best_point(points: list[dict]) -> dict | None:
-    """The evaluated point with the lowest FID, ties broken by the lower 1-NNA (a missing 1-NNA counts as worst);
-    when no point has an FID, the last point (the sheet and GLB then show the end of the budget)."""
+    """The evaluated point with the lowest FID among those with meshes (a 1-NNA: the sheet's GLB needs a
+    surface; iggan's pre-training checkpoints have an FID and no surface), ties broken by the lower 1-NNA; with no
+    mesh anywhere, the lowest FID; when no point has an FID, the last point (the end of the budget)."""
     scored = [p for p in points if p.get(FIGURES[0][0]) is not None]
     if not scored:
         return dict(points[-1], picked_by="last checkpoint (no point was evaluated)") if points else None
-    best = min(scored, key=lambda p: (p[FIGURES[0][0]], p["1-NNA"] if p.get("1-NNA") is not None else 2.0))
-    return dict(best, picked_by="lowest FID, ties by 1-NNA")
+    meshed = [p for p in scored if p.get("1-NNA") is not None]
+    best = min(meshed or scored, key=lambda p: (p[FIGURES[0][0]], p["1-NNA"] if p.get("1-NNA") is not None else 2.0))
+    return dict(best, picked_by="lowest FID with meshes, ties by 1-NNA" if meshed else "lowest FID (no point has meshes)")
 
 
 def svg_curves(methods: dict[str, dict], label: str, lower_better: bool, width: int = 360, height: int = 220) -> str:

@@ -65,6 +65,9 @@ def test_best_point_is_the_lowest_fid_then_the_lower_1nna_else_the_last(ttq):
     best = ttq.best_point(points)
     assert best["step"] == 3 and "lowest FID" in best["picked_by"]
     assert ttq.best_point([{fid: 40.0, "1-NNA": None, "step": 1}, {fid: 40.0, "1-NNA": 0.99, "step": 2}])["step"] == 2
+    # a lower FID without meshes (iggan still pre-training its proxy: no surface) loses to a point with meshes
+    assert ttq.best_point([{fid: 250.0, "1-NNA": None, "step": 1}, {fid: 290.0, "1-NNA": 1.0, "step": 2}])["step"] == 2
+    assert "no point has meshes" in ttq.best_point([{fid: 250.0, "1-NNA": None, "step": 1}])["picked_by"]
     unevaluated = ttq.best_point([{fid: None, "step": 1}, {fid: None, "step": 2}])
     assert unevaluated["step"] == 2 and "last" in unevaluated["picked_by"]
     assert ttq.best_point([]) is None
