@@ -4,10 +4,11 @@
     python benchmarks/time_to_quality.py summary WORK --out OUT/time_to_quality.json --svg docs/images/...
 
 WORK is what benchmarks/time_to_quality.sh writes: runs/<method>/ (checkpoints), runs/<method>.start (the
-training process's start, epoch seconds: wall clock includes start-up and any compilation) and
-eval/<method>-<seconds>.json (``unflat evaluate`` of the checkpoint chosen for that time). A checkpoint's
-time is its file's modification time minus the start; ``select`` picks, for each requested time, the last
-checkpoint written by then.
+first training process's start, epoch seconds: wall clock includes start-up and any compilation),
+runs/<method>.segments ("start end" of each training process: the first call's, then each ``RESUME=1``
+continuation's) and eval/<method>-<seconds>.json (``unflat evaluate`` of the checkpoint chosen for that time). A
+checkpoint's time is the training time by its file's modification time (the gaps between processes do not
+count); ``select`` picks, for each requested time, the last checkpoint written by then.
 """
 
 from __future__ import annotations
@@ -32,17 +33,41 @@ CURVES_PNG = ("FID", "COV", "1-NNA")  # the figures of the PNG of curves
 TARGETS = {"COV": 0.5, "1-NNA": 0.75}  # issue #22's targets for mvtriplane within 10 minutes, drawn dashed
 
 
-def checkpoint_times(run: Path, start: float) -> list[tuple[float, Path]]:
-    """(seconds since the training process started, checkpoint) for every step checkpoint, oldest first."""
+def training_segments(work: Path, method: str) -> list[tuple[float, float]]:
+    """(start, end) epoch seconds of each training process of ``method``: runs/<method>.segments (one line per
+    process, the first call's and each continuation's, ``RESUME=1``), else the one process of runs/<method>.start."""
+    segments = work / "runs" / f"{method}.segments"
+    if segments.exists():
+        rows = [line.split() for line in segments.read_text().splitlines() if line.strip()]
+        return [(float(row[0]), float(row[1]) if len(row) > 1 else float("inf")) for row in rows]
+    return [(float((work / "runs" / f"{method}.start").read_text().strip()), float("inf"))]
+
+
+def training_clock(segments: list[tuple[float, float]], when: float) -> float:
+    """Seconds of training by the epoch time ``when``: the earlier processes' whole lengths plus the time into the
+    process that was running then (the gaps between calls, evaluations included, do not count)."""
+    done = 0.0
+    for start, end in segments:
+        if when <= end:
+            return done + max(when - start, 0.0)
+        done += end - start
+    return done
+
+
+def checkpoint_times(run: Path, segments: list[tuple[float, float]] | float) -> list[tuple[float, Path]]:
+    """(seconds of training, checkpoint) for every step checkpoint, oldest first; ``segments`` as
+    ``training_segments`` returns them, or one process's start time."""
+    if not isinstance(segments, list):
+        segments = [(float(segments), float("inf"))]
     files = sorted((run / "checkpoints").glob("step-*.pt"))
-    return sorted((f.stat().st_mtime - start, f) for f in files)
+    return sorted((training_clock(segments, f.stat().st_mtime), f) for f in files)
 
 
 def select(work: Path, at: list[float]) -> list[tuple[str, float, Path]]:
     chosen = []
     for start_file in sorted((work / "runs").glob("*.start")):
         method = start_file.stem
-        times = checkpoint_times(work / "runs" / method, float(start_file.read_text().strip()))
+        times = checkpoint_times(work / "runs" / method, training_segments(work, method))
         for target in at:
             before = [c for c in times if c[0] <= target + 1e-6]
             if before:
@@ -63,10 +88,11 @@ def step_of(checkpoint: Path) -> int:
 def summary(work: Path, at: list[float]) -> dict:
     methods: dict[str, dict] = {}
     for method, target, ckpt in select(work, at):
-        start = float((work / "runs" / f"{method}.start").read_text())
+        segments = training_segments(work, method)
         evaluation = work / "eval" / f"{method}-{int(target)}.json"
         record = json.loads(evaluation.read_text()) if evaluation.exists() else None
-        point = {"budget_s": target, "checkpoint_s": round(ckpt.stat().st_mtime - start, 1), "step": step_of(ckpt),
+        point = {"budget_s": target, "checkpoint_s": round(training_clock(segments, ckpt.stat().st_mtime), 1),
+                 "step": step_of(ckpt), "training_processes": len(segments),
                  "evaluated": record is not None}
         for label, path, _ in FIGURES:
             point[label] = dig(record, path)

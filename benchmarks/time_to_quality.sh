@@ -9,6 +9,9 @@
 #   bash benchmarks/time_to_quality.sh                          (device tool; carry .whl and .gl)
 #   METHODS="mvtriplane mvxflip:mvtriplane" FLAGS_mvxflip="--discriminator.xflip"   (arms: NAME:METHOD, extra flags per name)
 #   SMOKE=1 bash benchmarks/time_to_quality.sh                  (CPU, tiny sizes, ~2 min: proves the script)
+#   RESUME=1 BUDGET_S=300 EVAL_AT="... 600" bash benchmarks/time_to_quality.sh   (a later call on the same warm
+#       machine: every run continues for BUDGET_S more seconds; EVAL_AT counts seconds of training over both
+#       calls, and the earlier call's evaluations of the same checkpoints are kept)
 # Writes $OUT/time_to_quality.json and $OUT/time-to-quality-files.tar (curves/time-to-quality-*.svg: metric vs
 # seconds, a line per method; logs, evaluations, each method's sample grids and one cleaned GLB).
 # Not in it yet: the official EG3D trained in the same call (benchmarks/eg3d_compare.sh builds and runs it for
@@ -63,23 +66,36 @@ note "data ready"
 for entry in $METHODS; do  # an entry is METHOD, or NAME:METHOD for a second arm of one method (FLAGS_NAME)
   m=${entry%%:*}; method=${entry#*:}
   key=${method//3dgp/tdgp}; arch="ARCH_${key}[@]"; extra="FLAGS_${m//3dgp/tdgp}"
-  run="$W/runs/$m"; rm -rf "$run"
-  cmd=(train "$method" --data "$W/data" "${!arch}" ${!extra:-} --max-steps 10000000 --seed 0 --device "$DEV"
-       --checkpoint-every "$CKPT_EVERY" --keep-checkpoints 100000 --sample-every 0 --log-every 50 --no-tensorboard --out "$run")
-  echo "unflat ${cmd[*]}" > "$W/runs/$m.flags"
-  date +%s.%N > "$W/runs/$m.start"
-  # SIGINT at the budget: the trainer finishes its step, writes a checkpoint and exits
-  timeout -s INT -k 30 "$BUDGET_S" "$PY" -m unflat "${cmd[@]}" > "$W/logs/train-$m.log" 2>&1 &
+  run="$W/runs/$m"
+  if [ "${RESUME:-0}" = 1 ] && [ -e "$run/checkpoints/latest.pt" ]; then
+    # a continuation (a later call on the same warm machine): BUDGET_S more seconds of training, on the same clock
+    cmd=(train --resume "$run"); log_file="$W/logs/train-$m-$(cat "$W/runs/$m.segments" 2>/dev/null | wc -l).log"
+  else
+    rm -rf "$run" "$W/runs/$m.segments" "$W"/eval/"$m"-*.json
+    cmd=(train "$method" --data "$W/data" "${!arch}" ${!extra:-} --max-steps 10000000 --seed 0 --device "$DEV"
+         --checkpoint-every "$CKPT_EVERY" --keep-checkpoints 100000 --sample-every 0 --log-every 50 --no-tensorboard --out "$run")
+    echo "unflat ${cmd[*]}" > "$W/runs/$m.flags"
+    date +%s.%N > "$W/runs/$m.start"
+    log_file="$W/logs/train-$m.log"
+  fi
+  # SIGINT at the budget: the trainer finishes its step, writes a checkpoint and exits; the process's start and
+  # end go to runs/<m>.segments (the training clock skips the time between calls)
+  ( started=$(date +%s.%N)
+    timeout -s INT -k 30 "$BUDGET_S" "$PY" -m unflat "${cmd[@]}" > "$log_file" 2>&1
+    echo "$started $(date +%s.%N)" >> "$W/runs/$m.segments" ) &
 done
 wait
 NAMES=$(for e in $METHODS; do echo "${e%%:*}"; done)
-for m in $NAMES; do note "$m: $(tail -n 2 "$W/logs/train-$m.log" | head -n 1 | cut -c1-200)"; done
+for m in $NAMES; do note "$m: $(tail -n 2 "$(ls -t "$W"/logs/train-"$m"*.log | head -n 1)" | head -n 1 | cut -c1-200)"; done
 
 # evaluate the chosen checkpoints, EVAL_JOBS at a time, the CPU threads split between them (oversubscribed
 # evaluations timed out in session 4)
 "$PY" benchmarks/time_to_quality.py select "$W" --at $EVAL_AT > "$W/logs/selected.txt"
 cat "$W/logs/selected.txt"
 while read -r m at ckpt; do
+  # a continuation keeps the earlier call's evaluations of the same checkpoint
+  if [ -e "$W/eval/$m-$at.json" ] && [ "$(cat "$W/eval/$m-$at.ckpt" 2>/dev/null)" = "$ckpt" ]; then continue; fi
+  echo "$ckpt" > "$W/eval/$m-$at.ckpt"
   while [ "$(jobs -rp | wc -l)" -ge "$EVAL_JOBS" ]; do sleep 1; done
   OMP_NUM_THREADS=$(( $(nproc) / EVAL_JOBS > 0 ? $(nproc) / EVAL_JOBS : 1 )) "$PY" -m unflat evaluate "$ckpt" --data "$W/held" --backbone efficientnet --metrics fid kid chamfer "${EVAL_ARGS[@]}" \
     --device "$DEV" --no-report --out "$W/eval/$m-$at.json" > "$W/logs/eval-$m-$at.log" 2>&1 \

@@ -71,3 +71,16 @@ def test_best_point_is_the_lowest_fid_then_the_lower_1nna_else_the_last(ttq):
     unevaluated = ttq.best_point([{fid: None, "step": 1}, {fid: None, "step": 2}])
     assert unevaluated["step"] == 2 and "last" in unevaluated["picked_by"]
     assert ttq.best_point([]) is None
+
+
+def test_training_clock_skips_the_gap_between_a_run_and_its_continuation(ttq, tmp_path):
+    segments = [(1000.0, 1300.0), (1900.0, 2200.0)]  # 300 s, then 600 s of evaluations and a new call, then 300 s
+    assert ttq.training_clock(segments, 1100.0) == 100.0
+    assert ttq.training_clock(segments, 1300.0) == 300.0
+    assert ttq.training_clock(segments, 2000.0) == 400.0  # 300 s of the first call + 100 s into the second
+    assert ttq.training_clock(segments, 2500.0) == 600.0  # after the last process: all of it
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "m.start").write_text("1000.0\n")
+    assert ttq.training_segments(tmp_path, "m") == [(1000.0, float("inf"))]  # one process, still running
+    (tmp_path / "runs" / "m.segments").write_text("1000.0 1300.0\n1900.0 2200.0\n")
+    assert ttq.training_segments(tmp_path, "m") == segments
