@@ -15,6 +15,8 @@
 #   bash benchmarks/ablation_wild.sh device     # GPU machine, one command: prepare, every arm of $DEVICE_ARMS
 #                                               # training at once, evaluations EVAL_JOBS at a time, report,
 #                                               # sheet; results in $OUT (wild.json, wild.md, wild_sheet.png, logs)
+#   RESUME=1 bash benchmarks/ablation_wild.sh device   # a later call on the same warm machine: every arm continues
+#                                               # for TRAIN_SECONDS more (train_seconds adds up), then re-evaluated
 #   SMOKE=1 bash benchmarks/ablation_wild.sh all   # the whole thing at tiny sizes on CPU (numbers mean nothing)
 #
 # The runs pick their background from the data (--generator.background auto: white on the clean data, a learned far
@@ -59,11 +61,18 @@ prepare() {
 
 train_arm() {  # train_arm ARM METHOD DATA SEED ARCH...
   local arm=$1 method=$2 data=$3 seed=$4; shift 4
-  local A=$D/$arm; arm_dir "$A"
+  local A=$D/$arm before=0
   local t0=$SECONDS
-  [ "$PHASE" = eval ] || run timeout -s INT $TRAIN_SECONDS $PY -m unflat train $method "$@" "${COMMON[@]}" --seed "$seed" \
-      --data "$D/$data" --out "$A/run" > "$A/train.log" 2>&1
-  local train_s; train_s=$(trained_seconds "$A" $((SECONDS - t0))); t0=$SECONDS
+  if [ "${RESUME:-0}" = 1 ] && [ "$PHASE" != eval ] && [ -e "$A/run/checkpoints/latest.pt" ]; then
+    # a continuation (a later call on the same warm machine): TRAIN_SECONDS more, added to the earlier training time
+    CMDS=$A/commands; before=$(cat "$A/train_seconds" 2>/dev/null || echo 0)
+    run timeout -s INT $TRAIN_SECONDS $PY -m unflat train --resume "$A/run" --max-steps "$STEPS" >> "$A/train.log" 2>&1
+  else
+    arm_dir "$A"
+    [ "$PHASE" = eval ] || run timeout -s INT $TRAIN_SECONDS $PY -m unflat train $method "$@" "${COMMON[@]}" --seed "$seed" \
+        --data "$D/$data" --out "$A/run" > "$A/train.log" 2>&1
+  fi
+  local train_s; train_s=$(trained_seconds "$A" $((SECONDS - t0 + before))); t0=$SECONDS
   [ "$PHASE" = train ] && return 0
   # the ground-truth meshes are the same shapes in both datasets: COV/MMD compare across arms
   run timeout -s INT $EVAL_SECONDS $PY -m unflat evaluate "$A/run" --data "$D/$data" \
@@ -99,7 +108,11 @@ EOF
 
 device() {  # every arm trains at once on the one GPU (equal wall clock), then EVAL_JOBS evaluations at a time
   local out=${OUT:-$D/out}; mkdir -p "$out"; local t0=$SECONDS
-  prepare > "$D/prepare.log" 2>&1; tail -n 2 "$D/prepare.log"
+  if [ "${RESUME:-0}" = 1 ] && [ -e "$D/clean/manifest.json" ] && [ -e "$D/wild/manifest.json" ]; then
+    log "device: RESUME=1, continuing the arms on the data already made"
+  else
+    prepare > "$D/prepare.log" 2>&1; tail -n 2 "$D/prepare.log"
+  fi
   local arms=(${DEVICE_ARMS:-$ARMS}) cpus; cpus=$(nproc)
   local threads=$(( cpus / ${#arms[@]} )); [ $threads -ge 1 ] || threads=1
   log "device: ${#arms[@]} arms at once (${threads} threads each): ${arms[*]}"

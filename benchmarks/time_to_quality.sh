@@ -72,8 +72,10 @@ for entry in $METHODS; do  # an entry is METHOD, or NAME:METHOD for a second arm
     cmd=(train --resume "$run"); log_file="$W/logs/train-$m-$(cat "$W/runs/$m.segments" 2>/dev/null | wc -l).log"
   else
     rm -rf "$run" "$W/runs/$m.segments" "$W"/eval/"$m"-*.json
-    cmd=(train "$method" --data "$W/data" "${!arch}" ${!extra:-} --max-steps 10000000 --seed 0 --device "$DEV"
-         --checkpoint-every "$CKPT_EVERY" --keep-checkpoints 100000 --sample-every 0 --log-every 50 --no-tensorboard --out "$run")
+    # the arm's flags last, so they win (e.g. FLAGS_x="--seed 1")
+    cmd=(train "$method" --data "$W/data" "${!arch}" --max-steps 10000000 --seed 0 --device "$DEV"
+         --checkpoint-every "$CKPT_EVERY" --keep-checkpoints 100000 --sample-every 0 --log-every 50 --no-tensorboard --out "$run"
+         ${!extra:-})
     echo "unflat ${cmd[*]}" > "$W/runs/$m.flags"
     date +%s.%N > "$W/runs/$m.start"
     log_file="$W/logs/train-$m.log"
