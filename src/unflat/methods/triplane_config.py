@@ -60,9 +60,12 @@ class TriplaneGeneratorConfig:
     decoder's raw density, so an object sits at the centre from the first step and the box around it starts
     clear, leaving what is behind the object to a learned background (on wild data without it, the box's fog
     took the background and no object formed in ~1,000 steps: docs/lab/wild-data.md). The generator can learn
-    to outweigh it. "auto" = 5 with a learned background, 0 (off) otherwise."""
-    density_blob_radius: float = 0.5
-    """Where the density bias crosses zero, in world units (the box spans [-box_size/2, box_size/2])."""
+    to outweigh it. "auto" = 5 (x 0.5 / radius for a blob smaller than 0.5) with a learned background, 0 (off)
+    otherwise."""
+    density_blob_radius: float | Literal["auto"] = "auto"
+    """Where the density bias crosses zero, in world units. "auto" = 0.45 x the frame's half-width at the origin
+    (cameras.radius x tan(cameras.fov / 2)), so the blob covers about half the frame whatever the cameras: 0.49
+    for the embedded data's cameras (radius 3, fov 40), 0.22 for 3dgp's paper preset (radius 2, fov 27.5)."""
     white_background: bool | None = None
     """Deprecated (runs saved before --generator.background): true = "white", false = "none"; unset = use
     --generator.background."""
@@ -249,7 +252,9 @@ class TriplaneGANConfig(RunConfig):
             raise ConfigError("export.mesh_min_component", f"must be in [0, 1), got {ex.mesh_min_component}")
         if isinstance(g.density_blob, str) and g.density_blob != "auto":
             raise ConfigError("generator.density_blob", f"must be a number or 'auto', got {g.density_blob!r}")
-        require_positive(self, "generator.density_blob_radius", "generator.background_frequencies")
+        require_positive(self, "generator.background_frequencies")
+        if g.density_blob_radius != "auto" and not (isinstance(g.density_blob_radius, (int, float)) and g.density_blob_radius > 0):
+            raise ConfigError("generator.density_blob_radius", f"must be a positive number or 'auto', got {g.density_blob_radius!r}")
         if isinstance(ex.mesh_density, str) and ex.mesh_density != "auto":
             raise ConfigError("export.mesh_density", f"must be a number or 'auto', got {ex.mesh_density!r}")
         if g.decoder_features < 3:

@@ -73,8 +73,18 @@ def resolve_background(cfg: TriplaneGANConfig, info: DatasetInfo) -> str:
 
 
 DENSITY_BLOB_AUTO = 5.0
-"""The density bias's strength with a learned background (Magic3D uses 10, DreamFusion's blob 5): raw density 5
-at the centre (about 4 after EG3D's shifted softplus), -5 at the box's faces (clear)."""
+"""The density bias's strength with a learned background for a blob of radius 0.5 (Magic3D uses 10, DreamFusion's
+blob 5): raw density 5 at the centre (about 4 after EG3D's shifted softplus), negative beyond the radius. A
+smaller blob gets a proportionally stronger bias, so a ray through its centre sees the same optical depth."""
+
+
+def resolve_density_blob_radius(cfg: TriplaneGANConfig) -> float:
+    """Where the density bias crosses zero: --generator.density-blob-radius, "auto" = 0.45 x the frame's half-width
+    at the origin for the cameras' radius and fov (the blob then covers about half the frame)."""
+    radius = cfg.generator.density_blob_radius
+    if radius != "auto":
+        return float(radius)
+    return 0.45 * cfg.cameras.radius * math.tan(math.radians(cfg.cameras.fov) / 2)
 
 
 def resolve_density_blob(cfg: TriplaneGANConfig, background: str) -> float:
@@ -82,7 +92,7 @@ def resolve_density_blob(cfg: TriplaneGANConfig, background: str) -> float:
     and wild composites, where the background would otherwise take the whole image)."""
     blob = cfg.generator.density_blob
     if blob == "auto":
-        return DENSITY_BLOB_AUTO if background == "learned" else 0.0
+        return DENSITY_BLOB_AUTO * max(1.0, 0.5 / resolve_density_blob_radius(cfg)) if background == "learned" else 0.0
     return float(blob)
 
 
@@ -221,7 +231,7 @@ class TriplaneGenerator(nn.Module):
                    num_coarse=cfg.rendering.num_coarse, num_fine=cfg.rendering.num_fine, background=background,
                    fused_sampling=cfg.rendering.fused_sampling,
                    grad_checkpoint_rays=cfg.rendering.grad_checkpoint_rays if cfg.rendering.grad_checkpoint else 0,
-                   density_blob=resolve_density_blob(cfg, background), density_blob_radius=cfg.generator.density_blob_radius,
+                   density_blob=resolve_density_blob(cfg, background), density_blob_radius=resolve_density_blob_radius(cfg),
                    background_frequencies=cfg.generator.background_frequencies)
 
     # ---- pieces --------------------------------------------------------------------------------
