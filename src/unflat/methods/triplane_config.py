@@ -58,9 +58,9 @@ class TriplaneGeneratorConfig:
     density_blob: float | Literal["auto"] = "auto"
     """A foreground prior (Magic3D's density bias): strength * (1 - |x| / density_blob_radius) is added to the
     decoder's raw density, so an object sits at the centre from the first step and the box around it starts
-    clear, leaving what is behind the object to a learned background (on wild data without it, the box's fog
-    took the background and no object formed in ~1,000 steps: docs/lab/wild-data.md). The generator can learn
-    to outweigh it. "auto" = 5 (x 0.5 / radius for a blob smaller than 0.5) with a learned background, 0 (off)
+    clear, leaving what is behind the object to a learned background (on wild data without it, the far background
+    took the whole image and the volume stayed empty for 800-1,000 steps: docs/lab/wild-data.md). The generator
+    can learn to outweigh it. "auto" = 5 (x 0.5 / radius for a blob smaller than 0.5) with a learned background, 0 (off)
     otherwise."""
     density_blob_radius: float | Literal["auto"] = "auto"
     """Where the density bias crosses zero, in world units. "auto" = 0.45 x the frame's half-width at the origin
