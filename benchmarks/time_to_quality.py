@@ -54,11 +54,9 @@ def training_clock(segments: list[tuple[float, float]], when: float) -> float:
     return done
 
 
-def checkpoint_times(run: Path, segments: list[tuple[float, float]] | float) -> list[tuple[float, Path]]:
+def checkpoint_times(run: Path, segments: list[tuple[float, float]]) -> list[tuple[float, Path]]:
     """(seconds of training, checkpoint) for every step checkpoint, oldest first; ``segments`` as
-    ``training_segments`` returns them, or one process's start time."""
-    if not isinstance(segments, list):
-        segments = [(float(segments), float("inf"))]
+    ``training_segments`` returns them."""
     files = sorted((run / "checkpoints").glob("step-*.pt"))
     return sorted((training_clock(segments, f.stat().st_mtime), f) for f in files)
 

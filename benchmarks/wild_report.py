@@ -74,8 +74,9 @@ def main() -> None:
         clean, wild = (pick.get(k, {}).get("mmd") for k in ("clean", "wild"))
         ratios[method] = {"mmd_clean": clean, "mmd_wild": wild,
                           "wild_over_clean": wild / clean if clean and wild is not None else None}
-        noblob = next((r.get("mmd") for r in rows if r["method"] == method and r["variant"] == "noblob"), None)
-        if noblob is not None or any(r["method"] == method and r["variant"] == "noblob" for r in rows):
+        noblob_arm = next((r for r in rows if r["method"] == method and r["variant"] == "noblob"), None)
+        if noblob_arm is not None:
+            noblob = noblob_arm.get("mmd")
             ratios[f"{method} without the density blob"] = {
                 "mmd_clean": clean, "mmd_wild": noblob,
                 "wild_over_clean": noblob / clean if clean and noblob is not None else None}
